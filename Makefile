@@ -1,0 +1,36 @@
+# One entry point for users and CI. `make test` and `make demo` create the virtual
+# environment on first use and reinstall only when pyproject.toml changes.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.otdiv-installed
+
+.PHONY: install demo test lint bench docs clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/install.sh
+	PYTHON=$(PYTHON) VENV=$(VENV) bash scripts/install.sh
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/otdiv demo
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check otdiv tests benchmarks docs
+	$(PY) -m pytest -n 2 -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check otdiv tests benchmarks docs
+
+bench: $(STAMP)
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) benchmarks/run.py --out docs/benchmarks.md
+
+docs: $(STAMP)
+	$(PY) -m pip install -q -e '.[docs]'
+	$(PY) docs/make_figures.py
+	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
+
+clean:
+	rm -rf $(VENV) docs/_build .pytest_cache .hypothesis

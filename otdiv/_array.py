@@ -1,0 +1,198 @@
+"""numpy/torch dispatch and input validation: every public function checks its inputs here.
+
+Rules (see docs/conventions.md):
+
+* numpy in -> float64 computation -> Python float out;
+* torch in -> float32/float64 kept (other dtypes become torch's default float) -> tensor out,
+  on the input's device, differentiable where the mathematics is;
+* all array arguments of one call are of one kind (numpy or torch) and on one device;
+* every error is a ``ValueError`` (wrong value) or ``TypeError`` (wrong kind of object) whose
+  message names the argument, what it got, and what it needs.
+
+torch is never imported here: a tensor is recognised through ``sys.modules``, so numpy users
+never pay for it.
+"""
+
+from __future__ import annotations
+
+import numbers
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+Array = Any  # numpy.ndarray or torch.Tensor; kept loose so that torch need not be imported
+
+
+def is_tensor(x: object) -> bool:
+    """True when ``x`` is a torch tensor (without importing torch)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def array_kind(named: dict[str, object]) -> str:
+    """Return ``"torch"`` or ``"numpy"`` for a call's array arguments (None entries skipped).
+
+    Raises TypeError when numpy and torch are mixed, ValueError when tensors are on
+    different devices.
+    """
+    tensors = {k: v for k, v in named.items() if v is not None and is_tensor(v)}
+    others = [k for k, v in named.items() if v is not None and not is_tensor(v)]
+    if not tensors:
+        return "numpy"
+    if others:
+        raise TypeError(
+            f"mixed array kinds: {', '.join(tensors)} are torch tensors but "
+            f"{', '.join(others)} {'is' if len(others) == 1 else 'are'} not; pass all "
+            "arrays as torch tensors or all as numpy arrays"
+        )
+    devices = {k: v.device for k, v in tensors.items()}
+    if len(set(devices.values())) > 1:
+        where = ", ".join(f"{k} on {d}" for k, d in devices.items())
+        raise ValueError(f"tensors are on different devices ({where}); move them to one device")
+    return "torch"
+
+
+def _torch_float(x, name: str):
+    import torch
+
+    if x.is_complex():
+        raise TypeError(f"{name} must be real, got a complex tensor of dtype {x.dtype}")
+    if x.dtype in (torch.float32, torch.float64):
+        return x
+    return x.to(torch.get_default_dtype())
+
+
+def as_float_array(x: object, name: str) -> Array:
+    """numpy: a float64 ndarray; torch: a float32/float64 tensor. Checks kind and finiteness."""
+    if is_tensor(x):
+        t = _torch_float(x, name)
+        import torch
+
+        if t.numel() and not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name} contains NaN or inf; all entries must be finite")
+        return t
+    if isinstance(x, (str, bytes)) or x is None:
+        raise TypeError(f"{name} must be an array of numbers, got {type(x).__name__}")
+    try:
+        arr = np.asarray(x)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{name} must be an array of numbers: {exc}") from None
+    if arr.dtype.kind == "c":
+        raise TypeError(f"{name} must be real, got complex dtype {arr.dtype}")
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be an array of numbers, got dtype {arr.dtype}")
+    arr = arr.astype(np.float64, copy=False)
+    if arr.size and not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or inf; all entries must be finite")
+    return arr
+
+
+def as_points(x: object, name: str) -> Array:
+    """A point cloud as an (n, d) array: (n,) becomes (n, 1). n >= 1, entries finite."""
+    arr = as_float_array(x, name)
+    if arr.ndim == 1:
+        arr = arr.reshape(-1, 1)
+    elif arr.ndim != 2:
+        raise ValueError(
+            f"{name} must have shape (n,) or (n, d), got shape {tuple(arr.shape)}"
+        )
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is empty; it needs at least one point")
+    if arr.shape[1] == 0:
+        raise ValueError(f"{name} has shape {tuple(arr.shape)}; points need dimension d >= 1")
+    return arr
+
+
+def check_same_dim(x: Array, y: Array, names: Sequence[str] = ("x", "y")) -> None:
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(
+            f"{names[0]} and {names[1]} must have the same dimension d, got "
+            f"{names[0]}.shape={tuple(x.shape)} and {names[1]}.shape={tuple(y.shape)}"
+        )
+
+
+def as_weights(
+    a: object, n: int, name: str, *, like: Array, normalize: bool = True
+) -> Array:
+    """Nonnegative weights of length n, normalized to sum 1 (uniform when ``a`` is None).
+
+    On the torch path the weights take ``like``'s dtype and device and keep their graph.
+    """
+    if a is None:
+        if is_tensor(like):
+            import torch
+
+            return torch.full((n,), 1.0 / n, dtype=like.dtype, device=like.device)
+        return np.full(n, 1.0 / n)
+    w = as_float_array(a, name)
+    if w.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of weights, got shape {tuple(w.shape)}")
+    if w.shape[0] != n:
+        raise ValueError(f"{name} has {w.shape[0]} weights but there are {n} points")
+    if is_tensor(w):
+        w = w.to(dtype=like.dtype, device=like.device)
+        if bool((w < 0).any()):
+            raise ValueError(f"{name} has negative weights (min {float(w.min()):.3g}); "
+                             "weights must be >= 0")
+        total = float(w.detach().sum())
+    else:
+        if (w < 0).any():
+            raise ValueError(
+                f"{name} has negative weights (min {w.min():.3g}); weights must be >= 0"
+            )
+        total = float(w.sum())
+    if not total > 0:
+        raise ValueError(f"{name} has zero total mass; at least one weight must be > 0")
+    return w / total if normalize else w
+
+
+def check_p(p: object, name: str = "p") -> float:
+    """The exponent of the ground cost: a finite real p >= 1."""
+    if isinstance(p, bool) or not isinstance(p, numbers.Real):
+        raise TypeError(f"{name} must be a real number >= 1, got {type(p).__name__}")
+    p = float(p)
+    if not np.isfinite(p) or p < 1:
+        raise ValueError(f"{name} must be a finite number >= 1, got {p}")
+    return p
+
+
+def check_positive(value: object, name: str) -> float:
+    """A finite real number > 0 (eps, tol, ...)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a positive real number, got {type(value).__name__}")
+    value = float(value)
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value}")
+    return value
+
+
+def check_int(value: object, name: str, *, minimum: int = 1) -> int:
+    """An integer >= minimum (counts such as n_projections, k, max_iter)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {type(value).__name__}")
+    value = int(value)
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+    return value
+
+
+def check_choice(value: object, name: str, choices: Sequence[str]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+    return value
+
+
+def to_numpy64(x: Array) -> np.ndarray:
+    """A detached float64 numpy copy (CPU) of an array of either kind."""
+    if is_tensor(x):
+        return x.detach().to("cpu").double().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def output(value: Array, kind: str):
+    """Python float for numpy inputs; tensors are returned as they are."""
+    if kind == "numpy":
+        return float(value)
+    return value

@@ -1,0 +1,1 @@
+"""Layer 1: one module per mathematical object (distances, divergences, Lipschitz constants)."""
