@@ -25,7 +25,7 @@ _PUBLIC = {
     "lipschitz_empirical": "otdiv.metrics.lipschitz",
     "lipschitz_bounds": "otdiv.metrics.lipschitz",
     "TransportResult": "otdiv.metrics.results",
-    "LipschitzBounds": "otdiv.metrics.results",
+    "LipschitzBounds": "otdiv.metrics.lipschitz",
     "ConvergenceWarning": "otdiv.metrics.results",
     # layer 2
     "wgan_critic_loss": "otdiv.gan.losses",
