@@ -145,7 +145,10 @@ def as_weights(
         total = float(w.sum())
     if not total > 0:
         raise ValueError(f"{name} has zero total mass; at least one weight must be > 0")
-    return w / total if normalize else w
+    if not normalize:
+        return w
+    # on the torch path divide by the tensor sum, so gradients see the normalization
+    return w / (w.sum() if is_tensor(w) else total)
 
 
 def check_p(p: object, name: str = "p") -> float:
