@@ -204,7 +204,7 @@ def test_gradient_finite_at_identical_inputs():
     for p in (1, 2):
         value = wasserstein(x, x.detach().clone(), p=p)
         (gx,) = torch.autograd.grad(value, x)
-        assert float(value) == 0.0
+        assert value.item() == 0.0
         assert torch.isfinite(gx).all()
 
 
