@@ -64,8 +64,12 @@ def _torch_float(x, name: str):
     return x.to(torch.get_default_dtype())
 
 
-def as_float_array(x: object, name: str) -> Array:
-    """numpy: a float64 ndarray; torch: a float32/float64 tensor. Checks kind and finiteness."""
+def as_float_array(x: object, name: str, *, finite: bool = True) -> Array:
+    """numpy: a float64 ndarray; torch: a float32/float64 tensor. Checks kind and finiteness.
+
+    ``finite=False`` skips the NaN/inf scan of numpy inputs, for a caller whose own single pass
+    over the data detects them (``check_histograms`` does, from the sums).
+    """
     if is_tensor(x):
         t = _torch_float(x, name)
         import torch
@@ -84,7 +88,7 @@ def as_float_array(x: object, name: str) -> Array:
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be an array of numbers, got dtype {arr.dtype}")
     arr = arr.astype(np.float64, copy=False)
-    if arr.size and not np.isfinite(arr).all():
+    if finite and arr.size and not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or inf; all entries must be finite")
     return arr
 
@@ -171,6 +175,16 @@ def check_positive(value: object, name: str) -> float:
     return value
 
 
+def check_nonnegative(value: object, name: str) -> float:
+    """A finite real number >= 0 (penalty weights and the like, where 0 switches a term off)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number >= 0, got {type(value).__name__}")
+    value = float(value)
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    return value
+
+
 def check_int(value: object, name: str, *, minimum: int = 1) -> int:
     """An integer >= minimum (counts such as n_projections, k, max_iter)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -199,3 +213,62 @@ def output(value: Array, kind: str):
     if kind == "numpy":
         return float(value)
     return value
+
+
+def check_axis(axis: object, ndim: int, name: str = "axis") -> int:
+    """An axis of an array with ``ndim`` dimensions, returned nonnegative."""
+    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(axis).__name__}")
+    axis = int(axis)
+    if not -ndim <= axis < ndim:
+        raise ValueError(
+            f"{name}={axis} is out of range for arrays with {ndim} dimension(s); "
+            f"it needs {-ndim} <= {name} < {ndim}"
+        )
+    return axis % ndim
+
+
+def check_histograms(
+    h: Array, name: str, *, mins: Array | None = None, sums: Array | None = None
+) -> Array:
+    """Check histograms stored along the last axis of ``h``; return their sums (``h.sum(-1)``).
+
+    Entries must be >= 0 and each histogram needs a positive total mass. A batched ``h`` has
+    one histogram per index of its leading axes; the message names the first bad one.
+    ``mins`` and ``sums`` (per histogram) may be given when a caller has them already.
+    """
+    if h.shape[-1] == 0:
+        raise ValueError(f"{name} has no bins along the histogram axis; it needs at least one")
+    if sums is None:
+        sums = h.sum(-1)
+    if mins is None:
+        mins = h.amin(-1) if is_tensor(h) else h.min(-1)
+    mins_np = to_numpy64(mins).reshape(h.shape[:-1])
+    sums_np = to_numpy64(sums).reshape(h.shape[:-1])
+
+    def where(bad: np.ndarray) -> str:
+        if bad.ndim == 0:
+            return ""
+        return f" at batch index {tuple(int(i) for i in np.argwhere(bad)[0])}"
+
+    bad = ~np.isfinite(sums_np)  # NaN or inf entries make the sum NaN or inf
+    if bad.any():
+        h_np = to_numpy64(h)
+        if not np.isfinite(h_np).all():
+            bad = ~np.isfinite(h_np).all(-1)
+            raise ValueError(f"{name} contains NaN or inf{where(bad)}; all entries must be finite")
+        raise ValueError(f"{name} has a total mass that overflows float64{where(bad)}")
+
+    bad = mins_np < 0
+    if bad.any():
+        raise ValueError(
+            f"{name} has negative entries{where(bad)} (min {mins_np.min():.3g}); "
+            "histograms must be >= 0"
+        )
+    bad = ~(sums_np > 0)
+    if bad.any():
+        raise ValueError(
+            f"{name} is an all-zero histogram{where(bad)}; each histogram needs a positive "
+            "total mass"
+        )
+    return sums
