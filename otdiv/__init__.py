@@ -34,6 +34,7 @@ _PUBLIC = {
     "generator_loss": "otdiv.gan.losses",
     "gradient_penalty": "otdiv.gan.constraints",
     "wgan_gp_loss": "otdiv.gan.constraints",
+    "CriticLossResult": "otdiv.gan.constraints",
     "clip_weights_": "otdiv.gan.constraints",
     "spectral_normalize_": "otdiv.gan.constraints",
     # audit

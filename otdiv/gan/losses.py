@@ -1,0 +1,141 @@
+"""GAN losses on critic scores and discriminator logits (torch only).
+
+Every loss is a quantity to *minimise*, averaged over all entries of its inputs, and works on
+raw scores / logits (never on probabilities), so the sigmoid is folded into a softplus:
+-log σ(t) = softplus(-t) and -log(1 - σ(t)) = softplus(t). softplus is exact for large |t|
+(it returns t itself above 20), which keeps every loss finite for logits of ±1e4.
+
+Scores in float16 or bfloat16 (as a critic under autocast produces them) are promoted to
+float32 before the loss, exactly as ``torch.autocast`` does for its own loss functions: a
+squared logit of 1e4 overflows float16. float32 and float64 inputs keep their dtype.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from otdiv._array import array_kind, as_float_array, check_choice, is_tensor
+
+if TYPE_CHECKING:
+    import torch
+
+DISCRIMINATOR_KINDS = ("minimax", "non-saturating", "hinge", "least-squares")
+GENERATOR_KINDS = DISCRIMINATOR_KINDS
+
+
+def as_scores(x: object, name: str) -> torch.Tensor:
+    """A non-empty, finite, real tensor of scores; float16/bfloat16 promoted to float32."""
+    if not is_tensor(x):
+        raise TypeError(
+            f"{name} must be a torch tensor (otdiv's GAN losses are torch only), "
+            f"got {type(x).__name__}"
+        )
+    t = as_float_array(x, name)
+    if t.numel() == 0:
+        raise ValueError(f"{name} is empty; it needs at least one score")
+    return t
+
+
+def _pair(real: object, fake: object, names: tuple[str, str]):
+    r, f = as_scores(real, names[0]), as_scores(fake, names[1])
+    array_kind({names[0]: r, names[1]: f})  # same device
+    if r.dtype != f.dtype:
+        # mixed float32/float64 would silently promote; the caller should choose
+        raise ValueError(
+            f"{names[0]} and {names[1]} must have the same dtype, got {r.dtype} and {f.dtype}"
+        )
+    return r, f
+
+
+def wgan_critic_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """L_critic = mean(fake_scores) − mean(real_scores), to be minimised by the critic.
+
+    Its negative, mean(real) − mean(fake), is the critic's estimate of W1(real, fake) (exact
+    at the optimum over 1-Lipschitz critics, by Kantorovich–Rubinstein duality). The two
+    inputs may hold different numbers of scores; each is averaged over all its entries.
+
+    Args:
+        real_scores: critic outputs on real samples, any shape, e.g. (n,) or (n, 1).
+        fake_scores: critic outputs on generated samples, any shape.
+
+    Returns:
+        A 0-d tensor of the inputs' dtype and device (float32 for half-precision scores).
+    """
+    r, f = _pair(real_scores, fake_scores, ("real_scores", "fake_scores"))
+    return f.mean() - r.mean()
+
+
+def wgan_generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
+    """L_gen = −mean(fake_scores), to be minimised by the generator.
+
+    Args:
+        fake_scores: critic outputs on generated samples, any shape.
+
+    Returns:
+        A 0-d tensor of the input's dtype and device (float32 for half-precision scores).
+    """
+    return -as_scores(fake_scores, "fake_scores").mean()
+
+
+def discriminator_loss(
+    real_logits: torch.Tensor, fake_logits: torch.Tensor, *, kind: str = "non-saturating"
+) -> torch.Tensor:
+    """L_D = E[softplus(−r)] + E[softplus(f)] = −E log σ(r) − E log(1 − σ(f)) (BCE, default).
+
+    ``r`` are the logits on real samples, ``f`` on generated ones. Kinds:
+
+    * ``"minimax"`` and ``"non-saturating"``: the binary cross-entropy above, the *same*
+      loss for both (Goodfellow et al. 2014); the two kinds differ only in the generator.
+    * ``"hinge"``: E[relu(1 − r)] + E[relu(1 + f)] (Lim & Ye 2017; Miyato et al. 2018).
+    * ``"least-squares"``: ½ E[(r − 1)²] + ½ E[f²] — LSGAN with the 0-1 coding
+      (a = 0, b = 1) and the ½ of Mao et al. 2017, on the raw outputs (no sigmoid).
+
+    Args:
+        real_logits: discriminator outputs (logits) on real samples, any shape.
+        fake_logits: discriminator outputs on generated samples, any shape.
+        kind: one of "minimax", "non-saturating", "hinge", "least-squares".
+
+    Returns:
+        A 0-d tensor of the inputs' dtype and device (float32 for half-precision logits).
+    """
+    import torch.nn.functional as F
+
+    kind = check_choice(kind, "kind", DISCRIMINATOR_KINDS)
+    r, f = _pair(real_logits, fake_logits, ("real_logits", "fake_logits"))
+    if kind in ("minimax", "non-saturating"):
+        return F.softplus(-r).mean() + F.softplus(f).mean()
+    if kind == "hinge":
+        return F.relu(1.0 - r).mean() + F.relu(1.0 + f).mean()
+    return 0.5 * (r - 1.0).square().mean() + 0.5 * f.square().mean()
+
+
+def generator_loss(fake_logits: torch.Tensor, *, kind: str = "non-saturating") -> torch.Tensor:
+    """L_G = E[softplus(−f)] = −E log σ(f) (non-saturating, default), f = logits on fakes.
+
+    Kinds:
+
+    * ``"minimax"`` (saturating): E log(1 − σ(f)) = −E[softplus(f)], the generator's side
+      of the original two-player game; its gradient vanishes when the discriminator
+      confidently rejects the fakes (f ≪ 0), hence "saturating".
+    * ``"non-saturating"``: −E log σ(f) = E[softplus(−f)] (Goodfellow et al. 2014).
+    * ``"hinge"``: −E[f] (as in SN-GAN / SAGAN).
+    * ``"least-squares"``: ½ E[(f − 1)²] (LSGAN, c = 1, Mao et al. 2017).
+
+    Args:
+        fake_logits: discriminator outputs (logits) on generated samples, any shape.
+        kind: one of "minimax", "non-saturating", "hinge", "least-squares".
+
+    Returns:
+        A 0-d tensor of the input's dtype and device (float32 for half-precision logits).
+    """
+    import torch.nn.functional as F
+
+    kind = check_choice(kind, "kind", GENERATOR_KINDS)
+    f = as_scores(fake_logits, "fake_logits")
+    if kind == "minimax":
+        return -F.softplus(f).mean()
+    if kind == "non-saturating":
+        return F.softplus(-f).mean()
+    if kind == "hinge":
+        return -f.mean()
+    return 0.5 * (f - 1.0).square().mean()
