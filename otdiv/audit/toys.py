@@ -1,0 +1,193 @@
+"""Toy pairs (P, Q) whose W1(P, Q) is known, for auditing critics.
+
+W1(P, Q) = min over couplings E||X - Y||_2 = sup over 1-Lipschitz f of E_P f - E_Q f.
+
+* ``"8gaussians"``, ``"25gaussians"``, ``"swissroll"`` — the toy sets of the WGAN-GP paper
+  (Gulrajani et al. 2017, ``gan_toy.py``), with the same scales and noise; Q is P convolved
+  with N(0, sigma^2 I), sigma = 1, as that code's fixed-generator mode (real data plus unit
+  Gaussian noise). W1 has no closed form: its truth is exact W1 between large held-out
+  samples (:func:`reference_w1`).
+* ``"translate"`` — P = N(0, I_d), Q = P + t: W1 = ||t|| (any P; a translation moves all mass
+  by t, and f(x) = <x, t>/||t|| attains it).
+* ``"scale"`` — P = N(0, I_d), Q = N(0, s^2 I_d): W1 = |s - 1| E||Z||, Z ~ N(0, I_d) (the map
+  x -> s x is the gradient of a convex function, hence optimal, and f(x) = ||x|| attains it).
+* ``"lines"`` — the parallel lines of the WGAN paper (Arjovsky et al. 2017, example 1):
+  P = (0, U), Q = (theta, U), U ~ Uniform[0, 1]: W1 = |theta| while JSD = log 2 for theta != 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from otdiv._array import check_choice, check_int, check_positive
+
+Sampler = Callable[[int, np.random.Generator], np.ndarray]
+
+TOYS = ("8gaussians", "25gaussians", "swissroll", "translate", "scale", "lines")
+PAPER_TOYS = ("8gaussians", "25gaussians", "swissroll")
+
+
+@dataclass(frozen=True)
+class ToyProblem:
+    """A pair of distributions P ("real") and Q ("fake") with what is known of W1(P, Q).
+
+    ``w1`` is the closed-form W1(P, Q) when there is one, else None (then use
+    :func:`reference_w1`). Samplers take ``(n, rng)`` and return float64 arrays of shape (n, d).
+    """
+
+    name: str
+    dim: int
+    sample_real: Sampler = field(repr=False)
+    sample_fake: Sampler = field(repr=False)
+    w1: float | None
+    params: dict = field(default_factory=dict)
+    plot_range: float = 3.0  # half-width of the square used to draw level sets
+
+    def sample(self, n: int, seed: int | np.random.Generator | None = None):
+        """Independent samples (real, fake), each of shape (n, d)."""
+        n = check_int(n, "n")
+        rng = np.random.default_rng(seed)
+        return self.sample_real(n, rng), self.sample_fake(n, rng)
+
+
+# ------------------------------------------------------------------ the WGAN-GP toy sets
+
+
+def _eight_gaussians(n: int, rng: np.random.Generator) -> np.ndarray:
+    # gan_toy.py: centres 2 * (unit circle, every 45 degrees), noise std 0.02, then / 1.414
+    angles = rng.integers(0, 8, size=n) * (np.pi / 4)
+    centres = 2.0 * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    return (centres + 0.02 * rng.standard_normal((n, 2))) / 1.414
+
+
+def _twenty_five_gaussians(n: int, rng: np.random.Generator) -> np.ndarray:
+    # gan_toy.py: centres 2 * {-2..2}^2, noise std 0.05, then / 2.828
+    centres = 2.0 * (rng.integers(0, 5, size=(n, 2)) - 2)
+    return (centres + 0.05 * rng.standard_normal((n, 2))) / 2.828
+
+
+def _swiss_roll(n: int, rng: np.random.Generator) -> np.ndarray:
+    # sklearn.datasets.make_swiss_roll(noise=0.25), columns (x, z), then / 7.5 as gan_toy.py
+    t = 1.5 * np.pi * (1.0 + 2.0 * rng.random(n))
+    pts = np.stack([t * np.cos(t), t * np.sin(t)], axis=1)
+    return (pts + 0.25 * rng.standard_normal((n, 2))) / 7.5
+
+
+_PAPER_SAMPLERS: dict[str, Sampler] = {
+    "8gaussians": _eight_gaussians,
+    "25gaussians": _twenty_five_gaussians,
+    "swissroll": _swiss_roll,
+}
+
+
+def _convolved(base: Sampler, sigma: float) -> Sampler:
+    def sample(n: int, rng: np.random.Generator) -> np.ndarray:
+        x = base(n, rng)
+        return x + sigma * rng.standard_normal(x.shape)
+
+    return sample
+
+
+def mean_gaussian_norm(d: int) -> float:
+    """E||Z||_2 for Z ~ N(0, I_d) = sqrt(2) Gamma((d + 1)/2) / Gamma(d/2)."""
+    d = check_int(d, "d")
+    return math.sqrt(2.0) * math.exp(math.lgamma((d + 1) / 2) - math.lgamma(d / 2))
+
+
+# ------------------------------------------------------------------------ constructor
+
+
+def make_toy(
+    name: str,
+    *,
+    d: int = 2,
+    shift: float = 1.0,
+    scale: float = 1.5,
+    theta: float = 0.5,
+    sigma: float = 1.0,
+) -> ToyProblem:
+    """A toy pair (P, Q) by name; ``W1(P, Q) = sup_{Lip(f) <= 1} E_P f - E_Q f``.
+
+    name: one of ``TOYS``. ``d`` is the dimension of ``"translate"`` and ``"scale"`` (the
+    paper toys and ``"lines"`` are 2-D); ``shift`` = ||t|| for ``"translate"`` (t along
+    (1, ..., 1)/sqrt(d)); ``scale`` = s for ``"scale"``; ``theta`` for ``"lines"``; ``sigma``
+    the noise of Q for the paper toys.
+    """
+    check_choice(name, "name", TOYS)
+    if name in PAPER_TOYS:
+        sigma = check_positive(sigma, "sigma")
+        base = _PAPER_SAMPLERS[name]
+        return ToyProblem(name, 2, base, _convolved(base, sigma), None, {"sigma": sigma})
+    if name == "lines":
+        if isinstance(theta, bool) or not isinstance(theta, (int, float)) or \
+                not math.isfinite(theta):
+            raise ValueError(f"theta must be a finite real number, got {theta!r}")
+        theta = float(theta)
+
+        def real(n, rng):
+            return np.stack([np.zeros(n), rng.random(n)], axis=1)
+
+        def fake(n, rng):
+            return np.stack([np.full(n, theta), rng.random(n)], axis=1)
+
+        return ToyProblem("lines", 2, real, fake, abs(theta), {"theta": theta},
+                          plot_range=max(1.5, abs(theta) + 0.5))
+    d = check_int(d, "d")
+    if name == "translate":
+        shift = check_positive(shift, "shift")
+        t = np.full(d, shift / math.sqrt(d))
+
+        def real(n, rng):
+            return rng.standard_normal((n, d))
+
+        def fake(n, rng):
+            return rng.standard_normal((n, d)) + t
+
+        return ToyProblem("translate", d, real, fake, shift, {"d": d, "shift": shift})
+    s = check_positive(scale, "scale")
+
+    def real(n, rng):
+        return rng.standard_normal((n, d))
+
+    def fake(n, rng):
+        return s * rng.standard_normal((n, d))
+
+    return ToyProblem("scale", d, real, fake, abs(s - 1.0) * mean_gaussian_norm(d),
+                      {"d": d, "scale": s})
+
+
+@dataclass(frozen=True)
+class ReferenceW1:
+    """Exact W1 between ``repeats`` pairs of independent held-out samples of size ``n``.
+
+    ``value`` is their mean, ``std`` their standard deviation (the sampling spread). Between
+    samples, W1 is biased upwards (the empirical measures are never closer than P and Q);
+    the bias shrinks with n, roughly like n^(-1/2) in 2-D and n^(-1/d) in higher d.
+    """
+
+    value: float
+    std: float
+    n: int
+    values: tuple[float, ...]
+
+
+def reference_w1(
+    toy: ToyProblem, *, n: int = 3000, repeats: int = 3, seed: int | None = 0
+) -> ReferenceW1:
+    """Mean and spread of exact W1(P_n, Q_n) = min_P <P, ||x_i - y_j||> over fresh draws."""
+    from otdiv.metrics.wasserstein import wasserstein
+
+    n = check_int(n, "n", minimum=2)
+    repeats = check_int(repeats, "repeats")
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(repeats):
+        x = toy.sample_real(n, rng)
+        y = toy.sample_fake(n, rng)
+        values.append(float(wasserstein(x, y, p=1)))
+    std = float(np.std(values, ddof=1)) if repeats > 1 else 0.0
+    return ReferenceW1(float(np.mean(values)), std, n, tuple(values))

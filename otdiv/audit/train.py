@@ -1,0 +1,514 @@
+"""Train a WGAN critic (or a standard GAN discriminator) between two fixed distributions.
+
+The critic maximises E_P f − E_Q f under a Lipschitz constraint; every loss and penalty is
+otdiv's layer 2 (:func:`otdiv.wgan_critic_loss`, :func:`otdiv.wgan_gp_loss`,
+:func:`otdiv.clip_weights_`, :func:`otdiv.spectral_normalize_`,
+:func:`otdiv.discriminator_loss`). The optimiser settings default to the published ones:
+
+=============  ======================================================================
+constraint     loss and optimiser (source)
+=============  ======================================================================
+``"clip"``     WGAN loss, weights clipped to [−0.01, 0.01] after each step, RMSProp lr 5e-5
+               (Arjovsky et al. 2017, Algorithm 1).
+``"gp"``       WGAN-GP loss, two-sided penalty, lambda = 10, Adam lr 1e-4, betas (0.5, 0.9)
+               (Gulrajani et al. 2017, Algorithm 1 and ``gan_toy.py``).
+``"lp"``       the same with the one-sided penalty of WGAN-LP (Petzka et al. 2018), who
+               keep WGAN-GP's optimiser; lambda = 10 as in WGAN-GP.
+``"spectral"`` WGAN loss on a spectrally normalised critic, Adam lr 1e-4, betas (0.5, 0.9)
+               (Miyato et al. 2018, setting "A", the WGAN-GP setting).
+=============  ======================================================================
+
+The critic is updated at every step: there is no generator here, so WGAN's "5 critic steps
+per generator step" becomes "all steps are critic steps". ``lr`` and ``betas`` override
+the defaults; docs/audit.md shows what a larger ``lr`` buys on a CPU budget.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from otdiv._array import (
+    as_points,
+    check_choice,
+    check_int,
+    check_nonnegative,
+    check_positive,
+    check_same_dim,
+    is_tensor,
+    to_numpy64,
+)
+
+if TYPE_CHECKING:
+    import torch
+
+CONSTRAINTS = ("clip", "gp", "lp", "spectral")
+
+# constraint -> (optimiser, lr, betas or None, penalty kind or None)
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "clip": {"optimizer": "rmsprop", "lr": 5e-5, "betas": None, "kind": None},
+    "gp": {"optimizer": "adam", "lr": 1e-4, "betas": (0.5, 0.9), "kind": "two-sided"},
+    "lp": {"optimizer": "adam", "lr": 1e-4, "betas": (0.5, 0.9), "kind": "one-sided"},
+    "spectral": {"optimizer": "adam", "lr": 1e-4, "betas": (0.5, 0.9), "kind": None},
+}
+DEFAULT_HIDDEN = (256, 256, 256)  # gan_toy.py uses 3 x 512; 256 is 3-4x faster on a CPU
+
+Data = Any  # an (n, d) array/tensor, or a sampler ``f(n, rng) -> (n, d) array``
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def resolve_device(device: object) -> torch.device:
+    """"auto" -> CUDA when available, else CPU; otherwise torch.device(device), checked."""
+    import torch
+
+    if isinstance(device, torch.device):
+        dev = device
+    elif isinstance(device, str):
+        if device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, ValueError):
+            raise ValueError(
+                f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}"
+            ) from None
+    else:
+        raise TypeError(f"device must be a string or torch.device, got {type(device).__name__}")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} asks for CUDA but no CUDA device is available; "
+                         "use device='auto' or 'cpu'")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be a CPU or CUDA device, got {device!r}")
+    return dev
+
+
+def mlp_critic(dim: int, hidden: Sequence[int] = DEFAULT_HIDDEN) -> torch.nn.Sequential:
+    """x -> W_L relu(... relu(W_1 x + b_1) ...) + b_L, a ReLU MLP with one output per sample.
+
+    The architecture of the WGAN-GP toy critic (three hidden ReLU layers; no batch norm,
+    which would couple the samples of a batch and spoil the gradient penalty).
+    """
+    import torch
+
+    dim = check_int(dim, "dim")
+    hidden = tuple(check_int(h, "hidden") for h in hidden)
+    layers: list[torch.nn.Module] = []
+    prev = dim
+    for width in hidden:
+        layers += [torch.nn.Linear(prev, width), torch.nn.ReLU()]
+        prev = width
+    layers.append(torch.nn.Linear(prev, 1))
+    return torch.nn.Sequential(*layers)
+
+
+def scores(critic: Callable, x: torch.Tensor) -> torch.Tensor:
+    """critic(x) as a 1-D tensor of n scores (accepts (n,) or (n, 1) outputs)."""
+    out = critic(x)
+    if not is_tensor(out):
+        import torch
+
+        out = torch.as_tensor(np.asarray(out, dtype=np.float64), device=x.device)
+    n = x.shape[0]
+    if out.numel() != n:
+        raise ValueError(
+            f"critic must return one score per sample, shape ({n},) or ({n}, 1); got shape "
+            f"{tuple(out.shape)} for an input of shape {tuple(x.shape)}"
+        )
+    return out.reshape(n)
+
+
+class _Source:
+    """Minibatches from an array (drawn with replacement) or from a sampler (fresh draws)."""
+
+    def __init__(self, data: Data, name: str):
+        if callable(data) and not is_tensor(data) and not isinstance(data, np.ndarray):
+            self.sampler = data
+            self.points = None
+            probe = as_points(data(2, np.random.default_rng(0)), f"{name} (sampler output)")
+            self.dim = probe.shape[1]
+        else:
+            self.sampler = None
+            self.points = to_numpy64(as_points(data, name))
+            self.dim = self.points.shape[1]
+
+    def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        if self.sampler is not None:
+            return np.asarray(self.sampler(n, rng), dtype=np.float64).reshape(n, self.dim)
+        return self.points[rng.integers(0, len(self.points), size=n)]
+
+    def fixed(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """A fixed evaluation set: all points (up to n of them) or n fresh draws."""
+        if self.sampler is None:
+            if len(self.points) <= n:
+                return self.points
+            return self.points[rng.choice(len(self.points), size=n, replace=False)]
+        return self.draw(n, rng)
+
+
+def _sources(real: Data, fake: Data) -> tuple[_Source, _Source]:
+    r, f = _Source(real, "real"), _Source(fake, "fake")
+    if r.dim != f.dim:
+        check_same_dim(np.zeros((1, r.dim)), np.zeros((1, f.dim)), ("real", "fake"))
+    return r, f
+
+
+def _progress(total: int, enabled: bool, desc: str):
+    from tqdm.auto import tqdm
+
+    # a bar only where someone watches: never in logs, pipes or CI
+    return tqdm(total=total, desc=desc, disable=not (enabled and sys.stderr.isatty()),
+                leave=False, dynamic_ncols=True)
+
+
+def _seeded_module(build: Callable[[], torch.nn.Module], seed: int | None):
+    """Build a module with a seeded initialisation, leaving torch's global RNG untouched."""
+    import torch
+
+    if seed is None:
+        return build()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+# ------------------------------------------------------------------------------ critic
+
+
+@dataclass
+class TrainedCritic:
+    """A trained critic and how its estimate E_P f − E_Q f evolved (on a fixed eval set).
+
+    ``history_step[k]`` is the number of steps done when ``history_estimate[k]`` (the
+    critic's estimate on ``eval_size`` fixed samples) and ``history_penalty[k]`` (the last
+    training batch's penalty, 0 for "clip" and "spectral") were recorded.
+    """
+
+    critic: torch.nn.Module
+    constraint: str
+    steps: int
+    seconds: float
+    device: str
+    history_step: list[int] = field(default_factory=list)
+    history_estimate: list[float] = field(default_factory=list)
+    history_penalty: list[float] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def estimate(self) -> float:
+        """The last recorded estimate on the evaluation set."""
+        return self.history_estimate[-1]
+
+
+def train_critic(
+    real: Data,
+    fake: Data,
+    *,
+    constraint: str = "gp",
+    steps: int = 2000,
+    batch_size: int = 256,
+    critic: torch.nn.Module | None = None,
+    hidden: Sequence[int] = DEFAULT_HIDDEN,
+    lr: float | None = None,
+    betas: tuple[float, float] | None = None,
+    lambda_gp: float = 10.0,
+    clip: float = 0.01,
+    eval_every: int | None = None,
+    eval_size: int = 2000,
+    device: object = "auto",
+    seed: int | None = None,
+    progress: bool = True,
+) -> TrainedCritic:
+    """Maximise E_P f − E_Q f over critics f under a Lipschitz ``constraint``; return f.
+
+    That is: minimise :func:`otdiv.wgan_critic_loss` (mean f(fake) − mean f(real)), plus
+    ``lambda_gp`` times :func:`otdiv.gradient_penalty` for "gp" (two-sided) and "lp"
+    (one-sided), with :func:`otdiv.clip_weights_` after each step for "clip" and
+    :func:`otdiv.spectral_normalize_` applied once for "spectral". Optimiser defaults are
+    the published ones (module docstring, ``DEFAULTS``).
+
+    Args:
+        real, fake: samples of P and Q, arrays of shape (n, d) (numpy or torch; minibatches
+            are drawn with replacement), or samplers ``f(n, rng) -> (n, d) array`` drawing
+            fresh points each step (``rng`` a numpy Generator), e.g. ``toy.sample_real``.
+        constraint: "clip", "gp", "lp" or "spectral".
+        steps: optimiser steps (>= 1). batch_size: samples of each side per step.
+        critic: your own module mapping (n, d) to n scores; default ``mlp_critic(d, hidden)``.
+            It is trained in place (moved to ``device``).
+        lr, betas: override the published learning rate and Adam betas.
+        lambda_gp: the penalty weight of "gp" and "lp" (10, as published).
+        clip: the clipping bound c of "clip" (0.01, as published).
+        eval_every: steps between two records of the estimate (default steps // 50).
+        eval_size: size of the fixed evaluation set of each side.
+        device: "auto" (CUDA when present), "cpu", "cuda", "cuda:N" or a torch.device.
+        seed: seeds initialisation, minibatches and penalty interpolates (None: random).
+        progress: show a tqdm bar (only when stderr is a terminal).
+
+    Returns:
+        A :class:`TrainedCritic`; its ``critic`` is in eval mode.
+    """
+    import torch
+
+    from otdiv.gan.constraints import clip_weights_, spectral_normalize_, wgan_gp_loss
+    from otdiv.gan.losses import wgan_critic_loss
+
+    constraint = check_choice(constraint, "constraint", CONSTRAINTS)
+    steps = check_int(steps, "steps")
+    batch_size = check_int(batch_size, "batch_size")
+    eval_size = check_int(eval_size, "eval_size")
+    lambda_gp = check_nonnegative(lambda_gp, "lambda_gp")
+    clip = check_positive(clip, "clip")
+    eval_every = max(1, steps // 50) if eval_every is None else check_int(eval_every,
+                                                                          "eval_every")
+    cfg = dict(DEFAULTS[constraint])
+    if lr is not None:
+        cfg["lr"] = check_positive(lr, "lr")
+    if betas is not None:
+        if len(betas) != 2 or not all(0 <= float(b) < 1 for b in betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
+        cfg["betas"] = (float(betas[0]), float(betas[1]))
+    if seed is not None:
+        seed = check_int(seed, "seed", minimum=0)
+    dev = resolve_device(device)
+    src_real, src_fake = _sources(real, fake)
+    dim = src_real.dim
+
+    if critic is None:
+        critic = _seeded_module(lambda: mlp_critic(dim, hidden), seed)
+    elif not isinstance(critic, torch.nn.Module):
+        raise TypeError(f"critic must be a torch.nn.Module to be trained, got "
+                        f"{type(critic).__name__}")
+    critic = critic.to(dev).train()
+    if constraint == "spectral":
+        spectral_normalize_(critic)
+    params = [p for p in critic.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("critic has no trainable parameters")
+    dtype = params[0].dtype
+    if cfg["optimizer"] == "rmsprop":
+        opt = torch.optim.RMSprop(params, lr=cfg["lr"])
+    else:
+        opt = torch.optim.Adam(params, lr=cfg["lr"], betas=cfg["betas"])
+
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator(device=dev)
+    if seed is None:
+        gen.seed()
+    else:
+        gen.manual_seed(int(rng.integers(2**62)))
+
+    def tensor(a: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(a, dtype=dtype).to(dev)
+
+    eval_real = tensor(src_real.fixed(eval_size, rng))
+    eval_fake = tensor(src_fake.fixed(eval_size, rng))
+    result = TrainedCritic(critic, constraint, steps, 0.0, str(dev),
+                           settings={**cfg, "lambda_gp": lambda_gp if cfg["kind"] else None,
+                                     "clip": clip if constraint == "clip" else None,
+                                     "batch_size": batch_size, "seed": seed})
+
+    def record(step: int, penalty: float) -> float:
+        critic.eval()  # spectral norm: no power iteration while evaluating
+        with torch.no_grad():
+            est = float(scores(critic, eval_real).mean() - scores(critic, eval_fake).mean())
+        critic.train()
+        result.history_step.append(step)
+        result.history_estimate.append(est)
+        result.history_penalty.append(penalty)
+        return est
+
+    start = time.perf_counter()
+    record(0, 0.0)
+    with _progress(steps, progress, f"critic ({constraint})") as bar:
+        for step in range(1, steps + 1):
+            x = tensor(src_real.draw(batch_size, rng))
+            y = tensor(src_fake.draw(batch_size, rng))
+            if cfg["kind"] is not None:
+                out = wgan_gp_loss(critic, x, y, lambda_gp=lambda_gp, kind=cfg["kind"],
+                                   generator=gen, return_result=True)
+                loss, penalty = out.loss, out.penalty
+            else:
+                loss = wgan_critic_loss(scores(critic, x), scores(critic, y))
+                penalty = None
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if constraint == "clip":
+                clip_weights_(critic, clip)
+            if step % eval_every == 0 or step == steps:
+                est = record(step, 0.0 if penalty is None else float(penalty))
+                if not math.isfinite(est):
+                    raise FloatingPointError(
+                        f"the critic's estimate became {est} at step {step}; lower lr"
+                    )
+                bar.set_postfix(estimate=f"{est:.4f}", refresh=False)
+            bar.update()
+    result.seconds = time.perf_counter() - start
+    critic.eval()
+    return result
+
+
+# ------------------------------------------------------------------------ discriminator
+
+
+@dataclass
+class TrainedDiscriminator:
+    """A trained GAN discriminator D = sigmoid(logits) and its JSD estimate.
+
+    ``jsd`` = (V(D, G) + 2 log 2) / 2 on the evaluation set, V = E_P log D + E_Q log(1 − D):
+    a lower bound on JSD(P, Q) that is tight at the optimal D = p / (p + q).
+    """
+
+    discriminator: torch.nn.Module
+    jsd: float
+    steps: int
+    seconds: float
+
+
+def train_discriminator(
+    real: Data,
+    fake: Data,
+    *,
+    steps: int = 500,
+    batch_size: int = 256,
+    hidden: Sequence[int] = (64, 64),
+    lr: float = 2e-4,
+    betas: tuple[float, float] = (0.5, 0.999),
+    eval_size: int = 2000,
+    device: object = "auto",
+    seed: int | None = None,
+    progress: bool = True,
+) -> TrainedDiscriminator:
+    """JSD ≈ (2 log 2 − L_D) / 2 after minimising L_D = −E_P log D − E_Q log(1 − D).
+
+    L_D is :func:`otdiv.discriminator_loss` (kind "minimax").
+
+    The standard GAN discriminator (Goodfellow et al. 2014) with the DCGAN optimiser (Adam,
+    lr 2e-4, betas (0.5, 0.999), Radford et al. 2016). ``real``/``fake`` as in
+    :func:`train_critic`. The JSD estimate is taken on fresh evaluation samples.
+    """
+    import torch
+
+    from otdiv.gan.losses import discriminator_loss
+
+    steps = check_int(steps, "steps")
+    batch_size = check_int(batch_size, "batch_size")
+    eval_size = check_int(eval_size, "eval_size")
+    if seed is not None:
+        seed = check_int(seed, "seed", minimum=0)
+    dev = resolve_device(device)
+    src_real, src_fake = _sources(real, fake)
+    disc = _seeded_module(lambda: mlp_critic(src_real.dim, hidden), seed).to(dev)
+    opt = torch.optim.Adam(disc.parameters(), lr=check_positive(lr, "lr"), betas=betas)
+    rng = np.random.default_rng(seed)
+    eval_real = torch.as_tensor(src_real.fixed(eval_size, rng), dtype=torch.float32).to(dev)
+    eval_fake = torch.as_tensor(src_fake.fixed(eval_size, rng), dtype=torch.float32).to(dev)
+
+    start = time.perf_counter()
+    with _progress(steps, progress, "discriminator") as bar:
+        for _ in range(steps):
+            x = torch.as_tensor(src_real.draw(batch_size, rng), dtype=torch.float32).to(dev)
+            y = torch.as_tensor(src_fake.draw(batch_size, rng), dtype=torch.float32).to(dev)
+            loss = discriminator_loss(scores(disc, x), scores(disc, y), kind="minimax")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            bar.update()
+    disc.eval()
+    with torch.no_grad():
+        loss = float(discriminator_loss(scores(disc, eval_real), scores(disc, eval_fake),
+                                        kind="minimax"))
+    # V(D, G) = −L_D
+    jsd = (2.0 * math.log(2.0) - loss) / 2.0
+    return TrainedDiscriminator(disc, jsd, steps, time.perf_counter() - start)
+
+
+# ------------------------------------------------------------------------- checkpoints
+
+
+def save_critic(critic: torch.nn.Module, path: str) -> None:
+    """Save a ReLU-MLP critic's effective weights so that ``load_critic`` (weights_only) reads it.
+
+    Spectral normalisation is baked in: the saved weight is W / sigma(W) as used in eval mode.
+    """
+    import torch
+
+    linears = [m for m in critic.modules() if isinstance(m, torch.nn.Linear)]
+    if not linears:
+        raise ValueError("critic has no Linear layers; save_critic handles ReLU MLPs only")
+    with torch.no_grad():
+        payload = {
+            "format": "otdiv-mlp-critic",
+            "weights": [m.weight.detach().cpu().clone() for m in linears],
+            "biases": [None if m.bias is None else m.bias.detach().cpu().clone()
+                       for m in linears],
+        }
+    torch.save(payload, path)
+
+
+def critic_from_state(state: object, name: str = "critic") -> torch.nn.Sequential:
+    """A ReLU MLP from ``save_critic``'s payload or from an ``nn.Sequential`` state dict.
+
+    The state dict must hold Linear layers only (keys ``"<i>.weight"``, ``"<i>.bias"``),
+    separated by ReLUs, the last with one output.
+    """
+    import torch
+
+    if isinstance(state, dict) and state.get("format") == "otdiv-mlp-critic":
+        weights, biases = state.get("weights"), state.get("biases")
+    elif isinstance(state, dict) and state and all(isinstance(k, str) for k in state):
+        keys = sorted({k.rsplit(".", 1)[0] for k in state},
+                      key=lambda s: int(s) if s.isdigit() else -1)
+        if not all(k.isdigit() for k in keys) or any(f"{k}.weight" not in state for k in keys):
+            raise ValueError(f"{name}: expected an nn.Sequential state dict of Linear layers "
+                             "(keys '0.weight', '0.bias', '2.weight', ...) or a file written "
+                             "by otdiv.audit.train.save_critic")
+        weights = [state[f"{k}.weight"] for k in keys]
+        biases = [state.get(f"{k}.bias") for k in keys]
+    else:
+        raise ValueError(f"{name}: not a critic checkpoint (got {type(state).__name__}); "
+                         "save one with otdiv.audit.train.save_critic")
+    if not isinstance(weights, list) or not weights or len(biases) != len(weights) or \
+            not all(is_tensor(w) and w.ndim == 2 for w in weights):
+        raise ValueError(f"{name}: the checkpoint's weights must be 2-D tensors")
+    for prev, nxt in itertools.pairwise(weights):
+        if nxt.shape[1] != prev.shape[0]:
+            raise ValueError(f"{name}: layer shapes do not chain ({tuple(prev.shape)} then "
+                             f"{tuple(nxt.shape)})")
+    if weights[-1].shape[0] != 1:
+        raise ValueError(f"{name}: the last layer must have one output, got "
+                         f"{weights[-1].shape[0]}")
+    layers: list[torch.nn.Module] = []
+    for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
+        lin = torch.nn.Linear(w.shape[1], w.shape[0], bias=b is not None)
+        with torch.no_grad():
+            lin.weight.copy_(w)
+            if b is not None:
+                lin.bias.copy_(b.reshape(-1))
+        layers.append(lin)
+        if i < len(weights) - 1:
+            layers.append(torch.nn.ReLU())
+    return torch.nn.Sequential(*layers).eval()
+
+
+def load_critic(path: str) -> torch.nn.Sequential:
+    """Load a critic checkpoint with ``torch.load(weights_only=True)`` (no pickled code)."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ValueError(f"critic: no such file: {path}") from None
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"critic: cannot load {path} as a weights-only checkpoint: "
+                         f"{first}") from None
+    return critic_from_state(state, "critic")

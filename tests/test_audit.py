@@ -1,0 +1,313 @@
+"""The critic audit: toys with their truths, critic training, audit_critic, reports.
+
+Truths are independent of the audit: closed forms (scipy.stats.chi for E||Z||, |theta|,
+||t||), scipy's 1-D W1 and POT's exact solver on the very samples the audit uses.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import ot
+import pytest
+import scipy.stats
+import torch
+
+from otdiv.audit import (
+    audit_critic,
+    load_critic,
+    make_toy,
+    mlp_critic,
+    reference_w1,
+    save_critic,
+    train_critic,
+    train_discriminator,
+)
+from otdiv.audit.report import (
+    audit_row,
+    plot_history,
+    plot_level_sets,
+    plot_lines_sweep,
+    table,
+    write_json,
+)
+from otdiv.audit.toys import mean_gaussian_norm
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # tiny MLPs: intra-op threads only add contention on a shared CPU
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _pot_w1(x, y):
+    return float(ot.emd2(ot.unif(len(x)), ot.unif(len(y)), ot.dist(x, y, metric="euclidean")))
+
+
+def _identity_critic(d: int = 1) -> torch.nn.Linear:
+    """f(x) = x_1: 1-Lipschitz, and optimal when all of P lies right of Q (1-D)."""
+    lin = torch.nn.Linear(d, 1, dtype=torch.float64)
+    with torch.no_grad():
+        lin.weight.zero_()
+        lin.weight[0, 0] = 1.0
+        lin.bias.zero_()
+    return lin
+
+
+# --------------------------------------------------------------------------------- toys
+
+
+def test_paper_toys_match_gan_toy_scales():
+    rng = np.random.default_rng(0)
+    toy = make_toy("8gaussians")
+    x = toy.sample_real(4000, rng)
+    angles = np.arange(8) * np.pi / 4
+    centres = 2.0 * np.stack([np.cos(angles), np.sin(angles)], axis=1) / 1.414
+    dist = np.linalg.norm(x[:, None, :] - centres[None], axis=2).min(axis=1)
+    # noise std 0.02 / 1.414 per coordinate: all points well within 6 std of a centre
+    assert dist.max() < 6 * 0.02 / 1.414 * math.sqrt(2)
+    np.testing.assert_allclose(np.std(dist * 1.414 / 0.02), math.sqrt(2 - math.pi / 2),
+                               rtol=0.1)  # Rayleigh(1) spread of the noise radius
+
+    g25 = make_toy("25gaussians").sample_real(4000, rng)
+    grid = 2.0 * np.arange(-2, 3) / 2.828
+    np.testing.assert_allclose(np.sort(np.unique(np.round(g25 / (2 / 2.828)))),
+                               np.round(grid / (2 / 2.828)))
+
+    roll = make_toy("swissroll").sample_real(4000, rng)
+    radius = np.linalg.norm(roll, axis=1) * 7.5  # t in [1.5 pi, 4.5 pi] before noise
+    assert 1.5 * np.pi - 1.5 < radius.min() and radius.max() < 4.5 * np.pi + 1.5
+
+
+def test_paper_toy_fake_is_real_plus_unit_noise():
+    rng = np.random.default_rng(1)
+    toy = make_toy("25gaussians")
+    x, y = toy.sample_real(20000, rng), toy.sample_fake(20000, rng)
+    np.testing.assert_allclose(y.mean(axis=0), x.mean(axis=0), atol=0.05)
+    np.testing.assert_allclose(np.cov(y.T), np.cov(x.T) + np.eye(2), atol=0.06)
+
+
+@pytest.mark.parametrize("d", [1, 2, 16, 64])
+def test_mean_gaussian_norm_is_chi_mean(d):
+    np.testing.assert_allclose(mean_gaussian_norm(d), scipy.stats.chi(d).mean(), rtol=1e-12)
+
+
+def test_closed_forms_against_one_dimensional_exact_w1():
+    rng = np.random.default_rng(2)
+    for toy in (make_toy("translate", d=1, shift=0.7), make_toy("scale", d=1, scale=1.8)):
+        x, y = toy.sample_real(200_000, rng), toy.sample_fake(200_000, rng)
+        np.testing.assert_allclose(scipy.stats.wasserstein_distance(x[:, 0], y[:, 0]),
+                                   toy.w1, atol=0.015)
+
+
+def test_lines_closed_form_and_reference():
+    toy = make_toy("lines", theta=-0.3)
+    assert toy.w1 == pytest.approx(0.3)
+    ref = reference_w1(toy, n=300, repeats=2, seed=0)
+    # the two lines are coupled horizontally (cost 0.3) plus a vertical quantile mismatch
+    assert 0.3 <= ref.value < 0.33
+    assert len(ref.values) == 2 and ref.std >= 0
+
+
+def test_toy_bad_input():
+    with pytest.raises(ValueError, match="name"):
+        make_toy("9gaussians")
+    with pytest.raises(ValueError, match="shift"):
+        make_toy("translate", shift=-1.0)
+    with pytest.raises(TypeError, match="d must be an integer"):
+        make_toy("scale", d=2.5)
+    with pytest.raises(ValueError, match="theta"):
+        make_toy("lines", theta=float("nan"))
+
+
+# ------------------------------------------------------------------------ audit_critic
+
+
+def test_optimal_1d_critic_estimate_equals_exact_w1(rng):
+    # all of P right of Q: f(x) = x is optimal, so E_P f − E_Q f = W1 exactly
+    x = rng.normal(5.0, 1.0, 300).clip(3.0, None)
+    y = rng.normal(0.0, 1.0, 250).clip(None, 2.0)
+    truth = scipy.stats.wasserstein_distance(x, y)
+    audit = audit_critic(_identity_critic(), x[:, None], y[:, None], n=1000, device="cpu")
+    np.testing.assert_allclose(audit.estimate, truth, rtol=1e-10)
+    np.testing.assert_allclose(audit.exact_w1, truth, rtol=1e-10)
+    np.testing.assert_allclose(audit.rel_error_exact, 0.0, atol=1e-10)
+    np.testing.assert_allclose([audit.lipschitz_lower, audit.lipschitz_upper], [1.0, 1.0],
+                               rtol=1e-6)
+    np.testing.assert_allclose(audit.certified_lower, truth, rtol=1e-6)
+    assert audit.repeats == 1 and (audit.n, audit.m) == (300, 250)
+
+
+def test_plain_callable_critic_has_no_certificate(rng):
+    x, y = rng.normal(size=(100, 2)), rng.normal(size=(100, 2)) + 1.0
+    audit = audit_critic(lambda t: t.sum(dim=1), x, y, n=100, device="cpu")
+    np.testing.assert_allclose(audit.estimate, (x.sum(1) - y.sum(1)).mean(), rtol=1e-6)
+    np.testing.assert_allclose(audit.exact_w1, _pot_w1(x, y), rtol=1e-9)
+    assert math.isinf(audit.lipschitz_upper) and audit.certified_lower is None
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_certified_bound_never_exceeds_exact_w1(seed):
+    gen = np.random.default_rng(seed)
+    x = gen.normal(size=(150, 3)) * gen.uniform(0.5, 2.0)
+    y = gen.normal(size=(120, 3)) + gen.normal(size=3)
+    torch.manual_seed(seed)
+    critic = mlp_critic(3, (32, 32)).double()
+    audit = audit_critic(critic, x, y, n=500, device="cpu", seed=seed)
+    exact = _pot_w1(x, y)  # the same samples: all points are used
+    np.testing.assert_allclose(audit.exact_w1, exact, rtol=1e-9)
+    assert audit.lipschitz_lower <= audit.lipschitz_upper
+    assert abs(audit.estimate) <= audit.lipschitz_upper * exact * (1 + 1e-9)
+    assert audit.certified_lower <= exact * (1 + 1e-9)
+
+
+def test_audit_repeats_use_fresh_samplers():
+    toy = make_toy("translate", d=2, shift=2.0)
+    audit = audit_critic(_identity_critic(2), toy.sample_real, toy.sample_fake, n=300,
+                         repeats=3, w1=toy.w1, device="cpu", seed=5)
+    assert audit.repeats == 3 and len(set(audit.exact_values)) == 3
+    assert audit.estimate_std > 0 and audit.closed_form_w1 == 2.0
+    # f = x_1 sees the shift's first coordinate, 2/sqrt(2): a certified but loose bound
+    np.testing.assert_allclose(audit.estimate, -math.sqrt(2), atol=0.2)
+
+
+def test_audit_bad_input(rng):
+    x = rng.normal(size=(50, 2))
+    with pytest.raises(TypeError, match="critic"):
+        audit_critic("not a critic", x, x)
+    with pytest.raises(ValueError, match="same dimension"):
+        audit_critic(_identity_critic(2), x, rng.normal(size=(50, 3)))
+    with pytest.raises(ValueError, match="one score per sample"):
+        audit_critic(lambda t: t, x, x, device="cpu")
+    with pytest.raises(ValueError, match="n must be"):
+        audit_critic(_identity_critic(2), x, x, n=1)
+    with pytest.raises(ValueError, match="NaN"):
+        audit_critic(_identity_critic(2), np.full((5, 2), np.nan), x)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def test_short_gp_training_lands_within_ten_percent():
+    toy = make_toy("translate", d=2, shift=1.0)
+    trained = train_critic(toy.sample_real, toy.sample_fake, constraint="gp", steps=300,
+                           hidden=(64, 64), lr=1e-3, seed=0, device="cpu", progress=False)
+    audit = audit_critic(trained.critic, toy.sample_real, toy.sample_fake, n=1000, repeats=1,
+                         w1=toy.w1, device="cpu", seed=1)
+    assert abs(audit.rel_error) < 0.10
+    assert audit.certified_lower <= audit.exact_w1
+    assert trained.history_step[0] == 0 and trained.history_step[-1] == 300
+    assert len(trained.history_estimate) == len(trained.history_penalty)
+
+
+def test_training_is_seeded():
+    x = np.random.default_rng(0).normal(size=(200, 2))
+    a = train_critic(x, x + 1, steps=20, hidden=(8,), seed=3, device="cpu", progress=False)
+    b = train_critic(x, x + 1, steps=20, hidden=(8,), seed=3, device="cpu", progress=False)
+    np.testing.assert_allclose(a.history_estimate, b.history_estimate, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("constraint", ["clip", "lp", "spectral"])
+def test_other_constraints_train_and_certify(constraint):
+    x = np.random.default_rng(1).normal(size=(400, 2))
+    y = x + np.array([1.0, 0.0])
+    trained = train_critic(x, y, constraint=constraint, steps=30, hidden=(16, 16), seed=0,
+                           device="cpu", progress=False)
+    audit = audit_critic(trained.critic, x, y, n=400, device="cpu")
+    np.testing.assert_allclose(audit.exact_w1, _pot_w1(x, y), rtol=1e-9)
+    assert audit.certified_lower <= audit.exact_w1 * (1 + 1e-9)
+    if constraint == "clip":
+        assert all(p.abs().max() <= 0.01 for p in trained.critic.parameters())
+        assert trained.settings["optimizer"] == "rmsprop" and trained.settings["lr"] == 5e-5
+    if constraint == "spectral":
+        assert audit.lipschitz_upper <= 1.05  # each layer normalised, ReLU 1-Lipschitz
+
+
+def test_train_critic_bad_input():
+    x = np.zeros((10, 2))
+    with pytest.raises(ValueError, match="constraint"):
+        train_critic(x, x, constraint="weight-decay")
+    with pytest.raises(ValueError, match="steps"):
+        train_critic(x, x, steps=0)
+    with pytest.raises(ValueError, match="same dimension"):
+        train_critic(x, np.zeros((10, 3)))
+    with pytest.raises(ValueError, match="device"):
+        train_critic(x, x, device="tpu")
+    with pytest.raises(ValueError, match="betas"):
+        train_critic(x, x, betas=(0.5, 1.5))
+    with pytest.raises(ValueError, match="real"):
+        train_critic(np.zeros((2, 2, 2)), x)
+
+
+def test_discriminator_jsd_saturates_on_parallel_lines():
+    far = make_toy("lines", theta=1.0)
+    same = make_toy("lines", theta=0.0)
+    kw = {"steps": 200, "lr": 1e-2, "device": "cpu", "seed": 0, "progress": False}
+    jsd_far = train_discriminator(far.sample_real, far.sample_fake, **kw).jsd
+    jsd_same = train_discriminator(same.sample_real, same.sample_fake, **kw).jsd
+    assert math.log(2) - 0.05 < jsd_far <= math.log(2)
+    assert abs(jsd_same) < 0.02
+
+
+def test_save_load_roundtrip_and_unsafe_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    critic = mlp_critic(3, (8, 4))
+    path = tmp_path / "c.pt"
+    save_critic(critic, path)
+    loaded = load_critic(str(path))
+    x = torch.randn(10, 3)
+    np.testing.assert_allclose(loaded(x).detach().numpy(), critic(x).detach().numpy(),
+                               rtol=1e-6)
+    # a plain nn.Sequential state dict loads too
+    torch.save(critic.state_dict(), tmp_path / "sd.pt")
+    np.testing.assert_allclose(load_critic(str(tmp_path / "sd.pt"))(x).detach().numpy(),
+                               critic(x).detach().numpy(), rtol=1e-6)
+    # a pickled module is refused by weights_only loading
+    torch.save(critic, tmp_path / "module.pt")
+    with pytest.raises(ValueError, match="weights-only"):
+        load_critic(str(tmp_path / "module.pt"))
+    with pytest.raises(ValueError, match="no such file"):
+        load_critic(str(tmp_path / "missing.pt"))
+
+
+# ------------------------------------------------------------------------------ reports
+
+
+def test_report_table_json_and_plots(tmp_path, rng):
+    x, y = rng.normal(size=(60, 2)), rng.normal(size=(60, 2)) + 0.5
+    trained = train_critic(x, y, steps=10, hidden=(8,), seed=0, device="cpu", progress=False)
+    audit = audit_critic(trained.critic, x, y, n=60, device="cpu")
+    row = audit_row("toy", "gp", audit, 1.25)
+    text = table([row])
+    assert f"{audit.exact_w1:.4f}" in text and "1.2" in text
+    assert table([row], markdown=True).startswith("| problem |")
+    path = write_json(tmp_path / "r.json", {"audit": audit.to_dict(), "x": float("inf")})
+    back = json.loads(path.read_text())
+    np.testing.assert_allclose(back["audit"]["exact_w1"], audit.exact_w1)
+    assert back["x"] == "inf"
+    from otdiv.audit.critic import LinesSweep
+
+    sweep = LinesSweep((0.0, 1.0), (0.0, 1.0), (0.01, 1.0), (0.0, 0.9), (0.0, 0.69), "gp", 1.0)
+    for p in (plot_history(trained, tmp_path / "h.png", exact_w1=audit.exact_w1,
+                           exact_std=0.01, closed_form=0.7),
+              plot_level_sets(trained.critic, x, y, tmp_path / "l.png"),
+              plot_lines_sweep(sweep, tmp_path / "s.png")):
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="2-D"):
+        plot_level_sets(trained.critic, np.zeros((3, 3)), np.zeros((3, 3)), tmp_path / "x.png")
+
+
+@pytest.mark.cuda
+def test_short_audit_on_gpu():
+    toy = make_toy("translate", d=2)
+    trained = train_critic(toy.sample_real, toy.sample_fake, steps=200, hidden=(64, 64),
+                           lr=1e-3, seed=0, device="cuda", progress=False)
+    assert trained.device.startswith("cuda")
+    audit = audit_critic(trained.critic, toy.sample_real, toy.sample_fake, n=1000,
+                         repeats=1, w1=toy.w1, device="cuda")
+    assert abs(audit.rel_error) < 0.15 and audit.certified_lower <= audit.exact_w1
