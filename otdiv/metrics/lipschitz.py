@@ -52,7 +52,7 @@ class EmpiricalLipschitz:
 
 @dataclass(frozen=True)
 class LipschitzBounds:
-    """lower ≤ Lip(f) = sup_{x≠y} |f(x) − f(y)| / ‖x − y‖₂ ≤ upper, for one critic.
+    """lower ≤ Lip(f) = sup_{x≠y} ``|f(x) − f(y)|`` / ‖x − y‖₂ ≤ upper, for one critic.
 
     Attributes:
         lower: ‖∇f(witness)‖₂, an attained gradient norm (so a true lower bound).

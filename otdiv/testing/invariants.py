@@ -334,7 +334,7 @@ def assert_lipschitz(
         x: (n, d) or (n,) points, numpy or torch.
         y: optional (n, d) points paired with ``x`` row by row.
         atol: slack on ``|f(u) - f(v)|``; None: 64 machine epsilons of the precision f is
-            evaluated in (float32 or float64) times (1 + max |f| + L max |x|).
+            evaluated in (float32 or float64) times ``(1 + max |f| + L max |x|)``.
         rtol: relative slack on ``L ||u - v||``.
 
     Raises:
@@ -403,7 +403,7 @@ def assert_kantorovich_bound(
     atol: float | None = None,
     rtol: float = 1e-7,
 ) -> None:
-    """Check |E_P f - E_Q f| <= L W_1(P, Q) for a critic f claimed to be L-Lipschitz.
+    """Check ``|E_P f - E_Q f| <= L W_1(P, Q)`` for a critic f claimed to be L-Lipschitz.
 
     .. math:: \\Big|\\sum_i a_i f(x_i) - \\sum_j b_j f(y_j)\\Big| \\le L\\, W_1(a, b)
 
@@ -417,7 +417,7 @@ def assert_kantorovich_bound(
         L: the claimed Lipschitz constant, > 0.
         w1: W_1(P, Q) if already known (it is then trusted).
         atol: slack; None: 64 machine epsilons of the precision f is evaluated in, times
-            (1 + max |f| + L max |x|).
+            ``(1 + max |f| + L max |x|)``.
         rtol: relative slack on ``L * W_1``.
 
     Raises:

@@ -325,7 +325,7 @@ def measure_pairs(
     * ``"translate"`` — y = x + t, same weights: W_p = ||t|| for every p >= 1 (Jensen gives
       W_1 >= ||E x - E y|| = ||t||, the translation coupling gives W_p <= ||t||);
     * ``"sorted_1d"`` — n points each, uniform weights, on the line, shuffled:
-      W_p^p = (1/n) Σ |x_(i) - y_(i)|^p over the sorted samples;
+      ``W_p^p = (1/n) Σ |x_(i) - y_(i)|^p`` over the sorted samples;
     * ``"permutation"`` — y, b a permutation of x, a: W_p = 0;
     * ``"dirac_cloud"`` — a point against a weighted cloud (either side): the only coupling
       gives W_p^p = Σ_j b_j ||x - y_j||^p.
