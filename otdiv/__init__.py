@@ -6,7 +6,7 @@ use, so ``import otdiv`` imports neither torch nor numba.
 
 from __future__ import annotations
 
-import importlib
+from otdiv._lazy import lazy_names
 
 __version__ = "0.1.0"
 
@@ -46,15 +46,4 @@ _PUBLIC = {
 __all__ = sorted(_PUBLIC)
 
 
-def __getattr__(name: str):
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module 'otdiv' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_PUBLIC))
-
+__getattr__, __dir__ = lazy_names("otdiv", _PUBLIC, globals())

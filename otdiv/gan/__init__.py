@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-import importlib
+from otdiv._lazy import lazy_names
 
 _NAMES = {
     "wgan_critic_loss": "otdiv.gan.losses",
@@ -22,14 +22,4 @@ _NAMES = {
 __all__ = sorted(_NAMES)
 
 
-def __getattr__(name: str):
-    module = _NAMES.get(name)
-    if module is None:
-        raise AttributeError(f"module 'otdiv.gan' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_NAMES))
+__getattr__, __dir__ = lazy_names("otdiv.gan", _NAMES, globals())
