@@ -33,12 +33,16 @@ def peak_rss_mib() -> float:
 
 
 def run_isolated_peak_mib(code: str) -> float:
-    """Peak memory (MiB) of running `code` in a fresh Python process (for memory targets)."""
+    """Peak memory (MiB) of running `code` in a fresh Python process (for memory targets).
+
+    Reads VmHWM, the peak of the process's own address space: ru_maxrss would also count
+    the parent's resident memory, which the child inherits at fork, before its exec.
+    """
     import sys
 
     out = subprocess.run(
-        [sys.executable, "-c", code + "\nimport resource\n"
-         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"],
+        [sys.executable, "-c", code + "\nwith open('/proc/self/status') as fh:\n"
+         "    print(next(int(s.split()[1]) for s in fh if s.startswith('VmHWM')) / 1024)"],
         capture_output=True, text=True, check=True,
     )
     return float(out.stdout.strip().splitlines()[-1])

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
+
 import numpy as np
 
 from otdiv._array import (
@@ -19,6 +23,22 @@ def _directions(d: int, n_projections: int, seed) -> np.ndarray:
     """(d, L) unit vectors, uniform on the sphere, from numpy's generator (same on any device)."""
     theta = np.random.default_rng(seed).standard_normal((d, n_projections))
     return theta / np.linalg.norm(theta, axis=0, keepdims=True)
+
+
+def _by_row_blocks(op, *pairs) -> None:
+    """op(src[lo:hi], dst[lo:hi]) over blocks of rows of each (src, dst) pair, one thread per
+    core: numpy's sort is single-threaded but releases the GIL."""
+    workers = os.cpu_count() or 1
+    tasks = []
+    for src, dst in pairs:
+        edges = np.linspace(0, src.shape[0], workers + 1).astype(int)
+        tasks += [(src[lo:hi], dst[lo:hi]) for lo, hi in pairwise(edges) if hi > lo]
+    if workers == 1 or sum(src.size for src, _ in pairs) < 400_000:
+        for t in tasks:
+            op(*t)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(lambda t: op(*t), tasks))
 
 
 def _sliced_torch(x, y, a, b, theta, p, uniform):
@@ -94,9 +114,15 @@ def sliced_wasserstein(
 
     from otdiv.kernels import transport1d_numba as k1
 
-    xp, yp = to_numpy64(x) @ theta, to_numpy64(y) @ theta
+    # one contiguous row per projection, so numpy sorts rows in place
+    xp = np.ascontiguousarray((to_numpy64(x) @ theta).T)
+    yp = np.ascontiguousarray((to_numpy64(y) @ theta).T)
     if uniform and x.shape[0] == y.shape[0]:
-        per = k1.sliced_equal_uniform(xp, yp, p)
+        _by_row_blocks(lambda src, _: src.sort(axis=1), (xp, xp), (yp, yp))
+        per = k1.rows_equal_uniform(xp, yp, p)
     else:
-        per = k1.sliced_weighted(xp, to_numpy64(a), yp, to_numpy64(b), p)
+        ix, iy = np.empty(xp.shape, np.int64), np.empty(yp.shape, np.int64)
+        _by_row_blocks(lambda src, dst: np.copyto(dst, np.argsort(src, axis=1)),
+                       (xp, ix), (yp, iy))
+        per = k1.rows_weighted(xp, ix, to_numpy64(a), yp, iy, to_numpy64(b), p)
     return float(per.mean() ** (1.0 / p))

@@ -57,19 +57,31 @@ class _Solution:
 # ---------------------------------------------------------------------------- solvers
 
 
-def _sort_both(x: np.ndarray, y: np.ndarray, argsort: bool):
-    """Sort two arrays on two threads (numpy releases the GIL while sorting)."""
-    op = np.argsort if argsort else np.sort
-    if x.size + y.size < 200_000:
-        return op(x), op(y)
+def _on_two_threads(fn, first: tuple, second: tuple):
+    """fn(*first), fn(*second) on two threads (numpy releases the GIL while sorting and
+    gathering)."""
+    if first[0].size + second[0].size < 200_000:
+        return fn(*first), fn(*second)
     with ThreadPoolExecutor(2) as pool:
-        fx, fy = pool.submit(op, x), pool.submit(op, y)
-        return fx.result(), fy.result()
+        f1, f2 = pool.submit(fn, *first), pool.submit(fn, *second)
+        return f1.result(), f2.result()
+
+
+def _sort_both(x: np.ndarray, y: np.ndarray, argsort: bool):
+    """Sort two arrays on two threads."""
+    return _on_two_threads(np.argsort if argsort else np.sort, (x,), (y,))
+
+
+def _sorted_with_cumulative(v: np.ndarray, w: np.ndarray):
+    order = np.argsort(v)
+    return v[order], _cumulative(w[order])
 
 
 def _cumulative(w: np.ndarray) -> np.ndarray:
-    c = np.cumsum(w)
-    c[-1] = 1.0  # the weights sum to 1; remove the rounding of the running sum
+    # the weights sum to 1; clip the rounding of the running sum (past 1 it would make the
+    # cumulative weights decrease at the end, and a quantile interval negative)
+    c = np.minimum(np.cumsum(w), 1.0)
+    c[-1] = 1.0
     return c
 
 
@@ -82,8 +94,8 @@ def _solve_1d(x, y, a, b, p, *, uniform: bool, need_plan: bool, max_iter=None) -
             xs, ys = _sort_both(x, y, argsort=False)
             cost = k1.sorted_equal_uniform(xs, ys, p)
         else:
-            ix, iy = _sort_both(x, y, argsort=True)
-            cost = k1.sorted_weighted(x[ix], _cumulative(a[ix]), y[iy], _cumulative(b[iy]), p)
+            (xs, ca), (ys, cb) = _on_two_threads(_sorted_with_cumulative, (x, a), (y, b))
+            cost = k1.sorted_weighted(xs, ca, ys, cb, p)
         empty = np.empty(0, dtype=np.int64)
         return _Solution(float(cost), empty, empty, np.empty(0), None, None)
     ix, iy = _sort_both(x, y, argsort=True)
