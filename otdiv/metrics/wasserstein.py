@@ -134,7 +134,7 @@ def _solve_network_simplex(x, y, a, b, p, *, max_iter, **_) -> _Solution:
                      converged, status)
 
 
-def _solve_network_simplex_lazy(x, y, a, b, p, *, max_iter, **_) -> _Solution:
+def _solve_network_simplex_lazy(x, y, a, b, p, *, max_iter, need_plan, **_) -> _Solution:
     import ot
 
     if p not in (1.0, 2.0):
@@ -145,15 +145,20 @@ def _solve_network_simplex_lazy(x, y, a, b, p, *, max_iter, **_) -> _Solution:
     metric = "euclidean" if p == 1.0 else "sqeuclidean"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
+        # the sparse plan costs memory: ask for it only when a gradient or result needs it
         _, log = ot.emd2_lazy(x, y, a, b, metric=metric, numItermax=max_iter, log=True,
-                              return_matrix=True)
+                              return_matrix=need_plan)
+    converged, status = _status(log["result_code"])
+    if not need_plan:
+        empty = np.empty(0, dtype=np.int64)
+        return _Solution(float(log["cost"]), empty, empty, np.empty(0), log["u"], log["v"],
+                         converged, status)
     plan = log["G"].tocoo()
     rows, cols, mass = plan.row.astype(np.int64), plan.col.astype(np.int64), plan.data
     keep = mass > 0
     rows, cols, mass = rows[keep], cols[keep], mass[keep]
     from otdiv.kernels.cost_numba import pair_cost
 
-    converged, status = _status(log["result_code"])
     cost = float(mass @ pair_cost(x, y, rows, cols, p))
     return _Solution(cost, rows, cols, mass, log["u"], log["v"], converged, status)
 
