@@ -5,19 +5,11 @@
 
 from __future__ import annotations
 
+from otdiv import _PUBLIC
 from otdiv._lazy import lazy_names
 
-_NAMES = {
-    "wgan_critic_loss": "otdiv.gan.losses",
-    "wgan_generator_loss": "otdiv.gan.losses",
-    "discriminator_loss": "otdiv.gan.losses",
-    "generator_loss": "otdiv.gan.losses",
-    "gradient_penalty": "otdiv.gan.constraints",
-    "wgan_gp_loss": "otdiv.gan.constraints",
-    "CriticLossResult": "otdiv.gan.constraints",
-    "clip_weights_": "otdiv.gan.constraints",
-    "spectral_normalize_": "otdiv.gan.constraints",
-}
+# the layer-2 entries of the flat public API, so the two lists cannot drift apart
+_NAMES = {name: module for name, module in _PUBLIC.items() if module.startswith("otdiv.gan.")}
 
 __all__ = sorted(_NAMES)
 

@@ -29,6 +29,8 @@ _FLOOR = -700.0  # exp(-700) ~ 1e-304: negligible next to the row maximum's exp(
 NEG_LARGE = -1e30  # stands for log 0 (a zero weight) while keeping fastmath's finite rules
 
 
+# A fastmath twin of cost_numba._power_of_sq: inlining that one does not carry this module's
+# fastmath flags, and the soft-min sweep then runs about 2x slower (measured, 54 vs 103 ms).
 @nb.njit(inline="always", fastmath=True)
 def _power_of_sq(sq, p):
     if p == 2.0:
