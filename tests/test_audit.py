@@ -149,6 +149,30 @@ def test_plain_callable_critic_has_no_certificate(rng):
     np.testing.assert_allclose(audit.estimate, (x.sum(1) - y.sum(1)).mean(), rtol=1e-6)
     np.testing.assert_allclose(audit.exact_w1, _pot_w1(x, y), rtol=1e-9)
     assert math.isinf(audit.lipschitz_upper) and audit.certified_lower is None
+    # torch-differentiable: the gradient of x_1 + x_2 has norm sqrt(2) everywhere
+    np.testing.assert_allclose(audit.grad_norm, math.sqrt(2), rtol=1e-6)
+    np.testing.assert_allclose(audit.normalized_estimate, audit.estimate / math.sqrt(2),
+                               rtol=1e-6)
+    # outside autograd: no gradient, so no normalised estimate (nan), never an error
+    opaque = audit_critic(lambda t: torch.as_tensor(t.detach().numpy().sum(1)), x, y, n=100,
+                          device="cpu", lipschitz=False)
+    assert math.isnan(opaque.grad_norm) and math.isnan(opaque.normalized_estimate)
+    np.testing.assert_allclose(opaque.estimate, audit.estimate, rtol=1e-6)
+
+
+def test_normalized_estimate_divides_out_the_slope(rng):
+    # f(x) = 3x on a 1-D pair with all of P right of Q: estimate = 3 W1, grad norm 3
+    x = rng.uniform(2.0, 3.0, size=(400, 1))
+    y = rng.uniform(-1.0, 1.5, size=(300, 1))
+    critic = _identity_critic(1)
+    with torch.no_grad():
+        critic.weight.mul_(3.0)
+    audit = audit_critic(critic, x, y, n=400, device="cpu")
+    truth = scipy.stats.wasserstein_distance(x[:, 0], y[:, 0])
+    np.testing.assert_allclose(audit.estimate, 3 * truth, rtol=1e-6)
+    np.testing.assert_allclose([audit.grad_norm, audit.grad_norm_std], [3.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(audit.normalized_estimate, truth, rtol=1e-6)
+    assert audit.rel_error_normalized == pytest.approx(0.0, abs=1e-6)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -205,6 +229,22 @@ def test_short_gp_training_lands_within_ten_percent():
     assert len(trained.history_estimate) == len(trained.history_penalty)
 
 
+def test_gp_overshoot_of_a_linear_critic_and_its_normalisation():
+    # f(x) = <w, x> + b on a translate by t (||t|| = 4): the GP objective
+    # s ||t|| - lambda (s - 1)^2, s = ||w||, peaks at s = 1 + ||t|| / (2 lambda) = 1.2
+    toy = make_toy("translate", d=2, shift=4.0)
+    torch.manual_seed(0)
+    trained = train_critic(toy.sample_real, toy.sample_fake, constraint="gp",
+                           critic=torch.nn.Linear(2, 1), steps=400, lr=2e-2,
+                           schedule="cosine", seed=0, device="cpu", progress=False)
+    audit = audit_critic(trained.critic, toy.sample_real, toy.sample_fake, n=2000, repeats=1,
+                         w1=toy.w1, lipschitz=False, device="cpu", seed=1)
+    assert audit.grad_norm == pytest.approx(1.2, rel=0.01)
+    assert audit.estimate / 4.0 == pytest.approx(1.2, abs=0.03)  # raw: +20 %
+    assert abs(audit.rel_error_normalized) < 0.03  # normalised: the closed form
+    assert trained.settings["schedule"] == "cosine"
+
+
 def test_training_is_seeded():
     x = np.random.default_rng(0).normal(size=(200, 2))
     a = train_critic(x, x + 1, steps=20, hidden=(8,), seed=3, device="cpu", progress=False)
@@ -240,6 +280,8 @@ def test_train_critic_bad_input():
         train_critic(x, x, device="tpu")
     with pytest.raises(ValueError, match="betas"):
         train_critic(x, x, betas=(0.5, 1.5))
+    with pytest.raises(ValueError, match="schedule"):
+        train_critic(x, x, schedule="step")
     with pytest.raises(ValueError, match="real"):
         train_critic(np.zeros((2, 2, 2)), x)
 

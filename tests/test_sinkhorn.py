@@ -41,14 +41,21 @@ def plan_errors(P, a, b):
 # ---------------------------------------------------------------------------- against POT
 
 
+# the numba backend's two kernels: the stored (scaling-domain) Gibbs kernel, and the online
+# log-domain one that a budget of one entry forces
+NUMBA_PATHS = pytest.mark.parametrize("budget", [1 << 25, 1], ids=["gibbs", "online"])
+
+
+@NUMBA_PATHS
 @pytest.mark.parametrize("p", [1.0, 2.0, 1.5])
 @pytest.mark.parametrize("d", [1, 3])
-def test_value_and_transport_cost_match_pot(rng, p, d):
+def test_value_and_transport_cost_match_pot(rng, p, d, budget):
     x, y = cloud(rng, 60, d), cloud(rng, 45, d, 0.3)
     a, b = weights(rng, 60), weights(rng, 45)
     C = sqdist(x, y, p)
     eps = 0.05 * C.max()
-    res = sinkhorn(x, y, a, b, eps=eps, p=p, tol=1e-10, return_result=True)
+    res = sinkhorn(x, y, a, b, eps=eps, p=p, tol=1e-10, return_result=True,
+                   dense_budget=budget)
     pot = ot.solve(C, a, b, reg=eps, tol=1e-13, max_iter=100_000)
     np.testing.assert_allclose(res.value, float(pot.value), rtol=1e-8)
     cost2 = ot.sinkhorn2(a, b, C, eps, method="sinkhorn_log", stopThr=1e-13, numItermax=100_000)
@@ -97,14 +104,17 @@ def test_geomloss_after_converting_conventions(rng, debias):
 # ---------------------------------------------------------------------------- invariants
 
 
-def test_result_fields_are_consistent_with_the_plan(rng):
+@NUMBA_PATHS
+@pytest.mark.parametrize("tol", [1e-6, 1e-9])  # float32 and float64 Gibbs kernels
+def test_result_fields_are_consistent_with_the_plan(rng, budget, tol):
     x, y = cloud(rng, 50, 2), cloud(rng, 40, 2, 0.5)
     a, b = weights(rng, 50), weights(rng, 40)
     eps = 0.01
-    res = sinkhorn(x, y, a, b, eps=eps, tol=1e-6, return_result=True)
+    res = sinkhorn(x, y, a, b, eps=eps, tol=tol, return_result=True, dense_budget=budget)
+    assert res.method == ("sinkhorn_scaling/numba" if budget > 1 else "sinkhorn_log/numba")
     P, C = res.plan, sqdist(x, y)
     np.testing.assert_allclose(res.marginal_error, plan_errors(P, a, b), rtol=1e-6, atol=1e-14)
-    assert res.marginal_error <= 1e-6
+    assert res.marginal_error <= tol
     np.testing.assert_allclose(res.transport_cost, (P * C).sum(), rtol=1e-10)
     primal = (P * C).sum() + eps * (P * np.log(P / np.outer(a, b))).sum()
     np.testing.assert_allclose(res.value, primal, rtol=1e-5)
@@ -164,13 +174,15 @@ def test_shift_of_both_clouds_changes_nothing(xy):
                                sinkhorn(x, y, eps=0.3, tol=1e-10), rtol=1e-7, atol=1e-10)
 
 
-def test_zero_weights_equal_dropping_the_points(rng):
+@NUMBA_PATHS
+def test_zero_weights_equal_dropping_the_points(rng, budget):
     x, y = cloud(rng, 20, 2), cloud(rng, 15, 2)
-    a = weights(rng, 20)
+    a, b = weights(rng, 20), weights(rng, 15)
     a[[3, 7, 11]] = 0.0
-    keep = a > 0
-    full = sinkhorn(x, y, a, eps=0.05, tol=1e-11)
-    dropped = sinkhorn(x[keep], y, a[keep], eps=0.05, tol=1e-11)
+    b[[0, 14]] = 0.0
+    ka, kb = a > 0, b > 0
+    full = sinkhorn(x, y, a, b, eps=0.05, tol=1e-11, dense_budget=budget)
+    dropped = sinkhorn(x[ka], y[kb], a[ka], b[kb], eps=0.05, tol=1e-11, dense_budget=budget)
     np.testing.assert_allclose(full, dropped, rtol=1e-9)
 
 
@@ -197,6 +209,48 @@ def test_float64_small_eps_is_finite_and_close_to_exact(rng):
     np.testing.assert_allclose(res.value, exact, atol=eps * np.log(40) + 1e-4 * C.max())
     np.testing.assert_allclose(res.marginal_error, plan_errors(res.plan, np.full(40, 1 / 40),
                                                                np.full(40, 1 / 40)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("rel_eps", [1e-3, 1e-4])
+def test_scaling_path_absorbs_far_clusters_at_small_eps(rng, rel_eps):
+    # two clusters 30 apart, eps down to 1e-4·Cmax: exp(−C/eps) underflows to 0 for almost
+    # every pair, so the stored kernel must be rebuilt around the potentials (absorption)
+    x = np.concatenate([cloud(rng, 40, 2), cloud(rng, 25, 2, 30.0)])
+    y = np.concatenate([cloud(rng, 30, 2, 0.2), cloud(rng, 35, 2, 30.3)])
+    a, b = weights(rng, 65), weights(rng, 65)
+    eps = rel_eps * sqdist(x, y).max()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow or underflow RuntimeWarning either
+        gibbs = sinkhorn(x, y, a, b, eps=eps, tol=1e-5, max_iter=100_000, return_result=True)
+        online = sinkhorn(x, y, a, b, eps=eps, tol=1e-5, max_iter=100_000, return_result=True,
+                          dense_budget=1)
+    assert gibbs.method == "sinkhorn_scaling/numba" and online.method == "sinkhorn_log/numba"
+    assert gibbs.converged and np.isfinite(gibbs.f).all() and np.isfinite(gibbs.g).all()
+    np.testing.assert_allclose(gibbs.value, online.value, rtol=1e-6)
+    np.testing.assert_allclose(gibbs.marginal_error,
+                               plan_errors(gibbs.plan, a, b), rtol=1e-6, atol=1e-14)
+
+
+def test_gibbs_kernels_against_numpy(rng):
+    from otdiv.kernels import gibbs_numba as k
+
+    x, y = rng.random((70, 3)), rng.random((90, 3))
+    for p in (1.0, 2.0, 1.5):
+        C = sqdist(x, y, p)
+        g = rng.normal(size=90)
+        F = k.ctransform(x, np.ascontiguousarray(y.T), g, p)
+        np.testing.assert_allclose(F, (C - g).min(1), rtol=1e-12)
+        G = k.ctransform(y, np.ascontiguousarray(x.T), F, p)
+        np.testing.assert_allclose(G, (C - F[:, None]).min(0), rtol=1e-12)
+        ref = np.exp((F[:, None] + G - C) / 0.01)
+        assert ref.max() <= 1 + 1e-12 and np.allclose(ref.max(0), 1) and np.allclose(ref.max(1), 1)
+        # float32: entries below its smallest normal (1e-38) round to subnormals or 0
+        for dtype, rtol, atol in ((np.float64, 1e-12, 1e-300), (np.float32, 1e-6, 1e-37)):
+            K = k.gibbs(x, np.ascontiguousarray(y.T), F, G, 0.01, p, np.empty((70, 90), dtype))
+            np.testing.assert_allclose(K, ref, rtol=rtol, atol=atol)
+            v, w = rng.random(90), rng.random(70)
+            np.testing.assert_allclose(k.matvec(K, v), K.astype(float) @ v, rtol=1e-12)
+            np.testing.assert_allclose(k.rmatvec(K, w), K.astype(float).T @ w, rtol=1e-12)
 
 
 @pytest.mark.parametrize("backend", ["torch", "numba"])
@@ -259,7 +313,8 @@ def test_torch_returns_a_tensor_matching_numpy(rng):
     np.testing.assert_allclose(chunked.item(), ref, rtol=1e-9)
 
 
-@pytest.mark.parametrize("backend,budget", [("torch", 1 << 24), ("torch", 40), ("numba", 40)])
+@pytest.mark.parametrize("backend,budget", [("torch", 1 << 25), ("torch", 40), ("numba", 1 << 25),
+                                            ("numba", 40)])
 def test_gradients_match_finite_differences(rng, backend, budget):
     x = torch.tensor(cloud(rng, 12, 2), requires_grad=True)
     y = torch.tensor(cloud(rng, 9, 2, 0.3), requires_grad=True)
@@ -320,7 +375,7 @@ def batch(rng, n_batch, n, m, d, scales=None):
 
 
 @pytest.mark.parametrize("p", [2.0, 1.5])
-@pytest.mark.parametrize("budget", [1 << 24, 100])  # dense, and chunked rows
+@pytest.mark.parametrize("budget", [1 << 25, 100])  # dense, and chunked rows
 def test_batched_values_match_unbatched_and_pot(rng, p, budget):
     x, y, a, b = batch(rng, 3, 30, 22, 2)
     eps = 0.05
@@ -376,7 +431,7 @@ def test_batched_max_iter_warns_for_the_slow_problems_only(rng):
     assert res.status == "max_iter_reached" and res.n_iter.max() == 30
 
 
-@pytest.mark.parametrize("budget", [1 << 24, 20])
+@pytest.mark.parametrize("budget", [1 << 25, 20])
 def test_batched_gradients_match_finite_differences(rng, budget):
     x, y, a, b = batch(rng, 2, 6, 5, 2)
     args = tuple(torch.tensor(v, requires_grad=True) for v in (x, y, a, b))

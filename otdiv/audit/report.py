@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 COLUMNS = ("problem", "constraint", "estimate", "exact W1", "closed form", "rel. error",
-           "Lip lower", "Lip upper", "certified", "time [s]")
+           "mean |grad|", "estimate / grad", "rel. error (/ grad)", "Lip lower", "Lip upper",
+           "certified", "time [s]")
 
 
 def _num(value: float | None, fmt: str = ".4f") -> str:
@@ -26,15 +27,27 @@ def _num(value: float | None, fmt: str = ".4f") -> str:
     return format(value, fmt)
 
 
+def _pct(fraction: float) -> str:
+    text = _num(100 * fraction, "+.1f")
+    return text if text == "-" else text + " %"
+
+
 def audit_row(problem: str, constraint: str, audit, seconds: float) -> dict[str, str]:
-    """One table row of a :class:`~otdiv.audit.critic.CriticAudit`; seconds = train + audit."""
+    """One table row of a :class:`~otdiv.audit.critic.CriticAudit`; seconds = train + audit.
+
+    "rel. error" is the raw estimate's (estimate / truth − 1); "rel. error (/ grad)" is the
+    gradient-normalised estimate's (``normalized_estimate`` / truth − 1).
+    """
     return {
         "problem": problem,
         "constraint": constraint,
         "estimate": f"{_num(audit.estimate)} ± {_num(audit.estimate_std, '.3f')}",
         "exact W1": f"{_num(audit.exact_w1)} ± {_num(audit.exact_w1_std, '.3f')}",
         "closed form": _num(audit.closed_form_w1),
-        "rel. error": _num(100 * audit.rel_error, "+.1f") + " %",
+        "rel. error": _pct(audit.rel_error),
+        "mean |grad|": _num(audit.grad_norm, ".3g"),
+        "estimate / grad": _num(audit.normalized_estimate),
+        "rel. error (/ grad)": _pct(audit.rel_error_normalized),
         "Lip lower": _num(audit.lipschitz_lower, ".3g"),
         "Lip upper": _num(audit.lipschitz_upper, ".3g"),
         "certified": _num(audit.certified_lower),

@@ -20,7 +20,10 @@ constraint     loss and optimiser (source)
 
 The critic is updated at every step: there is no generator here, so WGAN's "5 critic steps
 per generator step" becomes "all steps are critic steps". ``lr`` and ``betas`` override
-the defaults; docs/audit.md shows what a larger ``lr`` buys on a CPU budget.
+the defaults; ``schedule="cosine"`` decays the learning rate to 0 over the run (the
+published runs keep it constant, but there the generator keeps moving the target; against
+a fixed Q a decaying rate lets the last steps average out the minibatch noise).
+docs/audit.md shows what these buy on a CPU budget.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ if TYPE_CHECKING:
     import torch
 
 CONSTRAINTS = ("clip", "gp", "lp", "spectral")
+SCHEDULES = ("constant", "cosine")
 
 # constraint -> (optimiser, lr, betas or None, penalty kind or None)
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -221,6 +225,7 @@ def train_critic(
     betas: tuple[float, float] | None = None,
     lambda_gp: float = 10.0,
     clip: float = 0.01,
+    schedule: str = "constant",
     eval_every: int | None = None,
     eval_size: int = 2000,
     device: object = "auto",
@@ -246,6 +251,8 @@ def train_critic(
         lr, betas: override the published learning rate and Adam betas.
         lambda_gp: the penalty weight of "gp" and "lp" (10, as published).
         clip: the clipping bound c of "clip" (0.01, as published).
+        schedule: "constant" (as published) or "cosine": lr_k = lr (1 + cos(pi k / steps)) / 2
+            at step k = 0 .. steps − 1.
         eval_every: steps between two records of the estimate (default steps // 50).
         eval_size: size of the fixed evaluation set of each side.
         device: "auto" (CUDA when present), "cpu", "cuda", "cuda:N" or a torch.device.
@@ -266,6 +273,7 @@ def train_critic(
     eval_size = check_int(eval_size, "eval_size")
     lambda_gp = check_nonnegative(lambda_gp, "lambda_gp")
     clip = check_positive(clip, "clip")
+    schedule = check_choice(schedule, "schedule", SCHEDULES)
     eval_every = max(1, steps // 50) if eval_every is None else check_int(eval_every,
                                                                           "eval_every")
     cfg = dict(DEFAULTS[constraint])
@@ -313,7 +321,8 @@ def train_critic(
     result = TrainedCritic(critic, constraint, steps, 0.0, str(dev),
                            settings={**cfg, "lambda_gp": lambda_gp if cfg["kind"] else None,
                                      "clip": clip if constraint == "clip" else None,
-                                     "batch_size": batch_size, "seed": seed})
+                                     "batch_size": batch_size, "schedule": schedule,
+                                     "seed": seed})
 
     def record(step: int, penalty: float) -> float:
         critic.eval()  # spectral norm: no power iteration while evaluating
@@ -329,6 +338,9 @@ def train_critic(
     record(0, 0.0)
     with _progress(steps, progress, f"critic ({constraint})") as bar:
         for step in range(1, steps + 1):
+            if schedule == "cosine":
+                for group in opt.param_groups:
+                    group["lr"] = cfg["lr"] * 0.5 * (1.0 + math.cos(math.pi * (step - 1) / steps))
             x = tensor(src_real.draw(batch_size, rng))
             y = tensor(src_fake.draw(batch_size, rng))
             if cfg["kind"] is not None:

@@ -59,12 +59,14 @@ def _pair_cost_py(x, y, rows, cols, p):
 PARALLEL_MIN_WORK = 200_000
 
 
-def _serial_and_parallel(fn):
-    """Two compilations of one loop. The serial twin gets its own name so that numba's on-disk
-    cache (keyed by the function's qualified name) keeps the two apart."""
+def _serial_and_parallel(fn, **options):
+    """Two compilations of one loop (``options`` go to both, e.g. fastmath). The serial twin
+    gets its own name so that numba's on-disk cache (keyed by the function's qualified name)
+    keeps the two apart."""
     twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial")
     twin.__qualname__ = fn.__qualname__ + "_serial"
-    return nb.njit(cache=True)(twin), nb.njit(parallel=True, cache=True)(fn)
+    return (nb.njit(cache=True, **options)(twin),
+            nb.njit(parallel=True, cache=True, **options)(fn))
 
 
 _cost_rows, _cost_rows_parallel = _serial_and_parallel(_cost_rows_py)

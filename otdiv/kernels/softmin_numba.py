@@ -41,6 +41,19 @@ def _power_of_sq(sq, p):
 
 
 @nb.njit(inline="always", fastmath=True)
+def _exp_poly(v, bits, j):
+    """exp(v) for _FLOOR <= v <= 0 as poly(r) · 2^k; 2^k is written into bits[j] (an int64
+    work buffer, read back as float64 by the caller): numba has no scalar bit cast."""
+    k = math.floor(v * _LOG2E + 0.5)
+    r = (v - k * _LN2_HI) - k * _LN2_LO
+    bits[j] = (np.int64(k) + 1023) << 52  # the float64 2^k, built from its exponent bits
+    return 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6 + r * (1.0 / 24 + r * (
+        1.0 / 120 + r * (1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (
+            1.0 / 362880 + r * (1.0 / 3628800 + r * (1.0 / 39916800
+                                                      + r * (1.0 / 479001600))))))))))))
+
+
+@nb.njit(inline="always", fastmath=True)
 def _logsumexp_buffer(buf, bits, m):
     """log Σ_j exp(buf_j) for j < m; buf and bits (int64) are work buffers of length >= m."""
     top = buf[0]
@@ -49,15 +62,7 @@ def _logsumexp_buffer(buf, bits, m):
     scale = bits.view(np.float64)
     total = 0.0
     for j in range(m):
-        v = max(buf[j] - top, _FLOOR)
-        k = math.floor(v * _LOG2E + 0.5)
-        r = (v - k * _LN2_HI) - k * _LN2_LO
-        poly = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6 + r * (1.0 / 24 + r * (
-            1.0 / 120 + r * (1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (
-                1.0 / 362880 + r * (1.0 / 3628800 + r * (1.0 / 39916800
-                                                          + r * (1.0 / 479001600))))))))))))
-        bits[j] = (np.int64(k) + 1023) << 52  # the float64 2^k, built from its exponent bits
-        total += poly * scale[j]
+        total += _exp_poly(max(buf[j] - top, _FLOOR), bits, j) * scale[j]
     return top + math.log(total)
 
 

@@ -6,8 +6,12 @@ One algorithm, written once over a soft-min (entropic c-transform) primitive,
 
 with one implementation of the primitive per kernel (the "problem" classes below):
 
-* ``numba`` — online CPU kernel over point clouds: C_ij is recomputed on the fly, memory
-  O(n + m), parallel over rows (otdiv/kernels/softmin_numba.py);
+* ``numba`` — CPU kernels over point clouds, parallel over rows. When the n × m Gibbs kernel
+  fits in ``dense_budget`` entries it is stored, stabilised around a reference pair of
+  potentials, and each soft-min is a matrix–vector product (scaling-domain Sinkhorn with
+  absorption, :class:`_NumbaGibbs`, otdiv/kernels/gibbs_numba.py); otherwise C_ij is
+  recomputed on the fly, memory O(n + m) (otdiv/kernels/softmin_numba.py). The scaling
+  path's result is re-checked with the exact log-domain kernel;
 * ``torch`` — CPU or GPU: the cost is stored when it fits in ``dense_budget`` elements,
   otherwise recomputed in row chunks (otdiv/kernels/softmin_torch.py);
 * a given cost matrix (``transport(a, b, cost, eps=...)``) uses the dense form of either.
@@ -54,9 +58,12 @@ from otdiv.metrics.results import TransportResult, warn_not_converged
 BACKENDS = ("auto", "numba", "torch")
 DEFAULT_MAX_ITER = 10_000
 DEFAULT_EPS_SCALING = 0.5
-DENSE_BUDGET = 1 << 24  # cost entries the torch kernel may store (128 MiB in float64)
+DENSE_BUDGET = 1 << 25  # kernel entries a solver may store (256 MiB in float64, 128 in float32)
 _EXP_CAP = 700.0  # exp() argument cap in error estimates far from convergence
 _OMEGA_MAX = 1.9  # over-relaxation cap: the linearised rate ω − 1 stays <= 0.9
+_ABSORB = 30.0  # scaling-domain kernel: absorb once a potential is 30·eps above its reference
+_TINY_SUM = 1e-200  # ... or once a soft-min sum is this small (its log is no longer trusted)
+_EXCLUDED = 1e30  # stands for −inf in a c-transform: a point of zero weight is never the min
 
 
 # ---------------------------------------------------------------------------- problems
@@ -105,6 +112,67 @@ class _NumbaClouds(_NumpyOps):
 
         return _dense_plan(cost_matrix(self.x, self.y, self.p), self.a, self.b, f, g, eps)
 
+
+
+class _NumbaGibbs(_NumbaClouds):
+    """Point clouds on the CPU with a stored float32 Gibbs kernel: each soft-min is one
+    matrix–vector product (scaling-domain Sinkhorn), stabilised by absorption.
+
+    The kernel K_ij = exp((F_i + G_j − C_ij)/eps) is built around a reference pair (F, G) of
+    mutual c-transforms (otdiv/kernels/gibbs_numba.py), so entries lie in [0, 1] with a 1 in
+    every row and column. It is rebuilt (the potentials absorbed into a new reference) when
+    eps changes, when a potential moves more than ``_ABSORB``·eps above its reference (the
+    scalings would grow without bound), or when a soft-min sum comes out too small to trust.
+    The exact log-domain kernel stays available as ``exact`` for the final error check.
+    """
+
+    def __init__(self, x, y, a, b, p, dtype):
+        super().__init__(x, y, a, b, p)
+        from otdiv.kernels import gibbs_numba
+
+        self.g_k = gibbs_numba
+        self.exact = _NumbaClouds(x, y, a, b, p)
+        self.K = np.empty((x.shape[0], y.shape[0]), dtype=dtype)
+        self.eps_k = None
+        self.F = self.G = None
+        self.rebuilds = 0
+        # points of zero weight take no part in the c-transforms
+        self.ga = np.where(a > 0, 0.0, -_EXCLUDED)
+        self.gb = np.where(b > 0, 0.0, -_EXCLUDED)
+
+    def _absorb(self, eps, f=None, g=None):
+        k = self.g_k
+        if g is not None:
+            self.F = k.ctransform(self.x, self.yt, g + self.gb, self.p)
+            self.G = k.ctransform(self.y, self.xt, self.F + self.ga, self.p)
+        else:
+            self.G = k.ctransform(self.y, self.xt, f + self.ga, self.p)
+            self.F = k.ctransform(self.x, self.yt, self.G + self.gb, self.p)
+        k.gibbs(self.x, self.yt, self.F, self.G, eps, self.p, self.K)
+        self.eps_k = eps
+        self.rebuilds += 1
+
+    def _softmin(self, h, eps, ref, out_ref, weights, product, absorb):
+        if self.F is None or float(np.max(h - ref())) > _ABSORB * eps:
+            absorb()
+        elif self.eps_k != eps:  # the reference still centres h: only the kernel changes
+            self.g_k.gibbs(self.x, self.yt, self.F, self.G, eps, self.p, self.K)
+            self.eps_k = eps
+            self.rebuilds += 1
+        for _ in range(2):
+            s = product(self.K, weights * np.exp(np.minimum((h - ref()) / eps, _ABSORB)))
+            if float(s.min()) > _TINY_SUM:
+                return out_ref() - eps * np.log(s)
+            absorb()  # after absorbing h every sum holds an entry 1 · weight: it cannot vanish
+        raise FloatingPointError("Gibbs kernel lost all mass after absorption")
+
+    def rows(self, g, eps):
+        return self._softmin(g, eps, lambda: self.G, lambda: self.F, self.b, self.g_k.matvec,
+                             lambda: self._absorb(eps, g=g))
+
+    def cols(self, f, eps):
+        return self._softmin(f, eps, lambda: self.F, lambda: self.G, self.a, self.g_k.rmatvec,
+                             lambda: self._absorb(eps, f=f))
 
 
 class _NumbaDense(_NumpyOps):
@@ -227,7 +295,7 @@ def _schedule(cmax: float, eps: float, scaling: float | None) -> list[float]:
     return [cmax * scaling**k for k in range(steps)] + [eps]
 
 
-def _iterate(prob, a, b, eps, tol, max_iter, scaling):
+def _iterate(prob, a, b, eps, tol, max_iter, scaling, init=None):
     """Log-domain Sinkhorn with eps-scaling and adaptive over-relaxation.
 
     Returns f, g, the L1 marginal error of the plan P(f, g), the sweep count, and whether
@@ -242,10 +310,13 @@ def _iterate(prob, a, b, eps, tol, max_iter, scaling):
     error then stops decreasing, ω falls back to 1.
     """
     mass = float(a.sum())
-    schedule = _schedule(prob.cmax, eps, scaling)[-max_iter:]  # annealing counts as sweeps
-    f = prob.rows(prob.zeros_m(b.shape[-1]), schedule[0])
-    for e in schedule[:-1]:
-        f = prob.rows(prob.cols(f, e), e)
+    if init is None:
+        schedule = _schedule(prob.cmax, eps, scaling)[-max_iter:]  # annealing counts as sweeps
+        f = prob.rows(prob.zeros_m(b.shape[-1]), schedule[0])
+        for e in schedule[:-1]:
+            f = prob.rows(prob.cols(f, e), e)
+    else:  # a warm start at eps: init is the f of a previous run
+        schedule, f = [eps], init
     g = None  # only read once omega != 1, by which time it holds the last iterate
     n_iter = len(schedule) - 1
     omega, errors, rising = 1.0, [], 0
@@ -274,17 +345,20 @@ def _iterate(prob, a, b, eps, tol, max_iter, scaling):
                 omega = min(_OMEGA_MAX, 2.0 / (1.0 + math.sqrt(1.0 - rate)))
 
 
-def _iterate_symmetric(prob, a, eps, tol, max_iter, scaling):
+def _iterate_symmetric(prob, a, eps, tol, max_iter, scaling, init=None):
     """OT_eps(a, a): the averaged fixed-point iteration f ← (f + T_a(f)) / 2 (as in GeomLoss),
     which converges in a few dozen sweeps where the alternating one crawls (the self-plan is
     nearly diagonal, so the alternating iteration's kernel is nearly decoupled). The plan
     P(f, f) is symmetric: each of its marginals has the L1 error Σ a |exp((f − T_a f)/eps) − 1|.
     """
     mass = float(a.sum())
-    schedule = _schedule(prob.cmax, eps, scaling)[-max_iter:]
-    f = prob.rows(prob.zeros_m(a.shape[-1]), schedule[0])
-    for e in schedule[:-1]:
-        f = 0.5 * (f + prob.rows(f, e))
+    if init is None:
+        schedule = _schedule(prob.cmax, eps, scaling)[-max_iter:]
+        f = prob.rows(prob.zeros_m(a.shape[-1]), schedule[0])
+        for e in schedule[:-1]:
+            f = 0.5 * (f + prob.rows(f, e))
+    else:
+        schedule, f = [eps], init
     n_iter = len(schedule) - 1
     while True:
         f_next = prob.rows(f, eps)
@@ -338,11 +412,40 @@ def _iterate_batched(prob, eps, tol, max_iter, scaling):
             sub = prob.subset(active)
 
 
+def _check_exactly(prob, a, b, eps, tol, max_iter, run, symmetric):
+    """Re-measure the marginal error of a scaling-domain run with the exact log-domain kernel:
+    one exact sweep g = T_a(f), then the error of P(f, g) (its column marginal is exact; for
+    a symmetric problem, P(f, f) and both marginals). If the float32 kernel's rounding left
+    it above tol, iterate on with the exact kernel from there."""
+    f, _, _, n_iter, converged = run
+    exact = prob.exact
+    if not converged or n_iter >= max_iter:
+        return run
+    if symmetric:
+        g, err = f, 2 * exact.marginal_error(a, f, exact.rows(f, eps), eps)
+    else:
+        g = exact.cols(f, eps)
+        err = exact.marginal_error(a, f, exact.rows(g, eps), eps)
+    if err <= tol * float(a.sum()):
+        return f, g, err, n_iter + 1, True
+    rest = max_iter - n_iter - 1
+    if rest < 1:
+        return f, g, err, n_iter + 1, False
+    if symmetric:
+        f, g, err, more, converged = _iterate_symmetric(exact, a, eps, tol, rest, None, init=f)
+    else:
+        f, g, err, more, converged = _iterate(exact, a, b, eps, tol, rest, None, init=f)
+    return f, g, err, n_iter + 1 + more, converged
+
+
 def _solve(prob, a, b, eps, tol, max_iter, scaling, what, symmetric=False):
     if symmetric:
-        f, g, err, n_iter, converged = _iterate_symmetric(prob, a, eps, tol, max_iter, scaling)
+        run = _iterate_symmetric(prob, a, eps, tol, max_iter, scaling)
     else:
-        f, g, err, n_iter, converged = _iterate(prob, a, b, eps, tol, max_iter, scaling)
+        run = _iterate(prob, a, b, eps, tol, max_iter, scaling)
+    if hasattr(prob, "exact"):
+        run = _check_exactly(prob, a, b, eps, tol, max_iter, run, symmetric)
+    f, g, err, n_iter, converged = run
     if not math.isfinite(err):
         converged = False
     if not converged:
@@ -389,7 +492,11 @@ def _entropic_clouds(x, y, a, b, kind, *, eps, p, tol, max_iter, eps_scaling, ba
     backend = _pick_backend(backend, kind)
     if backend == "numba":
         xn, yn, an, bn = (to_numpy64(v) for v in (x, y, a, b))
-        prob = _NumbaClouds(xn, yn, an, bn, p)
+        gibbs = xn.shape[0] * yn.shape[0] <= dense_budget
+        if gibbs:  # float32 entries carry a relative error of 6e-8: enough above tol 1e-7
+            prob = _NumbaGibbs(xn, yn, an, bn, p, np.float32 if tol >= 1e-7 else np.float64)
+        else:
+            prob = _NumbaClouds(xn, yn, an, bn, p)
         f, g, err, n_iter, ok = _solve(prob, an, bn, eps, tol, max_iter, eps_scaling, what,
                                        symmetric)
         dual = float(an @ f + bn @ g)
@@ -402,7 +509,8 @@ def _entropic_clouds(x, y, a, b, kind, *, eps, p, tol, max_iter, eps_scaling, ba
             value = _torch_value(x, y, a, b, ft, gt, dual, eps, p, dense_budget)[0]
         else:
             value = dual
-        return _result(value, dual, tcost, f, g, err, n_iter, ok, "sinkhorn_log/numba",
+        method = "sinkhorn_scaling/numba" if gibbs else "sinkhorn_log/numba"
+        return _result(value, dual, tcost, f, g, err, n_iter, ok, method,
                        lambda: prob.plan(f, g, eps))
 
     import torch
@@ -610,11 +718,14 @@ def sinkhorn(
         return_result: return a :class:`TransportResult` (``value``, ``transport_cost`` =
             ⟨P, C⟩, potentials ``f``, ``g``, ``n_iter``, ``marginal_error``, ``converged``,
             and a lazily built ``plan``) instead of the value alone.
-        backend: ``"auto"`` (numpy → ``"numba"``, torch → ``"torch"``), ``"numba"`` (online CPU
-            kernel, memory O(n + m); torch inputs are solved on the CPU and keep their
-            gradients) or ``"torch"`` (CPU/GPU, cost stored when n·m <= dense_budget).
-        dense_budget: number of cost entries the torch kernel may hold at once (for the
-            whole batch when batched).
+        backend: ``"auto"`` (numpy → ``"numba"``, torch → ``"torch"``), ``"numba"`` (CPU;
+            torch inputs are solved on the CPU and keep their gradients) or ``"torch"``
+            (CPU/GPU, log-domain, cost stored when n·m <= dense_budget).
+        dense_budget: number of n·m entries a kernel may hold at once (for the whole batch
+            when batched). ``"numba"`` stores the stabilised Gibbs kernel when n·m <=
+            dense_budget (float32 when tol >= 1e-7, else float64) and runs scaling-domain
+            sweeps, two matrix–vector products each; above it, the online log-domain kernel
+            (memory O(n + m)).
 
     Returns:
         OT_eps: a Python float for numpy input; for torch input a 0-d tensor on the input's
