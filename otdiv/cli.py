@@ -151,7 +151,8 @@ def _run_audit(args) -> dict:
     else:
         trained = train_critic(train_real, train_fake, constraint=args.constraint,
                                steps=args.steps, batch_size=args.batch_size, hidden=hidden,
-                               lr=args.lr, lambda_gp=args.lambda_gp, device=device,
+                               lr=args.lr, lambda_gp=args.lambda_gp,
+                               schedule=args.schedule, device=device,
                                seed=args.seed, progress=not args.no_progress)
         critic = trained.critic
         constraint = args.constraint
@@ -204,6 +205,10 @@ def _print_summary(summary) -> None:
     if audit.certified_lower is not None:
         print(f"certified lower bound on exact W1: {audit.certified_lower:.4f} "
               f"(gap to exact W1 {audit.exact_w1 - audit.certified_lower:.4f})")
+    if math.isfinite(audit.normalized_estimate):
+        print(f"gradient-normalised estimate: {audit.normalized_estimate:.4f} = estimate / "
+              f"{audit.grad_norm:.3f}, the mean |grad f| along the exact OT segments "
+              f"(at most exact W1, up to the sampling of t)")
     sweep = summary["sweep"]
     if sweep is not None:
         print()
@@ -234,7 +239,8 @@ def _demo(args) -> int:
     ns = argparse.Namespace(
         toy="8gaussians", real=None, fake=None, critic=None, save_critic=None, dim=2,
         theta=0.5, constraint="gp", steps=args.steps, batch_size=256, hidden="64,64,64",
-        lr=2e-3, lambda_gp=10.0, n=2000, repeats=3, device=args.device, seed=0, out=args.out,
+        lr=2e-3, lambda_gp=10.0, schedule="constant", n=2000, repeats=3,
+        device=args.device, seed=0, out=args.out,
         no_progress=args.no_progress, no_plots=False, sweep=True,
         thetas=(-1.0, -0.5, 0.0, 0.5, 1.0), sweep_steps=200,
     )
@@ -297,6 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--lr", type=float, default=None, help="learning rate (default: the "
                     "published one of the constraint)")
     tr.add_argument("--lambda-gp", type=float, default=10.0)
+    tr.add_argument("--schedule", choices=["constant", "cosine"], default="constant",
+                    help="learning rate: constant (published) or cosine decay to 0")
     tr.add_argument("--save-critic", help="write the trained critic to this file")
     au = audit.add_argument_group("audit")
     au.add_argument("--n", type=int, default=2000, help="held-out samples per side (2000)")

@@ -156,9 +156,12 @@ class _NumbaGibbs(_NumbaClouds):
         if self.F is None or float(np.max(h - ref())) > _ABSORB * eps:
             absorb()
         elif self.eps_k != eps:  # the reference still centres h: only the kernel changes
-            self.g_k.gibbs(self.x, self.yt, self.F, self.G, eps, self.p, self.K)
+            if self.eps_k == 2 * eps:  # the default annealing halves eps: K ← K ∘ K is exact
+                np.multiply(self.K, self.K, out=self.K)  # in math (one multiply, no exp)
+            else:
+                self.g_k.gibbs(self.x, self.yt, self.F, self.G, eps, self.p, self.K)
+                self.rebuilds += 1
             self.eps_k = eps
-            self.rebuilds += 1
         for _ in range(2):
             s = product(self.K, weights * np.exp(np.minimum((h - ref()) / eps, _ABSORB)))
             if float(s.min()) > _TINY_SUM:
