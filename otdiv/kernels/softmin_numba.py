@@ -75,17 +75,24 @@ def _blocks(n: int) -> int:
 
 
 @nb.njit(inline="always", fastmath=True)
+def sq_dists(x, yt, i, buf):
+    """buf_j ← ‖x_i − y_j‖² for every column j of yt (d, m): coordinate by coordinate, so the
+    inner loop runs over contiguous j and vectorises."""
+    m = yt.shape[1]
+    for j in range(m):
+        buf[j] = 0.0
+    for k in range(x.shape[1]):
+        xk = x[i, k]
+        for j in range(m):
+            t = xk - yt[k, j]
+            buf[j] += t * t
+
+
+@nb.njit(inline="always", fastmath=True)
 def _points_rows(x, yt, h, inv_eps, p, out, lo, hi, buf, bits):
-    d = x.shape[1]
     m = yt.shape[1]
     for i in range(lo, hi):
-        for j in range(m):
-            buf[j] = 0.0
-        for k in range(d):
-            xk = x[i, k]
-            for j in range(m):
-                t = xk - yt[k, j]
-                buf[j] += t * t
+        sq_dists(x, yt, i, buf)
         for j in range(m):
             buf[j] = h[j] - _power_of_sq(buf[j], p) * inv_eps
         out[i] = _logsumexp_buffer(buf, bits, m)
