@@ -231,6 +231,58 @@ def test_scaling_path_absorbs_far_clusters_at_small_eps(rng, rel_eps):
                                plan_errors(gibbs.plan, a, b), rtol=1e-6, atol=1e-14)
 
 
+@pytest.mark.parametrize("tol", [1e-6, 1e-9])  # float32 and float64 Gibbs kernels
+def test_scaling_path_zero_weight_points_far_away(rng, tol):
+    # a zero-weight point is no part of the reference c-transforms, so its kernel entries are
+    # not bounded by 1: squared at each halving of eps they overflowed (FloatingPointError or
+    # NaN). Truths: the online path, and POT on the problem without those points.
+    x = np.concatenate([cloud(rng, 30, 2), [[8.0, 8.0]], cloud(rng, 5, 2)])
+    y = np.concatenate([cloud(rng, 25, 2, 0.2), [[8.0, 8.0], [-6.0, 9.0]]])
+    a, b = weights(rng, 36), weights(rng, 27)
+    a[30], b[[25, 26]] = 0.0, 0.0
+    a, b = a / a.sum(), b / b.sum()
+    ka, kb = a > 0, b > 0
+    eps = 0.005
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gibbs = sinkhorn(x, y, a, b, eps=eps, tol=tol, return_result=True)
+        online = sinkhorn(x, y, a, b, eps=eps, tol=tol, return_result=True, dense_budget=1)
+    assert gibbs.method == "sinkhorn_scaling/numba" and gibbs.converged
+    pot = ot.solve(sqdist(x[ka], y[kb]), a[ka] / a[ka].sum(), b[kb] / b[kb].sum(), reg=eps,
+                   tol=1e-13, max_iter=100_000)
+    np.testing.assert_allclose(gibbs.value, float(pot.value), rtol=1e-6)
+    # the potentials at the zero-weight points are soft-mins, as on the online path
+    np.testing.assert_allclose(gibbs.f, online.f, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(gibbs.g, online.g, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(gibbs.marginal_error, plan_errors(gibbs.plan, a, b), rtol=1e-6,
+                               atol=1e-14)
+    # one atom on itself, with a far zero-weight atom on each side: OT_eps = 0
+    one = sinkhorn([0.0, 10.0], [0.0, 10.0], [1.0, 0.0], [1.0, 0.0], eps=0.01)
+    assert one == 0.0
+
+
+def test_scaling_path_reports_the_exact_error_at_every_max_iter():
+    # tol 1e-7 (float32 kernel): the scaling loop may stop at an error that the exact kernel
+    # measures above tol. Whatever max_iter, the returned error must be that of the returned
+    # plan, and converged=True must mean that this error is <= tol.
+    rng = np.random.default_rng(2)
+    x, y = cloud(rng, 200, 2), cloud(rng, 150, 2)
+    a, b = rng.random(200), rng.random(150)
+    a, b = a / a.sum(), b / b.sum()
+    lo, hi = np.minimum(x.min(0), y.min(0)), np.maximum(x.max(0), y.max(0))
+    eps = float(np.linalg.norm(hi - lo)) ** 2 / 64  # annealing halves eps all the way down
+    tol = 1e-7
+    for max_iter in range(50, 66):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            res = sinkhorn(x, y, a, b, eps=eps, tol=tol, max_iter=max_iter, return_result=True)
+        assert res.method == "sinkhorn_scaling/numba" and res.n_iter <= max_iter
+        err = plan_errors(res.plan, a, b)
+        np.testing.assert_allclose(res.marginal_error, err, rtol=1e-6, atol=1e-14)
+        assert res.converged == (err <= tol)
+        assert res.converged != any(issubclass(w.category, ConvergenceWarning) for w in caught)
+
+
 def test_gibbs_kernels_against_numpy(rng):
     from otdiv.kernels import gibbs_numba as k
 

@@ -63,7 +63,6 @@ _EXP_CAP = 700.0  # exp() argument cap in error estimates far from convergence
 _OMEGA_MAX = 1.9  # over-relaxation cap: the linearised rate ω − 1 stays <= 0.9
 _ABSORB = 30.0  # scaling-domain kernel: absorb once a potential is 30·eps above its reference
 _TINY_SUM = 1e-200  # ... or once a soft-min sum is this small (its log is no longer trusted)
-_EXCLUDED = 1e30  # stands for −inf in a c-transform: a point of zero weight is never the min
 
 
 # ---------------------------------------------------------------------------- problems
@@ -124,6 +123,12 @@ class _NumbaGibbs(_NumbaClouds):
     eps changes, when a potential moves more than ``_ABSORB``·eps above its reference (the
     scalings would grow without bound), or when a soft-min sum comes out too small to trust.
     The exact log-domain kernel stays available as ``exact`` for the final error check.
+
+    The kernel covers the support only (the points of positive weight): at a point of zero
+    weight the reference pair is not a pair of mutual c-transforms, so its entries could
+    exceed 1 and overflow (most of all when K ← K ∘ K). The potentials of zero-weight points
+    (which enter neither the plan nor the value, but are ∂OT/∂a there) are exact log-domain
+    soft-mins, as on the online path.
     """
 
     def __init__(self, x, y, a, b, p, dtype):
@@ -132,23 +137,26 @@ class _NumbaGibbs(_NumbaClouds):
 
         self.g_k = gibbs_numba
         self.exact = _NumbaClouds(x, y, a, b, p)
-        self.K = np.empty((x.shape[0], y.shape[0]), dtype=dtype)
+        # the support: None when every point has positive weight
+        self.ia = None if (a > 0).all() else np.flatnonzero(a > 0)
+        self.jb = None if (b > 0).all() else np.flatnonzero(b > 0)
+        self.xs, self.ys = _take_rows(self.x, self.ia), _take_rows(self.y, self.jb)
+        self.xst, self.yst = np.ascontiguousarray(self.xs.T), np.ascontiguousarray(self.ys.T)
+        self.a_s, self.b_s = _take(a, self.ia), _take(b, self.jb)
+        self.K = np.empty((self.xs.shape[0], self.ys.shape[0]), dtype=dtype)
         self.eps_k = None
         self.F = self.G = None
         self.rebuilds = 0
-        # points of zero weight take no part in the c-transforms
-        self.ga = np.where(a > 0, 0.0, -_EXCLUDED)
-        self.gb = np.where(b > 0, 0.0, -_EXCLUDED)
 
     def _absorb(self, eps, f=None, g=None):
         k = self.g_k
         if g is not None:
-            self.F = k.ctransform(self.x, self.yt, g + self.gb, self.p)
-            self.G = k.ctransform(self.y, self.xt, self.F + self.ga, self.p)
+            self.F = k.ctransform(self.xs, self.yst, g, self.p)
+            self.G = k.ctransform(self.ys, self.xst, self.F, self.p)
         else:
-            self.G = k.ctransform(self.y, self.xt, f + self.ga, self.p)
-            self.F = k.ctransform(self.x, self.yt, self.G + self.gb, self.p)
-        k.gibbs(self.x, self.yt, self.F, self.G, eps, self.p, self.K)
+            self.G = k.ctransform(self.ys, self.xst, f, self.p)
+            self.F = k.ctransform(self.xs, self.yst, self.G, self.p)
+        k.gibbs(self.xs, self.yst, self.F, self.G, eps, self.p, self.K)
         self.eps_k = eps
         self.rebuilds += 1
 
@@ -159,7 +167,7 @@ class _NumbaGibbs(_NumbaClouds):
             if self.eps_k == 2 * eps:  # the default annealing halves eps: K ← K ∘ K is exact
                 np.multiply(self.K, self.K, out=self.K)  # in math (one multiply, no exp)
             else:
-                self.g_k.gibbs(self.x, self.yt, self.F, self.G, eps, self.p, self.K)
+                self.g_k.gibbs(self.xs, self.yst, self.F, self.G, eps, self.p, self.K)
                 self.rebuilds += 1
             self.eps_k = eps
         for _ in range(2):
@@ -170,12 +178,36 @@ class _NumbaGibbs(_NumbaClouds):
         raise FloatingPointError("Gibbs kernel lost all mass after absorption")
 
     def rows(self, g, eps):
-        return self._softmin(g, eps, lambda: self.G, lambda: self.F, self.b, self.g_k.matvec,
-                             lambda: self._absorb(eps, g=g))
+        gs = _take(g, self.jb)
+        fs = self._softmin(gs, eps, lambda: self.G, lambda: self.F, self.b_s, self.g_k.matvec,
+                           lambda: self._absorb(eps, g=gs))
+        return self._extend(fs, self.ia, self.x, self.yt, self.lb + g / eps, eps)
 
     def cols(self, f, eps):
-        return self._softmin(f, eps, lambda: self.F, lambda: self.G, self.a, self.g_k.rmatvec,
-                             lambda: self._absorb(eps, f=f))
+        fs = _take(f, self.ia)
+        gs = self._softmin(fs, eps, lambda: self.F, lambda: self.G, self.a_s, self.g_k.rmatvec,
+                           lambda: self._absorb(eps, f=fs))
+        return self._extend(gs, self.jb, self.y, self.xt, self.la + f / eps, eps)
+
+    def _extend(self, vs, support, pts, other_t, h, eps):
+        """The full potential from its values on the support: exact soft-mins elsewhere."""
+        if support is None:
+            return vs
+        out = np.empty(pts.shape[0])
+        out[support] = vs
+        rest = np.ones(pts.shape[0], dtype=bool)
+        rest[support] = False
+        out[rest] = -eps * self.k.softmin_points(np.ascontiguousarray(pts[rest]), other_t, h,
+                                                 eps, self.p)
+        return out
+
+
+def _take(v, idx):
+    return v if idx is None else v[idx]
+
+
+def _take_rows(pts, idx):
+    return pts if idx is None else np.ascontiguousarray(pts[idx])
 
 
 class _NumbaDense(_NumpyOps):
@@ -416,37 +448,32 @@ def _iterate_batched(prob, eps, tol, max_iter, scaling):
 
 
 def _check_exactly(prob, a, b, eps, tol, max_iter, run, symmetric):
-    """Re-measure the marginal error of a scaling-domain run with the exact log-domain kernel:
-    one exact sweep g = T_a(f), then the error of P(f, g) (its column marginal is exact; for
-    a symmetric problem, P(f, f) and both marginals). If the float32 kernel's rounding left
-    it above tol, iterate on with the exact kernel from there."""
-    f, _, _, n_iter, converged = run
-    exact = prob.exact
-    if not converged or n_iter >= max_iter:
-        return run
+    """Re-measure the marginal error of a scaling-domain run with the exact log-domain kernel,
+    converged or not: one exact sweep g = T_a(f), then the error of P(f, g) (its column
+    marginal is exact; for a symmetric problem, P(f, f) and both marginals). If the float32
+    kernel's rounding (or max_iter) left it above tol, iterate on with the exact kernel from
+    there, to max_iter sweeps in all. The caller leaves at least one sweep for this, so the
+    reported error is always that of the returned plan."""
+    f, n_iter = run[0], run[3]
+    rest = max(1, max_iter - n_iter)  # the first of these sweeps is the re-check itself
     if symmetric:
-        g, err = f, 2 * exact.marginal_error(a, f, exact.rows(f, eps), eps)
+        f, g, err, more, converged = _iterate_symmetric(prob.exact, a, eps, tol, rest, None,
+                                                        init=f)
     else:
-        g = exact.cols(f, eps)
-        err = exact.marginal_error(a, f, exact.rows(g, eps), eps)
-    if err <= tol * float(a.sum()):
-        return f, g, err, n_iter + 1, True
-    rest = max_iter - n_iter - 1
-    if rest < 1:
-        return f, g, err, n_iter + 1, False
-    if symmetric:
-        f, g, err, more, converged = _iterate_symmetric(exact, a, eps, tol, rest, None, init=f)
-    else:
-        f, g, err, more, converged = _iterate(exact, a, b, eps, tol, rest, None, init=f)
-    return f, g, err, n_iter + 1 + more, converged
+        f, g, err, more, converged = _iterate(prob.exact, a, b, eps, tol, rest, None, init=f)
+    return f, g, err, n_iter + more, converged
 
 
 def _solve(prob, a, b, eps, tol, max_iter, scaling, what, symmetric=False):
+    exact = getattr(prob, "exact", None)
+    if exact is not None and max_iter < 2:  # no sweep left for the exact re-check
+        prob, exact = exact, None
+    budget = max_iter if exact is None else max_iter - 1
     if symmetric:
-        run = _iterate_symmetric(prob, a, eps, tol, max_iter, scaling)
+        run = _iterate_symmetric(prob, a, eps, tol, budget, scaling)
     else:
-        run = _iterate(prob, a, b, eps, tol, max_iter, scaling)
-    if hasattr(prob, "exact"):
+        run = _iterate(prob, a, b, eps, tol, budget, scaling)
+    if exact is not None:
         run = _check_exactly(prob, a, b, eps, tol, max_iter, run, symmetric)
     f, g, err, n_iter, converged = run
     if not math.isfinite(err):
