@@ -9,9 +9,11 @@ its relative error (both against the closed form when there is one, else against
 W1), Lipschitz bounds, certified lower bound, time. Then the parallel-lines sweep (critic
 W1 vs discriminator JSD).
 
-Run it alone, one torch thread, e.g.
+Run it alone, on one thread (torch's is set here; Numba's, used by exact W1, through the
+environment), e.g.
 
-    nohup .venv/bin/python benchmarks/audit_table.py > benchmarks/results/audit_table.txt &
+    NUMBA_NUM_THREADS=1 nohup .venv/bin/python benchmarks/audit_table.py \
+        > benchmarks/results/audit_table.txt &
 
 It prints one markdown section (rows also go to stderr as they finish). Settings (defaults
 of the options below): ReLU MLP, first hidden layer max(128, 8 d) wide then 128, 128 (a
@@ -52,6 +54,45 @@ def hidden_widths(d: int, width: int, first_per_dim: int) -> tuple[int, int, int
     return (max(width, first_per_dim * d), width, width)
 
 
+def atom_bracket(name: str, *, n: int = 400_000, seed: int = 0) -> tuple[float, float]:
+    """(W1(D, Q), r): D = the mixture's centres as atoms, Q the toy's fake distribution.
+
+    An independent check of the paper toys' truth, by semi-discrete OT: W1(D, Q) =
+    max_psi mean_j psi_j + E_Q min_j (||y - c_j|| - psi_j), a concave problem in K = 8 or
+    25 variables, with E_Q over n fresh draws (L-BFGS; value read on another n draws).
+    P is D blurred by N(0, s^2 I), so |W1(P, Q) - W1(D, Q)| <= W1(P, D) <= r = s E||Z||.
+    """
+    import numpy as np
+    import scipy.optimize
+
+    if name == "8gaussians":
+        angles = np.arange(8) * np.pi / 4
+        centres = 2.0 * np.stack([np.cos(angles), np.sin(angles)], axis=1) / 1.414
+        s = 0.02 / 1.414
+    else:
+        grid = 2.0 * np.arange(-2, 3)
+        centres = np.stack(np.meshgrid(grid, grid), axis=-1).reshape(-1, 2) / 2.828
+        s = 0.05 / 2.828
+    k = len(centres)
+    rng = np.random.default_rng(seed)
+
+    def distances() -> np.ndarray:  # Q = centre + s Z1 + Z2 = centre + sqrt(1 + s^2) Z
+        y = centres[rng.integers(0, k, n)] + np.sqrt(1 + s * s) * rng.standard_normal((n, 2))
+        return np.linalg.norm(y[:, None, :] - centres[None], axis=2)
+
+    dist = distances()
+
+    def negative_dual(psi):
+        m = dist - psi[None]
+        j = m.argmin(axis=1)
+        grad = 1.0 / k - np.bincount(j, minlength=k) / n
+        return -(psi.mean() + m[np.arange(n), j].mean()), -grad
+
+    psi = scipy.optimize.minimize(negative_dual, np.zeros(k), jac=True, method="L-BFGS-B").x
+    value = psi.mean() + (distances() - psi[None]).min(axis=1).mean()
+    return float(value), s * float(np.sqrt(np.pi / 2))  # E||Z|| in 2-D = sqrt(pi / 2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=6000)
@@ -71,6 +112,9 @@ def main() -> None:
     parser.add_argument("--no-sweep", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)  # small MLPs: one thread is fastest on a shared CPU
+    if os.environ.get("NUMBA_NUM_THREADS") != "1":
+        print("note: run with NUMBA_NUM_THREADS=1 so that exact W1 uses one thread too "
+              "(then CPU seconds = seconds on one idle core)", file=sys.stderr)
     problems = PROBLEMS if args.problems is None else [
         (p.split(":")[0], int(p.split(":")[1])) for p in args.problems.split(",")]
     constraints = args.constraints.split(",")
@@ -95,7 +139,7 @@ def main() -> None:
             hidden = hidden_widths(toy.dim, args.hidden, args.first_per_dim)
             steps = args.wide_steps if hidden[0] > 256 else args.steps
             load_before = os.getloadavg()[0]
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             clip = constraint == "clip"
             trained = train_critic(toy.sample_real, toy.sample_fake, constraint=constraint,
                                    steps=steps, hidden=hidden,
@@ -107,17 +151,28 @@ def main() -> None:
                                  n=args.n_paper if name in PAPER else args.n, repeats=3,
                                  w1=toy.w1, device="cpu", seed=1)
             seconds = time.perf_counter() - start
-            rows.append(audit_row(label, constraint, audit, seconds))
+            cpu_seconds = time.process_time() - cpu_start
+            rows.append({**audit_row(label, constraint, audit, seconds),
+                         "CPU [s]": f"{cpu_seconds:.1f}"})
             records.append({"problem": label, "constraint": constraint,
                             "hidden": list(hidden), "steps": steps,
                             "settings": trained.settings,
                             "train_seconds": trained.seconds, "audit_seconds": audit.seconds,
-                            "seconds": seconds,
+                            "seconds": seconds, "cpu_seconds": cpu_seconds,
                             "load_average_1min": [load_before, os.getloadavg()[0]],
                             "audit": audit.to_dict()})
             print(f"| {' | '.join(rows[-1].values())} |", file=sys.stderr, flush=True)
             Path(args.json).write_text(json.dumps(records, indent=1, default=str))
     print(table(rows, markdown=True))
+    paper = [name for name, _ in problems if name in ("8gaussians", "25gaussians")]
+    if paper:
+        print("\nIndependent check of the paper toys' truth (semi-discrete OT from the "
+              "mixture's centres, `atom_bracket`): W1(P, Q) lies in W1(D, Q) ± r.\n")
+        print("| problem | W1(D, Q) | r = W1(P, D) bound | bracket |")
+        print("|---|---|---|---|")
+        for name in dict.fromkeys(paper):
+            value, r = atom_bracket(name)
+            print(f"| {name} | {value:.4f} | {r:.4f} | [{value - r:.4f}, {value + r:.4f}] |")
     if not args.no_sweep:
         sweep = lines_sweep(device="cpu", seed=0, progress=False)
         print("\n### Parallel lines: critic W1 vs discriminator JSD\n")

@@ -188,6 +188,8 @@ def test_certified_bound_never_exceeds_exact_w1(seed):
     assert audit.lipschitz_lower <= audit.lipschitz_upper
     assert abs(audit.estimate) <= audit.lipschitz_upper * exact * (1 + 1e-9)
     assert audit.certified_lower <= exact * (1 + 1e-9)
+    # estimate = sum pi_ij (f(x_i) - f(y_j)) <= G W1: the normalised estimate is below W1 too
+    assert audit.grad_norm > 0 and audit.normalized_estimate <= exact
 
 
 def test_audit_repeats_use_fresh_samplers():

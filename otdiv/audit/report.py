@@ -16,7 +16,7 @@ import numpy as np
 
 COLUMNS = ("problem", "constraint", "estimate", "exact W1", "closed form", "rel. error",
            "mean |grad|", "estimate / grad", "rel. error (/ grad)", "Lip lower", "Lip upper",
-           "certified", "time [s]")
+           "certified", "time [s]", "CPU [s]")
 
 
 def _num(value: float | None, fmt: str = ".4f") -> str:
