@@ -128,9 +128,11 @@ def main() -> None:
           f"{args.lambda_gp:g}; clip: RMSProp 5e-5 (constant), c = 0.01. Audit: "
           f"{args.n_paper} (paper toys) or {args.n} (others) held-out samples per side, 3 "
           "draws (mean ± std). Truth: the closed form when there is one, else exact W1 "
-          "between the same samples. 'rel. error' is the raw estimate's, 'rel. error "
-          "(/ grad)' the gradient-normalised estimate's. 'time' is training plus audit, "
-          "wall seconds.\n", flush=True)
+          "between the same samples. 'rel. error' is the raw estimate's; 'slope G' the mean "
+          "gradient norm along the exact OT segments, 'estimate / G' the gradient-"
+          "normalised estimate and 'rel. error (/ G)' its error. 'time' is training plus "
+          "audit, wall seconds; 'CPU' the process's CPU seconds over the same span.\n",
+          flush=True)
     rows, records = [], []
     for constraint in constraints:
         for name, d in problems:

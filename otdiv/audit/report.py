@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 COLUMNS = ("problem", "constraint", "estimate", "exact W1", "closed form", "rel. error",
-           "mean |grad|", "estimate / grad", "rel. error (/ grad)", "Lip lower", "Lip upper",
+           "slope G", "estimate / G", "rel. error (/ G)", "Lip lower", "Lip upper",
            "certified", "time [s]", "CPU [s]")
 
 
@@ -35,8 +35,8 @@ def _pct(fraction: float) -> str:
 def audit_row(problem: str, constraint: str, audit, seconds: float) -> dict[str, str]:
     """One table row of a :class:`~otdiv.audit.critic.CriticAudit`; seconds = train + audit.
 
-    "rel. error" is the raw estimate's (estimate / truth − 1); "rel. error (/ grad)" is the
-    gradient-normalised estimate's (``normalized_estimate`` / truth − 1).
+    "rel. error" is the raw estimate's (estimate / truth − 1); "slope G" is
+    ``grad_norm``, "estimate / G" ``normalized_estimate`` and "rel. error (/ G)" its error.
     """
     return {
         "problem": problem,
@@ -45,9 +45,9 @@ def audit_row(problem: str, constraint: str, audit, seconds: float) -> dict[str,
         "exact W1": f"{_num(audit.exact_w1)} ± {_num(audit.exact_w1_std, '.3f')}",
         "closed form": _num(audit.closed_form_w1),
         "rel. error": _pct(audit.rel_error),
-        "mean |grad|": _num(audit.grad_norm, ".3g"),
-        "estimate / grad": _num(audit.normalized_estimate),
-        "rel. error (/ grad)": _pct(audit.rel_error_normalized),
+        "slope G": _num(audit.grad_norm, ".3g"),
+        "estimate / G": _num(audit.normalized_estimate),
+        "rel. error (/ G)": _pct(audit.rel_error_normalized),
         "Lip lower": _num(audit.lipschitz_lower, ".3g"),
         "Lip upper": _num(audit.lipschitz_upper, ".3g"),
         "certified": _num(audit.certified_lower),
