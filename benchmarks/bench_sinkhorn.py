@@ -166,6 +166,7 @@ def main():
     import otdiv
     from otdiv.kernels.cost_numba import cost_matrix
 
+    load_start = os.getloadavg()[0]
     rng = np.random.default_rng(0)
     x, y = rng.random((N, 2)), rng.random((N, 2))
     C = cost_matrix(x, y, 2.0)
@@ -240,6 +241,9 @@ def main():
                          f"{'met' if ratio <= target else 'NOT met'} ({ratio:.2f}x).\n")
 
     memory_sections(lines, keops_sweep is not None)
+    lines.append(f"Load average (1 min) at the start of the run: {load_start:.2f}, at the end: "
+                 f"{os.getloadavg()[0]:.2f} (on 2 cores; above ~0.3 other work shared the "
+                 "machine, and ratios between rows timed at different moments move with it).\n")
     print("\n".join(lines))
 
 
