@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -333,6 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # POT imports GeomLoss when it is installed, and GeomLoss pykeops, which prints a CUDA
+    # warning on stdout at import: keep it out of the command's tables (unless asked for)
+    os.environ.setdefault("KEOPS_VERBOSE", "0")
     try:
         return args.func(args)
     except (CLIError, ValueError, TypeError, FloatingPointError, OSError) as exc:
