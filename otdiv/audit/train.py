@@ -305,6 +305,8 @@ def train_critic(
         opt = torch.optim.RMSprop(params, lr=cfg["lr"])
     else:
         opt = torch.optim.Adam(params, lr=cfg["lr"], betas=cfg["betas"])
+    decay = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+             if schedule == "cosine" else None)
 
     rng = np.random.default_rng(seed)
     gen = torch.Generator(device=dev)
@@ -338,9 +340,6 @@ def train_critic(
     record(0, 0.0)
     with _progress(steps, progress, f"critic ({constraint})") as bar:
         for step in range(1, steps + 1):
-            if schedule == "cosine":
-                for group in opt.param_groups:
-                    group["lr"] = cfg["lr"] * 0.5 * (1.0 + math.cos(math.pi * (step - 1) / steps))
             x = tensor(src_real.draw(batch_size, rng))
             y = tensor(src_fake.draw(batch_size, rng))
             if cfg["kind"] is not None:
@@ -353,6 +352,8 @@ def train_critic(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if decay is not None:
+                decay.step()
             if constraint == "clip":
                 clip_weights_(critic, clip)
             if step % eval_every == 0 or step == steps:

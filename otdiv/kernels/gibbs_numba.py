@@ -55,8 +55,8 @@ _ctransform = _serial_and_parallel(_ctransform_py, fastmath=True)
 
 
 def ctransform(x, yt, g, p: float) -> np.ndarray:
-    """F_i = min_j (‖x_i − y_j‖^p − g_j), with y given transposed as yt (d, m); g float64,
-    −inf-free (give excluded points a very negative g)."""
+    """F_i = min_j (‖x_i − y_j‖^p − g_j), with y given transposed as yt (d, m); g finite
+    float64."""
     n = x.shape[0]
     out = np.empty(n, dtype=np.float64)
     _pick(_ctransform, n * yt.shape[1])(x, yt, g, float(p), out, _blocks(n))

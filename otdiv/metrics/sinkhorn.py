@@ -114,15 +114,16 @@ class _NumbaClouds(_NumpyOps):
 
 
 class _NumbaGibbs(_NumbaClouds):
-    """Point clouds on the CPU with a stored float32 Gibbs kernel: each soft-min is one
-    matrix–vector product (scaling-domain Sinkhorn), stabilised by absorption.
+    """Point clouds on the CPU with a stored (float32 or float64) Gibbs kernel: each soft-min
+    is one matrix–vector product (scaling-domain Sinkhorn), stabilised by absorption.
 
     The kernel K_ij = exp((F_i + G_j − C_ij)/eps) is built around a reference pair (F, G) of
     mutual c-transforms (otdiv/kernels/gibbs_numba.py), so entries lie in [0, 1] with a 1 in
-    every row and column. It is rebuilt (the potentials absorbed into a new reference) when
-    eps changes, when a potential moves more than ``_ABSORB``·eps above its reference (the
-    scalings would grow without bound), or when a soft-min sum comes out too small to trust.
-    The exact log-domain kernel stays available as ``exact`` for the final error check.
+    every row and column. It is recomputed for each new eps (squared in place when eps
+    halves), and rebuilt around the current potentials (absorbed into a new reference) when
+    one moves more than ``_ABSORB``·eps above its reference (the scalings would grow without
+    bound) or when a soft-min sum comes out too small to trust. The inherited log-domain
+    methods stay available as ``exact``, for the final error check.
 
     The kernel covers the support only (the points of positive weight): at a point of zero
     weight the reference pair is not a pair of mutual c-transforms, so its entries could
@@ -136,7 +137,9 @@ class _NumbaGibbs(_NumbaClouds):
         from otdiv.kernels import gibbs_numba
 
         self.g_k = gibbs_numba
-        self.exact = _NumbaClouds(x, y, a, b, p)
+        # the exact kernel on the same arrays: a _NumbaClouds sharing this object's state
+        self.exact = object.__new__(_NumbaClouds)
+        self.exact.__dict__ = self.__dict__
         # the support: None when every point has positive weight
         self.ia = None if (a > 0).all() else np.flatnonzero(a > 0)
         self.jb = None if (b > 0).all() else np.flatnonzero(b > 0)
@@ -146,7 +149,6 @@ class _NumbaGibbs(_NumbaClouds):
         self.K = np.empty((self.xs.shape[0], self.ys.shape[0]), dtype=dtype)
         self.eps_k = None
         self.F = self.G = None
-        self.rebuilds = 0
 
     def _absorb(self, eps, f=None, g=None):
         k = self.g_k
@@ -158,7 +160,6 @@ class _NumbaGibbs(_NumbaClouds):
             self.F = k.ctransform(self.xs, self.yst, self.G, self.p)
         k.gibbs(self.xs, self.yst, self.F, self.G, eps, self.p, self.K)
         self.eps_k = eps
-        self.rebuilds += 1
 
     def _softmin(self, h, eps, ref, out_ref, weights, product, absorb):
         if self.F is None or float(np.max(h - ref())) > _ABSORB * eps:
@@ -168,7 +169,6 @@ class _NumbaGibbs(_NumbaClouds):
                 np.multiply(self.K, self.K, out=self.K)  # in math (one multiply, no exp)
             else:
                 self.g_k.gibbs(self.xs, self.yst, self.F, self.G, eps, self.p, self.K)
-                self.rebuilds += 1
             self.eps_k = eps
         for _ in range(2):
             s = product(self.K, weights * np.exp(np.minimum((h - ref()) / eps, _ABSORB)))
