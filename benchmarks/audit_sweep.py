@@ -1,6 +1,6 @@
 """One LP (or GP) critic on one toy, for sweeps of width, steps and lr beyond the full table.
 
-Trains ``otdiv.train_critic`` (cosine schedule, seed 0) and audits it with
+Trains ``otdiv.train_critic`` (cosine schedule, training seed 0 unless --seed) and audits it with
 ``otdiv.audit_critic`` (4000 held-out points per side, 3 draws, audit seed 1); prints one
 JSON line with the settings, the wall and CPU seconds, the raw and gradient-normalised
 relative errors. Run one per core, on one thread, e.g.
@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--lambda-gp", type=float, default=10.0)
+    parser.add_argument("--seed", type=int, default=0, help="training seed")
     args = parser.parse_args()
     torch.set_num_threads(1)
     hidden = tuple(int(h) for h in args.hidden.split(","))
@@ -40,13 +41,14 @@ def main() -> None:
     trained = otdiv.train_critic(toy.sample_real, toy.sample_fake, constraint=args.constraint,
                                  steps=args.steps, hidden=hidden, lr=args.lr,
                                  schedule="cosine", batch_size=args.batch_size,
-                                 lambda_gp=args.lambda_gp, seed=0, progress=False)
+                                 lambda_gp=args.lambda_gp, seed=args.seed, progress=False)
     t_train = time.perf_counter() - t0
     audit = otdiv.audit_critic(trained.critic, toy.sample_real, toy.sample_fake, n=4000,
                                repeats=3, w1=toy.w1, seed=1)
     print(json.dumps({
         "toy": args.toy, "constraint": args.constraint, "hidden": hidden, "steps": args.steps,
         "lr": args.lr, "batch_size": args.batch_size, "lambda_gp": args.lambda_gp,
+        "seed": args.seed,
         "train_s": round(t_train, 1), "total_s": round(time.perf_counter() - t0, 1),
         "cpu_s": round(time.process_time() - c0, 1), "estimate": audit.estimate,
         "exact_w1": audit.exact_w1, "rel_error": audit.rel_error, "slope_G": audit.grad_norm,
