@@ -65,19 +65,16 @@ def atom_bracket(name: str, *, n: int = 400_000, seed: int = 0) -> tuple[float, 
     import numpy as np
     import scipy.optimize
 
-    if name == "8gaussians":
-        angles = np.arange(8) * np.pi / 4
-        centres = 2.0 * np.stack([np.cos(angles), np.sin(angles)], axis=1) / 1.414
-        s = 0.02 / 1.414
-    else:
-        grid = 2.0 * np.arange(-2, 3)
-        centres = np.stack(np.meshgrid(grid, grid), axis=-1).reshape(-1, 2) / 2.828
-        s = 0.05 / 2.828
+    from otdiv.audit.toys import paper_mixture
+
+    centres, s = paper_mixture(name)
+    sigma = make_toy(name).params["sigma"]
     k = len(centres)
     rng = np.random.default_rng(seed)
 
-    def distances() -> np.ndarray:  # Q = centre + s Z1 + Z2 = centre + sqrt(1 + s^2) Z
-        y = centres[rng.integers(0, k, n)] + np.sqrt(1 + s * s) * rng.standard_normal((n, 2))
+    def distances() -> np.ndarray:  # Q = centre + s Z1 + sigma Z2 = centre + sqrt(s^2 + sigma^2) Z
+        y = centres[rng.integers(0, k, n)] + np.sqrt(s * s + sigma * sigma) * \
+            rng.standard_normal((n, 2))
         return np.linalg.norm(y[:, None, :] - centres[None], axis=2)
 
     dist = distances()

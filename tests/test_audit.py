@@ -33,7 +33,7 @@ from otdiv.audit.report import (
     table,
     write_json,
 )
-from otdiv.audit.toys import mean_gaussian_norm
+from otdiv.audit.toys import mean_gaussian_norm, paper_mixture
 
 
 @pytest.fixture(autouse=True)
@@ -355,3 +355,29 @@ def test_short_audit_on_gpu():
     audit = audit_critic(trained.critic, toy.sample_real, toy.sample_fake, n=1000,
                          repeats=1, w1=toy.w1, device="cuda")
     assert abs(audit.rel_error) < 0.15 and audit.certified_lower <= audit.exact_w1
+
+
+RING_SPACING = 2 * math.sin(math.pi / 8) * 2 / 1.414  # neighbours on the circle of radius 2/1.414
+
+
+@pytest.mark.parametrize("name, k, spacing", [("8gaussians", 8, RING_SPACING),
+                                               ("25gaussians", 25, 2 / 2.828)])
+def test_paper_mixture_is_what_the_samplers_draw(name, k, spacing):
+    # the closed-form description (centres, s) used by the truth check must match the
+    # sampler: nearest centres as far apart as gan_toy.py's geometry says, every point within
+    # 6 s of a centre, every centre hit about n / k times, residuals with mean 0 and std s
+    centres, s = paper_mixture(name)
+    assert centres.shape == (k, 2)
+    gaps = np.linalg.norm(centres[:, None] - centres[None], axis=2) + np.eye(k) * 1e9
+    np.testing.assert_allclose(gaps.min(), spacing, rtol=1e-12)
+    x, _ = make_toy(name).sample(20_000, seed=0)
+    dist = np.linalg.norm(x[:, None] - centres[None], axis=2)
+    nearest = dist.argmin(axis=1)
+    assert dist.min(axis=1).max() < 6 * s
+    counts = np.bincount(nearest, minlength=k)
+    assert np.all(np.abs(counts - 20_000 / k) < 5 * math.sqrt(20_000 / k))
+    residual = x - centres[nearest]
+    np.testing.assert_allclose(residual.std(axis=0), s, rtol=0.03)
+    np.testing.assert_allclose(residual.mean(axis=0), 0.0, atol=4 * s / math.sqrt(20_000))
+    with pytest.raises(ValueError, match="name"):
+        paper_mixture("swissroll")

@@ -57,17 +57,32 @@ class ToyProblem:
 # ------------------------------------------------------------------ the WGAN-GP toy sets
 
 
+_RING = 2.0 * np.stack([np.cos(np.arange(8) * (np.pi / 4)), np.sin(np.arange(8) * (np.pi / 4))],
+                       axis=1)  # gan_toy.py: 2 * (unit circle, every 45 degrees)
+_GRID = 2.0 * (np.arange(5) - 2.0)  # gan_toy.py: each coordinate of the 25 centres, 2 * {-2..2}
+# name: (noise std, divisor) of gan_toy.py, before the division
+_MIXTURE_NOISE = {"8gaussians": (0.02, 1.414), "25gaussians": (0.05, 2.828)}
+
+
+def paper_mixture(name: str) -> tuple[np.ndarray, float]:
+    """(centres, s) of a Gaussian-mixture toy: P = uniform over the centres + N(0, s^2 I)."""
+    check_choice(name, "name", tuple(_MIXTURE_NOISE))
+    std, divisor = _MIXTURE_NOISE[name]
+    raw = _RING if name == "8gaussians" else \
+        np.stack(np.meshgrid(_GRID, _GRID), axis=-1).reshape(-1, 2)
+    return raw / divisor, std / divisor
+
+
 def _eight_gaussians(n: int, rng: np.random.Generator) -> np.ndarray:
-    # gan_toy.py: centres 2 * (unit circle, every 45 degrees), noise std 0.02, then / 1.414
-    angles = rng.integers(0, 8, size=n) * (np.pi / 4)
-    centres = 2.0 * np.stack([np.cos(angles), np.sin(angles)], axis=1)
-    return (centres + 0.02 * rng.standard_normal((n, 2))) / 1.414
+    std, divisor = _MIXTURE_NOISE["8gaussians"]
+    centres = _RING[rng.integers(0, 8, size=n)]
+    return (centres + std * rng.standard_normal((n, 2))) / divisor
 
 
 def _twenty_five_gaussians(n: int, rng: np.random.Generator) -> np.ndarray:
-    # gan_toy.py: centres 2 * {-2..2}^2, noise std 0.05, then / 2.828
-    centres = 2.0 * (rng.integers(0, 5, size=(n, 2)) - 2)
-    return (centres + 0.05 * rng.standard_normal((n, 2))) / 2.828
+    std, divisor = _MIXTURE_NOISE["25gaussians"]
+    centres = _GRID[rng.integers(0, 5, size=(n, 2))]
+    return (centres + std * rng.standard_normal((n, 2))) / divisor
 
 
 def _swiss_roll(n: int, rng: np.random.Generator) -> np.ndarray:
