@@ -9,6 +9,7 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+from scipy.spatial.distance import cdist
 from scipy.stats import wasserstein_distance
 
 from otdiv import ConvergenceWarning, sliced_wasserstein, transport, wasserstein
@@ -78,6 +79,111 @@ def test_lazy_path_equals_dense(rng):
         np.testing.assert_allclose(auto_small_budget, dense, rtol=1e-10)
     with pytest.raises(ValueError, match="supports p = 1 or 2"):
         wasserstein(x, y, p=3, method="network_simplex_lazy")
+
+
+# ---------------------------------------------------------------- otdiv's sparse simplex
+
+
+def direct_cost(x, y, p):
+    # ot.dist's expansion ||x||^2 + ||y||^2 - 2 x.y loses ~1e-8 at coincident points
+    return cdist(x, y) ** p
+
+
+def assert_optimal(res, x, y, a, b, p):
+    """The returned plan is feasible, the potentials are dual feasible and tight on it, and
+    the duality gap is closed — an optimality certificate independent of any solver."""
+    C = direct_cost(x, y, p)
+    rows, cols, mass = res.plan_support
+    assert (mass > 0).all()
+    np.testing.assert_allclose(np.bincount(rows, mass, len(x)), a, atol=1e-14)
+    np.testing.assert_allclose(np.bincount(cols, mass, len(y)), b, atol=1e-14)
+    scale = C.max()
+    assert (res.f[:, None] + res.g[None, :] - C).max() <= 1e-10 * scale
+    np.testing.assert_allclose(res.f[rows] + res.g[cols], C[rows, cols], atol=1e-10 * scale)
+    np.testing.assert_allclose(a @ res.f + b @ res.g, res.cost, rtol=1e-10, atol=1e-12 * scale)
+    np.testing.assert_allclose(mass @ C[rows, cols], res.cost, rtol=1e-12, atol=1e-300)
+
+
+@pytest.mark.parametrize("p", [1.0, 1.5, 2.0])
+@pytest.mark.parametrize("case", ["uniform", "weighted", "n != m", "zero weights", "ties",
+                                  "identical"])
+def test_sparse_simplex_is_optimal_and_matches_pot(rng, p, case):
+    n, m, d = 80, (57 if case in ("n != m", "weighted") else 80), 3
+    x, y = rng.normal(size=(n, d)), rng.normal(size=(m, d)) * 1.5 + 0.3
+    if case == "ties":
+        x, y = np.round(x), np.round(y)  # many equal costs and repeated points
+    if case == "identical":
+        y = x.copy()
+    a = b = None
+    if case in ("weighted", "zero weights", "n != m"):
+        a, b = rng.random(n), rng.random(m)
+        if case == "zero weights":
+            a[:5], b[-3:] = 0.0, 0.0
+        a, b = a / a.sum(), b / b.sum()
+    A = np.full(n, 1 / n) if a is None else a
+    B = np.full(m, 1 / m) if b is None else b
+    ref = ot.emd2(A, B, direct_cost(x, y, p), numItermax=10**8)
+    res = wasserstein(x, y, a, b, p=p, method="sparse_simplex", return_result=True)
+    np.testing.assert_allclose(res.cost, ref, rtol=1e-11, atol=1e-14)
+    assert res.converged and res.status == "optimal" and res.method == "sparse_simplex"
+    assert_optimal(res, x, y, A, B, p)
+
+
+@pytest.mark.parametrize("n", [128, 100])
+def test_sparse_simplex_coarse_to_fine_levels(rng, monkeypatch, n):
+    # a small base size so the recursion runs through several levels (100 -> 50 -> 25: odd)
+    from otdiv.metrics import network_simplex
+
+    monkeypatch.setattr(network_simplex, "_BASE", 16)
+    x, y = rng.normal(size=(n, 2)), rng.normal(size=(n, 2)) * 1.5 + 0.5
+    res = wasserstein(x, y, method="sparse_simplex", return_result=True)
+    u = np.full(n, 1 / n)
+    np.testing.assert_allclose(res.cost, ot.emd2(u, u, direct_cost(x, y, 1.0)), rtol=1e-12)
+    assert_optimal(res, x, y, u, u, 1.0)
+    # an optimal vertex of the assignment polytope is a permutation (Birkhoff)
+    rows, cols, mass = res.plan_support
+    assert sorted(rows) == list(range(n)) and sorted(cols) == list(range(n))
+    np.testing.assert_allclose(mass, 1 / n, rtol=1e-12)
+
+
+def test_sparse_simplex_prices_on_the_fly_outside_the_budget(rng):
+    x, y = rng.normal(size=(300, 2)), rng.normal(size=(300, 2)) + 1
+    a = rng.random(300)
+    for weights in ((None, None), (a, None)):
+        stored = wasserstein(x, y, *weights, method="sparse_simplex")
+        online = wasserstein(x, y, *weights, method="sparse_simplex", memory_budget=1e3)
+        np.testing.assert_allclose(online, stored, rtol=1e-13)
+        np.testing.assert_allclose(online, pot_wp(x, y, *weights), rtol=1e-10)
+
+
+def test_sparse_simplex_pivot_cap_warns_and_flags(rng):
+    x, y = rng.normal(size=(60, 2)), rng.normal(size=(60, 2)) + 2
+    with pytest.warns(ConvergenceWarning, match="not the optimum"):
+        res = wasserstein(x, y, method="sparse_simplex", max_iter=5, return_result=True)
+    assert not res.converged and res.status == "max_iter_reached"
+    assert res.cost > pot_wp(x, y) * (1 + 1e-6)  # a feasible plan, not the optimum
+
+
+def test_auto_method_table():
+    from otdiv.metrics.wasserstein import DEFAULT_MEMORY_BUDGET, _auto_method
+
+    budget = DEFAULT_MEMORY_BUDGET
+    assert _auto_method(10, 10, 1, 1.0, True, budget) == "1d"
+    assert _auto_method(4000, 4000, 2, 1.0, True, budget) == "sparse_simplex"
+    assert _auto_method(4000, 4000, 2, 1.0, False, budget) == "network_simplex"
+    assert _auto_method(200, 200, 2, 1.0, True, budget) == "network_simplex"
+    assert _auto_method(20_000, 20_000, 2, 1.0, True, budget) == "sparse_simplex"
+    assert _auto_method(20_000, 20_000, 2, 2.0, False, budget) == "network_simplex_lazy"
+    assert _auto_method(20_000, 20_000, 2, 3.0, False, budget) == "sparse_simplex"
+
+
+@given(st.integers(1, 300), st.integers(1, 4), st.integers(0, 2**32 - 1))
+def test_kd_order_is_a_permutation_that_halves_space(n, d, seed):
+    from otdiv.metrics.network_simplex import kd_order
+
+    z = np.random.default_rng(seed).normal(size=(n, d))
+    order = kd_order(z)
+    assert sorted(order) == list(range(n))
 
 
 # ----------------------------------------------------------------------- closed forms
@@ -178,23 +284,23 @@ def finite_difference(fn, t, h=1e-6):
 
 
 @pytest.mark.parametrize("p", [1.0, 2.0, 3.0])
-@pytest.mark.parametrize("d", [1, 2])
-def test_gradients_match_finite_differences(p, d):
+@pytest.mark.parametrize(("d", "method"), [(1, "auto"), (2, "auto"), (2, "sparse_simplex")])
+def test_gradients_match_finite_differences(p, d, method):
     rng = np.random.default_rng(7)
     x = torch.tensor(rng.normal(size=(6, d)), requires_grad=True)
     y = torch.tensor(rng.normal(size=(5, d)) + 0.7, requires_grad=True)
     a = torch.tensor(rng.random(6) + 0.5, requires_grad=True)
     b = torch.tensor(rng.random(5) + 0.5, requires_grad=True)
-    value = wasserstein(x, y, a, b, p=p)
+    value = wasserstein(x, y, a, b, p=p, method=method)
     value.backward()
     np.testing.assert_allclose(value.item(), pot_wp(x.detach().numpy(), y.detach().numpy(),
                                                     a.detach().numpy(), b.detach().numpy(), p),
                                rtol=1e-10)
     for t, fn in (
-        (x, lambda v: wasserstein(v, y.detach(), a.detach(), b.detach(), p=p)),
-        (y, lambda v: wasserstein(x.detach(), v, a.detach(), b.detach(), p=p)),
-        (a, lambda v: wasserstein(x.detach(), y.detach(), v, b.detach(), p=p)),
-        (b, lambda v: wasserstein(x.detach(), y.detach(), a.detach(), v, p=p)),
+        (x, lambda v: wasserstein(v, y.detach(), a.detach(), b.detach(), p=p, method=method)),
+        (y, lambda v: wasserstein(x.detach(), v, a.detach(), b.detach(), p=p, method=method)),
+        (a, lambda v: wasserstein(x.detach(), y.detach(), v, b.detach(), p=p, method=method)),
+        (b, lambda v: wasserstein(x.detach(), y.detach(), a.detach(), v, p=p, method=method)),
     ):
         np.testing.assert_allclose(t.grad.numpy(), finite_difference(fn, t), atol=1e-5)
 

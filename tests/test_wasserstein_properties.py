@@ -117,7 +117,8 @@ def test_translation_moves_by_the_norm_of_t(pair):
 
 
 @given(ots.measure_pairs(P, kinds=("sorted_1d",), max_n=12), st.sampled_from(["auto", "1d",
-                                                                               "network_simplex"]))
+                                                                               "network_simplex",
+                                                                               "sparse_simplex"]))
 def test_sorted_1d_pairs_by_every_method(pair, method):
     pair.check(wasserstein(pair.x, pair.y, p=pair.p, method=method))
 
@@ -220,7 +221,7 @@ def test_linear_critic_along_a_translation_attains_w1(critic, data):
     np.testing.assert_allclose(gap, critic.L * w1, rtol=1e-6, atol=1e-9 * scale_of(u))
 
 
-@pytest.mark.parametrize("method", ["network_simplex", "network_simplex_lazy"])
+@pytest.mark.parametrize("method", ["network_simplex", "network_simplex_lazy", "sparse_simplex"])
 @given(ots.measure_pairs(st.sampled_from([1.0, 2.0]), kinds=("translate", "permutation",
                                                              "dirac_cloud"), d=2, **SMALL))
 def test_known_answer_pairs_by_each_simplex(method, pair):

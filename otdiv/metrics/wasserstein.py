@@ -3,11 +3,17 @@
 Solvers (chosen from a table by ``method``):
 
 * ``"1d"`` — the closed form on the line: sort, then couple quantiles (O(n log n));
+* ``"sparse_simplex"`` — otdiv's network simplex on a sparse arc set completed by pricing all
+  pairs against its potentials, started coarse-to-fine (``otdiv.metrics.network_simplex``);
+  no n x m matrix beyond ``memory_budget``, any p;
 * ``"network_simplex"`` — POT's exact network simplex on otdiv's dense cost matrix;
 * ``"network_simplex_lazy"`` — the same simplex computing costs on the fly, O(n + m) memory
   (p = 1 or 2 only, the costs POT's lazy solver knows);
-* ``"auto"`` — 1-D closed form when d = 1; otherwise the dense simplex when the cost matrix
-  and the plan fit in ``memory_budget`` bytes, the lazy one when they do not.
+* ``"auto"`` — 1-D closed form when d = 1; ``"sparse_simplex"`` for uniform weights with
+  n = m >= 1000 (an assignment problem, where its coarse-to-fine start pays); POT's dense
+  simplex for other problems that fit ``memory_budget`` (faster on small and on weighted
+  problems, docs/benchmarks.md); beyond the budget, POT's lazy simplex for weighted p = 1, 2
+  and ``"sparse_simplex"`` otherwise.
 
 Every solver returns the optimal coupling as a sparse support (rows, cols, masses) and dual
 potentials (f, g); the torch path builds a differentiable value from them (envelope
@@ -36,8 +42,9 @@ from otdiv._array import (
 from otdiv.metrics.envelope import add_weight_gradients, root
 from otdiv.metrics.results import TransportResult, warn_not_converged
 
-METHODS = ("auto", "1d", "network_simplex", "network_simplex_lazy")
+METHODS = ("auto", "1d", "sparse_simplex", "network_simplex", "network_simplex_lazy")
 DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes for the dense path: cost matrix + plan, float64
+_SPARSE_MIN_PAIRS = 1000 * 1000  # below this, POT's dense simplex is faster (docs/benchmarks.md)
 _UNLIMITED = 2**62  # the network simplex terminates; no practical cap unless asked
 
 
@@ -85,7 +92,7 @@ def _cumulative(w: np.ndarray) -> np.ndarray:
     return c
 
 
-def _solve_1d(x, y, a, b, p, *, uniform: bool, need_plan: bool, max_iter=None) -> _Solution:
+def _solve_1d(x, y, a, b, p, *, uniform: bool, need_plan: bool, **_) -> _Solution:
     from otdiv.kernels import transport1d_numba as k1
 
     x, y = x[:, 0], y[:, 0]
@@ -163,19 +170,33 @@ def _solve_network_simplex_lazy(x, y, a, b, p, *, max_iter, need_plan, **_) -> _
     return _Solution(cost, rows, cols, mass, log["u"], log["v"], converged, status)
 
 
+def _solve_sparse_simplex(x, y, a, b, p, *, max_iter, uniform, memory_budget, **_) -> _Solution:
+    from otdiv.metrics.network_simplex import exact_transport
+
+    sol = exact_transport(x, y, a, b, p, uniform=uniform, max_pivots=max_iter,
+                          memory_budget=memory_budget)
+    status = "optimal" if sol.converged else "max_iter_reached"
+    return _Solution(sol.cost, sol.rows, sol.cols, sol.mass, sol.f, sol.g, sol.converged,
+                     status, sol.pivots)
+
+
 _SOLVERS = {
     "1d": _solve_1d,
+    "sparse_simplex": _solve_sparse_simplex,
     "network_simplex": _solve_network_simplex,
     "network_simplex_lazy": _solve_network_simplex_lazy,
 }
 
 
-def _auto_method(n: int, m: int, d: int, p: float, memory_budget: float) -> str:
+def _auto_method(n: int, m: int, d: int, p: float, uniform: bool, memory_budget: float) -> str:
     if d == 1:
         return "1d"
-    if 16 * n * m <= memory_budget or p not in (1.0, 2.0):
-        return "network_simplex"
-    return "network_simplex_lazy"
+    assignment = uniform and n == m  # the coarse-to-fine start applies
+    if 16 * n * m > memory_budget:  # memory-light exact paths
+        return "network_simplex_lazy" if not assignment and p in (1.0, 2.0) else "sparse_simplex"
+    if assignment and n * m >= _SPARSE_MIN_PAIRS:
+        return "sparse_simplex"
+    return "network_simplex"
 
 
 # ---------------------------------------------------------------------------- torch
@@ -220,14 +241,16 @@ def wasserstein(
         y: (m,) or (m, d) points of the second measure, same kind and dimension.
         a, b: nonnegative weights (n,) and (m,); uniform when None; normalized to sum 1.
         p: exponent of the ground cost, p >= 1.
-        method: ``"auto"``, ``"1d"``, ``"network_simplex"`` or ``"network_simplex_lazy"``.
+        method: ``"auto"``, ``"1d"``, ``"sparse_simplex"``, ``"network_simplex"`` or
+            ``"network_simplex_lazy"`` (module docstring).
         return_result: return a :class:`TransportResult` (value, cost = W_p^p, plan,
             potentials, status) instead of the value alone.
         max_iter: cap on network-simplex pivots (None: no cap; the simplex terminates).
             A capped, non-optimal run warns with :class:`ConvergenceWarning` and reports
             ``converged=False``.
-        memory_budget: bytes the dense path may use for the cost matrix and plan; above it
-            ``"auto"`` switches to the memory-light solver.
+        memory_budget: bytes a solver may spend on n x m arrays: ``"sparse_simplex"`` stores
+            the cost matrix when it fits in half of it and otherwise prices on the fly;
+            ``"network_simplex"`` needs the cost matrix and the plan.
 
     Returns:
         W_p: a Python float for numpy input; a 0-d tensor on the input's device and dtype for
@@ -253,14 +276,14 @@ def wasserstein(
     limit = _UNLIMITED if max_iter is None else check_int(max_iter, "max_iter")
     check_positive(memory_budget, "memory_budget")
     if method == "auto":
-        method = _auto_method(n, m, d, p, memory_budget)
+        method = _auto_method(n, m, d, p, uniform, memory_budget)
     elif method == "1d" and d != 1:
         raise ValueError(f"method='1d' needs one-dimensional points, got d={d}")
 
     need_plan = return_result or kind == "torch"
     xn, yn, an, bn = (to_numpy64(v) for v in (x, y, a, b))
     sol = _SOLVERS[method](xn, yn, an, bn, p, uniform=uniform, need_plan=need_plan,
-                           max_iter=limit)
+                           max_iter=limit, memory_budget=memory_budget)
     if not sol.converged:
         warn_not_converged(
             f"wasserstein(method={method!r})",

@@ -1,0 +1,333 @@
+"""Primal network simplex for the transportation problem on a sparse, growing arc set.
+
+    min Σ_k c_k φ_k  over arcs k = (i → j),  Σ_{k out of i} φ_k = a_i,  Σ_{k into j} φ_k = b_j,
+    φ ≥ 0.
+
+Nodes 0..n−1 are the sources (x_i, supply a_i), n..n+m−1 the sinks (y_j, demand b_j); every
+arc goes from a source to a sink and has no upper bound. The basis is a spanning tree stored
+as parent pointers with the tree arc of each node (``pred``), its orientation (``up``: the
+node is the arc's source), depths, child lists and node potentials π with
+c_k + π_src − π_dst = 0 on tree arcs. Entering arcs are chosen by block search over the
+reduced costs c_k + π_i − π_j; the leaving arc is the last blocking arc of the cycle walked
+from its apex (Cunningham's strongly feasible trees, so degenerate pivots cannot cycle).
+
+The tree starts from the north-west-corner coupling of two orderings (``northwest_tree``),
+which is strongly feasible when every mass is positive. The arc set is the caller's: the
+driver (``otdiv.metrics.wasserstein``) prices all n·m pairs against the potentials
+(``most_negative``), appends the violated ones and resumes the same basis, until no pair has
+a negative reduced cost — then the tree is optimal for the dense problem.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+from otdiv.kernels.cost_numba import _power_of_sq, _serial_and_parallel
+
+
+@nb.njit(cache=True)
+def northwest_tree(ix, a, iy, b, snap):
+    """North-west-corner coupling of sources in the order ``ix`` and sinks in the order
+    ``iy`` (masses a, b of equal sums, all > 0), as a strongly feasible tree rooted at
+    source ix[0]. Returns the tree's arcs (src, dst in 0..m−1, flow) and, per node, the
+    index of its tree arc (−1 at the root) and whether the node is that arc's source.
+    Remainders below ``snap`` count as exhausted (rounding of the running sums)."""
+    n, m = ix.shape[0], iy.shape[0]
+    src = np.empty(n + m - 1, np.int64)
+    dst = np.empty(n + m - 1, np.int64)
+    flow = np.empty(n + m - 1, np.float64)
+    pred = np.full(n + m, -1, np.int64)
+    up = np.zeros(n + m, np.bool_)
+    i, j, k = 0, 0, 0
+    ra, rb = a[ix[0]], b[iy[0]]
+    # first arc: root ix[0] to iy[0]; the sink hangs below the root with positive flow
+    while True:
+        f = min(ra, rb)
+        src[k], dst[k], flow[k] = ix[i], iy[j], f
+        ra -= f
+        rb -= f
+        k += 1
+        if k == n + m - 1:
+            break
+        if (ra <= snap or j + 1 == m) and i + 1 < n:
+            # next source hangs below the current sink (zero flow allowed: it points up)
+            i += 1
+            ra = a[ix[i]]
+            pred[ix[i]], up[ix[i]] = k, True
+        else:
+            # next sink hangs below the current source with positive flow
+            j += 1
+            rb = b[iy[j]]
+            pred[n + iy[j]], up[n + iy[j]] = k, False
+    # the first arc belongs to the first sink
+    pred[n + iy[0]], up[n + iy[0]] = 0, False
+    return src, dst, flow, pred, up
+
+
+@nb.njit(cache=True)
+def build_tree(src, dst, pred, up, root, parent, depth, first, nxt, prv, pi, cost, order):
+    """From the tree arcs of each node (pred, up): parents, child lists, depths and the
+    potentials π (π_root = 0, c + π_src − π_dst = 0 on tree arcs). ``order`` is a work array
+    of n + m nodes; returns how many nodes the root reaches (n + m for a spanning tree)."""
+    nn = parent.shape[0]
+    first[:] = -1
+    nxt[:] = -1
+    prv[:] = -1
+    parent[root] = -1
+    for w in range(nn):
+        if w == root:
+            continue
+        e = pred[w]
+        p = dst[e] if up[w] else src[e]
+        parent[w] = p
+        _add_child(first, nxt, prv, p, w)
+    depth[root] = 0
+    pi[root] = 0.0
+    order[0] = root
+    head, tail = 0, 1
+    while head < tail:
+        p = order[head]
+        head += 1
+        c = first[p]
+        while c != -1:
+            e = pred[c]
+            depth[c] = depth[p] + 1
+            pi[c] = pi[p] - cost[e] if up[c] else pi[p] + cost[e]
+            order[tail] = c
+            tail += 1
+            c = nxt[c]
+    return tail
+
+
+@nb.njit(inline="always")
+def _add_child(first, nxt, prv, p, c):
+    h = first[p]
+    nxt[c] = h
+    prv[c] = -1
+    if h != -1:
+        prv[h] = c
+    first[p] = c
+
+
+@nb.njit(inline="always")
+def _remove_child(first, nxt, prv, p, c):
+    if prv[c] != -1:
+        nxt[prv[c]] = nxt[c]
+    else:
+        first[p] = nxt[c]
+    if nxt[c] != -1:
+        prv[nxt[c]] = prv[c]
+
+
+@nb.njit(cache=True)
+def simplex(src, dst, cost, flow, n_arcs, parent, pred, up, depth, first, nxt, prv, pi,
+            start, tol, max_pivots, work):
+    """Pivot until no arc among the first ``n_arcs`` has reduced cost < −tol, or
+    ``max_pivots`` pivots. ``dst`` holds node indices (n + j). Returns (pivots done,
+    optimal on these arcs, next block start)."""
+    block = max(int(np.sqrt(n_arcs)), 16)
+    pivots = 0
+    k = start % n_arcs
+    path = work
+    while pivots < max_pivots:
+        best, best_k, seen, scanned = -tol, -1, 0, 0
+        while scanned < n_arcs:
+            rc = cost[k] + pi[src[k]] - pi[dst[k]]
+            if rc < best:
+                best, best_k = rc, k
+            k += 1
+            if k == n_arcs:
+                k = 0
+            scanned += 1
+            seen += 1
+            if seen == block:
+                if best_k >= 0:
+                    break
+                seen = 0
+        if best_k < 0:
+            return pivots, True, k
+        _pivot(best_k, src, dst, cost, flow, parent, pred, up, depth, first, nxt, prv, pi,
+               path)
+        pivots += 1
+    return pivots, False, k
+
+
+@nb.njit(cache=True)
+def _pivot(e, src, dst, cost, flow, parent, pred, up, depth, first, nxt, prv, pi, path):
+    u, v = src[e], dst[e]
+    rc = cost[e] + pi[u] - pi[v]
+    s, t = u, v
+    while s != t:
+        if depth[s] > depth[t]:
+            s = parent[s]
+        elif depth[s] < depth[t]:
+            t = parent[t]
+        else:
+            s = parent[s]
+            t = parent[t]
+    apex = s
+    # The cycle runs u → v along e, then up from v to the apex and down to u. Arcs whose
+    # flow the push decreases block it; take the last blocking arc from the apex: on v's
+    # side the one nearest the apex (<=), else on u's side the one nearest u (<).
+    delta = np.inf
+    leave, in_u = -1, True
+    w = u
+    while w != apex:
+        if up[w] and flow[pred[w]] < delta:
+            delta, leave, in_u = flow[pred[w]], w, True
+        w = parent[w]
+    w = v
+    while w != apex:
+        if not up[w] and flow[pred[w]] <= delta:
+            delta, leave, in_u = flow[pred[w]], w, False
+        w = parent[w]
+    if delta > 0.0:
+        flow[e] += delta
+        w = u
+        while w != apex:
+            flow[pred[w]] += -delta if up[w] else delta
+            w = parent[w]
+        w = v
+        while w != apex:
+            flow[pred[w]] += delta if up[w] else -delta
+            w = parent[w]
+    flow[pred[leave]] = 0.0
+    # Re-hang the subtree below the leaving arc from the entering arc: reverse the path
+    # from the entering endpoint inside it (w_0) up to the leaving node (w_k).
+    w0, out = (u, v) if in_u else (v, u)
+    shift = -rc if in_u else rc
+    k = 0
+    w = w0
+    path[0] = w
+    while w != leave:
+        w = parent[w]
+        k += 1
+        path[k] = w
+    _remove_child(first, nxt, prv, parent[leave], leave)
+    for i in range(k):
+        _remove_child(first, nxt, prv, path[i + 1], path[i])
+    for i in range(k - 1, -1, -1):
+        a, b = path[i], path[i + 1]
+        pred[b] = pred[a]
+        up[b] = not up[a]
+        parent[b] = a
+        _add_child(first, nxt, prv, a, b)
+    pred[w0] = e
+    up[w0] = in_u
+    parent[w0] = out
+    _add_child(first, nxt, prv, out, w0)
+    # depths and potentials of the moved subtree (path doubles as the DFS stack)
+    depth[w0] = depth[out] + 1
+    pi[w0] += shift
+    top = 0
+    path[0] = w0
+    while top >= 0:
+        p = path[top]
+        top -= 1
+        c = first[p]
+        while c != -1:
+            depth[c] = depth[p] + 1
+            pi[c] += shift
+            top += 1
+            path[top] = c
+            c = nxt[c]
+
+
+def _most_negative_py(x, y, p, f, g, tol, out):
+    """For each row i, the columns j with the ``out.shape[1]`` most negative reduced costs
+    c_ij − f_i − g_j < −tol (−1 where there are fewer); returns the count of such pairs."""
+    n, kmax = out.shape
+    m, d = y.shape
+    counts = np.zeros(n, np.int64)
+    for i in nb.prange(n):
+        vals = np.full(kmax, -tol)
+        idx = np.full(kmax, -1, np.int64)
+        worst = 0  # slot holding the largest kept value
+        fi = f[i]
+        total = 0
+        for j in range(m):
+            sq = 0.0
+            for t in range(d):
+                u = x[i, t] - y[j, t]
+                sq += u * u
+            r = _power_of_sq(sq, p) - fi - g[j]
+            if r < vals[worst]:
+                total += 1
+                vals[worst] = r
+                idx[worst] = j
+                for s in range(kmax):
+                    if vals[s] > vals[worst]:
+                        worst = s
+            elif r < -tol:
+                total += 1
+        out[i, :] = idx
+        counts[i] = total
+    return counts.sum()
+
+
+_most_negative_serial, _most_negative_parallel = _serial_and_parallel(_most_negative_py)
+
+
+def most_negative(x, y, p, f, g, tol, per_row):
+    """(rows, cols) of up to ``per_row`` violated pairs per row, and the number of violated
+    pairs in all (priced on the fly, O(n + m) memory beyond the output)."""
+    out = np.empty((x.shape[0], per_row), np.int64)
+    kernel = (_most_negative_parallel if x.shape[0] * y.shape[0] * x.shape[1] >= 200_000
+              else _most_negative_serial)
+    total = kernel(x, y, float(p), f, g, float(tol), out)
+    rows, slots = np.nonzero(out >= 0)
+    return rows, out[rows, slots], int(total)
+
+
+def _most_negative_dense_py(c, f, g, tol, out):
+    n, kmax = out.shape
+    m = c.shape[1]
+    counts = np.zeros(n, np.int64)
+    for i in nb.prange(n):
+        vals = np.full(kmax, -tol)
+        idx = np.full(kmax, -1, np.int64)
+        worst = 0
+        fi = f[i]
+        total = 0
+        for j in range(m):
+            r = c[i, j] - fi - g[j]
+            if r < -tol:
+                total += 1
+                if r < vals[worst]:
+                    vals[worst] = r
+                    idx[worst] = j
+                    for s in range(kmax):
+                        if vals[s] > vals[worst]:
+                            worst = s
+        out[i, :] = idx
+        counts[i] = total
+    return counts.sum()
+
+
+_most_negative_dense_serial, _most_negative_dense_parallel = _serial_and_parallel(
+    _most_negative_dense_py)
+
+
+def most_negative_dense(c, f, g, tol, per_row):
+    """``most_negative`` on a stored cost matrix c."""
+    out = np.empty((c.shape[0], per_row), np.int64)
+    kernel = (_most_negative_dense_parallel if c.size >= 200_000
+              else _most_negative_dense_serial)
+    total = kernel(c, f, g, float(tol), out)
+    rows, slots = np.nonzero(out >= 0)
+    return rows, out[rows, slots], int(total)
+
+
+@nb.njit(cache=True)
+def tree_flows(order, parent, pred, up, supply, flow):
+    """The flows of the tree arcs for node supplies ``supply`` (a_i at sources, −b_j at
+    sinks): each tree arc carries the net supply of the subtree below it. ``order`` lists the
+    nodes root first, parents before children (``build_tree``'s work array). Sets ``flow``
+    on the tree arcs (others are left as they are)."""
+    excess = supply.copy()
+    for t in range(order.shape[0] - 1, 0, -1):
+        w = order[t]
+        s = excess[w]
+        flow[pred[w]] = s if up[w] else -s
+        excess[parent[w]] += s
