@@ -234,6 +234,19 @@ def _pivot(e, src, dst, cost, flow, parent, pred, up, depth, first, nxt, prv, pi
             c = nxt[c]
 
 
+@nb.njit(inline="always")
+def _offer(vals, idx, worst, r, j):
+    """Keep the len(vals) smallest offers (r, j): r replaces the largest kept value
+    vals[worst] when smaller. Returns the slot of the new largest."""
+    if r < vals[worst]:
+        vals[worst] = r
+        idx[worst] = j
+        for s in range(vals.shape[0]):
+            if vals[s] > vals[worst]:
+                worst = s
+    return worst
+
+
 def _most_negative_py(x, y, p, f, g, tol, out):
     """For each row i, the columns j with the ``out.shape[1]`` most negative reduced costs
     c_ij − f_i − g_j < −tol (−1 where there are fewer); returns the count of such pairs."""
@@ -243,26 +256,17 @@ def _most_negative_py(x, y, p, f, g, tol, out):
     for i in nb.prange(n):
         vals = np.full(kmax, -tol)
         idx = np.full(kmax, -1, np.int64)
-        worst = 0  # slot holding the largest kept value
-        fi = f[i]
-        total = 0
+        worst = 0
         for j in range(m):
             sq = 0.0
             for t in range(d):
                 u = x[i, t] - y[j, t]
                 sq += u * u
-            r = _power_of_sq(sq, p) - fi - g[j]
-            if r < vals[worst]:
-                total += 1
-                vals[worst] = r
-                idx[worst] = j
-                for s in range(kmax):
-                    if vals[s] > vals[worst]:
-                        worst = s
-            elif r < -tol:
-                total += 1
+            r = _power_of_sq(sq, p) - f[i] - g[j]
+            if r < -tol:
+                counts[i] += 1
+                worst = _offer(vals, idx, worst, r, j)
         out[i, :] = idx
-        counts[i] = total
     return counts.sum()
 
 
@@ -282,26 +286,17 @@ def most_negative(x, y, p, f, g, tol, per_row):
 
 def _most_negative_dense_py(c, f, g, tol, out):
     n, kmax = out.shape
-    m = c.shape[1]
     counts = np.zeros(n, np.int64)
     for i in nb.prange(n):
         vals = np.full(kmax, -tol)
         idx = np.full(kmax, -1, np.int64)
         worst = 0
-        fi = f[i]
-        total = 0
-        for j in range(m):
-            r = c[i, j] - fi - g[j]
+        for j in range(c.shape[1]):
+            r = c[i, j] - f[i] - g[j]
             if r < -tol:
-                total += 1
-                if r < vals[worst]:
-                    vals[worst] = r
-                    idx[worst] = j
-                    for s in range(kmax):
-                        if vals[s] > vals[worst]:
-                            worst = s
+                counts[i] += 1
+                worst = _offer(vals, idx, worst, r, j)
         out[i, :] = idx
-        counts[i] = total
     return counts.sum()
 
 
