@@ -3,7 +3,7 @@
 Trains ``otdiv.train_critic`` (cosine schedule, training seed 0 unless --seed) and audits it
 with ``otdiv.audit_critic`` (4000 held-out points per side, 3 draws, audit seed 1). The
 critic is an MLP built here (initialised as ``train_critic`` initialises its own, so
-``--act relu`` is ``otdiv.mlp_critic``):
+``--act relu`` is ``otdiv.audit.mlp_critic``):
 
 * ``relu``:   Linear(d, h1) ReLU Linear(h1, h2) ReLU ... Linear(hL, 1);
 * ``leaky``:  the same with LeakyReLU(--leaky-slope, default 0.2);
@@ -11,7 +11,13 @@ critic is an MLP built here (initialised as ``train_critic`` initialises its own
   h pre-activations are split into two halves a, b and mapped to (max(a, b), min(a, b)),
   so the width and the parameter count stay those of the ReLU critic. MaxMin is
   gradient-norm preserving (its Jacobian is a permutation), and otdiv.lipschitz_bounds
-  reads it as 1-Lipschitz (by its class name).
+  reads it as 1-Lipschitz (by its class name);
+* ``softplus``, ``elu``, ``gelu``, ``tanh``: smooth activations (torch.nn.Softplus with
+  beta = --softplus-beta, which is ``otdiv.audit.mlp_critic(softplus_beta=...)``; ELU, GELU,
+  Tanh). A piecewise-linear critic can only approximate
+  the cone ||x - c|| - phi of each cluster's optimal potential by a pyramid of flat faces,
+  whose gradient misses the radial transport ray by up to pi / k for k faces; a smooth critic
+  can curve with the rays.
 
 Prints one JSON line: the settings, the wall and CPU seconds, the raw and
 gradient-normalised relative errors and the slope G. Run one per core, on one thread:
@@ -34,7 +40,7 @@ import torch
 import otdiv
 from otdiv.audit import make_toy
 
-ACTS = ("relu", "maxmin", "leaky")
+ACTS = ("relu", "maxmin", "leaky", "softplus", "elu", "gelu", "tanh")
 
 
 MAXMIN_IMPLS = ("relu", "minmax")
@@ -65,7 +71,8 @@ class MaxMin(torch.nn.Module):
 
 
 def build_critic(dim: int, hidden: tuple[int, ...], act: str, leaky_slope: float = 0.2,
-                 seed: int | None = 0, maxmin_impl: str = "relu") -> torch.nn.Sequential:
+                 seed: int | None = 0, maxmin_impl: str = "relu",
+                 softplus_beta: float = 1.0) -> torch.nn.Sequential:
     """The critic, initialised under torch.manual_seed(seed) as train_critic does its own."""
     if act == "maxmin" and any(h % 2 for h in hidden):
         raise ValueError(f"maxmin needs even widths, got {hidden}")
@@ -75,6 +82,11 @@ def build_critic(dim: int, hidden: tuple[int, ...], act: str, leaky_slope: float
             return torch.nn.ReLU()
         if act == "leaky":
             return torch.nn.LeakyReLU(leaky_slope)
+        if act == "softplus":
+            return torch.nn.Softplus(beta=softplus_beta)
+        smooth = {"elu": torch.nn.ELU, "gelu": torch.nn.GELU, "tanh": torch.nn.Tanh}
+        if act in smooth:
+            return smooth[act]()
         return MaxMin(maxmin_impl)
 
     def build() -> torch.nn.Sequential:
@@ -99,6 +111,7 @@ def main() -> None:
     parser.add_argument("--constraint", default="lp", choices=("gp", "lp"))
     parser.add_argument("--act", default="relu", choices=ACTS)
     parser.add_argument("--leaky-slope", type=float, default=0.2)
+    parser.add_argument("--softplus-beta", type=float, default=1.0)
     parser.add_argument("--maxmin-impl", default="relu", choices=MAXMIN_IMPLS,
                         help="how MaxMin is computed (same function; 'relu' is faster)")
     parser.add_argument("--hidden", default="128,128,128")
@@ -112,7 +125,7 @@ def main() -> None:
     hidden = tuple(int(h) for h in args.hidden.split(","))
     toy = make_toy(args.toy)
     critic = build_critic(toy.dim, hidden, args.act, args.leaky_slope, args.seed,
-                          args.maxmin_impl)
+                          args.maxmin_impl, args.softplus_beta)
     n_params = sum(p.numel() for p in critic.parameters())
     t0, c0 = time.perf_counter(), time.process_time()
     trained = otdiv.train_critic(toy.sample_real, toy.sample_fake, constraint=args.constraint,
@@ -126,6 +139,7 @@ def main() -> None:
         "toy": args.toy, "constraint": args.constraint, "act": args.act,
         "leaky_slope": args.leaky_slope if args.act == "leaky" else None,
         "maxmin_impl": args.maxmin_impl if args.act == "maxmin" else None,
+        "softplus_beta": args.softplus_beta if args.act == "softplus" else None,
         "hidden": hidden, "params": n_params, "steps": args.steps,
         "lr": args.lr, "batch_size": args.batch_size, "lambda_gp": args.lambda_gp,
         "seed": args.seed,

@@ -98,6 +98,8 @@ def main() -> None:
                         help="steps when the first layer is wider than 256 (d = 64)")
     parser.add_argument("--first-per-dim", type=int, default=8,
                         help="first hidden layer at least this many units per input dim")
+    parser.add_argument("--softplus-beta", type=float, default=None,
+                        help="Softplus(beta) critics instead of ReLU (mlp_critic)")
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--schedule", default="cosine")
     parser.add_argument("--lambda-gp", type=float, default=10.0)
@@ -116,9 +118,10 @@ def main() -> None:
         (p.split(":")[0], int(p.split(":")[1])) for p in args.problems.split(",")]
     constraints = args.constraints.split(",")
 
+    act = "ReLU" if args.softplus_beta is None else f"Softplus({args.softplus_beta:g})"
     print("## Critic audit: every toy x constraint\n")
     print(f"`benchmarks/audit_table.py {' '.join(sys.argv[1:])}`, {machine()}, one torch "
-          f"thread. Critic: ReLU MLP (max({args.hidden}, {args.first_per_dim} d), "
+          f"thread. Critic: {act} MLP (max({args.hidden}, {args.first_per_dim} d), "
           f"{args.hidden}, {args.hidden}), {args.steps} steps of batch 256 ({args.wide_steps} "
           "when the first layer is wider than 256); gp/lp/spectral: "
           f"Adam lr {args.lr:g} ({args.schedule} schedule), betas (0.5, 0.9), lambda "
@@ -142,6 +145,7 @@ def main() -> None:
             clip = constraint == "clip"
             trained = train_critic(toy.sample_real, toy.sample_fake, constraint=constraint,
                                    steps=steps, hidden=hidden,
+                                   softplus_beta=args.softplus_beta,
                                    lr=None if clip else args.lr,
                                    schedule="constant" if clip else args.schedule,
                                    lambda_gp=args.lambda_gp, device="cpu", seed=0,

@@ -152,8 +152,8 @@ def _run_audit(args) -> dict:
     else:
         trained = train_critic(train_real, train_fake, constraint=args.constraint,
                                steps=args.steps, batch_size=args.batch_size, hidden=hidden,
-                               lr=args.lr, lambda_gp=args.lambda_gp,
-                               schedule=args.schedule, device=device,
+                               softplus_beta=args.softplus_beta, lr=args.lr,
+                               lambda_gp=args.lambda_gp, schedule=args.schedule, device=device,
                                seed=args.seed, progress=not args.no_progress)
         critic = trained.critic
         constraint = args.constraint
@@ -301,6 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--steps", type=int, default=2000)
     tr.add_argument("--batch-size", type=int, default=256)
     tr.add_argument("--hidden", default="256,256,256", help="hidden widths (256,256,256)")
+    tr.add_argument("--softplus-beta", type=float, default=None, metavar="BETA",
+                    help="Softplus(BETA) activations instead of ReLU (a ReLU rounded over "
+                    "1/BETA; 30 suits the paper toys' clusters)")
     tr.add_argument("--lr", type=float, default=None, help="learning rate (default: the "
                     "published one of the constraint)")
     tr.add_argument("--lambda-gp", type=float, default=10.0)

@@ -34,6 +34,7 @@ from otdiv.audit.report import (
     write_json,
 )
 from otdiv.audit.toys import mean_gaussian_norm, paper_mixture
+from otdiv.gan.constraints import spectral_normalize_
 
 
 @pytest.fixture(autouse=True)
@@ -317,6 +318,56 @@ def test_save_load_roundtrip_and_unsafe_checkpoint(tmp_path):
         load_critic(str(tmp_path / "module.pt"))
     with pytest.raises(ValueError, match="no such file"):
         load_critic(str(tmp_path / "missing.pt"))
+
+
+def test_softplus_critic_is_the_formula_and_round_trips(tmp_path):
+    # mlp_critic(softplus_beta=b): W2 (log(1 + e^{b z}) / b) + b2 with z = W1 x + b1
+    torch.manual_seed(0)
+    beta = 30.0
+    critic = mlp_critic(3, (8,), softplus_beta=beta)
+    (w1, b1), (w2, b2) = [(m.weight.detach().double().numpy(), m.bias.detach().double().numpy())
+                          for m in critic if isinstance(m, torch.nn.Linear)]
+    x = np.random.default_rng(0).normal(size=(50, 3))
+    z = x @ w1.T + b1
+    expect = (np.logaddexp(0.0, beta * z) / beta) @ w2.T + b2
+    got = critic(torch.as_tensor(x, dtype=torch.float32)).detach().double().numpy()
+    np.testing.assert_allclose(got, expect, rtol=1e-5, atol=1e-6)
+    # within log(2) / beta * sum|w2| of the ReLU MLP with the same weights
+    relu = (np.maximum(z, 0.0) @ w2.T + b2)
+    assert np.all(np.abs(got - relu) <= np.log(2) / beta * np.abs(w2).sum() + 1e-6)
+    path = tmp_path / "sp.pt"
+    save_critic(critic, path)
+    loaded = load_critic(str(path))
+    assert isinstance(loaded[1], torch.nn.Softplus) and loaded[1].beta == beta
+    xt = torch.as_tensor(x, dtype=torch.float32)
+    np.testing.assert_allclose(loaded(xt).detach().numpy(), critic(xt).detach().numpy(),
+                               rtol=1e-6)
+    # spectral normalisation's helper modules are not activations; its weights are baked in
+    spectral_normalize_(critic)
+    critic.eval()
+    save_critic(critic, path)
+    np.testing.assert_allclose(load_critic(str(path))(xt).detach().numpy(),
+                               critic(xt).detach().numpy(), rtol=1e-5)
+    # an activation save_critic cannot describe is refused, not saved as ReLU
+    tanh = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
+    with pytest.raises(ValueError, match="Tanh"):
+        save_critic(tanh, tmp_path / "tanh.pt")
+    with pytest.raises(ValueError, match="softplus_beta"):
+        mlp_critic(3, (8,), softplus_beta=0.0)
+    with pytest.raises(ValueError, match="softplus_beta"):
+        train_critic(x, x + 1, critic=critic, softplus_beta=10.0, steps=1, progress=False)
+
+
+def test_softplus_critic_trains_and_its_certificate_holds():
+    x = np.random.default_rng(2).normal(size=(400, 2))
+    y = x + np.array([0.0, 1.0])
+    trained = train_critic(x, y, constraint="lp", steps=60, hidden=(16, 16), softplus_beta=30,
+                           seed=0, device="cpu", progress=False)
+    assert trained.settings["softplus_beta"] == 30
+    audit = audit_critic(trained.critic, x, y, n=400, device="cpu")
+    np.testing.assert_allclose(audit.exact_w1, _pot_w1(x, y), rtol=1e-9)
+    assert audit.lipschitz_lower <= audit.lipschitz_upper < np.inf
+    assert audit.certified_lower <= audit.exact_w1 * (1 + 1e-9)
 
 
 # ------------------------------------------------------------------------------ reports

@@ -81,6 +81,8 @@ def test_bad_inputs_give_one_line(tmp_path, capsys):
          "either --toy"),
         (["audit", "--toy", "translate", "--steps", "0"], "--steps"),
         (["audit", "--toy", "translate", "--hidden", "a,b"], "--hidden"),
+        (["audit", "--toy", "translate", "--softplus-beta", "0", "--out", str(tmp_path / "o")],
+         "softplus_beta"),
         (["audit", "--toy", "translate", "--device", "tpu"], "device"),
         (["audit", "--toy", "translate", "--dim", "0", "--out", str(tmp_path / "o")], "d must"),
         (["audit", "--toy", "translate", "--out", str(good)], "not a directory"),

@@ -95,20 +95,30 @@ def resolve_device(device: object) -> torch.device:
     return dev
 
 
-def mlp_critic(dim: int, hidden: Sequence[int] = DEFAULT_HIDDEN) -> torch.nn.Sequential:
-    """x -> W_L relu(... relu(W_1 x + b_1) ...) + b_L, a ReLU MLP with one output per sample.
+def mlp_critic(dim: int, hidden: Sequence[int] = DEFAULT_HIDDEN, *,
+               softplus_beta: float | None = None) -> torch.nn.Sequential:
+    """x -> W_L σ(... σ(W_1 x + b_1) ...) + b_L, an MLP with one output per sample.
 
-    The architecture of the WGAN-GP toy critic (three hidden ReLU layers; no batch norm,
-    which would couple the samples of a batch and spoil the gradient penalty).
+    σ = relu by default: the architecture of the WGAN-GP toy critic (three hidden ReLU
+    layers; no batch norm, which would couple the samples of a batch and spoil the
+    gradient penalty). With ``softplus_beta=β``, σ(z) = log(1 + e^{βz}) / β, a ReLU
+    rounded over |z| ≲ 1/β (slopes in (0, 1), so Lipschitz bounds are those of ReLU).
+    A piecewise-linear critic can build the cone ‖x − c‖ of an optimal potential at a
+    point mass c only from flat faces, whose gradient misses the radial transport ray;
+    with 1/β about the width of the clusters the critic can curve with the rays
+    (docs/audit.md, "The 25 Gaussians").
     """
     import torch
 
     dim = check_int(dim, "dim")
     hidden = tuple(check_int(h, "hidden") for h in hidden)
+    if softplus_beta is not None:
+        softplus_beta = check_positive(softplus_beta, "softplus_beta")
     layers: list[torch.nn.Module] = []
     prev = dim
     for width in hidden:
-        layers += [torch.nn.Linear(prev, width), torch.nn.ReLU()]
+        act = torch.nn.ReLU() if softplus_beta is None else torch.nn.Softplus(softplus_beta)
+        layers += [torch.nn.Linear(prev, width), act]
         prev = width
     layers.append(torch.nn.Linear(prev, 1))
     return torch.nn.Sequential(*layers)
@@ -221,6 +231,7 @@ def train_critic(
     batch_size: int = 256,
     critic: torch.nn.Module | None = None,
     hidden: Sequence[int] = DEFAULT_HIDDEN,
+    softplus_beta: float | None = None,
     lr: float | None = None,
     betas: tuple[float, float] | None = None,
     lambda_gp: float = 10.0,
@@ -246,8 +257,9 @@ def train_critic(
             fresh points each step (``rng`` a numpy Generator), e.g. ``toy.sample_real``.
         constraint: "clip", "gp", "lp" or "spectral".
         steps: optimiser steps (>= 1). batch_size: samples of each side per step.
-        critic: your own module mapping (n, d) to n scores; default ``mlp_critic(d, hidden)``.
-            It is trained in place (moved to ``device``).
+        critic: your own module mapping (n, d) to n scores; default
+            ``mlp_critic(d, hidden, softplus_beta=softplus_beta)`` (a ReLU MLP unless
+            ``softplus_beta`` is given). It is trained in place (moved to ``device``).
         lr, betas: override the published learning rate and Adam betas.
         lambda_gp: the penalty weight of "gp" and "lp" (10, as published).
         clip: the clipping bound c of "clip" (0.01, as published).
@@ -290,7 +302,11 @@ def train_critic(
     dim = src_real.dim
 
     if critic is None:
-        critic = _seeded_module(lambda: mlp_critic(dim, hidden), seed)
+        critic = _seeded_module(lambda: mlp_critic(dim, hidden, softplus_beta=softplus_beta),
+                                seed)
+    elif softplus_beta is not None:
+        raise ValueError("softplus_beta shapes the default critic; it cannot be combined "
+                         "with critic=")
     elif not isinstance(critic, torch.nn.Module):
         raise TypeError(f"critic must be a torch.nn.Module to be trained, got "
                         f"{type(critic).__name__}")
@@ -324,7 +340,7 @@ def train_critic(
                            settings={**cfg, "lambda_gp": lambda_gp if cfg["kind"] else None,
                                      "clip": clip if constraint == "clip" else None,
                                      "batch_size": batch_size, "schedule": schedule,
-                                     "seed": seed})
+                                     "softplus_beta": softplus_beta, "seed": seed})
 
     def record(step: int, penalty: float) -> float:
         critic.eval()  # spectral norm: no power iteration while evaluating
@@ -447,36 +463,66 @@ def train_discriminator(
 # ------------------------------------------------------------------------- checkpoints
 
 
-def save_critic(critic: torch.nn.Module, path: str) -> None:
-    """Save a ReLU-MLP critic's effective weights so that ``load_critic`` (weights_only) reads it.
+def _mlp_activation(critic: torch.nn.Module) -> float | None:
+    """None for a ReLU MLP, β for a Softplus(β) one; ValueError for anything else."""
+    import torch
 
-    Spectral normalisation is baked in: the saved weight is W / sigma(W) as used in eval mode.
+    inner = {id(p) for m in critic.modules() if hasattr(m, "parametrizations")
+             for p in m.parametrizations.modules()}  # spectral norm's helper modules
+    acts = [m for m in critic.modules() if id(m) not in inner
+            and not isinstance(m, torch.nn.Linear) and not list(m.children())]
+    if all(isinstance(m, torch.nn.ReLU) for m in acts):
+        return None
+    betas = {float(m.beta) for m in acts if isinstance(m, torch.nn.Softplus)
+             and m.threshold == 20.0}
+    if len(betas) == 1 and all(isinstance(m, torch.nn.Softplus) for m in acts):
+        return betas.pop()
+    kinds = sorted({type(m).__name__ for m in acts})
+    raise ValueError(f"save_critic handles MLPs of Linear layers with ReLU or one Softplus(β) "
+                     f"activation; this critic has {', '.join(kinds)}")
+
+
+def save_critic(critic: torch.nn.Module, path: str) -> None:
+    """Save an MLP critic's effective weights so that ``load_critic`` (weights_only) reads it.
+
+    The MLP is Linear layers separated by ReLU or Softplus(β) activations, as
+    :func:`mlp_critic` builds. Spectral normalisation is baked in: the saved weight is
+    W / sigma(W) as used in eval mode.
     """
     import torch
 
     linears = [m for m in critic.modules() if isinstance(m, torch.nn.Linear)]
     if not linears:
-        raise ValueError("critic has no Linear layers; save_critic handles ReLU MLPs only")
+        raise ValueError("critic has no Linear layers; save_critic handles MLPs only")
+    beta = _mlp_activation(critic)
     with torch.no_grad():
         payload = {
             "format": "otdiv-mlp-critic",
             "weights": [m.weight.detach().cpu().clone() for m in linears],
             "biases": [None if m.bias is None else m.bias.detach().cpu().clone()
                        for m in linears],
+            "softplus_beta": beta,
         }
     torch.save(payload, path)
 
 
 def critic_from_state(state: object, name: str = "critic") -> torch.nn.Sequential:
-    """A ReLU MLP from ``save_critic``'s payload or from an ``nn.Sequential`` state dict.
+    """An MLP from ``save_critic``'s payload or a ReLU MLP from an ``nn.Sequential`` state dict.
 
     The state dict must hold Linear layers only (keys ``"<i>.weight"``, ``"<i>.bias"``),
-    separated by ReLUs, the last with one output.
+    separated by ReLUs, the last with one output. A ``save_critic`` payload also says
+    whether the activation is ReLU or Softplus(β) (``"softplus_beta"``).
     """
     import torch
 
+    beta = None
     if isinstance(state, dict) and state.get("format") == "otdiv-mlp-critic":
         weights, biases = state.get("weights"), state.get("biases")
+        beta = state.get("softplus_beta")
+        if beta is not None and (isinstance(beta, bool) or not isinstance(beta, (int, float))
+                                 or not np.isfinite(beta) or beta <= 0):
+            raise ValueError(f"{name}: the checkpoint's softplus_beta must be a positive "
+                             f"number or None, got {beta!r}")
     elif isinstance(state, dict) and state and all(isinstance(k, str) for k in state):
         keys = sorted({k.rsplit(".", 1)[0] for k in state},
                       key=lambda s: int(s) if s.isdigit() else -1)
@@ -508,7 +554,7 @@ def critic_from_state(state: object, name: str = "critic") -> torch.nn.Sequentia
                 lin.bias.copy_(b.reshape(-1))
         layers.append(lin)
         if i < len(weights) - 1:
-            layers.append(torch.nn.ReLU())
+            layers.append(torch.nn.ReLU() if beta is None else torch.nn.Softplus(float(beta)))
     return torch.nn.Sequential(*layers).eval()
 
 
