@@ -129,6 +129,35 @@ def test_sparse_simplex_is_optimal_and_matches_pot(rng, p, case):
     assert_optimal(res, x, y, A, B, p)
 
 
+@pytest.mark.parametrize("layout", ["far clusters", "far outlier"])
+@pytest.mark.parametrize("p", [1.0, 2.0, 3.0])
+def test_sparse_simplex_is_exact_across_scales(layout, p):
+    # costs of 1e-2 that decide the matching next to costs of L^p: a tolerance tied to the
+    # diameter, or a tree arc re-entering on rounding noise, broke these (review of issue 2)
+    from scipy.optimize import linear_sum_assignment
+
+    for seed in range(3):
+        r = np.random.default_rng(seed)
+        x, y = r.random((60, 2)), r.random((60, 2))
+        if layout == "far clusters":
+            x[30:, 0] += 1e4 if p < 3 else 1e3
+            y[30:, 0] += 1e4 if p < 3 else 1e3
+        else:
+            x[0] = y[0] = [1e5 if p < 3 else 1e3, 0.0]
+        C = direct_cost(x, y, p)
+        i, j = linear_sum_assignment(C)
+        res = wasserstein(x, y, p=p, method="sparse_simplex", return_result=True)
+        np.testing.assert_allclose(res.cost, C[i, j].mean(), rtol=1e-12)
+        assert res.converged
+
+
+def test_sparse_simplex_huge_coordinates():
+    # squared distances of 1e310 overflow; the neighbour search and the start must not care
+    x = np.array([[0.0, 0.0], [1e155, 0.0]])
+    y = np.array([[0.0, 1.0], [1e155, 1.0]])
+    assert wasserstein(x, y, method="sparse_simplex") == pytest.approx(1.0, rel=1e-12)
+
+
 @pytest.mark.parametrize("n", [128, 100])
 def test_sparse_simplex_coarse_to_fine_levels(rng, monkeypatch, n):
     # a small base size so the recursion runs through several levels (100 -> 50 -> 25: odd)

@@ -123,7 +123,8 @@ def _remove_child(first, nxt, prv, p, c):
 @nb.njit(cache=True)
 def simplex(src, dst, cost, flow, n_arcs, parent, pred, up, depth, first, nxt, prv, pi,
             start, tol, max_pivots, work):
-    """Pivot until no arc among the first ``n_arcs`` has reduced cost < −tol, or
+    """Pivot until no arc among the first ``n_arcs`` has reduced cost
+    r = c + π_u − π_v < −tol · max(c, |π_u|, |π_v|) (the rounding scale of r), or
     ``max_pivots`` pivots. ``dst`` holds node indices (n + j). Returns (pivots done,
     optimal on these arcs, next block start)."""
     block = max(int(np.sqrt(n_arcs)), 16)
@@ -131,10 +132,13 @@ def simplex(src, dst, cost, flow, n_arcs, parent, pred, up, depth, first, nxt, p
     k = start % n_arcs
     path = work
     while pivots < max_pivots:
-        best, best_k, seen, scanned = -tol, -1, 0, 0
+        best, best_k, seen, scanned = 0.0, -1, 0, 0
         while scanned < n_arcs:
-            rc = cost[k] + pi[src[k]] - pi[dst[k]]
-            if rc < best:
+            u, v = src[k], dst[k]
+            rc = cost[k] + pi[u] - pi[v]
+            # a tree arc's rc is rounding noise around 0: never let it enter
+            if rc < best and rc < -tol * max(cost[k], abs(pi[u]), abs(pi[v])) and \
+                    pred[u] != k and pred[v] != k:
                 best, best_k = rc, k
             k += 1
             if k == n_arcs:
@@ -249,12 +253,13 @@ def _offer(vals, idx, worst, r, j):
 
 def _most_negative_py(x, y, p, f, g, tol, out):
     """For each row i, the columns j with the ``out.shape[1]`` most negative reduced costs
-    c_ij − f_i − g_j < −tol (−1 where there are fewer); returns the count of such pairs."""
+    r = c_ij − f_i − g_j < −tol · max(c_ij, |f_i|, |g_j|) (−1 where there are fewer);
+    returns the count of such pairs."""
     n, kmax = out.shape
     m, d = y.shape
     counts = np.zeros(n, np.int64)
     for i in nb.prange(n):
-        vals = np.full(kmax, -tol)
+        vals = np.zeros(kmax)
         idx = np.full(kmax, -1, np.int64)
         worst = 0
         for j in range(m):
@@ -262,8 +267,9 @@ def _most_negative_py(x, y, p, f, g, tol, out):
             for t in range(d):
                 u = x[i, t] - y[j, t]
                 sq += u * u
-            r = _power_of_sq(sq, p) - f[i] - g[j]
-            if r < -tol:
+            c = _power_of_sq(sq, p)
+            r = c - f[i] - g[j]
+            if r < -tol * max(c, abs(f[i]), abs(g[j])):
                 counts[i] += 1
                 worst = _offer(vals, idx, worst, r, j)
         out[i, :] = idx
@@ -288,12 +294,12 @@ def _most_negative_dense_py(c, f, g, tol, out):
     n, kmax = out.shape
     counts = np.zeros(n, np.int64)
     for i in nb.prange(n):
-        vals = np.full(kmax, -tol)
+        vals = np.zeros(kmax)
         idx = np.full(kmax, -1, np.int64)
         worst = 0
         for j in range(c.shape[1]):
             r = c[i, j] - f[i] - g[j]
-            if r < -tol:
+            if r < -tol * max(c[i, j], abs(f[i]), abs(g[j])):
                 counts[i] += 1
                 worst = _offer(vals, idx, worst, r, j)
         out[i, :] = idx

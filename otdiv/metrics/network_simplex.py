@@ -9,10 +9,13 @@ is solved by a primal network simplex (``otdiv.kernels.simplex_numba``) on a few
 point — the k nearest neighbours of each point on the other side and the arcs of the starting
 tree. When the simplex is optimal on those arcs, its potentials (f, g) are priced against
 all n·m pairs (from a stored cost matrix when it fits ``memory_budget``, else computed on
-the fly); the most violated pairs c_ij − f_i − g_j < −tol of each row are added and the same
-basis resumes. The loop ends when no pair is violated: then f_i + g_j ≤ c_ij + tol
-everywhere with equality on the plan, so the plan is optimal for the dense problem (the
-duality gap is at most tol · Σa; tol = 1e-11 · diameter^p).
+the fly); the most violated pairs of each row are added and the same basis resumes. A pair
+is violated when c_ij − f_i − g_j < −tol · max(c_ij, |f_i|, |g_j|): a tolerance at the
+rounding scale of the reduced cost itself (tol = ``_TOL``, 1e-14), as POT's solver uses,
+so that no scale of the coordinates — clusters far apart, one far outlier — makes a
+needed pivot look like rounding. The loop ends when no pair is violated: then the
+potentials are feasible up to that rounding, with equality on the plan, so the plan is
+optimal for the dense problem.
 
 The starting tree is the north-west-corner coupling along two orderings. For uniform
 weights with n = m (an assignment problem) the orderings come from a coarse-to-fine pass:
@@ -35,7 +38,7 @@ from otdiv.kernels.cost_numba import cost_matrix, pair_cost
 _NEIGHBOURS = 16  # initial arcs: k nearest neighbours from each side
 _PER_ROW = 16  # violated pairs added per row and pricing round
 _BASE = 500  # the coarse-to-fine pass stops at this size
-_TOL = 1e-11  # reduced-cost tolerance, relative to diameter^p
+_TOL = 1e-14  # reduced-cost tolerance, relative to max(c_ij, |f_i|, |g_j|)
 
 
 @dataclass
@@ -44,7 +47,7 @@ class SimplexSolution:
     rows: np.ndarray  # support of the plan
     cols: np.ndarray
     mass: np.ndarray
-    f: np.ndarray  # potentials, f_i + g_j <= c_ij (+ tol), equality on the support
+    f: np.ndarray  # potentials, f_i + g_j <= c_ij (up to rounding), equality on the support
     g: np.ndarray
     converged: bool
     pivots: int
@@ -74,6 +77,7 @@ def kd_order(z: np.ndarray) -> np.ndarray:
 def _principal_orders(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     z = np.concatenate([x, y])
     z = z - z.mean(0)
+    z /= max(float(np.abs(z).max()), 1e-300)  # the axis is scale-free; z.T @ z could overflow
     axis = np.linalg.eigh(z.T @ z)[1][:, -1]
     return np.argsort(x @ axis, kind="stable"), np.argsort(y @ axis, kind="stable")
 
@@ -83,6 +87,9 @@ def _neighbour_arcs(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
     n, m = x.shape[0], y.shape[0]
     k_y, k_x = min(_NEIGHBOURS, m), min(_NEIGHBOURS, n)
+    scale = max(float(np.abs(x).max()), float(np.abs(y).max()))
+    if scale > 0:  # neighbours do not change; squared distances of 1e155 would overflow
+        x, y = x / scale, y / scale
     _, near_y = cKDTree(y).query(x, k_y)
     _, near_x = cKDTree(x).query(y, k_x)
     rows = np.concatenate([np.repeat(np.arange(n), k_y), near_x.reshape(-1)])
@@ -131,8 +138,6 @@ def solve(x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray, p: float, 
     dst = np.concatenate([dst, cols]) + n
     flow = np.concatenate([flow, np.zeros(rows.shape[0])])
     cost = costs(src, dst - n)
-    z = np.concatenate([x, y])
-    tol = _TOL * max(float(np.linalg.norm(z.max(0) - z.min(0))), 1e-300) ** p
     tree = _Tree(n, m)
     root = int(ix[0])
     tree.rebuild(src, dst, pred, up, root, cost)
@@ -140,7 +145,7 @@ def solve(x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray, p: float, 
     while pivots < max_pivots:
         done, optimal, start = sx.simplex(src, dst, cost, flow, src.shape[0], tree.parent,
                                           pred, up, tree.depth, tree.first, tree.nxt,
-                                          tree.prv, tree.pi, start, tol, max_pivots - pivots,
+                                          tree.prv, tree.pi, start, _TOL, max_pivots - pivots,
                                           tree.work)
         pivots += done
         rounds += 1
@@ -149,9 +154,9 @@ def solve(x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray, p: float, 
             break
         f, g = -tree.pi[:n], tree.pi[n:]
         if dense is not None:
-            r, c, violated = sx.most_negative_dense(dense, f, g, tol, _PER_ROW)
+            r, c, violated = sx.most_negative_dense(dense, f, g, _TOL, _PER_ROW)
         else:
-            r, c, violated = sx.most_negative(x, y, p, f, g, tol, _PER_ROW)
+            r, c, violated = sx.most_negative(x, y, p, f, g, _TOL, _PER_ROW)
         if violated == 0:
             converged = True
             break
@@ -205,7 +210,10 @@ def exact_transport(x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray, 
                     uniform: bool, max_pivots: int, memory_budget: float) -> SimplexSolution:
     """min ⟨P, C⟩ over couplings of (x, a) and (y, b), C_ij = ‖x_i − y_j‖^p, float64 inputs
     with a, b >= 0 summing to 1. Points of zero mass are left out of the simplex; their
-    potentials are the c-transforms of the others'."""
+    potentials are the c-transforms of the positive-mass side's, f_i = min_{b_j > 0}
+    c_ij − g_j (and likewise g_j): the one-sided derivatives of the cost in their mass, which
+    is what the torch gradient w.r.t. a and b needs. So f_i + g_j ≤ c_ij holds for every pair
+    with at least one point of positive mass; between two zero-mass points it need not."""
     n, m = x.shape[0], y.shape[0]
     if uniform and n == m:
         ox, oy = kd_order(x), kd_order(y)
