@@ -104,13 +104,17 @@ def test_audit_toy_end_to_end_then_own_data_with_checkpoint(tmp_path, capsys, rn
     out = tmp_path / "toy"
     ckpt = tmp_path / "critic.pt"
     rc = main(["audit", "--toy", "translate", "--steps", "60", "--hidden", "16,16", "--n",
-               "200", "--repeats", "2", "--lr", "1e-3", "--no-progress", "--out", str(out),
-               "--save-critic", str(ckpt)])
+               "200", "--repeats", "2", "--lr", "1e-3", "--softplus-beta", "30",
+               "--no-progress", "--out", str(out), "--save-critic", str(ckpt)])
     stdout = capsys.readouterr().out
     assert rc == 0 and "translate" in stdout and "report:" in stdout
     report = json.loads((out / "report.json").read_text())
     assert report["audit"]["closed_form_w1"] == 1.0 and report["audit"]["repeats"] == 2
     assert report["training"]["settings"]["lr"] == 1e-3
+    assert report["training"]["settings"]["softplus_beta"] == 30
+    from otdiv.audit.train import load_critic
+
+    assert type(load_critic(str(ckpt))[1]).__name__ == "Softplus"  # the checkpoint says so
     assert len(report["training"]["history"]["estimate"]) > 2
     for png in ("history.png", "levels.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
