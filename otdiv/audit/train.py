@@ -102,7 +102,7 @@ def mlp_critic(dim: int, hidden: Sequence[int] = DEFAULT_HIDDEN, *,
     σ = relu by default: the architecture of the WGAN-GP toy critic (three hidden ReLU
     layers; no batch norm, which would couple the samples of a batch and spoil the
     gradient penalty). With ``softplus_beta=β``, σ(z) = log(1 + e^{βz}) / β, a ReLU
-    rounded over |z| ≲ 1/β (slopes in (0, 1), so Lipschitz bounds are those of ReLU).
+    rounded over −1/β ≲ z ≲ 1/β (slopes in (0, 1), so Lipschitz bounds are those of ReLU).
     A piecewise-linear critic can build the cone ‖x − c‖ of an optimal potential at a
     point mass c only from flat faces, whose gradient misses the radial transport ray;
     with 1/β about the width of the clusters the critic can curve with the rays
