@@ -251,28 +251,38 @@ def _offer(vals, idx, worst, r, j):
     return worst
 
 
+@nb.njit(inline="always")
+def _row_violations(c_row, f_i, g, tol, out_row):
+    """Row i's violated pairs r = c_ij − f_i − g_j < −tol · max(c_ij, |f_i|, |g_j|): the
+    columns of the ``len(out_row)`` most negative into ``out_row`` (−1 where there are
+    fewer); returns their count."""
+    vals = np.zeros(out_row.shape[0])
+    out_row[:] = -1
+    worst, count = 0, 0
+    for j in range(c_row.shape[0]):
+        r = c_row[j] - f_i - g[j]
+        if r < -tol * max(c_row[j], abs(f_i), abs(g[j])):
+            count += 1
+            worst = _offer(vals, out_row, worst, r, j)
+    return count
+
+
 def _most_negative_py(x, y, p, f, g, tol, out):
-    """For each row i, the columns j with the ``out.shape[1]`` most negative reduced costs
-    r = c_ij − f_i − g_j < −tol · max(c_ij, |f_i|, |g_j|) (−1 where there are fewer);
-    returns the count of such pairs."""
-    n, kmax = out.shape
+    """For each row i, the columns j with the ``out.shape[1]`` most negative violated
+    reduced costs (``_row_violations``), costs computed on the fly; returns the count of
+    violated pairs."""
+    n = out.shape[0]
     m, d = y.shape
     counts = np.zeros(n, np.int64)
     for i in nb.prange(n):
-        vals = np.zeros(kmax)
-        idx = np.full(kmax, -1, np.int64)
-        worst = 0
+        c_row = np.empty(m)
         for j in range(m):
             sq = 0.0
             for t in range(d):
                 u = x[i, t] - y[j, t]
                 sq += u * u
-            c = _power_of_sq(sq, p)
-            r = c - f[i] - g[j]
-            if r < -tol * max(c, abs(f[i]), abs(g[j])):
-                counts[i] += 1
-                worst = _offer(vals, idx, worst, r, j)
-        out[i, :] = idx
+            c_row[j] = _power_of_sq(sq, p)
+        counts[i] = _row_violations(c_row, f[i], g, tol, out[i])
     return counts.sum()
 
 
@@ -291,18 +301,9 @@ def most_negative(x, y, p, f, g, tol, per_row):
 
 
 def _most_negative_dense_py(c, f, g, tol, out):
-    n, kmax = out.shape
-    counts = np.zeros(n, np.int64)
-    for i in nb.prange(n):
-        vals = np.zeros(kmax)
-        idx = np.full(kmax, -1, np.int64)
-        worst = 0
-        for j in range(c.shape[1]):
-            r = c[i, j] - f[i] - g[j]
-            if r < -tol * max(c[i, j], abs(f[i]), abs(g[j])):
-                counts[i] += 1
-                worst = _offer(vals, idx, worst, r, j)
-        out[i, :] = idx
+    counts = np.zeros(out.shape[0], np.int64)
+    for i in nb.prange(out.shape[0]):
+        counts[i] = _row_violations(c[i], f[i], g, tol, out[i])
     return counts.sum()
 
 
