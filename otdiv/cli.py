@@ -99,6 +99,7 @@ def _run_audit(args) -> dict:
 
     import numpy as np
 
+    from otdiv._array import check_positive
     from otdiv.audit.critic import audit_critic, check_pair, lines_sweep
     from otdiv.audit.report import (
         audit_row,
@@ -118,6 +119,8 @@ def _run_audit(args) -> dict:
     if args.critic is not None and args.toy is not None:
         raise CLIError("--critic audits your own data: use it with --real and --fake")
     hidden = _hidden(args.hidden)
+    if args.softplus_beta is not None:
+        check_positive(args.softplus_beta, "--softplus-beta")
     device = resolve_device(args.device)
     _set_threads(device)
     rng = np.random.default_rng(args.seed)

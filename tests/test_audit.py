@@ -348,10 +348,28 @@ def test_softplus_critic_is_the_formula_and_round_trips(tmp_path):
     save_critic(critic, path)
     np.testing.assert_allclose(load_critic(str(path))(xt).detach().numpy(),
                                critic(xt).detach().numpy(), rtol=1e-5)
-    # an activation save_critic cannot describe is refused, not saved as ReLU
-    tanh = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))
-    with pytest.raises(ValueError, match="Tanh"):
-        save_critic(tanh, tmp_path / "tanh.pt")
+    # what save_critic cannot describe is refused, not saved as another function
+    lin, relu = torch.nn.Linear, torch.nn.ReLU
+    refused = {
+        "Tanh": torch.nn.Sequential(lin(3, 4), torch.nn.Tanh(), lin(4, 1)),
+        "threshold=1": torch.nn.Sequential(lin(3, 4), torch.nn.Softplus(2.0), lin(4, 4),
+                                           torch.nn.Softplus(2.0, threshold=1.0), lin(4, 1)),
+        "Linear, Linear": torch.nn.Sequential(lin(3, 4), lin(4, 1)),  # no activation
+        "Linear, ReLU, Linear, ReLU": torch.nn.Sequential(lin(3, 4), relu(), lin(4, 1), relu()),
+        "beta=2": torch.nn.Sequential(lin(3, 4), torch.nn.Softplus(2.0), lin(4, 4),
+                                      torch.nn.Softplus(3.0), lin(4, 1)),
+    }
+    for message, bad in refused.items():
+        with pytest.raises(ValueError, match=message):
+            save_critic(bad, tmp_path / "bad.pt")
+    # nested Sequentials, Dropout and Identity (identities in eval mode) are fine
+    nested = torch.nn.Sequential(torch.nn.Sequential(lin(3, 4), relu()), torch.nn.Dropout(0.1),
+                                 torch.nn.Identity(), lin(4, 1)).eval()
+    save_critic(nested, tmp_path / "nested.pt")
+    np.testing.assert_allclose(load_critic(str(tmp_path / "nested.pt"))(xt).detach().numpy(),
+                               nested(xt).detach().numpy(), rtol=1e-6)
+    with pytest.raises(ValueError, match="too small"):
+        mlp_critic(3, (8,), softplus_beta=1e-320)
     with pytest.raises(ValueError, match="softplus_beta"):
         mlp_critic(3, (8,), softplus_beta=0.0)
     with pytest.raises(ValueError, match="softplus_beta"):

@@ -114,6 +114,9 @@ def mlp_critic(dim: int, hidden: Sequence[int] = DEFAULT_HIDDEN, *,
     hidden = tuple(check_int(h, "hidden") for h in hidden)
     if softplus_beta is not None:
         softplus_beta = check_positive(softplus_beta, "softplus_beta")
+        if softplus_beta < np.log(2.0) / np.finfo(np.float32).max:
+            raise ValueError(f"softplus_beta={softplus_beta:g} is too small: the offset "
+                             "log(2)/β of Softplus(β) overflows float32")
     layers: list[torch.nn.Module] = []
     prev = dim
     for width in hidden:
@@ -301,6 +304,8 @@ def train_critic(
     src_real, src_fake = _sources(real, fake)
     dim = src_real.dim
 
+    if softplus_beta is not None:
+        softplus_beta = check_positive(softplus_beta, "softplus_beta")
     if critic is None:
         critic = _seeded_module(lambda: mlp_critic(dim, hidden, softplus_beta=softplus_beta),
                                 seed)
@@ -463,38 +468,47 @@ def train_discriminator(
 # ------------------------------------------------------------------------- checkpoints
 
 
-def _mlp_activation(critic: torch.nn.Module) -> float | None:
-    """None for a ReLU MLP, β for a Softplus(β) one; ValueError for anything else."""
+def _mlp_layers(critic: torch.nn.Module) -> tuple[list[torch.nn.Linear], float | None]:
+    """The Linear layers of an MLP Linear, σ, Linear, ..., σ, Linear (nested nn.Sequential
+    allowed; Identity and Dropout, which are identities in eval mode, skipped) and its σ:
+    None for ReLU, β for Softplus(β). ValueError for any other structure, so that what
+    ``save_critic`` writes is the function the critic computes."""
     import torch
 
-    inner = {id(p) for m in critic.modules() if hasattr(m, "parametrizations")
-             for p in m.parametrizations.modules()}  # spectral norm's helper modules
-    acts = [m for m in critic.modules() if id(m) not in inner
-            and not isinstance(m, torch.nn.Linear) and not list(m.children())]
-    if all(isinstance(m, torch.nn.ReLU) for m in acts):
-        return None
-    betas = {float(m.beta) for m in acts if isinstance(m, torch.nn.Softplus)
-             and m.threshold == 20.0}
-    if len(betas) == 1 and all(isinstance(m, torch.nn.Softplus) for m in acts):
-        return betas.pop()
-    kinds = sorted({type(m).__name__ for m in acts})
-    raise ValueError(f"save_critic handles MLPs of Linear layers with ReLU or one Softplus(β) "
-                     f"activation; this critic has {', '.join(kinds)}")
+    def flat(m: torch.nn.Module):
+        if isinstance(m, torch.nn.Sequential):
+            for child in m:
+                yield from flat(child)
+        elif not isinstance(m, (torch.nn.Identity, torch.nn.modules.dropout._DropoutNd)):
+            yield m
+
+    layers = list(flat(critic))
+    linears, acts = layers[0::2], layers[1::2]
+    shape_ok = len(layers) % 2 == 1 and all(isinstance(m, torch.nn.Linear) for m in linears)
+    if shape_ok and all(type(m) is torch.nn.ReLU for m in acts):
+        return linears, None
+    if shape_ok and acts and all(type(m) is torch.nn.Softplus and m.threshold == 20.0
+                                 for m in acts) and len({float(m.beta) for m in acts}) == 1:
+        return linears, float(acts[0].beta)
+    seen = ", ".join(type(m).__name__ + (f"(beta={m.beta:g}, threshold={m.threshold:g})"
+                                         if isinstance(m, torch.nn.Softplus) else "")
+                     for m in layers)
+    raise ValueError("save_critic handles MLPs Linear, σ, Linear, ..., σ, Linear (in "
+                     "nn.Sequential) with σ all ReLU or all one Softplus(β) of the default "
+                     f"threshold 20; this critic is {seen or 'empty'}")
 
 
 def save_critic(critic: torch.nn.Module, path: str) -> None:
     """Save an MLP critic's effective weights so that ``load_critic`` (weights_only) reads it.
 
-    The MLP is Linear layers separated by ReLU or Softplus(β) activations, as
-    :func:`mlp_critic` builds. Spectral normalisation is baked in: the saved weight is
-    W / sigma(W) as used in eval mode.
+    The critic must be Linear, σ, Linear, ..., σ, Linear in (nested) ``nn.Sequential``
+    with σ all ReLU or all one Softplus(β), as :func:`mlp_critic` builds; anything else is
+    refused with a ValueError rather than saved as another function. Spectral
+    normalisation is baked in: the saved weight is W / sigma(W) as used in eval mode.
     """
     import torch
 
-    linears = [m for m in critic.modules() if isinstance(m, torch.nn.Linear)]
-    if not linears:
-        raise ValueError("critic has no Linear layers; save_critic handles MLPs only")
-    beta = _mlp_activation(critic)
+    linears, beta = _mlp_layers(critic)
     with torch.no_grad():
         payload = {
             "format": "otdiv-mlp-critic",
