@@ -38,7 +38,7 @@ import time
 import torch
 
 import otdiv
-from otdiv.audit import make_toy
+from otdiv.audit import make_toy, mlp_critic
 
 ACTS = ("relu", "maxmin", "leaky", "softplus", "elu", "gelu", "tanh")
 
@@ -78,18 +78,17 @@ def build_critic(dim: int, hidden: tuple[int, ...], act: str, leaky_slope: float
         raise ValueError(f"maxmin needs even widths, got {hidden}")
 
     def make_act() -> torch.nn.Module:
-        if act == "relu":
-            return torch.nn.ReLU()
         if act == "leaky":
             return torch.nn.LeakyReLU(leaky_slope)
-        if act == "softplus":
-            return torch.nn.Softplus(beta=softplus_beta)
         smooth = {"elu": torch.nn.ELU, "gelu": torch.nn.GELU, "tanh": torch.nn.Tanh}
         if act in smooth:
             return smooth[act]()
         return MaxMin(maxmin_impl)
 
     def build() -> torch.nn.Sequential:
+        if act in ("relu", "softplus"):
+            return mlp_critic(dim, hidden,
+                              softplus_beta=softplus_beta if act == "softplus" else None)
         layers: list[torch.nn.Module] = []
         prev = dim
         for width in hidden:

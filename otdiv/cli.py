@@ -99,7 +99,6 @@ def _run_audit(args) -> dict:
 
     import numpy as np
 
-    from otdiv._array import check_positive
     from otdiv.audit.critic import audit_critic, check_pair, lines_sweep
     from otdiv.audit.report import (
         audit_row,
@@ -110,7 +109,13 @@ def _run_audit(args) -> dict:
         write_json,
     )
     from otdiv.audit.toys import make_toy
-    from otdiv.audit.train import load_critic, resolve_device, save_critic, train_critic
+    from otdiv.audit.train import (
+        check_softplus_beta,
+        load_critic,
+        resolve_device,
+        save_critic,
+        train_critic,
+    )
 
     if (args.toy is None) == (args.real is None):
         raise CLIError("give either --toy NAME or --real FILE --fake FILE")
@@ -119,8 +124,7 @@ def _run_audit(args) -> dict:
     if args.critic is not None and args.toy is not None:
         raise CLIError("--critic audits your own data: use it with --real and --fake")
     hidden = _hidden(args.hidden)
-    if args.softplus_beta is not None:
-        check_positive(args.softplus_beta, "--softplus-beta")
+    check_softplus_beta(args.softplus_beta, "--softplus-beta")
     device = resolve_device(args.device)
     _set_threads(device)
     rng = np.random.default_rng(args.seed)

@@ -370,6 +370,12 @@ def test_softplus_critic_is_the_formula_and_round_trips(tmp_path):
                                nested(xt).detach().numpy(), rtol=1e-6)
     with pytest.raises(ValueError, match="too small"):
         mlp_critic(3, (8,), softplus_beta=1e-320)
+    # a checkpoint's beta is validated by the same rule
+    payload = torch.load(path, weights_only=True)
+    payload["softplus_beta"] = -1.0
+    torch.save(payload, tmp_path / "neg.pt")
+    with pytest.raises(ValueError, match="softplus_beta must be a finite number > 0"):
+        load_critic(str(tmp_path / "neg.pt"))
     with pytest.raises(ValueError, match="softplus_beta"):
         mlp_critic(3, (8,), softplus_beta=0.0)
     with pytest.raises(ValueError, match="softplus_beta"):

@@ -95,6 +95,18 @@ def resolve_device(device: object) -> torch.device:
     return dev
 
 
+def check_softplus_beta(value: object, name: str = "softplus_beta") -> float | None:
+    """None, or β as a float: finite, > 0, and large enough that the offset log(2)/β of
+    Softplus(β) is a float32 number (the critic's dtype)."""
+    if value is None:
+        return None
+    beta = check_positive(value, name)
+    if beta < np.log(2.0) / np.finfo(np.float32).max:
+        raise ValueError(f"{name}={beta:g} is too small: the offset log(2)/β of Softplus(β) "
+                         "overflows float32")
+    return beta
+
+
 def mlp_critic(dim: int, hidden: Sequence[int] = DEFAULT_HIDDEN, *,
                softplus_beta: float | None = None) -> torch.nn.Sequential:
     """x -> W_L σ(... σ(W_1 x + b_1) ...) + b_L, an MLP with one output per sample.
@@ -112,11 +124,7 @@ def mlp_critic(dim: int, hidden: Sequence[int] = DEFAULT_HIDDEN, *,
 
     dim = check_int(dim, "dim")
     hidden = tuple(check_int(h, "hidden") for h in hidden)
-    if softplus_beta is not None:
-        softplus_beta = check_positive(softplus_beta, "softplus_beta")
-        if softplus_beta < np.log(2.0) / np.finfo(np.float32).max:
-            raise ValueError(f"softplus_beta={softplus_beta:g} is too small: the offset "
-                             "log(2)/β of Softplus(β) overflows float32")
+    softplus_beta = check_softplus_beta(softplus_beta)
     layers: list[torch.nn.Module] = []
     prev = dim
     for width in hidden:
@@ -304,8 +312,7 @@ def train_critic(
     src_real, src_fake = _sources(real, fake)
     dim = src_real.dim
 
-    if softplus_beta is not None:
-        softplus_beta = check_positive(softplus_beta, "softplus_beta")
+    softplus_beta = check_softplus_beta(softplus_beta)
     if critic is None:
         critic = _seeded_module(lambda: mlp_critic(dim, hidden, softplus_beta=softplus_beta),
                                 seed)
@@ -532,11 +539,7 @@ def critic_from_state(state: object, name: str = "critic") -> torch.nn.Sequentia
     beta = None
     if isinstance(state, dict) and state.get("format") == "otdiv-mlp-critic":
         weights, biases = state.get("weights"), state.get("biases")
-        beta = state.get("softplus_beta")
-        if beta is not None and (isinstance(beta, bool) or not isinstance(beta, (int, float))
-                                 or not np.isfinite(beta) or beta <= 0):
-            raise ValueError(f"{name}: the checkpoint's softplus_beta must be a positive "
-                             f"number or None, got {beta!r}")
+        beta = check_softplus_beta(state.get("softplus_beta"), f"{name}: softplus_beta")
     elif isinstance(state, dict) and state and all(isinstance(k, str) for k in state):
         keys = sorted({k.rsplit(".", 1)[0] for k in state},
                       key=lambda s: int(s) if s.isdigit() else -1)
@@ -568,7 +571,7 @@ def critic_from_state(state: object, name: str = "critic") -> torch.nn.Sequentia
                 lin.bias.copy_(b.reshape(-1))
         layers.append(lin)
         if i < len(weights) - 1:
-            layers.append(torch.nn.ReLU() if beta is None else torch.nn.Softplus(float(beta)))
+            layers.append(torch.nn.ReLU() if beta is None else torch.nn.Softplus(beta))
     return torch.nn.Sequential(*layers).eval()
 
 
