@@ -17,11 +17,11 @@ demo: $(STAMP)
 	$(VENV)/bin/otdiv demo
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check otdiv tests benchmarks docs
+	$(VENV)/bin/ruff check src tests benchmarks docs
 	$(PY) -m pytest -n 2 -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check otdiv tests benchmarks docs
+	$(VENV)/bin/ruff check src tests benchmarks docs
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]'

@@ -9,11 +9,11 @@ with one implementation of the primitive per kernel (the "problem" classes below
 * ``numba`` — CPU kernels over point clouds, parallel over rows. When the n × m Gibbs kernel
   fits in ``dense_budget`` entries it is stored, stabilised around a reference pair of
   potentials, and each soft-min is a matrix–vector product (scaling-domain Sinkhorn with
-  absorption, :class:`_NumbaGibbs`, otdiv/kernels/gibbs_numba.py); otherwise C_ij is
-  recomputed on the fly, memory O(n + m) (otdiv/kernels/softmin_numba.py). The scaling
+  absorption, :class:`_NumbaGibbs`, src/otdiv/kernels/gibbs_numba.py); otherwise C_ij is
+  recomputed on the fly, memory O(n + m) (src/otdiv/kernels/softmin_numba.py). The scaling
   path's result is re-checked with the exact log-domain kernel;
 * ``torch`` — CPU or GPU: the cost is stored when it fits in ``dense_budget`` elements,
-  otherwise recomputed in row chunks (otdiv/kernels/softmin_torch.py);
+  otherwise recomputed in row chunks (src/otdiv/kernels/softmin_torch.py);
 * a given cost matrix (``transport(a, b, cost, eps=...)``) uses the dense form of either.
 
 The torch kernel also solves batches of B problems, x (B, n, d), y (B, m, d), in one loop
@@ -118,7 +118,7 @@ class _NumbaGibbs(_NumbaClouds):
     is one matrix–vector product (scaling-domain Sinkhorn), stabilised by absorption.
 
     The kernel K_ij = exp((F_i + G_j − C_ij)/eps) is built around a reference pair (F, G) of
-    mutual c-transforms (otdiv/kernels/gibbs_numba.py), so entries lie in [0, 1] with a 1 in
+    mutual c-transforms (src/otdiv/kernels/gibbs_numba.py), so entries lie in [0, 1] with a 1 in
     every row and column. It is recomputed for each new eps (squared in place when eps
     halves), and rebuilt around the current potentials (absorbed into a new reference) when
     one moves more than ``_ABSORB``·eps above its reference (the scalings would grow without

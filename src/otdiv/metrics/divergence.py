@@ -1,7 +1,7 @@
 """Kullback–Leibler and Jensen–Shannon divergences: histograms, logits and k-NN estimates.
 
 Histograms (``kl``, ``jsd``) are normalised along ``axis`` and batched over every other axis.
-The numpy path is one fused numba pass over the rows (otdiv/kernels/divergence_numba.py),
+The numpy path is one fused numba pass over the rows (src/otdiv/kernels/divergence_numba.py),
 which also yields the sums and sign counts that validate and normalise them. The torch path is
 written with masked ``torch.where`` so that zero bins give exact values *and* finite
 gradients, and runs on any device.
