@@ -195,6 +195,24 @@ def check_int(value: object, name: str, *, minimum: int = 1) -> int:
     return value
 
 
+def check_seed(seed: object, name: str = "seed") -> int | None:
+    """The one seed rule: None (fresh entropy) or an integer in [0, 2**63).
+
+    numpy accepts wider seeds, but torch's manual_seed and the seeds otdiv derives from a
+    seed (``seed + 1``, ``[seed, 1]``) must stay within int64; a str, float or bool is a
+    TypeError and a negative or too large integer a ValueError, both naming ``name``.
+    """
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"{name} must be None or an integer in [0, 2**63), "
+                        f"got {type(seed).__name__} {seed!r}")
+    seed = int(seed)
+    if not 0 <= seed < 2**63 - 2**20:  # headroom for derived seeds such as seed + 10_000
+        raise ValueError(f"{name} must be None or an integer in [0, 2**63), got {seed}")
+    return seed
+
+
 def check_choice(value: object, name: str, choices: Sequence[str]) -> str:
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
