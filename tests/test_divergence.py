@@ -238,10 +238,12 @@ def test_bad_input_errors_name_the_argument(f):
         f(np.ones((2, 3)), np.ones((2, 3)), axis=2)
     with pytest.raises(TypeError, match="axis must be an integer"):
         f(good, good, axis=1.0)
-    with pytest.raises(ValueError, match="base must be a positive number other than 1"):
-        f(good, good, base=1)
-    with pytest.raises(ValueError, match="base must be a finite number > 0"):
-        f(good, good, base=-2)
+    # a base in (0, 1) makes log(base) < 0 and the divergence negative: only base > 1
+    for base in (1, 0.5, 0.0, -2, math.inf, math.nan):
+        with pytest.raises(ValueError, match=r"base must be a finite number > 1 .* got"):
+            f(good, good, base=base)
+    with pytest.raises(TypeError, match="base must be a real number > 1"):
+        f(good, good, base="2")
     with pytest.raises(ValueError, match="p must have at least one dimension"):
         f(1.0, good)
     with pytest.raises(ValueError, match="no bins"):

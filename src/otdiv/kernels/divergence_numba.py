@@ -58,13 +58,22 @@ _SUM_FLAGS = {"reassoc", "contract"}
 
 
 @nb.njit(inline="always", error_model="numpy", fastmath=_FLAGS, cache=True)
-def _log(x):
-    """Natural log of x >= 0 (log 0 = -inf, log inf = inf) without branches."""
+def _frexp(x):
+    """(m, e) with x = m · 2^e and m in [1, 2), for finite x > 0, subnormals included.
+
+    x = 0 (or -0.0) gives m = 1 and a meaningless e: callers mask those bins.
+    """
     sub = x < _TINY
     xs = x * _TWO54 if sub else x  # subnormals: scale into the normal range first
     bits = _bits(xs)
     e = ((bits >> 52) & 0x7FF) - 1023 - (54 if sub else 0)
-    m = _from_bits((bits & 0x000FFFFFFFFFFFFF) | 0x3FF0000000000000)  # m in [1, 2)
+    m = _from_bits((bits & 0x000FFFFFFFFFFFFF) | 0x3FF0000000000000)
+    return m, e
+
+
+@nb.njit(inline="always", error_model="numpy", fastmath=_FLAGS, cache=True)
+def _log_me(m, e):
+    """log(m · 2^e) for m in [1, 2) and any integer e, even where m · 2^e is no float64."""
     big = m > _SQRT2
     m = m * 0.5 if big else m
     e = e + 1 if big else e
@@ -75,7 +84,14 @@ def _log(x):
     r = z * (_L1 + w * (_L3 + w * (_L5 + w * _L7))) + w * (_L2 + w * (_L4 + w * _L6))
     hfsq = 0.5 * f * f
     k = float(e)
-    res = k * _LN2_HI - ((hfsq - (s * (hfsq + r) + k * _LN2_LO)) - f)
+    return k * _LN2_HI - ((hfsq - (s * (hfsq + r) + k * _LN2_LO)) - f)
+
+
+@nb.njit(inline="always", error_model="numpy", fastmath=_FLAGS, cache=True)
+def _log(x):
+    """Natural log of x >= 0 (log 0 = -inf, log inf = inf) without branches."""
+    m, e = _frexp(x)
+    res = _log_me(m, e)
     res = -np.inf if x == 0.0 else res
     return np.inf if x == np.inf else res
 
@@ -118,17 +134,47 @@ def _sum(buf, n):
     return acc
 
 
-# The term loops get "contract" only: with "reassoc" LLVM may rewrite (p/q)·(sq/sp) as
-# (p·sq)/(q·sp), which underflows for tiny masses. So each chunk of terms goes to a buffer
-# (a loop that vectorises without reassociation) and is summed by _sum.
+_BIG_SUM = -64  # a row whose sum overflows is summed again times 2^-64
+_SMALL_SUM = 600  # a row whose sum is below 2^-1000 is taken times 2^600 (exact)
+
+
+@nb.njit(error_model="numpy", fastmath=_SUM_FLAGS, cache=True)
+def _row_scale(row, total):
+    """(g, total · 2^g): the row's sum brought back into the normal range by a power of two.
+
+    The normalised bins are then (row · 2^g) / (total · 2^g), whose reciprocal neither
+    overflows (a subnormal sum) nor underflows (a sum past 1.8e308 of finite entries).
+    A non-finite entry keeps the scaled sum non-finite, so validation still sees it.
+    """
+    if total == np.inf:
+        f = 2.0**_BIG_SUM
+        acc = 0.0
+        for j in range(row.shape[0]):
+            acc += row[j] * f
+        return _BIG_SUM, acc
+    if total < 2.0**-1000:
+        return _SMALL_SUM, total * 2.0**_SMALL_SUM
+    return 0, total
+
+
+# The term loops get "contract" only: with "reassoc" LLVM may reassociate products of
+# normalising factors and underflow tiny masses. So each chunk of terms goes to a buffer (a
+# loop that vectorises without reassociation) and is summed by _sum.
 
 
 @nb.njit(error_model="numpy", fastmath=_FLAGS, cache=True)
-def _kl_terms(p, q, ratio, buf):
+def _kl_terms(p, q, fp, ip, mr, er, buf):
     for j in range(p.shape[0]):
         a = p[j]
-        # (P/Q)(sq/sp) = p/q: one log per bin; q = 0 < p gives log inf = inf, so KL = inf
-        term = a * _log(a / q[j] * ratio)
+        b = q[j]
+        # p_j/q_j = (a/b)(Σq/Σp) = (ma/mb · mr) · 2^(ea − eb + er): the mantissa product lies in
+        # (1/4, 4) and the exponent is an integer, so the log is taken without the ratio ever
+        # leaving the float range (1e-200/1e200, 4/2.2e-308) and subnormals keep their value
+        ma, ea = _frexp(a)
+        mb, eb = _frexp(b)
+        mx, ex = _frexp(ma / mb * mr)
+        term = (a * fp) * ip * _log_me(mx, ex + ea - eb + er)
+        term = np.inf if b == 0.0 else term  # also −0.0: p > 0 = q gives KL = inf
         buf[j] = term if a > 0.0 else 0.0  # 0 log 0 = 0 and 0 log(0/q) = 0
 
 
@@ -136,10 +182,10 @@ _SCALE = 2.0**600  # lifts a subnormal a + b so that 2/(a + b) does not overflow
 
 
 @nb.njit(error_model="numpy", fastmath=_FLAGS, cache=True)
-def _jsd_terms(p, q, ip, iq, buf):
+def _jsd_terms(p, q, fp, ip, fq, iq, buf):
     for j in range(p.shape[0]):
-        a = p[j] * ip
-        b = q[j] * iq
+        a = (p[j] * fp) * ip
+        b = (q[j] * fq) * iq
         sc = _SCALE if a + b < 1e-300 else 1.0
         h = 2.0 / ((a + b) * sc)
         u = a * sc * h  # 2a/(a+b) = 1 + d
@@ -159,26 +205,41 @@ def _jsd_terms(p, q, ip, iq, buf):
         buf[j] = (ta if a > 0.0 else 0.0) + (tb if b > 0.0 else 0.0)
 
 
+@nb.njit(inline="always", error_model="numpy", cache=True)
+def _row_setup(P, Q, stats, r):
+    """Row r's stats (Σ, Σ, #neg, #neg) and scaled sums: (gp, Sp·2^gp, gq, Sq·2^gq)."""
+    sp, sq, neg_p, neg_q = _row_stats(P[r], Q[r])
+    gp, sp = _row_scale(P[r], sp)
+    gq, sq = _row_scale(Q[r], sq)
+    # the scaled sums: finite and > 0 exactly when the true ones are (or would be, unbounded)
+    stats[r, 0], stats[r, 1], stats[r, 2], stats[r, 3] = sp, sq, neg_p, neg_q
+    return gp, sp, gq, sq
+
+
 @nb.njit(parallel=True, error_model="numpy", cache=True)
 def kl_rows(P, Q, out, stats, n_threads):
     """out[r] = Σ_j p_j log(p_j / q_j) for the normalised rows p = P[r]/ΣP[r], q = Q[r]/ΣQ[r].
 
-    stats[r] = (ΣP[r], ΣQ[r], #{P[r] < 0}, #{Q[r] < 0}); rows that fail validation give garbage.
+    stats[r] = (ΣP[r], ΣQ[r], #{P[r] < 0}, #{Q[r] < 0}), each sum times a power of two when
+    it leaves the normal range (see _row_scale); rows that fail validation give garbage.
     The rows are split into ``n_threads`` contiguous blocks, one buffer per block.
     """
     rows, bins = P.shape
     for t in nb.prange(n_threads):
         buf = np.empty(min(bins, _CHUNK))
         for r in range(t * rows // n_threads, (t + 1) * rows // n_threads):
-            sp, sq, neg_p, neg_q = _row_stats(P[r], Q[r])
-            stats[r, 0], stats[r, 1], stats[r, 2], stats[r, 3] = sp, sq, neg_p, neg_q
-            ratio = sq / sp
+            gp, sp, gq, sq = _row_setup(P, Q, stats, r)
+            msp, esp = _frexp(sp)
+            msq, esq = _frexp(sq)
+            mr = msq / msp  # Σq/Σp = mr · 2^er, exponent kept apart (e.g. 1e200 / 1e-200)
+            er = (esq - gq) - (esp - gp)
+            fp, ip = 2.0**gp, 1.0 / sp  # p_j = (P_j · 2^gp) / (ΣP · 2^gp), never 1/subnormal
             acc = 0.0
             for j0 in range(0, bins, _CHUNK):
                 j1 = min(j0 + _CHUNK, bins)
-                _kl_terms(P[r, j0:j1], Q[r, j0:j1], ratio, buf)
+                _kl_terms(P[r, j0:j1], Q[r, j0:j1], fp, ip, mr, er, buf)
                 acc += _sum(buf, j1 - j0)
-            out[r] = acc / sp
+            out[r] = acc
 
 
 @nb.njit(parallel=True, error_model="numpy", cache=True)
@@ -192,13 +253,11 @@ def jsd_rows(P, Q, out, stats, n_threads):
     for t in nb.prange(n_threads):
         buf = np.empty(min(bins, _CHUNK))
         for r in range(t * rows // n_threads, (t + 1) * rows // n_threads):
-            sp, sq, neg_p, neg_q = _row_stats(P[r], Q[r])
-            stats[r, 0], stats[r, 1], stats[r, 2], stats[r, 3] = sp, sq, neg_p, neg_q
-            ip = 1.0 / sp
-            iq = 1.0 / sq
+            gp, sp, gq, sq = _row_setup(P, Q, stats, r)
+            fp, ip, fq, iq = 2.0**gp, 1.0 / sp, 2.0**gq, 1.0 / sq
             acc = 0.0
             for j0 in range(0, bins, _CHUNK):
                 j1 = min(j0 + _CHUNK, bins)
-                _jsd_terms(P[r, j0:j1], Q[r, j0:j1], ip, iq, buf)
+                _jsd_terms(P[r, j0:j1], Q[r, j0:j1], fp, ip, fq, iq, buf)
                 acc += _sum(buf, j1 - j0)
             out[r] = 0.5 * acc

@@ -13,7 +13,9 @@ the estimates are differentiable with respect to the sample positions.
 
 from __future__ import annotations
 
+import functools
 import math
+import numbers
 
 import numpy as np
 
@@ -25,8 +27,8 @@ from otdiv._array import (
     check_axis,
     check_histograms,
     check_int,
-    check_positive,
     check_same_dim,
+    check_seed,
     to_numpy64,
 )
 
@@ -36,19 +38,30 @@ LOG2 = math.log(2.0)
 
 
 def _log_scale(base: object) -> float:
+    """1 / log(base): a divergence in nats times this is one in ``base``.
+
+    Only a base > 1 keeps KL >= 0 and JSD in [0, log 2]: log(base) < 0 for a base in (0, 1)
+    would flip the sign, log 1 = 0 has no inverse and an infinite base maps everything to 0.
+    """
     if base is None:
         return 1.0
-    base = check_positive(base, "base")
-    if base == 1.0:
-        raise ValueError("base must be a positive number other than 1, got 1.0")
+    if isinstance(base, bool) or not isinstance(base, numbers.Real):
+        raise TypeError(f"base must be a real number > 1 or None, got {type(base).__name__}")
+    base = float(base)
+    if not (math.isfinite(base) and base > 1.0):
+        raise ValueError(
+            f"base must be a finite number > 1 (the base of the logarithm; a base <= 1 makes "
+            f"the divergence negative or undefined), got {base}"
+        )
     return 1.0 / math.log(base)
 
 
 def _prepare(p, q, axis, logits: bool):
-    """Validated (kind, P, Q, batch_shape, sums of P, sums of Q): broadcast, ``axis`` last.
+    """Validated (kind, P, Q, batch_shape, rows of P, rows of Q): broadcast, ``axis`` last.
 
-    numpy: P and Q are C-contiguous (rows, bins) float64 arrays, and the sums None (the
-    kernel computes them); torch: (..., bins) tensors, sums None for logits.
+    numpy: P and Q are C-contiguous (rows, bins) float64 arrays, and the rows None (the
+    kernel validates and scales them); torch: (..., bins) tensors, and for histograms the
+    rows (scaled, log2 scale, sum of scaled) of ``_torch_rows``.
     """
     kind = array_kind({"p": p, "q": q})
     # numpy histograms: the kernel's sums reveal NaN and inf, so skip a pass over the data
@@ -84,7 +97,7 @@ def _prepare(p, q, axis, logits: bool):
         P = np.ascontiguousarray(P).reshape(-1, bins)
         Q = np.ascontiguousarray(Q).reshape(-1, bins)
     if kind == "torch" and not logits:
-        return kind, P, Q, batch, check_histograms(P, "p"), check_histograms(Q, "q")
+        return kind, P, Q, batch, _torch_rows(P, "p"), _torch_rows(Q, "q")
     # numpy histograms are validated by the kernel's own pass over them
     return kind, P, Q, batch, None, None
 
@@ -119,10 +132,6 @@ def _histogram_numpy(kernel, P, Q, batch):
     return out
 
 
-def _row_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.einsum("ij,ij->i", a, b)
-
-
 def _log_softmax_numpy(x: np.ndarray) -> np.ndarray:
     from scipy.special import log_softmax
 
@@ -132,35 +141,152 @@ def _log_softmax_numpy(x: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------- torch
 
 
-def _kl_torch(P, Q, sp, sq):
+@functools.cache
+def _finite_grad_function():
     import torch
 
-    a, b = P / sp.unsqueeze(-1), Q / sq.unsqueeze(-1)
-    pos = a > 0
-    both = pos & (b > 0)
-    # log of a safe value where masked, so that no nan reaches the backward pass
-    log_ratio = torch.log(torch.where(both, a, 1.0)) - torch.log(torch.where(both, b, 1.0))
-    kl = torch.where(both, a * log_ratio, 0.0).sum(-1)
-    infinite = (pos & (b == 0)).any(-1)
+    class FiniteGrad(torch.autograd.Function):
+        """Identity whose backward saturates ±inf to ±finfo.max.
+
+        A true partial derivative can exceed the dtype's range (∂KL/∂q_j = −p_j/q_j with a
+        float32 subnormal q_j is ~1e44); an optimiser turns inf into NaN (Adam: inf/inf), the
+        largest finite value instead gives a finite, if large, step.
+        """
+
+        @staticmethod
+        def forward(ctx, x):
+            return x.view_as(x)
+
+        @staticmethod
+        def backward(ctx, grad):
+            big = torch.finfo(grad.dtype).max
+            return grad.clamp(-big, big)
+
+    return FiniteGrad
+
+
+def _torch_rows(h, name: str):
+    """(h·2^e, e, Σ h·2^e) with the power of two that puts each row's largest entry in [0.5, 1).
+
+    The scaled rows' sums neither overflow nor are subnormal, so normalising by them is safe;
+    scaling down flushes entries below 2^-1022 of their row's largest, which is harmless for
+    weights but not inside a ratio (KL takes its logs from h itself). Validates h (negative
+    entries, zero mass) with those sums. Gradients reaching ``h`` are saturated at the dtype's
+    largest value (``FiniteGrad``) rather than inf.
+    """
+    import torch
+
+    if h.requires_grad:
+        h = _finite_grad_function().apply(h)
+    _, e = torch.frexp(h.detach().abs().amax(-1, keepdim=True))
+    e = (-e).to(h.dtype)
+    half = torch.floor(e / 2)
+    # two factors: 2^1073 (a subnormal float64 row) is itself no float64
+    hs = h * torch.pow(2.0, half) * torch.pow(2.0, e - half)
+    sums = hs.sum(-1)
+    check_histograms(h, name, sums=sums.detach())
+    return h, hs, e, sums
+
+
+def _kl_torch(rows_p, rows_q):
+    """KL of the rows of P and Q (see ``_torch_rows``), finite gradients at 0 log 0."""
+    import torch
+
+    P, Ps, ep, sp = rows_p
+    Q, Qs, eq, sq = rows_q
+    sp, sq = sp.unsqueeze(-1), sq.unsqueeze(-1)
+    pos = P > 0
+    both = pos & (Q > 0)
+    Pm, Qm = torch.where(both, P, 1.0), torch.where(both, Q, 1.0)
+    # log(p_j/q_j) = log P_j − log Q_j + log ΣQ − log ΣP, the sums' logs from the scaled sums:
+    # a difference of logs never leaves the float range (p_j/q_j may: 1e-200/1e200), keeps
+    # subnormal bins, and its gradient (1/P, −1/Q) is exact. Where the scaled bins and their
+    # ratio are normal floats, log((Ps/Qs)(sq/sp)) is the more accurate value (p ≈ q, or the
+    # large logs of a tiny row cancelling), so the forward value takes that one
+    log_sums = (torch.log(sq) - eq * LOG2) - (torch.log(sp) - ep * LOG2)
+    log_ratio = torch.log(Pm) - torch.log(Qm) + log_sums
+    with torch.no_grad():
+        tiny = torch.finfo(P.dtype).tiny
+        normal = both & (Ps >= tiny) & (Qs >= tiny)
+        r = torch.where(normal, Ps, 1.0) / torch.where(normal, Qs, 1.0) * (sq / sp)
+        ok = normal & (r >= tiny) & (r < math.inf)
+        correction = torch.where(ok, torch.log(torch.where(ok, r, 1.0)) - log_ratio, 0.0)
+    # bins with P = 0 take no gradient from their own log (torch.xlogy's convention at 0)
+    kl = torch.where(both, (Ps / sp) * (log_ratio + correction), 0.0).sum(-1)
+    infinite = (pos & (Q == 0)).any(-1)  # Q == 0 also for −0.0
     return torch.where(infinite, torch.full_like(kl, math.inf), kl)
 
 
-def _jsd_torch(P, Q, sp, sq):
+def _jsd_torch(rows_p, rows_q):
+    """JSD of the rows of P and Q (see ``_torch_rows``), finite gradients at 0 log 0."""
     import torch
 
-    a, b = P / sp.unsqueeze(-1), Q / sq.unsqueeze(-1)
+    # entries of P flushed by the scaling weigh < 2^-1022 here: no ratio magnifies them
+    a, b = rows_p[1] / rows_p[3].unsqueeze(-1), rows_q[1] / rows_q[3].unsqueeze(-1)
     both = (a > 0) & (b > 0)
     s = torch.where(both, a + b, 1.0)
     d = torch.where(both, (a - b) / s, 0.0)
     # log(2a/(a+b)) = log1p(d), log(2b/(a+b)) = log1p(−d): one shared d keeps a small JSD
-    # precise (see kernels/divergence_numba.py); far from p ≈ q the plain ratio is accurate
+    # precise (see kernels/divergence_numba.py); far from p ≈ q the plain ratio is accurate.
+    # Each branch sees only arguments that are safe for it (d = −1 rounds in for a tiny a),
+    # so that the branch torch.where discards passes no inf or NaN to the backward pass.
     near = d.abs() < 0.5
-    la = torch.where(near, torch.log1p(d), torch.log(torch.where(both, 2.0 * a / s, 1.0)))
-    lb = torch.where(near, torch.log1p(-d), torch.log(torch.where(both, 2.0 * b / s, 1.0)))
+    far = both & ~near
+    dn = torch.where(near, d, 0.0)
+    la = torch.where(near, torch.log1p(dn), torch.log(torch.where(far, 2.0 * a / s, 1.0)))
+    lb = torch.where(near, torch.log1p(-dn), torch.log(torch.where(far, 2.0 * b / s, 1.0)))
     inner = torch.where(both, a * la + b * lb, 0.0).sum(-1)
-    # a bin where only one side has mass, say a: a log(2a/a) = a log 2
-    alone = torch.where(both, 0.0, a + b).sum(-1)
+    # a bin where only one side has mass, say a: a log(2a/a) = a log 2; the empty side gets
+    # no gradient there (torch.xlogy's convention at 0; the true one-sided slope is −inf)
+    alone = (torch.where(b > 0, 0.0, a) + torch.where(a > 0, 0.0, b)).sum(-1)
     return 0.5 * (inner + LOG2 * alone)
+
+
+def _kl_logits(P, Q, kind: str):
+    """KL(softmax P ‖ softmax Q) along the last axis, for logits anywhere in the float range.
+
+    Σ p_j (lp_j − lq_j) with lp_j − lq_j = (P_j − Q_j) − (lse P − lse Q) evaluated in
+    quarters, so that no difference of logits of ±1e308 overflows; bins with p_j = 0 are
+    masked (their difference may be huge) so that no 0 · inf reaches value or gradient.
+    """
+    if kind == "torch":
+        import torch
+
+        lp = P.log_softmax(-1)
+        cp, cq = torch.logsumexp(P, -1, keepdim=True), torch.logsumexp(Q, -1, keepdim=True)
+        where, exp = torch.where, torch.exp
+    else:
+        from scipy.special import logsumexp
+
+        lp = _log_softmax_numpy(P)
+        cp, cq = logsumexp(P, -1, keepdims=True), logsumexp(Q, -1, keepdims=True)
+        where, exp = np.where, np.exp
+    p = exp(lp)
+    d4 = (P / 4 - Q / 4) - (cp / 4 - cq / 4)
+    return 4 * (p * where(p > 0, d4, 0.0)).sum(-1)
+
+
+def _jsd_logits(P, Q, kind: str):
+    """JSD(softmax P, softmax Q) along the last axis: ½ Σ p (lp − lm) + q (lq − lm).
+
+    log m = logaddexp(lp, lq) − log 2 keeps it exact for any logits; bins where p (or q) is 0
+    are masked on both sides of each where, so that −inf − (−inf) reaches neither the value
+    nor the gradient.
+    """
+    if kind == "torch":
+        import torch
+
+        lp, lq = P.log_softmax(-1), Q.log_softmax(-1)
+        where, exp, logaddexp = torch.where, torch.exp, torch.logaddexp
+    else:
+        lp, lq = _log_softmax_numpy(P), _log_softmax_numpy(Q)
+        where, exp, logaddexp = np.where, np.exp, np.logaddexp
+    p, q = exp(lp), exp(lq)
+    some = (p > 0) | (q > 0)
+    lm = logaddexp(where(some, lp, 0.0), where(some, lq, 0.0)) - LOG2
+    ta = p * where(p > 0, lp - lm, 0.0)
+    tb = q * where(q > 0, lq - lm, 0.0)
+    return 0.5 * (ta + tb).sum(-1)
 
 
 # ---------------------------------------------------------------------------- public API
@@ -197,14 +323,9 @@ def kl(p: Array, q: Array, *, axis: int = -1, base: float | None = None,
     scale = _log_scale(base)
     kind, P, Q, batch, sp, sq = _prepare(p, q, axis, logits)
     if logits:
-        if kind == "torch":
-            lp, lq = P.log_softmax(-1), Q.log_softmax(-1)
-            values = (lp.exp() * (lp - lq)).sum(-1)
-        else:
-            lp, lq = _log_softmax_numpy(P), _log_softmax_numpy(Q)
-            values = _row_dot(np.exp(lp), lp - lq)
+        values = _kl_logits(P, Q, kind)
     elif kind == "torch":
-        values = _kl_torch(P, Q, sp, sq)
+        values = _kl_torch(sp, sq)
     else:
         values = _histogram_numpy("kl_rows", P, Q, batch)
     return _finish(values, kind, batch, scale, math.inf)
@@ -226,18 +347,9 @@ def jsd(p: Array, q: Array, *, axis: int = -1, base: float | None = None,
     scale = _log_scale(base)
     kind, P, Q, batch, sp, sq = _prepare(p, q, axis, logits)
     if logits:
-        if kind == "torch":
-            import torch
-
-            lp, lq = P.log_softmax(-1), Q.log_softmax(-1)
-            lm = torch.logaddexp(lp, lq) - LOG2
-            values = 0.5 * ((lp.exp() * (lp - lm)).sum(-1) + (lq.exp() * (lq - lm)).sum(-1))
-        else:
-            lp, lq = _log_softmax_numpy(P), _log_softmax_numpy(Q)
-            lm = np.logaddexp(lp, lq) - LOG2
-            values = 0.5 * (_row_dot(np.exp(lp), lp - lm) + _row_dot(np.exp(lq), lq - lm))
+        values = _jsd_logits(P, Q, kind)
     elif kind == "torch":
-        values = _jsd_torch(P, Q, sp, sq)
+        values = _jsd_torch(sp, sq)
     else:
         values = _histogram_numpy("jsd_rows", P, Q, batch)
     return _finish(values, kind, batch, scale, LOG2)
@@ -285,7 +397,27 @@ def _prepare_samples(x, y, k, *, need_x: int, need_y: int):
                 f"{name} has {pts.shape[0]} points; k={k} needs at least {need} "
                 "(lower k or draw more samples)"
             )
-    return kind, x, y, k
+    # The estimates depend on distances only through their ratios (log ν − log ρ, and the
+    # entropies' d·log ε in a combination whose weights sum to 0), so dividing the samples by
+    # a common power of two changes nothing exactly, and keeps the KD-tree's squared distances
+    # (and torch's norms) inside the float range: coordinates of 1e±200 in float64 or 1e±30
+    # in float32 would otherwise overflow to inf or underflow to a false repeat.
+    xn, yn = to_numpy64(x), to_numpy64(y)
+    top = max(float(np.abs(xn).max()), float(np.abs(yn).max()))
+    if top > 0:
+        e = -math.frexp(top)[1]  # top · 2^e in [0.5, 1)
+        xn, yn = np.ldexp(xn, e), np.ldexp(yn, e)
+        if kind == "torch":
+            import torch
+
+            half = e // 2  # two factors: 2^e itself may be out of range (float32: 2^149)
+            x = x * torch.pow(2.0, torch.tensor(float(half), dtype=x.dtype))
+            x = x * torch.pow(2.0, torch.tensor(float(e - half), dtype=x.dtype))
+            y = y * torch.pow(2.0, torch.tensor(float(half), dtype=y.dtype))
+            y = y * torch.pow(2.0, torch.tensor(float(e - half), dtype=y.dtype))
+        else:
+            x, y = xn, yn
+    return kind, x, y, xn, yn, k
 
 
 def _no_ties(dist: np.ndarray, what: str, k: int) -> None:
@@ -319,10 +451,9 @@ def kl_knn(x: Array, y: Array, *, k: int = 1) -> float | Array:
     numpy in, Python float out; torch in, a 0-d tensor out, differentiable with respect to x
     and y through the neighbour distances (the neighbours themselves are piecewise constant).
     """
-    kind, x, y, k = _prepare_samples(x, y, k, need_x=k + 1, need_y=k)
+    kind, x, y, xn, yn, k = _prepare_samples(x, y, k, need_x=k + 1, need_y=k)
     n, d = x.shape
     m = y.shape[0]
-    xn, yn = to_numpy64(x), to_numpy64(y)
     rho, i_rho = _kth_neighbour(xn, xn, k, self_included=True)
     nu, i_nu = _kth_neighbour(yn, xn, k, self_included=False)
     _no_ties(rho, "x has repeated points", k)
@@ -362,9 +493,9 @@ def jsd_knn(x: Array, y: Array, *, k: int = 5, seed: int | None = 0) -> float | 
     numpy in, Python float out; torch in, a 0-d tensor, differentiable with respect to x and
     y through the neighbour distances.
     """
-    kind, x, y, k = _prepare_samples(x, y, k, need_x=k + 1, need_y=k + 1)
+    seed = check_seed(seed)
+    kind, x, y, xn, yn, k = _prepare_samples(x, y, k, need_x=k + 1, need_y=k + 1)
     n, m = x.shape[0], y.shape[0]
-    xn, yn = to_numpy64(x), to_numpy64(y)
     if n != m:
         size = min(n, m)
         rng = np.random.default_rng(seed)
