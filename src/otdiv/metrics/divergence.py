@@ -242,28 +242,43 @@ def _jsd_torch(rows_p, rows_q):
     return 0.5 * (inner + LOG2 * alone)
 
 
-def _kl_logits(P, Q, kind: str):
-    """KL(softmax P ‖ softmax Q) along the last axis, for logits anywhere in the float range.
+def _log_softmax_quarter(x, kind: str):
+    """(log softmax(x) / 4, softmax(x)) along the last axis, for logits anywhere in the range.
 
-    Σ p_j (lp_j − lq_j) with lp_j − lq_j = (P_j − Q_j) − (lse P − lse Q) evaluated in
-    quarters, so that no difference of logits of ±1e308 overflows; bins with p_j = 0 are
-    masked (their difference may be huge) so that no 0 · inf reaches value or gradient.
+    log softmax(x)_j = (x_j − max x) − log Σ exp(x − max x) lies in [−3.6e308, 0]: a quarter
+    of it is always a float, so that differences of two of them cannot overflow either.
     """
     if kind == "torch":
         import torch
 
-        lp = P.log_softmax(-1)
-        cp, cq = torch.logsumexp(P, -1, keepdim=True), torch.logsumexp(Q, -1, keepdim=True)
-        where, exp = torch.where, torch.exp
-    else:
-        from scipy.special import logsumexp
+        top = x.detach().amax(-1, keepdim=True)
+        t = x - top  # −inf where the gap overflows: exp gives the right 0, with 0 gradient
+        e = torch.exp(t)
+        total = e.sum(-1, keepdim=True)
+        return (x / 4 - top / 4) - torch.log(total) / 4, e / total
+    top = x.max(-1, keepdims=True)
+    with np.errstate(over="ignore"):
+        t = x - top
+    e = np.exp(t)
+    total = e.sum(-1, keepdims=True)
+    return (x / 4 - top / 4) - np.log(total) / 4, e / total
 
-        lp = _log_softmax_numpy(P)
-        cp, cq = logsumexp(P, -1, keepdims=True), logsumexp(Q, -1, keepdims=True)
-        where, exp = np.where, np.exp
-    p = exp(lp)
-    d4 = (P / 4 - Q / 4) - (cp / 4 - cq / 4)
-    return 4 * (p * where(p > 0, d4, 0.0)).sum(-1)
+
+def _kl_logits(P, Q, kind: str):
+    """KL(softmax P ‖ softmax Q) along the last axis, for logits anywhere in the float range.
+
+    4 Σ p_j (lp_j/4 − lq_j/4): the quarters keep lp_j − lq_j from overflowing for logits of
+    ±1e308 while p_j · (lp_j − lq_j) stays a float; bins with p_j = 0 are masked (their
+    difference may be huge) so that no 0 · inf reaches the value or the gradient.
+    """
+    where = np.where
+    if kind == "torch":
+        import torch
+
+        where = torch.where
+    lp4, p = _log_softmax_quarter(P, kind)
+    lq4, _ = _log_softmax_quarter(Q, kind)
+    return 4 * (p * where(p > 0, lp4 - lq4, 0.0)).sum(-1)
 
 
 def _jsd_logits(P, Q, kind: str):
