@@ -135,7 +135,8 @@ def _histogram_numpy(kernel, P, Q, batch):
 def _log_softmax_numpy(x: np.ndarray) -> np.ndarray:
     from scipy.special import log_softmax
 
-    return log_softmax(x, axis=-1)
+    with np.errstate(over="ignore"):  # x − max x may pass −1.8e308: −inf, whose exp is 0
+        return log_softmax(x, axis=-1)
 
 
 # ---------------------------------------------------------------------------- torch
@@ -166,11 +167,13 @@ def _finite_grad_function():
 
 
 def _torch_rows(h, name: str):
-    """(h·2^e, e, Σ h·2^e) with the power of two that puts each row's largest entry in [0.5, 1).
+    """(h·2^e, e, Σ h·2^e): a row whose largest entry is below 0.5, or whose sum overflows,
+    is scaled by the power of two that puts that entry in [0.5, 1).
 
     The scaled rows' sums neither overflow nor are subnormal, so normalising by them is safe;
-    scaling down flushes entries below 2^-1022 of their row's largest, which is harmless for
-    weights but not inside a ratio (KL takes its logs from h itself). Validates h (negative
+    scaling down (only when the sum overflows) flushes entries below 2^-1022 of their row's
+    largest, which is harmless for weights but not inside a ratio (KL takes its logs from h
+    itself). Validates h (negative
     entries, zero mass) with those sums. Gradients reaching ``h`` are saturated at the dtype's
     largest value (``FiniteGrad``) rather than inf.
     """
@@ -179,7 +182,10 @@ def _torch_rows(h, name: str):
     if h.requires_grad:
         h = _finite_grad_function().apply(h)
     _, e = torch.frexp(h.detach().abs().amax(-1, keepdim=True))
-    e = (-e).to(h.dtype)
+    # scale up always (exact), down only where the sum overflows: that flushes subnormal
+    # entries, whose own gradient (large: ½ log(2a/(a + b)) for a tiny a) would be lost
+    overflow = torch.isinf(h.detach().sum(-1, keepdim=True))
+    e = torch.where((e < 0) | overflow, -e, 0).to(h.dtype)
     half = torch.floor(e / 2)
     # two factors: 2^1073 (a subnormal float64 row) is itself no float64
     hs = h * torch.pow(2.0, half) * torch.pow(2.0, e - half)
@@ -222,7 +228,10 @@ def _jsd_torch(rows_p, rows_q):
     import torch
 
     # entries of P flushed by the scaling weigh < 2^-1022 here: no ratio magnifies them
-    a, b = rows_p[1] / rows_p[3].unsqueeze(-1), rows_q[1] / rows_q[3].unsqueeze(-1)
+    _, Ps, _, sp = rows_p
+    _, Qs, _, sq = rows_q
+    sp, sq = sp.unsqueeze(-1), sq.unsqueeze(-1)
+    a, b = Ps / sp, Qs / sq
     both = (a > 0) & (b > 0)
     s = torch.where(both, a + b, 1.0)
     d = torch.where(both, (a - b) / s, 0.0)
@@ -233,8 +242,19 @@ def _jsd_torch(rows_p, rows_q):
     near = d.abs() < 0.5
     far = both & ~near
     dn = torch.where(near, d, 0.0)
-    la = torch.where(near, torch.log1p(dn), torch.log(torch.where(far, 2.0 * a / s, 1.0)))
-    lb = torch.where(near, torch.log1p(-dn), torch.log(torch.where(far, 2.0 * b / s, 1.0)))
+    la = torch.log(torch.where(far, 2.0 * a / s, 1.0))
+    lb = torch.log(torch.where(far, 2.0 * b / s, 1.0))
+    # a subnormal a (or b) carries few bits: its logs come from the scaled rows instead, so
+    # that the value and the slope ½ log(2a/(a + b)) keep their precision
+    tiny = torch.finfo(a.dtype).tiny
+    sub = far & ((a < tiny) | (b < tiny))
+    log_a = torch.log(torch.where(sub, Ps, 1.0)) - torch.log(sp)
+    log_b = torch.log(torch.where(sub, Qs, 1.0)) - torch.log(sq)
+    log_s = torch.logaddexp(log_a, log_b)
+    la = torch.where(sub, LOG2 + log_a - log_s, la)
+    lb = torch.where(sub, LOG2 + log_b - log_s, lb)
+    la = torch.where(near, torch.log1p(dn), la)
+    lb = torch.where(near, torch.log1p(-dn), lb)
     inner = torch.where(both, a * la + b * lb, 0.0).sum(-1)
     # a bin where only one side has mass, say a: a log(2a/a) = a log 2; the empty side gets
     # no gradient there (torch.xlogy's convention at 0; the true one-sided slope is −inf)
@@ -278,7 +298,19 @@ def _kl_logits(P, Q, kind: str):
         where = torch.where
     lp4, p = _log_softmax_quarter(P, kind)
     lq4, _ = _log_softmax_quarter(Q, kind)
-    return 4 * (p * where(p > 0, lp4 - lq4, 0.0)).sum(-1)
+    d4 = where(p > 0, lp4 - lq4, 0.0)
+    k4 = (p * d4).sum(-1)
+    if kind == "numpy":
+        with np.errstate(over="ignore"):  # a KL past 1.8e308 is inf, the float it rounds to
+            return 4 * k4
+    if not k4.requires_grad:
+        return 4 * k4
+    # Same value, and since Σ p = 1 the same gradient, but the slope in p_j is d_j − KL, not
+    # d_j: near the top of the range d_j (6e38 in float32) overflows where the true
+    # gradient p_j (d_j − KL) does not
+    k4c = k4.detach()
+    centred = (p * (d4 - k4c.unsqueeze(-1))).sum(-1)
+    return 4 * (k4c + (centred - centred.detach()))
 
 
 def _jsd_logits(P, Q, kind: str):
