@@ -70,7 +70,7 @@ def test_children_and_threads_after_a_kernel(scenario, tmp_path):
     if scenario == "spawn_pool":
         # spawned children import the work function from a module, not from __main__
         (tmp_path / "_child.py").write_text(_SETUP)
-        script = "import sys\nsys.path.insert(0, %r)\nimport _child\n" % str(tmp_path)
+        script = f"import sys\nsys.path.insert(0, {str(tmp_path)!r})\nimport _child\n"
         script += "expected = _child.expected\n" + body
         script += "\nif __name__ == '__main__':\n    assert got == expected, (got, expected)\n"
     else:

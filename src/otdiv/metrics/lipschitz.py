@@ -24,7 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from otdiv._array import array_kind, as_float_array, check_int, is_tensor, to_numpy64
+from otdiv._array import (
+    array_kind,
+    as_float_array,
+    check_int,
+    check_seed,
+    is_tensor,
+    to_numpy64,
+)
 
 # ----------------------------------------------------------------------------------------
 # results
@@ -193,7 +200,8 @@ def lipschitz_empirical(x_or_f, fx_or_x, *, return_result: bool = False):
             reason_out = "all points of x are the same point: there is no pair to compare"
         else:
             j = int(arg[i])
-            value = float(_pair_slope(pts[i] / sx, pts[j] / sx, vals[i] / sf, vals[j] / sf) * (sf / sx))
+            slope = _pair_slope(pts[i] / sx, pts[j] / sx, vals[i] / sf, vals[j] / sf)
+            value = float(slope * (sf / sx))
             reason_out = None
     if torch_out:
         value = _torch_slope(xs, fx, f_callable, i, j, value)
@@ -793,6 +801,16 @@ def _scores(critic, z):
     return out.reshape(-1)
 
 
+def _differentiable(scores):
+    if not scores.requires_grad:
+        raise ValueError(
+            "critic(x) does not require grad, so its gradient cannot be taken (a detached, "
+            "numpy or no_grad computation inside the critic?); lipschitz_bounds needs a "
+            "differentiable critic: for a black-box function use lipschitz_empirical(f, x)"
+        )
+    return scores
+
+
 def _grad_norms(critic, z, *, chunk: int = 4096):
     """‖∇f(z_i)‖₂ for each row of z (samples are independent: the critic runs in eval mode)."""
     import torch
@@ -801,7 +819,8 @@ def _grad_norms(critic, z, *, chunk: int = 4096):
     for part in torch.split(z, chunk):
         p = part.detach().requires_grad_(True)
         with torch.enable_grad():
-            (g,) = torch.autograd.grad(_scores(critic, p).sum(), p, allow_unused=True)
+            (g,) = torch.autograd.grad(_differentiable(_scores(critic, p)).sum(), p,
+                                       allow_unused=True)
         if g is None:  # f does not depend on its input
             g = torch.zeros_like(p)
         norms.append(g.flatten(1).norm(dim=1).detach())
@@ -840,7 +859,10 @@ def _lower_bound(critic, x, n_interpolates, ascent_steps, gen):
         cands.append(x[i] + t * (x[j] - x[i]))
     pts = torch.cat(cands)
     norms = _grad_norms(critic, pts)
-    spread = float((x - x.mean(0)).flatten(1).norm(dim=1).mean())
+    # the typical distance to the mean, rescaled so that squares cannot overflow at 1e300
+    centred = (x - x.mean(0)).flatten(1)
+    big = float(centred.abs().max()) if centred.numel() else 0.0
+    spread = big * float((centred / big).norm(dim=1).mean()) if big > 0 else 0.0
     scale = spread / math.sqrt(max(1, x[0].numel())) if spread > 0 else 1.0
     tiny = torch.finfo(x.dtype).tiny
     # ascent from the best starting points: a step along ∇‖∇f‖² (smooth critics) and a random
@@ -871,6 +893,13 @@ def _lower_bound(critic, x, n_interpolates, ascent_steps, gen):
     pts = torch.cat([pts, z])
     norms = torch.cat([norms, best])
     return _verified_max(critic, pts, norms, scale)
+
+
+def _widened(critic, dtype):
+    """A copy of the critic in ``dtype`` (the caller's module is not touched)."""
+    import copy
+
+    return copy.deepcopy(critic).to(dtype)
 
 
 def _verified_max(critic, pts, norms, scale):
@@ -975,14 +1004,27 @@ def lipschitz_bounds(
         )
     n_interpolates = check_int(n_interpolates, "n_interpolates", minimum=0)
     ascent_steps = check_int(ascent_steps, "ascent_steps", minimum=0)
-    if seed is not None:
-        check_int(seed, "seed", minimum=0)
-    params = list(critic.parameters()) if isinstance(critic, torch.nn.Module) else []
+    seed = check_seed(seed)
+    named = (list(critic.named_parameters()) if isinstance(critic, torch.nn.Module) else [])
+    for pname, param in named:
+        if param.is_floating_point() and not bool(torch.isfinite(param).all()):
+            raise ValueError(f"critic has NaN or inf in its parameter {pname!r}: no bound on "
+                             "its Lipschitz constant means anything")
+    params = [param for _, param in named if param.is_floating_point()]
     numpy_in = not is_tensor(x)
     xt = as_float_array(x, "x")
+    x_dtype = xt.dtype
     if numpy_in:
         like = params[0] if params else torch.empty(0)
         xt = torch.as_tensor(xt, dtype=like.dtype, device=like.device)
+    elif params and params[0].dtype != xt.dtype:
+        # mixed precision: compute in the wider dtype (a float64 copy of a float32 critic, or
+        # the inputs promoted), never in the narrower one
+        if torch.finfo(xt.dtype).bits > torch.finfo(params[0].dtype).bits:
+            critic = _widened(critic, xt.dtype)
+            params = [p for p in critic.parameters() if p.is_floating_point()]
+        else:
+            xt = xt.to(params[0].dtype)
     if xt.ndim == 0 or xt.shape[0] == 0:
         raise ValueError(f"x must have shape (n, ...) with n >= 1, got shape {tuple(xt.shape)}")
     if xt.ndim == 1:
@@ -1001,6 +1043,17 @@ def lipschitz_bounds(
         lower, witness, lower_method = _lower_bound(
             critic, xt.detach(), n_interpolates, ascent_steps, gen
         )
+        if not math.isfinite(lower) and xt.dtype != torch.float64 and modes:
+            # float32 gradients overflowed (weights or inputs near the top of the range):
+            # the same critic in float64 has them
+            gen.manual_seed(0 if seed is None else seed)
+            lower, witness, lower_method = _lower_bound(
+                _widened(critic, torch.float64), xt.detach().double(), n_interpolates,
+                ascent_steps, gen)
+        if not math.isfinite(lower):
+            raise ValueError(
+                "the critic's gradients overflow at x (its weights or inputs are too large for "
+                f"{xt.dtype}); rescale x or the critic")
         if modes:
             upper, plain, method, reason, layers = _upper_bound(critic, xt[:1].detach())
         else:
@@ -1016,6 +1069,8 @@ def lipschitz_bounds(
         lower = upper
     if numpy_in:
         witness = to_numpy64(witness)
+    else:
+        witness = witness.to(x_dtype)
     return LipschitzBounds(
         lower=float(lower),
         upper=float(upper),
