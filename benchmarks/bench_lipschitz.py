@@ -56,7 +56,7 @@ def main() -> None:
     lipschitz_empirical(x[:100], f[:100])  # numba compilation (cached after the first run)
     t_emp = median_time(lambda: lipschitz_empirical(x, f), repeat=3)
     t_np = median_time(lambda: numpy_slope(x, f), repeat=1, warmup=0)
-    v_emp, v_np = lipschitz_empirical(x, f).value, numpy_slope(x, f)
+    v_emp, v_np = lipschitz_empirical(x, f), numpy_slope(x, f)
 
     net = mlp(0)
     xt = torch.randn(512, 2, generator=torch.Generator().manual_seed(1))

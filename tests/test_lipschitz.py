@@ -46,7 +46,7 @@ def test_empirical_matches_brute_force(n, d, seed):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, d))
     f = rng.normal(size=n)
-    res = lipschitz_empirical(x, f)
+    res = lipschitz_empirical(x, f, return_result=True)
     assert res.value == pytest.approx(brute_slope(x, f), rel=1e-12)
     # the returned pair attains the value
     i, j = res.i, res.j
@@ -58,25 +58,25 @@ def test_empirical_large_odd_sample_uses_every_pair(rng):
     # odd n exercises the folded row pairing of the parallel kernel
     x = rng.uniform(size=(1501, 2))
     f = np.sin(3 * x[:, 0]) + x[:, 1] ** 2
-    assert lipschitz_empirical(x, f).value == pytest.approx(brute_slope(x, f), rel=1e-12)
+    assert lipschitz_empirical(x, f) == pytest.approx(brute_slope(x, f), rel=1e-12)
 
 
 def test_empirical_callable_and_torch_inputs(rng):
     x = rng.normal(size=(50, 3))
     f = np.tanh(x).sum(1)
     expected = brute_slope(x, f)
-    assert lipschitz_empirical(lambda z: np.tanh(z).sum(1), x).value == pytest.approx(expected)
+    assert lipschitz_empirical(lambda z: np.tanh(z).sum(1), x) == pytest.approx(expected)
     xt = torch.tensor(x, requires_grad=True)
     ft = torch.tanh(xt).sum(1)  # carries a graph: must be detached, not an error
-    assert lipschitz_empirical(xt, ft).value == pytest.approx(expected)
+    assert lipschitz_empirical(xt, ft).item() == pytest.approx(expected)
     res = lipschitz_empirical(lambda z: torch.tanh(z).sum(1, keepdim=True), xt)
-    assert res.value == pytest.approx(expected)
+    assert res.item() == pytest.approx(expected)
 
 
 def test_empirical_image_shaped_inputs(rng):
     x = rng.normal(size=(20, 2, 3, 3))
     f = x.reshape(20, -1) @ rng.normal(size=18)
-    assert lipschitz_empirical(x, f).value == pytest.approx(brute_slope(x.reshape(20, -1), f))
+    assert lipschitz_empirical(x, f) == pytest.approx(brute_slope(x.reshape(20, -1), f))
 
 
 def test_empirical_equal_duplicates_are_skipped(rng):
@@ -85,7 +85,7 @@ def test_empirical_equal_duplicates_are_skipped(rng):
     x2, f2 = np.vstack([x, x[3:5]]), np.concatenate([f, f[3:5]])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        res = lipschitz_empirical(x2, f2)
+        res = lipschitz_empirical(x2, f2, return_result=True)
     assert res.value == pytest.approx(brute_slope(x, f), rel=1e-12)
     assert res.reason is None
 
@@ -95,14 +95,64 @@ def test_empirical_unequal_duplicates_give_inf(rng):
     x[4] = x[1]
     f = np.arange(6.0)
     with pytest.warns(UserWarning, match=r"x\[1\] and x\[4\] are the same point"):
-        res = lipschitz_empirical(x, f)
+        res = lipschitz_empirical(x, f, return_result=True)
     assert math.isinf(res.value) and (res.i, res.j) == (1, 4)
     assert "no finite Lipschitz constant" in res.reason
 
 
 def test_empirical_single_repeated_point():
-    res = lipschitz_empirical(np.ones((4, 2)), np.zeros(4))
+    res = lipschitz_empirical(np.ones((4, 2)), np.zeros(4), return_result=True)
     assert res.value == 0.0 and "same point" in res.reason
+
+
+def test_empirical_kinds_out_follow_kinds_in(rng):
+    x, f = rng.normal(size=(30, 2)), rng.normal(size=30)
+    value = lipschitz_empirical(x, f)
+    assert type(value) is float and value > 0  # comparable, as a number
+    xt = torch.tensor(x, requires_grad=True)
+    ft = torch.tensor(f, requires_grad=True)
+    vt = lipschitz_empirical(xt, ft)
+    assert isinstance(vt, torch.Tensor) and vt.ndim == 0 and vt.dtype == torch.float64
+    assert vt.item() == pytest.approx(value, rel=1e-12)
+    vt.backward()
+    # d/df of |f_i - f_j| / ||x_i - x_j||: +-1/||x_i - x_j|| at the maximising pair only
+    res = lipschitz_empirical(x, f, return_result=True)
+    i, j = res.i, res.j
+    expected = np.zeros(30)
+    s = np.sign(f[i] - f[j]) / np.linalg.norm(x[i] - x[j])
+    expected[i], expected[j] = s, -s
+    np.testing.assert_allclose(ft.grad.numpy(), expected, rtol=1e-12)
+    assert torch.isfinite(xt.grad).all() and xt.grad[i].abs().sum() > 0
+
+
+def test_empirical_gradcheck_through_a_callable(rng):
+    w = torch.tensor(rng.normal(size=3), requires_grad=True)
+    x = torch.tensor(rng.normal(size=(12, 3)))
+
+    def slope(w):
+        return lipschitz_empirical(lambda z: torch.tanh(z @ w), x)
+
+    assert torch.autograd.gradcheck(slope, (w,))
+
+
+@given(k=st.integers(-300, 300), kf=st.integers(-150, 150), seed=st.integers(0, 2**16))
+def test_empirical_is_homogeneous_over_the_float_range(k, kf, seed):
+    """slope(c x, c' f) = (c'/c) slope(x, f): exact up to a few roundings, at any scale."""
+    rng = np.random.default_rng(seed)
+    x, f = rng.normal(size=(15, 3)), rng.normal(size=15)
+    c, cf = 10.0**k, 10.0**kf
+    ratio = cf / c
+    if not (1e-300 < ratio < 1e300):
+        return  # the true slope itself leaves the float range
+    expected = brute_slope(x, f) * ratio
+    assert lipschitz_empirical(x * c, f * cf) == pytest.approx(expected, rel=1e-12)
+
+
+def test_empirical_points_closer_than_the_square_root_of_the_smallest_float():
+    # squared differences of 1e-200 underflow to 0; the pair is distinct, not a duplicate
+    x = np.array([[0.0], [1e-200], [1.0]])
+    f = np.array([0.0, 1e-200, 0.5])
+    assert lipschitz_empirical(x, f) == pytest.approx(1.0, rel=1e-15)
 
 
 @pytest.mark.parametrize(
@@ -239,7 +289,7 @@ def test_random_mlp_bounds_are_ordered(widths, d, act, seed):
     net = nn.Sequential(*layers, nn.Linear(prev, 1)).double()
     x = 2 * torch.randn(64, d, dtype=torch.float64)
     b = bounds(net, x, ascent_steps=3, n_interpolates=16)
-    emp = lipschitz_empirical(net, x).value  # a pairwise slope: a true lower bound
+    emp = float(lipschitz_empirical(net, x))  # a pairwise slope: a true lower bound
     assert emp <= b.upper * (1 + 1e-9)
     assert b.lower <= b.upper * (1 + 1e-9)
     assert b.upper <= b.product_upper * (1 + 1e-9)

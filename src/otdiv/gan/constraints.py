@@ -12,6 +12,7 @@ Gradient norms are taken per sample over all non-batch dimensions, so inputs of 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -322,7 +323,9 @@ def clip_weights_(module: torch.nn.Module, c: float = 0.01) -> torch.nn.Module:
     c = check_positive(c, "c")
     with torch.no_grad():
         for param in module.parameters():
-            param.clamp_(-c, c)
+            # a bound beyond the parameter's float range clips nothing (and torch refuses it)
+            bound = min(c, torch.finfo(param.dtype).max) if param.is_floating_point() else c
+            param.clamp_(-bound, bound)
     return module
 
 
@@ -356,11 +359,18 @@ def spectral_normalize_(
     """
     import torch
     from torch.nn.utils import parametrize
-    from torch.nn.utils.parametrizations import spectral_norm
+
+    _SpectralNorm, _ZeroSafeSpectralNorm = _zero_safe_spectral_norm_class()
 
     if not isinstance(module, torch.nn.Module):
         raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}")
     n_power_iterations = check_int(n_power_iterations, "n_power_iterations")
+    if n_power_iterations > _MAX_POWER_ITERATIONS:
+        # every forward pass in training mode runs them all: 10**9 would never return
+        raise ValueError(
+            f"n_power_iterations must be <= {_MAX_POWER_ITERATIONS} (each training-mode "
+            f"forward pass runs them all; 1 is the usual choice), got {n_power_iterations}"
+        )
     # collect first: registering a parametrization adds submodules while we iterate
     layers = [
         m for m in module.modules()
@@ -369,9 +379,45 @@ def spectral_normalize_(
     for layer in layers:
         already = hasattr(layer, "weight_orig")  # torch.nn.utils.spectral_norm (old hooks)
         if parametrize.is_parametrized(layer, "weight"):
-            already |= any(type(p).__name__ == "_SpectralNorm"
+            already |= any(isinstance(p, _SpectralNorm)
                            for p in layer.parametrizations["weight"])
         if already:
             continue
-        spectral_norm(layer, n_power_iterations=n_power_iterations)
+        transposed = isinstance(layer, torch.nn.modules.conv._ConvTransposeNd)
+        parametrize.register_parametrization(
+            layer, "weight",
+            _ZeroSafeSpectralNorm(layer.weight, n_power_iterations, 1 if transposed else 0)
+        )
     return module
+
+
+_MAX_POWER_ITERATIONS = 10_000
+
+
+@functools.cache
+def _zero_safe_spectral_norm_class():
+    """torch's spectral-norm parametrization, safe at an all-zero weight.
+
+    torch divides W by σ(W) estimated from power-iteration vectors u, v; at W = 0 both σ
+    and the vectors become 0, so the layer outputs 0/0 = NaN, and a layer that starts at
+    zero never recovers (its u, v stay 0). Here a zero weight is returned as it is (it is
+    already 1-Lipschitz), and the vectors are drawn again once the weight is non-zero.
+    """
+    import torch
+    from torch.nn.utils.parametrizations import _SpectralNorm
+
+    class ZeroSafeSpectralNorm(_SpectralNorm):
+        def forward(self, weight: torch.Tensor) -> torch.Tensor:
+            if weight.ndim == 1:
+                return super().forward(weight)
+            if not bool(weight.any()):
+                return weight
+            if not bool(self._u.any()):
+                with torch.no_grad():
+                    self._u.normal_()
+                    self._v.normal_()
+                    self._power_method(self._reshape_weight_to_matrix(weight), 15)
+            return super().forward(weight)
+
+    return _SpectralNorm, ZeroSafeSpectralNorm
+

@@ -47,6 +47,27 @@ def _pair(real: object, fake: object, names: tuple[str, str]):
     return r, f
 
 
+def _down_scale(*ts: torch.Tensor) -> torch.Tensor:
+    """2^-k with k >= 0 the smallest power of two putting every |entry| of ts below 2.
+
+    A mean of finite scores can overflow in its sum (n scores of 1e308), and a difference of
+    two overflowed means is inf − inf = NaN; the same means taken on the scores times 2^-k
+    and multiplied back are exact (scaling by a power of two rounds nothing), so the loss is
+    the correctly rounded value whenever it is representable. Scores are never scaled *up*.
+    """
+    import torch
+
+    m = torch.stack([t.detach().abs().max() for t in ts]).max()
+    _, e = torch.frexp(m)  # m = mantissa · 2^e, mantissa in [0.5, 1)
+    return torch.exp2(-(e - 1).clamp(min=0).to(ts[0].dtype))
+
+
+def _mean(t: torch.Tensor) -> torch.Tensor:
+    """mean(t) without a spurious overflow of the intermediate sum."""
+    s = _down_scale(t)
+    return (t * s).mean() / s
+
+
 def wgan_critic_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
     """L_critic = mean(fake_scores) − mean(real_scores), to be minimised by the critic.
 
@@ -62,7 +83,8 @@ def wgan_critic_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> to
         A 0-d tensor of the inputs' dtype and device (float32 for half-precision scores).
     """
     r, f = _pair(real_scores, fake_scores, ("real_scores", "fake_scores"))
-    return f.mean() - r.mean()
+    s = _down_scale(r, f)  # one scale for both: the difference itself is taken scaled
+    return ((f * s).mean() - (r * s).mean()) / s
 
 
 def wgan_generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
@@ -74,7 +96,7 @@ def wgan_generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
     Returns:
         A 0-d tensor of the input's dtype and device (float32 for half-precision scores).
     """
-    return -as_scores(fake_scores, "fake_scores").mean()
+    return -_mean(as_scores(fake_scores, "fake_scores"))
 
 
 def discriminator_loss(
@@ -103,10 +125,10 @@ def discriminator_loss(
     kind = check_choice(kind, "kind", DISCRIMINATOR_KINDS)
     r, f = _pair(real_logits, fake_logits, ("real_logits", "fake_logits"))
     if kind in ("minimax", "non-saturating"):
-        return F.softplus(-r).mean() + F.softplus(f).mean()
+        return _mean(F.softplus(-r)) + _mean(F.softplus(f))
     if kind == "hinge":
-        return F.relu(1.0 - r).mean() + F.relu(1.0 + f).mean()
-    return 0.5 * (r - 1.0).square().mean() + 0.5 * f.square().mean()
+        return _mean(F.relu(1.0 - r)) + _mean(F.relu(1.0 + f))
+    return 0.5 * _mean((r - 1.0).square()) + 0.5 * _mean(f.square())
 
 
 def generator_loss(fake_logits: torch.Tensor, *, kind: str = "non-saturating") -> torch.Tensor:
@@ -133,9 +155,9 @@ def generator_loss(fake_logits: torch.Tensor, *, kind: str = "non-saturating") -
     kind = check_choice(kind, "kind", GENERATOR_KINDS)
     f = as_scores(fake_logits, "fake_logits")
     if kind == "minimax":
-        return -F.softplus(f).mean()
+        return -_mean(F.softplus(f))
     if kind == "non-saturating":
-        return F.softplus(-f).mean()
+        return _mean(F.softplus(-f))
     if kind == "hinge":
-        return -f.mean()
-    return 0.5 * (f - 1.0).square().mean()
+        return -_mean(f)
+    return 0.5 * _mean((f - 1.0).square())

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import types
 
-import numba as nb
 import numpy as np
+
+from otdiv.kernels._numba import nb
 
 
 @nb.njit(inline="always", fastmath=False)

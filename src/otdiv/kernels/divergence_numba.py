@@ -15,11 +15,12 @@ validate and normalise without another pass over the data.
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
+
+from otdiv.kernels._numba import nb
 
 
 @intrinsic

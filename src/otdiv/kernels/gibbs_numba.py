@@ -18,9 +18,9 @@ the solver re-measures its final marginal error with the exact log-domain kernel
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
 
+from otdiv.kernels._numba import nb
 from otdiv.kernels.cost_numba import _serial_and_parallel
 from otdiv.kernels.softmin_numba import (
     _FLOOR,

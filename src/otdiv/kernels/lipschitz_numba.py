@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
+
+from otdiv.kernels._numba import nb
+
+# below this a squared distance may have lost digits to underflow (2**-1000 ~ 1e-301)
+_TINY = 2.0**-1000
 
 
 @nb.njit(inline="always")
@@ -23,11 +27,26 @@ def _scan_row(x, f, i, best2, arg, dup):
             sq += t * t
         df = f[i] - f[j]
         df2 = df * df
-        if sq == 0.0:
-            # the same point twice: equal values carry no information, unequal values
-            # mean no finite constant exists
-            if df2 > 0.0 and dup[i] < 0:
-                dup[i] = j
+        if sq < _TINY:
+            # a squared distance that underflowed: compare the slope itself, with the
+            # difference rescaled by its largest coordinate (rare, so the cost is moot)
+            t_max = 0.0
+            for k in range(d):
+                t_max = max(t_max, abs(x[i, k] - x[j, k]))
+            if t_max == 0.0:
+                # the same point twice: equal values carry no information, unequal values
+                # mean no finite constant exists
+                if df != 0.0 and dup[i] < 0:
+                    dup[i] = j
+                continue
+            s2 = 0.0
+            for k in range(d):
+                t = (x[i, k] - x[j, k]) / t_max
+                s2 += t * t
+            slope = abs(df) / t_max / np.sqrt(s2)
+            if slope * slope > b:
+                b = slope * slope
+                a = j
             continue
         if df2 > b * sq:
             b = df2 / sq

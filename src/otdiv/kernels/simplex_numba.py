@@ -20,9 +20,9 @@ a negative reduced cost — then the tree is optimal for the dense problem.
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
 
+from otdiv.kernels._numba import nb
 from otdiv.kernels.cost_numba import _power_of_sq, _serial_and_parallel
 
 

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import math
 
-import numba as nb
 import numpy as np
+
+from otdiv.kernels._numba import nb
 
 _LOG2E = 1.4426950408889634
 _LN2_HI = 0.693145751953125  # ln 2 split so that k · _LN2_HI is exact for |k| < 2^11

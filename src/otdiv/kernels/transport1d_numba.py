@@ -6,8 +6,9 @@ samples matches their quantile functions: W_p^p = ∫_0^1 |F^{-1}(t) − G^{-1}(
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
+
+from otdiv.kernels._numba import nb
 
 
 @nb.njit(inline="always")

@@ -24,7 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from otdiv._array import as_float_array, check_int, is_tensor, to_numpy64
+from otdiv._array import (
+    array_kind,
+    as_float_array,
+    check_int,
+    check_seed,
+    is_tensor,
+    to_numpy64,
+)
 
 # ----------------------------------------------------------------------------------------
 # results
@@ -35,7 +42,8 @@ class EmpiricalLipschitz:
     """max_{i<j, x_i≠x_j} |f_i − f_j| / ‖x_i − x_j‖₂ on a sample, with the pair attaining it.
 
     Attributes:
-        value: the maximum slope (inf when a point appears twice with different values).
+        value: the maximum slope, a float (a 0-d tensor for torch inputs); inf when a point
+            appears twice with different values.
         i, j: indices of the maximising pair (i < j); ``i == j == 0`` when every point of
             the sample is the same point (then ``value`` is 0).
         reason: why ``value`` is inf or degenerate, None otherwise.
@@ -111,15 +119,21 @@ def _evaluate(f: Callable, x):
     return to_numpy64(out) if is_tensor(out) else np.asarray(out, dtype=np.float64)
 
 
-def lipschitz_empirical(x_or_f, fx_or_x) -> EmpiricalLipschitz:
+def _max_abs(a: np.ndarray) -> float:
+    m = float(np.max(np.abs(a))) if a.size else 0.0
+    return m if m > 0.0 else 1.0
+
+
+def lipschitz_empirical(x_or_f, fx_or_x, *, return_result: bool = False):
     r"""Exact maximum slope of a function on a sample.
 
     .. math::
         L_{emp} = \max_{i<j,\ x_i \ne x_j} \frac{|f_i - f_j|}{\lVert x_i - x_j\rVert_2}
 
     Call it as ``lipschitz_empirical(x, fx)`` with values, or ``lipschitz_empirical(f, x)``
-    with a callable (evaluated once on the whole batch, without autograd). Every pair is
-    examined (a parallel Numba kernel, O(n) memory, float64), so the result is the exact
+    with a callable. Every pair is examined (a parallel Numba kernel, O(n) memory, float64,
+    on coordinates and values rescaled by their largest magnitude so that squared distances
+    neither overflow nor underflow anywhere in the float range), so the result is the exact
     maximum — a lower bound on the Lipschitz constant of f, attained by the returned pair.
 
     Duplicate points are handled explicitly: a pair of identical points with equal values
@@ -128,21 +142,31 @@ def lipschitz_empirical(x_or_f, fx_or_x) -> EmpiricalLipschitz:
     which pair, and a ``UserWarning`` is raised.
 
     Args:
-        x_or_f: points x of shape (n,) or (n, ...) (numpy or torch; tensors are detached),
-            or a callable f.
+        x_or_f: points x of shape (n,) or (n, ...) (numpy or torch), or a callable f.
         fx_or_x: the values f(x), n of them (shape (n,) or (n, 1)), or the points when the
             first argument is a callable.
+        return_result: also return the maximising pair and the reason for a degenerate
+            value, as an :class:`EmpiricalLipschitz`.
 
     Returns:
-        :class:`EmpiricalLipschitz` (value, i, j, reason).
+        numpy inputs: a float. torch inputs: a 0-d tensor on the input's device,
+        differentiable in the values and the points through the maximising pair (the pair is
+        found without autograd; a callable is evaluated again on that pair with autograd).
+        With ``return_result=True``: an :class:`EmpiricalLipschitz` whose ``value`` is that
+        float or tensor.
     """
+    f_callable = None
     if callable(x_or_f) and not is_tensor(x_or_f) and not isinstance(x_or_f, np.ndarray):
+        f_callable = x_or_f
         xs = as_float_array(fx_or_x, "x")
         _as_samples(xs, "x")
-        fx = _evaluate(x_or_f, xs)
+        fx = _evaluate(f_callable, xs)
         fname = "f(x)"
     else:
         xs, fx, fname = x_or_f, fx_or_x, "fx"
+    torch_out = is_tensor(xs) or is_tensor(fx)
+    if is_tensor(xs) and is_tensor(fx):
+        array_kind({"x": xs, fname: fx})  # one device
     pts = to_numpy64(_as_samples(xs, "x"))
     vals = to_numpy64(as_float_array(fx, fname))
     n = pts.shape[0]
@@ -151,10 +175,14 @@ def lipschitz_empirical(x_or_f, fx_or_x) -> EmpiricalLipschitz:
             f"{fname} must hold one value per point: x has {n} points but {fname} has shape "
             f"{tuple(vals.shape)}; expected ({n},) or ({n}, 1)"
         )
-    vals = np.ascontiguousarray(vals.reshape(-1))
+    vals = vals.reshape(-1)
+    # the slope is homogeneous: |c f_i - c f_j| / ||s x_i - s x_j|| = (c/s) slope, so the
+    # kernel sees data of magnitude <= 1 whatever the scale of the input
+    sx, sf = _max_abs(pts), _max_abs(vals)
     from otdiv.kernels.lipschitz_numba import max_slope_pairs
 
-    best2, arg, dup = max_slope_pairs(np.ascontiguousarray(pts), vals)
+    best2, arg, dup = max_slope_pairs(np.ascontiguousarray(pts / sx),
+                                      np.ascontiguousarray(vals / sf))
     bad = np.flatnonzero(dup >= 0)
     if bad.size:
         i, j = int(bad[0]), int(dup[bad[0]])
@@ -163,15 +191,53 @@ def lipschitz_empirical(x_or_f, fx_or_x) -> EmpiricalLipschitz:
             f"({vals[i]!r} vs {vals[j]!r}): no finite Lipschitz constant fits the sample"
         )
         warnings.warn(reason, UserWarning, stacklevel=2)
-        return EmpiricalLipschitz(math.inf, i, j, reason)
-    i = int(np.argmax(best2))
-    if best2[i] < 0:
-        return EmpiricalLipschitz(
-            0.0, 0, 0, "all points of x are the same point: there is no pair to compare"
-        )
-    j = int(arg[i])
-    value = abs(vals[i] - vals[j]) / float(np.linalg.norm(pts[i] - pts[j]))
-    return EmpiricalLipschitz(float(value), i, j)
+        value, reason_out = math.inf, reason
+    else:
+        i = int(np.argmax(best2))
+        if best2[i] < 0:
+            i = j = 0
+            value = 0.0
+            reason_out = "all points of x are the same point: there is no pair to compare"
+        else:
+            j = int(arg[i])
+            slope = _pair_slope(pts[i] / sx, pts[j] / sx, vals[i] / sf, vals[j] / sf)
+            value = float(slope * (sf / sx))
+            reason_out = None
+    if torch_out:
+        value = _torch_slope(xs, fx, f_callable, i, j, value)
+    if return_result:
+        return EmpiricalLipschitz(value, i, j, reason_out)
+    return value
+
+
+def _pair_slope(xi: np.ndarray, xj: np.ndarray, fi: float, fj: float) -> float:
+    """|fi − fj| / ‖xi − xj‖ with the norm taken without under- or overflow."""
+    d = xi - xj
+    t = float(np.max(np.abs(d)))
+    return abs(fi - fj) / t / float(np.linalg.norm(d / t))
+
+
+def _torch_slope(xs, fx, f_callable, i: int, j: int, value: float):
+    """The slope of pair (i, j) as a 0-d tensor carrying gradients to the values and points."""
+    import torch
+
+    ref = xs if is_tensor(xs) else fx
+    dtype = ref.dtype if ref.dtype in (torch.float32, torch.float64) else torch.get_default_dtype()
+    if not math.isfinite(value) or (i == j):
+        return torch.tensor(value, dtype=dtype, device=ref.device)
+    x = xs if is_tensor(xs) else torch.as_tensor(np.asarray(xs), dtype=dtype, device=ref.device)
+    x = x.reshape(x.shape[0], -1)
+    if f_callable is not None:
+        pair = f_callable(xs[[i, j]]).reshape(-1)
+        fi, fj = pair[0], pair[1]
+    else:
+        f = fx if is_tensor(fx) else torch.as_tensor(np.asarray(fx), dtype=dtype,
+                                                     device=ref.device)
+        f = f.reshape(-1)
+        fi, fj = f[i], f[j]
+    d = (x[i] - x[j]).to(dtype)
+    scale = d.detach().abs().max()
+    return ((fi - fj).to(dtype).abs() / scale) / torch.linalg.vector_norm(d / scale)
 
 
 # ----------------------------------------------------------------------------------------
@@ -735,6 +801,16 @@ def _scores(critic, z):
     return out.reshape(-1)
 
 
+def _differentiable(scores):
+    if not scores.requires_grad:
+        raise ValueError(
+            "critic(x) does not require grad, so its gradient cannot be taken (a detached, "
+            "numpy or no_grad computation inside the critic?); lipschitz_bounds needs a "
+            "differentiable critic: for a black-box function use lipschitz_empirical(f, x)"
+        )
+    return scores
+
+
 def _grad_norms(critic, z, *, chunk: int = 4096):
     """‖∇f(z_i)‖₂ for each row of z (samples are independent: the critic runs in eval mode)."""
     import torch
@@ -743,7 +819,8 @@ def _grad_norms(critic, z, *, chunk: int = 4096):
     for part in torch.split(z, chunk):
         p = part.detach().requires_grad_(True)
         with torch.enable_grad():
-            (g,) = torch.autograd.grad(_scores(critic, p).sum(), p, allow_unused=True)
+            (g,) = torch.autograd.grad(_differentiable(_scores(critic, p)).sum(), p,
+                                       allow_unused=True)
         if g is None:  # f does not depend on its input
             g = torch.zeros_like(p)
         norms.append(g.flatten(1).norm(dim=1).detach())
@@ -782,7 +859,10 @@ def _lower_bound(critic, x, n_interpolates, ascent_steps, gen):
         cands.append(x[i] + t * (x[j] - x[i]))
     pts = torch.cat(cands)
     norms = _grad_norms(critic, pts)
-    spread = float((x - x.mean(0)).flatten(1).norm(dim=1).mean())
+    # the typical distance to the mean, rescaled so that squares cannot overflow at 1e300
+    centred = (x - x.mean(0)).flatten(1)
+    big = float(centred.abs().max()) if centred.numel() else 0.0
+    spread = big * float((centred / big).norm(dim=1).mean()) if big > 0 else 0.0
     scale = spread / math.sqrt(max(1, x[0].numel())) if spread > 0 else 1.0
     tiny = torch.finfo(x.dtype).tiny
     # ascent from the best starting points: a step along ∇‖∇f‖² (smooth critics) and a random
@@ -813,6 +893,13 @@ def _lower_bound(critic, x, n_interpolates, ascent_steps, gen):
     pts = torch.cat([pts, z])
     norms = torch.cat([norms, best])
     return _verified_max(critic, pts, norms, scale)
+
+
+def _widened(critic, dtype):
+    """A copy of the critic in ``dtype`` (the caller's module is not touched)."""
+    import copy
+
+    return copy.deepcopy(critic).to(dtype)
 
 
 def _verified_max(critic, pts, norms, scale):
@@ -917,14 +1004,27 @@ def lipschitz_bounds(
         )
     n_interpolates = check_int(n_interpolates, "n_interpolates", minimum=0)
     ascent_steps = check_int(ascent_steps, "ascent_steps", minimum=0)
-    if seed is not None:
-        check_int(seed, "seed", minimum=0)
-    params = list(critic.parameters()) if isinstance(critic, torch.nn.Module) else []
+    seed = check_seed(seed)
+    named = (list(critic.named_parameters()) if isinstance(critic, torch.nn.Module) else [])
+    for pname, param in named:
+        if param.is_floating_point() and not bool(torch.isfinite(param).all()):
+            raise ValueError(f"critic has NaN or inf in its parameter {pname!r}: no bound on "
+                             "its Lipschitz constant means anything")
+    params = [param for _, param in named if param.is_floating_point()]
     numpy_in = not is_tensor(x)
     xt = as_float_array(x, "x")
+    x_dtype = xt.dtype
     if numpy_in:
         like = params[0] if params else torch.empty(0)
         xt = torch.as_tensor(xt, dtype=like.dtype, device=like.device)
+    elif params and params[0].dtype != xt.dtype:
+        # mixed precision: compute in the wider dtype (a float64 copy of a float32 critic, or
+        # the inputs promoted), never in the narrower one
+        if torch.finfo(xt.dtype).bits > torch.finfo(params[0].dtype).bits:
+            critic = _widened(critic, xt.dtype)
+            params = [p for p in critic.parameters() if p.is_floating_point()]
+        else:
+            xt = xt.to(params[0].dtype)
     if xt.ndim == 0 or xt.shape[0] == 0:
         raise ValueError(f"x must have shape (n, ...) with n >= 1, got shape {tuple(xt.shape)}")
     if xt.ndim == 1:
@@ -943,6 +1043,17 @@ def lipschitz_bounds(
         lower, witness, lower_method = _lower_bound(
             critic, xt.detach(), n_interpolates, ascent_steps, gen
         )
+        if not math.isfinite(lower) and xt.dtype != torch.float64 and modes:
+            # float32 gradients overflowed (weights or inputs near the top of the range):
+            # the same critic in float64 has them
+            gen.manual_seed(0 if seed is None else seed)
+            lower, witness, lower_method = _lower_bound(
+                _widened(critic, torch.float64), xt.detach().double(), n_interpolates,
+                ascent_steps, gen)
+        if not math.isfinite(lower):
+            raise ValueError(
+                "the critic's gradients overflow at x (its weights or inputs are too large for "
+                f"{xt.dtype}); rescale x or the critic")
         if modes:
             upper, plain, method, reason, layers = _upper_bound(critic, xt[:1].detach())
         else:
@@ -958,6 +1069,8 @@ def lipschitz_bounds(
         lower = upper
     if numpy_in:
         witness = to_numpy64(witness)
+    else:
+        witness = witness.to(x_dtype)
     return LipschitzBounds(
         lower=float(lower),
         upper=float(upper),
