@@ -146,7 +146,8 @@ def as_weights(
             raise ValueError(
                 f"{name} has negative weights (min {w.min():.3g}); weights must be >= 0"
             )
-        total = float(w.sum())
+        with np.errstate(over="ignore"):  # an overflowing sum is handled below
+            total = float(w.sum())
     if not total > 0:
         raise ValueError(f"{name} has zero total mass; at least one weight must be > 0")
     if not normalize:
