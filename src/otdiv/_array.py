@@ -146,11 +146,15 @@ def as_weights(
             raise ValueError(
                 f"{name} has negative weights (min {w.min():.3g}); weights must be >= 0"
             )
-        total = float(w.sum())
+        with np.errstate(over="ignore"):  # an overflowing sum is handled below
+            total = float(w.sum())
     if not total > 0:
         raise ValueError(f"{name} has zero total mass; at least one weight must be > 0")
     if not normalize:
         return w
+    if total == float("inf"):  # finite weights whose sum overflows: divide by the largest first
+        w = w / w.max()
+        total = float(w.detach().sum()) if is_tensor(w) else float(w.sum())
     # on the torch path divide by the tensor sum, so gradients see the normalization
     return w / (w.sum() if is_tensor(w) else total)
 

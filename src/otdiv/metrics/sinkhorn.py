@@ -35,6 +35,7 @@ number of iterations.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 
 import numpy as np
@@ -60,8 +61,11 @@ DEFAULT_MAX_ITER = 10_000
 DEFAULT_EPS_SCALING = 0.5
 DENSE_BUDGET = 1 << 25  # kernel entries a solver may store (256 MiB in float64, 128 in float32)
 _EXP_CAP = 700.0  # exp() argument cap in error estimates far from convergence
-_OMEGA_MAX = 1.9  # over-relaxation cap: the linearised rate ω − 1 stays <= 0.9
+_OMEGA_MAX = 1.98  # over-relaxation cap: the linearised rate ω − 1 stays <= 0.98
+_ASCENT = 0.01  # an over-relaxed half-step must raise the dual by 1 % of the plain step's rise
+_HALVINGS = 4  # ω − 1 halved at most this often before the plain step is taken
 _ABSORB = 30.0  # scaling-domain kernel: absorb once a potential is 30·eps above its reference
+_TINY_EPS = 1e-300  # eps of the unit-scale problem is kept in [_TINY_EPS, 1/_TINY_EPS]
 _TINY_SUM = 1e-200  # ... or once a soft-min sum is this small (its log is no longer trusted)
 
 
@@ -322,6 +326,12 @@ def _dense_plan(cost, a, b, f, g, eps):
 # ---------------------------------------------------------------------------- the algorithm
 
 
+def _plan_error(prob, a, b, f, g, f_next, g_next, eps):
+    """The L1 marginal error ‖P1 − a‖₁ + ‖Pᵀ1 − b‖₁ of the plan P(f, g), from the soft-mins
+    f_next = T_b(g) and g_next = T_a(f): every loop measures the plan it returns with this."""
+    return prob.marginal_error(a, f, f_next, eps) + prob.marginal_error(b, g, g_next, eps)
+
+
 def _schedule(cmax: float, eps: float, scaling: float | None) -> list[float]:
     """eps_k = cmax · s^k while above eps, then eps (one Sinkhorn sweep at each)."""
     if scaling is None or not cmax > eps:
@@ -331,53 +341,105 @@ def _schedule(cmax: float, eps: float, scaling: float | None) -> list[float]:
 
 
 def _iterate(prob, a, b, eps, tol, max_iter, scaling, init=None):
-    """Log-domain Sinkhorn with eps-scaling and adaptive over-relaxation.
+    """Log-domain Sinkhorn with eps-scaling and safeguarded over-relaxation.
 
     Returns f, g, the L1 marginal error of the plan P(f, g), the sweep count, and whether
     that error is <= tol · mass. Each sweep is g ← (1−ω) g + ω T_a(f), f ← (1−ω) f + ω T_b(g);
     both marginal errors of the plan (f, g) just before the f-update come for free from the
-    two soft-mins: its column sums are b·exp((g − T_a(f))/eps), its row sums
-    a·exp((f − T_b(g))/eps).
+    two soft-mins (:func:`_plan_error`).
 
-    ω = 1 is plain Sinkhorn. Once the error decays geometrically at a measured rate r, ω is
-    set to 2 / (1 + sqrt(1 − r)), the optimal over-relaxation of the linearised iteration
-    (Thibault et al. 2017; Lehmann et al. 2021), whose rate is ω − 1 instead of r; if the
-    error then stops decreasing, ω falls back to 1.
+    ω = 1 is plain Sinkhorn: block-coordinate ascent on the concave dual
+    D(f, g) = ⟨a, f⟩ + ⟨b, g⟩ − eps (⟨a ⊗ b, exp((f ⊕ g − C)/eps)⟩ − 1). Once the error decays
+    geometrically at a measured rate r, the target ω is 2 / (1 + sqrt(1 − r)), the optimal
+    over-relaxation of the linearised iteration (Thibault et al. 2017), whose rate is ω − 1
+    instead of r. Far from the solution the linearisation does not hold (the iterate can
+    oscillate without progress), so each half-step is safeguarded with D as a Lyapunov
+    function (in the spirit of Lehmann et al. 2021): it takes the largest ω of
+    ω_target, 1 + (ω_target − 1)/2, ..., 1 whose ascent is at least ``_ASCENT`` times the
+    plain step's (:func:`_relaxed`). Every half-step then raises the bounded D by a fixed
+    fraction of what plain Sinkhorn would, so the marginal errors tend to 0 as for plain
+    Sinkhorn, whatever ω the rate suggested.
     """
     mass = float(a.sum())
     if init is None:
         schedule = _schedule(prob.cmax, eps, scaling)[-max_iter:]  # annealing counts as sweeps
         f = prob.rows(prob.zeros_m(b.shape[-1]), schedule[0])
-        for e in schedule[:-1]:
-            f = prob.rows(prob.cols(f, e), e)
+        g = prob.cols(f, schedule[0])
+        for e in schedule[1:]:
+            # symmetric (averaged, simultaneous) updates, as GeomLoss anneals: alternating ones
+            # leave f and g tilted against each other along the slow modes of a nearly
+            # diagonal kernel (coincident or nested supports), which plain Sinkhorn then
+            # needs thousands of sweeps to undo at the final eps
+            f, g = 0.5 * (f + prob.rows(g, e)), 0.5 * (g + prob.cols(f, e))
     else:  # a warm start at eps: init is the f of a previous run
         schedule, f = [eps], init
     g = None  # only read once omega != 1, by which time it holds the last iterate
     n_iter = len(schedule) - 1
-    omega, errors, rising = 1.0, [], 0
+    omega, errors = 1.0, []
     while True:
         g_plain = prob.cols(f, eps)
-        g_new = g_plain if omega == 1.0 else (1 - omega) * g + omega * g_plain
+        g_new = g_plain if omega == 1.0 else _relaxed(b, g, g_plain, omega, eps)
         f_plain = prob.rows(g_new, eps)
         n_iter += 1
-        err = prob.marginal_error(a, f, f_plain, eps)
-        if omega != 1.0:
-            err += prob.marginal_error(b, g_new, g_plain, eps)
+        err = _plan_error(prob, a, b, f, g_new, f_plain, g_plain, eps)
         if err <= tol * mass or n_iter >= max_iter or not math.isfinite(err):
             return f, g_new, err, n_iter, err <= tol * mass
         g = g_new
-        f = f_plain if omega == 1.0 else (1 - omega) * f + omega * f_plain
+        f = f_plain if omega == 1.0 else _relaxed(a, f, f_plain, omega, eps)
         errors.append(err)
-        if len(errors) >= 2 and errors[-1] >= errors[-2]:
-            rising += 1
-            if rising >= 3 and omega != 1.0:
-                omega, errors, rising = 1.0, [], 0
-        else:
-            rising = 0
-        if omega == 1.0 and len(errors) >= 6:
-            rate = (errors[-1] / errors[-4]) ** (1 / 3)
-            if 0.0 < rate < 1.0 and errors[-1] < errors[-2] < errors[-3] < errors[-4]:
-                omega = min(_OMEGA_MAX, 2.0 / (1.0 + math.sqrt(1.0 - rate)))
+        if len(errors) >= 6 and errors[-1] < errors[-2] < errors[-3] < errors[-4]:
+            target = _omega_from_rate((errors[-1] / errors[-4]) ** (1 / 3), omega,
+                                      _omega_cap(f))
+            if abs(target - omega) > 1e-3:
+                omega, errors = target, []
+
+
+def _omega_cap(f) -> float:
+    """_OMEGA_MAX in float64; 1.9 in float32, whose rounding the linearised rate ω − 1 near 1
+    would amplify by 1 / (2 − ω)."""
+    return _OMEGA_MAX if f.dtype == np.float64 or str(f.dtype) == "torch.float64" else 1.9
+
+
+def _omega_from_rate(mu: float, omega: float, cap: float) -> float:
+    """The optimal ω for the plain rate λ implied by the rate mu observed under omega.
+
+    The linearised over-relaxed iteration's rates mu solve (mu + ω − 1)² = mu ω² λ for each
+    rate λ of plain Sinkhorn (real for ω below the optimum 2 / (1 + sqrt(1 − λ))), so one
+    observed rate gives λ back; ω = 1 observes λ itself.
+    """
+    lam = min(max((mu + omega - 1.0) ** 2 / (mu * omega**2), 0.0), 1.0)
+    return min(cap, 2.0 / (1.0 + math.sqrt(1.0 - lam)))
+
+
+def _bregman(t):
+    """e^t − 1 − t >= 0, accurate for small |t| (numpy array or torch tensor)."""
+    if is_tensor(t):
+        import torch
+
+        small = t.abs() < 1e-3
+        series = t * t * (0.5 + t * (1 / 6 + t * (1 / 24 + t / 120)))
+        return torch.where(small, series, torch.expm1(t.clamp(max=_EXP_CAP)) - t)
+    with np.errstate(over="ignore"):
+        series = t * t * (0.5 + t * (1 / 6 + t * (1 / 24 + t / 120)))
+        return np.where(np.abs(t) < 1e-3, series, np.expm1(np.minimum(t, _EXP_CAP)) - t)
+
+
+def _relaxed(w, h, h_plain, omega, eps):
+    """h + ω' (h_plain − h) for the largest ω' in ω, 1 + (ω − 1)/2, ..., 1 that raises the dual
+    D by at least ``_ASCENT`` times the plain step (ω' = 1) does.
+
+    With δ = (h_plain − h)/eps, the block of D in h changes by eps Σ w (φ(−δ) − φ((ω'−1)δ)),
+    φ(t) = e^t − 1 − t (the plain step, ω' = 1, maximises the block: eps Σ w φ(−δ)). The test
+    Σ w φ((ω'−1)δ) <= (1 − _ASCENT) Σ w φ(−δ) costs O(n), no soft-min.
+    """
+    delta = (h_plain - h) / eps
+    gain = float((w * _bregman(-delta)).sum())
+    step = omega - 1.0
+    for _ in range(_HALVINGS):
+        if float((w * _bregman(step * delta)).sum()) <= (1.0 - _ASCENT) * gain:
+            return h + (1.0 + step) * (h_plain - h)
+        step *= 0.5
+    return h_plain
 
 
 def _iterate_symmetric(prob, a, eps, tol, max_iter, scaling, init=None):
@@ -464,19 +526,52 @@ def _check_exactly(prob, a, b, eps, tol, max_iter, run, symmetric):
     return f, g, err, n_iter + more, converged
 
 
+def _all_finite(v) -> bool:
+    return bool(v.isfinite().all()) if is_tensor(v) else bool(np.isfinite(v).all())
+
+
+def _check_resolvable(eps: float, cmax: float, tol: float, ulp: float) -> None:
+    """Refuse an eps whose plan the working precision (ulp) cannot represent to tol.
+
+    Small eps: P_ij = exp((f_i + g_j − C_ij)/eps) with potentials of size Cmax, rounded to
+    ulp·Cmax, so an entry can carry a relative error of ulp·Cmax/eps; the entries that carry
+    the mass have f_i + g_j ≈ C_ij and their rounding errors partly cancel in the row sums
+    (measured: float32 at eps = 1e-3·Cmax reaches tol = 1e-4), so eps < ulp·Cmax/(8·tol) is
+    refused: there no marginal error can be measured or reached (and OT_eps is then within
+    eps·log(n) of exact OT: use otdiv.wasserstein). Large eps: the soft-min
+    −eps log Σ b exp((g − C)/eps) keeps C/eps only to ulp, a relative error of about
+    ulp·eps/Cmax in the potentials and the value.
+    """
+    if not cmax > 0:
+        return
+    lo, hi = ulp / (8 * tol), tol / ulp
+    ratio = eps / cmax
+    if not lo <= ratio <= hi:
+        raise ValueError(
+            f"eps is {ratio:.3g} times the largest cost; Sinkhorn in this precision "
+            f"resolves eps between {lo:.3g} and {hi:.3g} times it at tol={tol:g} (the plan's "
+            "rounding would exceed tol). For smaller eps use otdiv.wasserstein (OT_eps is within "
+            "eps·log(n) of it); for larger eps OT_eps is <a⊗b, C> to float precision"
+        )
+
+
 def _solve(prob, a, b, eps, tol, max_iter, scaling, what, symmetric=False):
+    _check_resolvable(eps, prob.cmax, tol, 2.0 ** -23 if "float32" in str(a.dtype) else 2.0 ** -52)
     exact = getattr(prob, "exact", None)
     if exact is not None and max_iter < 2:  # no sweep left for the exact re-check
         prob, exact = exact, None
     budget = max_iter if exact is None else max_iter - 1
-    if symmetric:
-        run = _iterate_symmetric(prob, a, eps, tol, budget, scaling)
-    else:
-        run = _iterate(prob, a, b, eps, tol, budget, scaling)
+    loop = _iterate_symmetric if symmetric else _iterate
+    args = (a, eps, tol) if symmetric else (a, b, eps, tol)
+    try:
+        run = loop(prob, *args, budget, scaling)
+    except FloatingPointError:  # the stored kernel cannot hold this eps: the log domain can
+        prob, exact = exact, None
+        run = loop(prob, *args, max_iter, scaling)
     if exact is not None:
         run = _check_exactly(prob, a, b, eps, tol, max_iter, run, symmetric)
     f, g, err, n_iter, converged = run
-    if not math.isfinite(err):
+    if not (math.isfinite(err) and _all_finite(f) and _all_finite(g)):
         converged = False
     if not converged:
         warn_not_converged(
@@ -515,10 +610,52 @@ def _pick_backend(backend: str, kind: str) -> str:
     return backend
 
 
-def _entropic_clouds(x, y, a, b, kind, *, eps, p, tol, max_iter, eps_scaling, backend,
-                     dense_budget, what, symmetric=False):
+def _times_pow2(v, e: float):
+    """v · 2^e for a float, numpy array or tensor, in factors of at most 2^±1000 so that no
+    factor over- or underflows where the product does not (0 or inf where it does)."""
+    while e != 0:
+        step = max(-1000.0, min(1000.0, e))
+        if isinstance(v, float):
+            with np.errstate(over="ignore", under="ignore"):
+                v = float(np.float64(v) * np.exp2(step))
+        else:
+            v = v * float(np.exp2(step))
+        e -= step
+    return v
+
+
+def _coordinate_exponent(x, y) -> int:
+    """k with max |coordinate| < 2^k (0 when all coordinates are 0): dividing by 2^k is exact."""
+    peak = max(float(abs(v).max()) for v in (x, y))
+    return math.frexp(peak)[1] if peak > 0 else 0
+
+
+def _entropic_clouds(x, y, a, b, kind, *, eps, p, **options):
     """Solve OT_eps between validated clouds; returns a TransportResult (value differentiable
-    on the torch path). symmetric: y is x and b is a (the debiasing terms)."""
+    on the torch path). symmetric: y is x and b is a (the debiasing terms).
+
+    OT_eps is homogeneous: for x' = x / 2^k, y' = y / 2^k the cost is C / 2^(kp), and
+    OT_eps(x, y) = 2^(kp) · OT_{eps / 2^(kp)}(x', y'). The solver sees coordinates below 1 in
+    magnitude, so no cost over- or underflows whatever the scale of the data (1e±300).
+    """
+    k = _coordinate_exponent(x if kind == "numpy" else x.detach(),
+                             y if kind == "numpy" else y.detach())
+    if k == 0:
+        return _entropic_clouds_unit(x, y, a, b, kind, eps=eps, p=p, **options)
+    scale = k * p  # C = 2^scale · C'
+    eps_unit = min(max(_times_pow2(eps, -scale), _TINY_EPS), 1.0 / _TINY_EPS)
+    res = _entropic_clouds_unit(_times_pow2(x, -k), _times_pow2(y, -k), a, b, kind,
+                                eps=eps_unit, p=p, **options)
+    return dataclasses.replace(
+        res, value=_times_pow2(res.value, scale), cost=_times_pow2(res.cost, scale),
+        transport_cost=_times_pow2(res.transport_cost, scale), f=_times_pow2(res.f, scale),
+        g=_times_pow2(res.g, scale),
+    )
+
+
+def _entropic_clouds_unit(x, y, a, b, kind, *, eps, p, tol, max_iter, eps_scaling, backend,
+                          dense_budget, what, symmetric=False):
+    """:func:`_entropic_clouds` on coordinates of magnitude < 1."""
     backend = _pick_backend(backend, kind)
     if backend == "numba":
         xn, yn, an, bn = (to_numpy64(v) for v in (x, y, a, b))
@@ -693,11 +830,23 @@ def _ndim(x) -> int:
         return -1
 
 
+def _common_dtype(x, y):
+    """Torch clouds of float32 and float64 both in float64 (differentiably), as torch's type
+    promotion would give; the value and gradients then come in that dtype."""
+    if is_tensor(x) and x.dtype != y.dtype:
+        import torch
+
+        dtype = torch.promote_types(x.dtype, y.dtype)
+        return x.to(dtype), y.to(dtype)
+    return x, y
+
+
 def _validate(x, y, a, b, eps, p, tol, max_iter, eps_scaling, backend):
     kind = array_kind({"x": x, "y": y, "a": a, "b": b})
     x = as_points(x, "x")
     y = as_points(y, "y")
     check_same_dim(x, y)
+    x, y = _common_dtype(x, y)
     a = as_weights(a, x.shape[0], "a", like=x)
     b = as_weights(b, y.shape[0], "b", like=y)
     eps = check_positive(eps, "eps")
@@ -722,7 +871,7 @@ def sinkhorn(
     backend: str = "auto",
     dense_budget: int = DENSE_BUDGET,
 ):
-    r"""Entropic optimal transport OT_eps between two weighted point clouds.
+    r"""OT_eps = min_{P ∈ Π(a, b)} ⟨P, C⟩ + eps·KL(P ‖ a⊗b), C_ij = ‖x_i − y_j‖^p (default p = 2).
 
     .. math:: \mathrm{OT}_\varepsilon(a, b) = \min_{P \in \Pi(a, b)} \sum_{ij} P_{ij}
               \|x_i - y_j\|_2^p + \varepsilon\,\mathrm{KL}(P \,\|\, a \otimes b),\quad
@@ -807,7 +956,9 @@ def sinkhorn_divergence(
     backend: str = "auto",
     dense_budget: int = DENSE_BUDGET,
 ):
-    r"""Debiased Sinkhorn divergence S_eps >= 0, zero exactly when the measures are equal.
+    r"""S_eps = OT_eps(a, b) − ½ OT_eps(a, a) − ½ OT_eps(b, b) >= 0, cost ‖x − y‖^p (default p = 2).
+
+    The debiased Sinkhorn divergence, zero exactly when the measures are equal.
 
     .. math:: S_\varepsilon(a, b) = \mathrm{OT}_\varepsilon(a, b)
               - \tfrac12 \mathrm{OT}_\varepsilon(a, a) - \tfrac12 \mathrm{OT}_\varepsilon(b, b)
@@ -820,7 +971,7 @@ def sinkhorn_divergence(
             :func:`sinkhorn`; each of the three problems is solved to ``tol``.
 
     Returns:
-        S_eps: a Python float for numpy input (clipped at 0 against rounding); for torch
+        S_eps, clipped at 0 against rounding: a Python float for numpy input; for torch
         input a 0-d tensor differentiable in x, y, a and b.
     """
     kind, x, y, a, b, eps, p = _validate(x, y, a, b, eps, p, tol, max_iter, eps_scaling,
@@ -834,9 +985,11 @@ def sinkhorn_divergence(
     yy = _entropic_clouds(y, y, b, b, kind, what="sinkhorn_divergence (y, y)", symmetric=True,
                           **opts).value
     value = xy - 0.5 * (xx + yy)
+    # one rule for both kinds: S_eps >= 0, so a negative value is rounding (of the three
+    # solves to tol) and is clipped; the torch clip keeps the gradient where S_eps > 0
     if kind == "numpy":
         return max(float(value), 0.0)
-    return value
+    return value.clamp(min=0.0)
 
 
 __all__ = ["sinkhorn", "sinkhorn_divergence", "transport_entropic"]
