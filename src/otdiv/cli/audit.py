@@ -1,69 +1,11 @@
-"""The ``otdiv`` command. Heavy imports happen inside subcommands so ``--help`` is instant."""
+"""``otdiv audit`` and ``otdiv demo``: train or load a WGAN critic, audit it against exact W1."""
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 from pathlib import Path
 
-
-class CLIError(Exception):
-    """An error reported to the user as one line on stderr with exit status 2."""
-
-
-def load_array(path: str, name: str):
-    """Load .npy (never pickles) or .csv into a float64 array."""
-    import numpy as np
-
-    p = Path(path)
-    if not p.is_file():
-        raise CLIError(f"{name}: no such file: {path}")
-    try:
-        if p.suffix == ".npy":
-            arr = np.load(p, allow_pickle=False)
-        elif p.suffix == ".csv":
-            arr = np.loadtxt(p, delimiter=",", ndmin=2)
-            if arr.shape[1] == 1:
-                arr = arr[:, 0]
-        else:
-            raise CLIError(f"{name}: unsupported file type {p.suffix!r}; use .npy or .csv")
-    except CLIError:
-        raise
-    except Exception as exc:
-        raise CLIError(f"{name}: cannot read {path}: {exc}") from None
-    return arr
-
-
-def _distance(args) -> int:
-    import numpy as np
-
-    import otdiv
-
-    x = load_array(args.x, "x")
-    y = load_array(args.y, "y")
-    if args.method == "exact":
-        value = otdiv.wasserstein(x, y, p=args.p)
-    elif args.method == "sliced":
-        value = otdiv.sliced_wasserstein(x, y, p=args.p, n_projections=args.n_projections,
-                                         seed=args.seed)
-    else:
-        if args.eps is None:
-            raise CLIError("--eps is required with --method sinkhorn")
-        value = otdiv.sinkhorn(x, y, eps=args.eps, p=args.p)
-    print(np.format_float_positional(value, precision=12, trim="-"))
-    return 0
-
-
-def _out_dir(path: str) -> Path:
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise CLIError(f"--out: {path} exists and is not a directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CLIError(f"--out: cannot create {path}: {exc.strerror}") from None
-    return out
+from otdiv.cli._common import CLIError, _out_dir, load_array
 
 
 def _hidden(text: str) -> tuple[int, ...]:
@@ -247,20 +189,13 @@ def _demo(args) -> int:
     ns = argparse.Namespace(
         toy="8gaussians", real=None, fake=None, critic=None, save_critic=None, dim=2,
         theta=0.5, constraint="gp", steps=args.steps, batch_size=256, hidden="64,64,64",
-        lr=2e-3, lambda_gp=10.0, schedule="constant", n=2000, repeats=3,
+        softplus_beta=None, lr=2e-3, lambda_gp=10.0, schedule="constant", n=2000, repeats=3,
         device=args.device, seed=0, out=args.out,
         no_progress=args.no_progress, no_plots=False, sweep=True,
         thetas=(-1.0, -0.5, 0.0, 0.5, 1.0), sweep_steps=200,
     )
     _print_summary(_run_audit(ns))
     return 0
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad option in one line (no usage dump) and exits with 2."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def _float_list(text: str) -> tuple[float, ...]:
@@ -272,22 +207,7 @@ def _float_list(text: str) -> tuple[float, ...]:
     return values
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="otdiv", description="Distances between distributions and WGAN critic audits."
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    dist = sub.add_parser("distance", help="distance between two sample files (.npy or .csv)")
-    dist.add_argument("x")
-    dist.add_argument("y")
-    dist.add_argument("--method", choices=["exact", "sinkhorn", "sliced"], default="exact")
-    dist.add_argument("--p", type=float, default=1.0)
-    dist.add_argument("--eps", type=float, default=None)
-    dist.add_argument("--n-projections", type=int, default=100)
-    dist.add_argument("--seed", type=int, default=0)
-    dist.set_defaults(func=_distance)
-
+def register(sub) -> None:
     # choices are spelled out here (not imported) so that --help imports nothing heavy
     toys = ["8gaussians", "25gaussians", "swissroll", "translate", "scale", "lines"]
     audit = sub.add_parser(
@@ -338,24 +258,3 @@ def build_parser() -> argparse.ArgumentParser:
                       help="output directory (otdiv-report/demo)")
     demo.add_argument("--no-progress", action="store_true")
     demo.set_defaults(func=_demo)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    # POT imports GeomLoss when it is installed, and GeomLoss pykeops, which prints a CUDA
-    # warning on stdout at import: keep it out of the command's tables (unless asked for)
-    os.environ.setdefault("KEOPS_VERBOSE", "0")
-    try:
-        return args.func(args)
-    except (CLIError, ValueError, TypeError, FloatingPointError, OSError) as exc:
-        print(f"otdiv {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("otdiv: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

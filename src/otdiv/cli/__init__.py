@@ -1,0 +1,42 @@
+"""The ``otdiv`` command. Heavy imports happen inside subcommands so ``--help`` is instant.
+
+One module per subcommand (distance, audit and demo); this one builds the parser and
+turns every error into one line on stderr with exit status 2.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from otdiv.cli import audit, distance
+from otdiv.cli._common import CLIError, Parser, load_array
+
+__all__ = ["CLIError", "build_parser", "load_array", "main"]
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="otdiv", description="Distances between distributions and WGAN critic audits."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    distance.register(sub)
+    audit.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # POT imports GeomLoss when it is installed, and GeomLoss pykeops, which prints a CUDA
+    # warning on stdout at import: keep it out of the command's tables (unless asked for)
+    os.environ.setdefault("KEOPS_VERBOSE", "0")
+    try:
+        return args.func(args)
+    except (CLIError, ValueError, TypeError, FloatingPointError, OSError) as exc:
+        print(f"otdiv {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("otdiv: interrupted", file=sys.stderr)
+        return 130
+
