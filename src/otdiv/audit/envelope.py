@@ -43,8 +43,9 @@ _CHUNK_BYTES = 64 * 2**20  # one block of distances at a time
 class EnvelopeBound:
     """A certified lower bound on W1(P_n, Q_m) from a critic's scores.
 
-    value: max(from_fake, from_real), the bound to quote (for the critic s * f, s = scale). from_fake: the bound of the
-    envelope started from the fake scores (h above); from_real: started from the real
+    value: max(from_fake, from_real), the bound to quote (for the critic s * f, s = scale).
+    from_fake: the bound of the envelope started from the fake scores (h above); from_real:
+    started from the real
     scores (k above). raw: mean f(x_i) - mean f(y_j), the critic's own estimate (not a
     bound unless Lip(f) <= 1). rounds: c-transform rounds taken.
     """
@@ -99,7 +100,7 @@ def envelope_bound(
     x: object, y: object, fx: object, fy: object, *, scale: float | str = "search",
     max_rounds: int = 4,
 ) -> EnvelopeBound:
-    """Certified lower bound mean h(x_i) - mean h(y_j) <= W1(P_n, Q_m), h = min_j (f(y_j) + ||. - y_j||).
+    """Certified bound mean h(x_i) - mean h(y_j) <= W1(P_n, Q_m), h = min_j f(y_j) + ||. - y_j||.
 
     Args:
         x: real points, (n, d) (or (n,) for d = 1). y: fake points, (m, d).
