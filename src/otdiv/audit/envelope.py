@@ -45,9 +45,8 @@ class EnvelopeBound:
 
     value: max(from_fake, from_real), the bound to quote (for the critic s * f, s = scale).
     from_fake: the bound of the envelope started from the fake scores (h above); from_real:
-    started from the real
-    scores (k above). raw: mean f(x_i) - mean f(y_j), the critic's own estimate (not a
-    bound unless Lip(f) <= 1). rounds: c-transform rounds taken.
+    started from the real scores (k above). raw: mean f(x_i) - mean f(y_j), the critic's
+    own estimate (not a bound unless Lip(f) <= 1). rounds: c-transform rounds taken.
     """
 
     value: float
