@@ -1,0 +1,61 @@
+"""MinFunnel pairs: W1 known by construction, checked by exact OT (POT) and by duality."""
+
+import numpy as np
+import ot
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from otdiv.audit.funnels import FUNNEL_SETTINGS, MinFunnel, mean_step_error
+
+
+def emd_w1(x, y):
+    return ot.emd2(np.full(len(x), 1 / len(x)), np.full(len(y), 1 / len(y)),
+                   ot.dist(x, y, metric="euclidean"))
+
+
+def test_the_benchmark_has_28_settings():
+    assert len(set(FUNNEL_SETTINGS)) == 28
+
+
+@pytest.mark.parametrize("d,k", [(2, 4), (2, 64), (8, 16), (32, 256)])
+def test_paired_samples_are_an_optimal_coupling(d, k):
+    # u is 1-Lipschitz and u(x_i) - u(y_i) = |x_i - y_i|: the pairing is optimal, so exact OT
+    # between the paired empirical measures is the mean step
+    mf = MinFunnel(d, k, delta=0.7, seed=d + k)
+    rng = np.random.default_rng(0)
+    x = mf.sample_real(300, rng)
+    y, s = mf.transport(x, rng)
+    np.testing.assert_allclose(np.linalg.norm(x - y, axis=1), s, rtol=1e-12)
+    np.testing.assert_allclose(mf.potential(x) - mf.potential(y), s, rtol=1e-9, atol=1e-12)
+    assert emd_w1(x, y) == pytest.approx(s.mean(), rel=1e-9)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), d=st.integers(1, 12), k=st.integers(1, 40))
+def test_the_potential_is_one_lipschitz(seed, d, k):
+    mf = MinFunnel(d, k, seed=seed)
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((50, d)) * 5
+    b = a + rng.standard_normal((50, d)) * rng.uniform(1e-3, 3)
+    gap = np.abs(mf.potential(a) - mf.potential(b))
+    assert (gap <= np.linalg.norm(a - b, axis=1) * (1 + 1e-12) + 1e-12).all()
+
+
+def test_the_mean_step_is_delta():
+    mf = MinFunnel(4, 16, delta=2.0, seed=1)
+    n = 20000
+    _, s = mf.transport(mf.sample_real(n, np.random.default_rng(5)), np.random.default_rng(6))
+    assert abs(s.mean() - mf.w1) < 5 * mean_step_error(n, 2.0)
+    assert mf.w1_error < 1e-12 * mf.w1
+
+
+def test_arguments_are_checked():
+    with pytest.raises(ValueError, match="d"):
+        MinFunnel(0, 4)
+    with pytest.raises(TypeError, match="n_funnels"):
+        MinFunnel(2, 4.0)
+    with pytest.raises(ValueError, match="delta"):
+        MinFunnel(2, 4, delta=-1.0)
+    with pytest.raises(ValueError, match="n_funnels"):
+        MinFunnel(2**20, 2**10)
