@@ -144,18 +144,25 @@ def test_optimal_1d_critic_estimate_equals_exact_w1(rng):
     assert audit.repeats == 1 and (audit.n, audit.m) == (300, 250)
 
 
-def test_plain_callable_critic_has_no_certificate(rng):
+def test_plain_callable_critic_is_certified_by_its_envelope(rng):
     x, y = rng.normal(size=(100, 2)), rng.normal(size=(100, 2)) + 1.0
-    audit = audit_critic(lambda t: t.sum(dim=1), x, y, n=100, device="cpu")
-    np.testing.assert_allclose(audit.estimate, (x.sum(1) - y.sum(1)).mean(), rtol=1e-6)
+    audit = audit_critic(lambda t: -t.sum(dim=1), x, y, n=100, device="cpu")
+    np.testing.assert_allclose(audit.estimate, (y.sum(1) - x.sum(1)).mean(), rtol=1e-6)
     np.testing.assert_allclose(audit.exact_w1, _pot_w1(x, y), rtol=1e-9)
-    assert math.isinf(audit.lipschitz_upper) and audit.certified_lower is None
+    # no Lipschitz bound of a plain callable, but its envelope certifies: at most exact W1,
+    # and at least what the 1-Lipschitz f / sqrt(2) certifies (its scale is searched)
+    assert math.isinf(audit.lipschitz_upper)
+    assert audit.certified_lower == audit.envelope_lower
+    assert audit.certified_lower <= audit.exact_w1 + 1e-9
+    assert audit.certified_lower >= 0.98 * abs(audit.estimate) / math.sqrt(2)
+    bare = audit_critic(lambda t: -t.sum(dim=1), x, y, n=100, device="cpu", envelope=False)
+    assert bare.certified_lower is None and bare.envelope_lower is None
     # torch-differentiable: the gradient of x_1 + x_2 has norm sqrt(2) everywhere
     np.testing.assert_allclose(audit.grad_norm, math.sqrt(2), rtol=1e-6)
     np.testing.assert_allclose(audit.normalized_estimate, audit.estimate / math.sqrt(2),
                                rtol=1e-6)
     # outside autograd: no gradient, so no normalised estimate (nan), never an error
-    opaque = audit_critic(lambda t: torch.as_tensor(t.detach().numpy().sum(1)), x, y, n=100,
+    opaque = audit_critic(lambda t: torch.as_tensor(-t.detach().numpy().sum(1)), x, y, n=100,
                           device="cpu", lipschitz=False)
     assert math.isnan(opaque.grad_norm) and math.isnan(opaque.normalized_estimate)
     np.testing.assert_allclose(opaque.estimate, audit.estimate, rtol=1e-6)
