@@ -11,6 +11,9 @@ W1(P, Q) = min over couplings E||X - Y||_2 = sup over 1-Lipschitz f of E_P f - E
   by t, and f(x) = <x, t>/||t|| attains it).
 * ``"scale"`` — P = N(0, I_d), Q = N(0, s^2 I_d): W1 = |s - 1| E||Z||, Z ~ N(0, I_d) (the map
   x -> s x is the gradient of a convex function, hence optimal, and f(x) = ||x|| attains it).
+* ``"funnels"`` — a MinFunnel pair (:mod:`otdiv.audit.funnels`): P = N(0, I_d), Q moved
+  along the rays of u = min_k ||x - c_k|| + b_k, K = ``funnels`` cones: W1 = 1 by
+  construction, in any dimension.
 * ``"lines"`` — the parallel lines of the WGAN paper (Arjovsky et al. 2017, example 1):
   P = (0, U), Q = (theta, U), U ~ Uniform[0, 1]: W1 = |theta| while JSD = log 2 for theta != 0.
 """
@@ -27,7 +30,7 @@ from otdiv._array import check_choice, check_int, check_positive
 
 Sampler = Callable[[int, np.random.Generator], np.ndarray]
 
-TOYS = ("8gaussians", "25gaussians", "swissroll", "translate", "scale", "lines")
+TOYS = ("8gaussians", "25gaussians", "swissroll", "translate", "scale", "lines", "funnels")
 PAPER_TOYS = ("8gaussians", "25gaussians", "swissroll")
 
 
@@ -124,13 +127,16 @@ def make_toy(
     scale: float = 1.5,
     theta: float = 0.5,
     sigma: float = 1.0,
+    funnels: int = 16,
+    seed: int | None = 0,
 ) -> ToyProblem:
     """A toy pair (P, Q) by name; ``W1(P, Q) = sup_{Lip(f) <= 1} E_P f - E_Q f``.
 
     name: one of ``TOYS``. ``d`` is the dimension of ``"translate"`` and ``"scale"`` (the
     paper toys and ``"lines"`` are 2-D); ``shift`` = ||t|| for ``"translate"`` (t along
     (1, ..., 1)/sqrt(d)); ``scale`` = s for ``"scale"``; ``theta`` for ``"lines"``; ``sigma``
-    the noise of Q for the paper toys.
+    the noise of Q for the paper toys; ``funnels`` the number of cones of ``"funnels"``
+    and ``seed`` the draw of their apexes.
     """
     check_choice(name, "name", TOYS)
     if name in PAPER_TOYS:
@@ -152,6 +158,13 @@ def make_toy(
         return ToyProblem("lines", 2, real, fake, abs(theta), {"theta": theta},
                           plot_range=max(1.5, abs(theta) + 0.5))
     d = check_int(d, "d")
+    if name == "funnels":
+        from otdiv.audit.funnels import MinFunnel
+
+        mf = MinFunnel(d, funnels, seed=seed)
+        return ToyProblem("funnels", d, mf.sample_real, mf.sample_fake, mf.w1,
+                          {"d": d, "funnels": mf.n_funnels, "seed": seed,
+                           "w1_error": mf.w1_error})
     if name == "translate":
         shift = check_positive(shift, "shift")
         t = np.full(d, shift / math.sqrt(d))
