@@ -47,13 +47,280 @@ def test_help_is_light():
     assert proc.returncode == 0 and "audit" in proc.stdout and "distance" in proc.stdout
 
 
+def _distance_json(capsys, *argv: str) -> dict:
+    assert main(["distance", *argv, "--json"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    return json.loads(captured.out)
+
+
+@pytest.fixture
+def clouds(tmp_path, rng):
+    """Two small 2-D clouds of different sizes, one as .npy and one as .csv."""
+    x, y = rng.normal(size=(40, 2)), rng.normal(size=(30, 2)) + np.array([1.0, 0.5])
+    np.save(tmp_path / "x.npy", x)
+    np.savetxt(tmp_path / "y.csv", y, delimiter=",", fmt="%.17g")  # round-trips exactly
+    return x, y, str(tmp_path / "x.npy"), str(tmp_path / "y.csv")
+
+
+def _entropic_reference(x, y, eps, p):
+    """OT_eps = <P, C> + eps KL(P | a x b) from POT's log-domain Sinkhorn plan (POT's
+    entropy regulariser has the same minimiser as otdiv's KL one)."""
+    a, b = ot.unif(len(x)), ot.unif(len(y))
+    cost = ot.dist(x, y, metric="euclidean") ** p
+    plan = ot.sinkhorn(a, b, cost, eps, method="sinkhorn_log", stopThr=1e-12,
+                       numItermax=100_000)
+    pos = plan > 0
+    kl = np.sum(plan[pos] * np.log(plan[pos] / np.outer(a, b)[pos]))
+    return float(np.sum(plan * cost) + eps * kl), float(np.sum(plan * cost)), cost.max()
+
+
 def test_distance_matches_scipy(tmp_path, capsys, rng):
     x, y = rng.normal(size=300), rng.normal(size=200) + 0.5
     np.save(tmp_path / "x.npy", x)
-    np.savetxt(tmp_path / "y.csv", y[:, None], delimiter=",")
-    assert main(["distance", str(tmp_path / "x.npy"), str(tmp_path / "y.csv")]) == 0
-    value = float(capsys.readouterr().out)
-    np.testing.assert_allclose(value, scipy.stats.wasserstein_distance(x, y), rtol=1e-9)
+    np.savetxt(tmp_path / "y.csv", y[:, None], delimiter=",", fmt="%.17g")
+    truth = scipy.stats.wasserstein_distance(x, y)
+    for method in ("exact", "sliced"):  # in 1-D every direction gives W_1 itself
+        report = _distance_json(capsys, str(tmp_path / "x.npy"), str(tmp_path / "y.csv"),
+                                "--method", method)
+        np.testing.assert_allclose(report["value"], truth, rtol=1e-9)
+        assert (report["p"], report["d"], report["rooted"]) == (1.0, 1, True)
+
+
+def test_distance_exact_is_pot_emd2_and_the_api(clouds, capsys):
+    import otdiv
+
+    x, y, fx, fy = clouds
+    for p in (None, "1", "2", "3.5"):
+        report = _distance_json(capsys, fx, fy, *(["--p", p] if p else []))
+        p_used = 1.0 if p is None else float(p)  # wasserstein's default p is 1
+        assert report["method"] == "exact" and report["p"] == p_used
+        assert report["quantity"].startswith("W_p") and report["eps"] is None
+        cost = ot.dist(x, y, metric="euclidean") ** p_used
+        truth = ot.emd2(ot.unif(len(x)), ot.unif(len(y)), cost) ** (1 / p_used)
+        np.testing.assert_allclose(report["value"], truth, rtol=1e-9)
+        assert report["value"] == otdiv.wasserstein(x, y, p=p_used)
+
+
+def test_distance_sinkhorn_is_ot_eps_with_the_api_default_p(clouds, capsys):
+    import otdiv
+
+    x, y, fx, fy = clouds
+    report = _distance_json(capsys, fx, fy, "--method", "sinkhorn", "--eps", "0.5")
+    assert report["p"] == 2.0 and report["eps"] == 0.5 and report["rooted"] is False
+    assert "unrooted" in report["quantity"] and "entropy" in report["quantity"]
+    assert report["converged"] is True
+    assert report["value"] == otdiv.sinkhorn(x, y, eps=0.5)  # p = 2, the API's default
+    value, transport_cost, cmax = _entropic_reference(x, y, 0.5, 2.0)
+    # the solver stops at marginal L1 error <= 1e-6; the value moves by <= that * max C
+    np.testing.assert_allclose(report["value"], value, atol=1e-5 * cmax)
+    np.testing.assert_allclose(report["transport_cost"], transport_cost, atol=1e-5 * cmax)
+
+
+def test_distance_sinkhorn_divergence(clouds, capsys):
+    import otdiv
+
+    x, y, fx, fy = clouds
+    report = _distance_json(capsys, fx, fy, "--method", "sinkhorn_divergence", "--eps", "0.5",
+                            "--p", "1")
+    assert report["p"] == 1.0 and report["eps"] == 0.5 and report["quantity"].startswith("S_eps")
+    assert report["value"] == otdiv.sinkhorn_divergence(x, y, eps=0.5, p=1)
+    xy, _, cmax = _entropic_reference(x, y, 0.5, 1.0)
+    xx, _, _ = _entropic_reference(x, x, 0.5, 1.0)
+    yy, _, _ = _entropic_reference(y, y, 0.5, 1.0)
+    np.testing.assert_allclose(report["value"], xy - (xx + yy) / 2, atol=3e-5 * cmax)
+    # the divergence of a cloud with itself is 0, the API's default p is 2
+    same = _distance_json(capsys, fx, fx, "--method", "sinkhorn_divergence", "--eps", "0.5")
+    assert same["p"] == 2.0 and same["value"] == pytest.approx(0.0, abs=1e-5 * cmax)
+
+
+def test_distance_sliced_is_the_api_with_its_seed(clouds, capsys):
+    import otdiv
+
+    x, y, fx, fy = clouds
+    report = _distance_json(capsys, fx, fy, "--method", "sliced", "--n-projections", "50",
+                            "--seed", "7")
+    assert (report["n_projections"], report["seed"], report["p"]) == (50, 7, 1.0)
+    assert report["value"] == otdiv.sliced_wasserstein(x, y, n_projections=50, seed=7)
+    # SW_1 <= W_1: each projection is 1-Lipschitz
+    assert report["value"] <= otdiv.wasserstein(x, y) * (1 + 1e-12)
+
+
+def test_distance_text_output_is_labelled(clouds, capsys):
+    _, _, fx, fy = clouds
+    expected = {"exact": ("W_p", "rooted"), "sinkhorn": ("OT_eps", "unrooted, entropy"),
+                "sinkhorn_divergence": ("S_eps", "unrooted"), "sliced": ("SW_p", "rooted")}
+    for method, (symbol, words) in expected.items():
+        assert main(["distance", fx, fy, "--method", method, "--eps", "1"]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        fields = dict(line.split(None, 1) for line in lines if " " in line)
+        assert fields["method"] == method and fields["quantity"].startswith(symbol)
+        assert words in fields["quantity"]
+        assert fields["p"] == ("1" if method in ("exact", "sliced") else "2")
+        assert ("eps" in fields) == method.startswith("sinkhorn")
+        assert float(fields["value"]) == _distance_json(
+            capsys, fx, fy, "--method", method, "--eps", "1")["value"]
+
+
+def test_distance_defaults_and_help_follow_the_api(capsys):
+    import inspect
+
+    import otdiv
+    from otdiv.cli.distance import METHODS, api_default_p
+
+    for method, (name, _, _) in METHODS.items():
+        assert api_default_p(method) == inspect.signature(getattr(otdiv, name)).parameters[
+            "p"].default
+    with pytest.raises(SystemExit):
+        main(["distance", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "1 for exact and sliced, 2 for sinkhorn and sinkhorn_divergence" in text
+    assert inspect.signature(otdiv.sliced_wasserstein).parameters["n_projections"].default \
+        == 100 and "(default 100)" in text
+    from otdiv.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for action in sub.choices["distance"]._actions:
+        assert action.help, action.dest  # every option says what it does
+
+
+def test_distance_hostile_inputs_give_one_line(tmp_path, capsys, rng, monkeypatch):
+    good = tmp_path / "good.npy"
+    np.save(good, rng.normal(size=(6, 2)))
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "blank.csv").write_text("\n\n")
+    np.save(tmp_path / "none.npy", np.zeros((0, 2)))
+    np.save(tmp_path / "scalar.npy", np.float64(1.0))
+    np.save(tmp_path / "cube.npy", np.zeros((2, 2, 2)))
+    np.save(tmp_path / "words.npy", np.array(["a", "b"]))
+    g = str(good)
+    cases = [
+        ([str(tmp_path / "empty.csv"), g], "empty"),
+        ([str(tmp_path / "blank.csv"), g], "no numbers"),
+        ([g, str(tmp_path / "none.npy")], "empty"),
+        ([str(tmp_path / "scalar.npy"), g], "shape"),
+        ([str(tmp_path / "cube.npy"), g], "shape"),
+        ([str(tmp_path / "words.npy"), g], "x"),
+        ([g, str(tmp_path)], "is a directory"),
+        ([g, str(tmp_path / "nope.npy")], "no such file"),
+        ([g, g, "--method", "sinkhorn"], "--eps is required"),
+        ([g, g, "--method", "sinkhorn_divergence"], "--eps is required"),
+        ([g, g, "--method", "sliced", "--n-projections", str(10**12)], "--n-projections"),
+        ([g, g, "--method", "sliced", "--n-projections", "2000000", "--memory-gb", "0.1"],
+         "--memory-gb"),
+    ]
+    for argv, message in cases:
+        line = _one_line_error(capsys, main(["distance", *argv]))
+        assert message in line and line.startswith("otdiv distance: error:"), (argv, line)
+    parse_errors = [
+        (["--method", "sliced", "--n-projections", "1e12"], "--n-projections"),
+        (["--n-projections", "2.0"], "--n-projections"),
+        (["--n-projections", "0"], "--n-projections"),
+        (["--p", "0.5"], "--p"),
+        (["--p", "nan"], "--p"),
+        (["--eps", "0"], "--eps"),
+        (["--eps", "inf"], "--eps"),
+        (["--seed", "-1"], "--seed"),
+        (["--memory-gb", "-1"], "--memory-gb"),
+        (["--method", "emd"], "--method"),
+    ]
+    for argv, message in parse_errors:
+        with pytest.raises(SystemExit) as info:
+            main(["distance", g, g, *argv])
+        assert info.value.code == 2
+        assert message in _one_line_error(capsys, 2), argv
+
+    # running out of memory, reading or computing, is one line too
+    import otdiv
+
+    def no_memory(*args, p=1, **kwargs):
+        raise MemoryError
+
+    with monkeypatch.context() as m:
+        m.setattr(np, "load", no_memory)
+        assert "does not fit in memory" in _one_line_error(capsys, main(["distance", g, g]))
+    with monkeypatch.context() as m:
+        m.setattr(otdiv, "sliced_wasserstein", no_memory)
+        line = _one_line_error(capsys, main(["distance", g, g, "--method", "sliced"]))
+        assert "out of memory" in line
+
+
+def test_distance_warnings_become_one_note(tmp_path, capsys, monkeypatch):
+    import warnings
+
+    import otdiv
+
+    np.save(tmp_path / "x.npy", np.arange(3.0))
+
+    def noisy(*args, p=2, **kwargs):
+        np.log(np.zeros(1))  # numpy's RuntimeWarning: divide by zero
+        warnings.warn("second\nline", UserWarning, stacklevel=1)
+        warnings.warn("old", DeprecationWarning, stacklevel=1)  # not the user's business
+        return 1.5
+
+    monkeypatch.setattr(otdiv, "sinkhorn_divergence", noisy)
+    f = str(tmp_path / "x.npy")
+    assert main(["distance", f, f, "--method", "sinkhorn_divergence", "--eps", "1",
+                 "--json"]) == 0
+    captured = capsys.readouterr()
+    note = captured.err.splitlines()
+    assert len(note) == 1 and "RuntimeWarning" in note[0] and "1 more" in note[0]
+    report = json.loads(captured.out)
+    assert report["value"] == 1.5 and len(report["warnings"]) == 2
+
+    def not_finite(*args, p=2, **kwargs):
+        return float("inf")
+
+    monkeypatch.setattr(otdiv, "sinkhorn_divergence", not_finite)
+    rc = main(["distance", f, f, "--method", "sinkhorn_divergence", "--eps", "1"])
+    assert "inf" in _one_line_error(capsys, rc)
+
+
+def test_distance_at_extreme_scales(tmp_path, capsys, rng):
+    """Data at 1e160: a right answer (W_p and SW_p are 1-homogeneous) or one line, exit 2."""
+    import otdiv
+
+    x, y = rng.normal(size=(30, 2)), rng.normal(size=(20, 2)) + 1.0
+    c = 1e160
+    np.save(tmp_path / "x.npy", c * x)
+    np.save(tmp_path / "y.npy", c * y)
+    files = [str(tmp_path / "x.npy"), str(tmp_path / "y.npy")]
+    refs = {"exact": c * otdiv.wasserstein(x, y),
+            "sliced": c * otdiv.sliced_wasserstein(x, y, seed=0)}
+    for method in ("exact", "sliced", "sinkhorn", "sinkhorn_divergence"):
+        rc = main(["distance", *files, "--method", method, "--eps", "0.1", "--json"])
+        if rc == 0:
+            captured = capsys.readouterr()
+            assert len(captured.err.splitlines()) <= 1
+            value = json.loads(captured.out)["value"]
+            if method in refs:
+                np.testing.assert_allclose(value, refs[method], rtol=1e-9)
+            else:  # eps = 0.1 is nothing at this scale: OT_eps ~ W_2^2 ~ 1e320 is inf
+                assert np.isfinite(value)
+        else:
+            assert rc == 2 and _one_line_error(capsys, rc)
+
+
+def test_distance_as_a_command(tmp_path, clouds):
+    """Through a real process: errors are one line (no numpy warning, no traceback), the
+    exact method leaves torch and GeomLoss unimported, and --json parses."""
+    x, y, fx, fy = clouds
+    (tmp_path / "empty.csv").write_text("")
+    for argv in ([str(tmp_path / "empty.csv"), fy], [fx, str(tmp_path)],
+                 [fx, fy, "--method", "sliced", "--n-projections", "1e12"]):
+        proc = _run("distance", *argv)
+        assert proc.returncode == 2 and proc.stdout == ""
+        _one_line_error(proc, proc.returncode)
+    code = ("import sys, json; from otdiv.cli import main; "
+            f"rc = main(['distance', {fx!r}, {fy!r}, '--json']); "
+            "print(json.dumps([rc, 'ot' in sys.modules, 'torch' in sys.modules, "
+            "'geomloss' in sys.modules, sys.modules.get('networkx', 0) is None]))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    lines = proc.stdout.splitlines()
+    report, flags = json.loads(lines[0]), json.loads(lines[1])
+    assert proc.stderr == "" and flags == [0, True, False, False, False]
+    truth = ot.emd2(ot.unif(len(x)), ot.unif(len(y)), ot.dist(x, y, metric="euclidean"))
+    np.testing.assert_allclose(report["value"], truth, rtol=1e-9)
 
 
 def test_bad_inputs_give_one_line(tmp_path, capsys):

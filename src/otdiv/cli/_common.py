@@ -36,16 +36,18 @@ def load_array(path: str, name: str):
     try:
         if p.stat().st_size == 0:
             raise CLIError(f"{name}: {path} is empty")
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")  # e.g. loadtxt's "input contained no data"
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             if p.suffix == ".npy":
                 arr = np.load(p, allow_pickle=False)
             else:
                 arr = np.loadtxt(p, delimiter=",", ndmin=2)
-                if arr.size == 0:
-                    raise CLIError(f"{name}: {path} holds no numbers")
-                if arr.shape[1] == 1:
-                    arr = arr[:, 0]
+        if arr.size == 0 and p.suffix == ".csv":  # loadtxt warns "input contained no data"
+            raise CLIError(f"{name}: {path} holds no numbers")
+        if caught:
+            raise CLIError(f"{name}: cannot read {path}: {one_line(caught[0].message)}")
+        if p.suffix == ".csv" and arr.shape[1] == 1:
+            arr = arr[:, 0]
     except CLIError:
         raise
     except MemoryError:
