@@ -168,9 +168,9 @@ def test_distance_defaults_and_help_follow_the_api(capsys):
     import otdiv
     from otdiv.cli.distance import METHODS, api_default_p
 
-    for method, (name, _, _) in METHODS.items():
-        assert api_default_p(method) == inspect.signature(getattr(otdiv, name)).parameters[
-            "p"].default
+    for method, entry in METHODS.items():
+        function = getattr(otdiv, entry.function)
+        assert api_default_p(method) == inspect.signature(function).parameters["p"].default
     with pytest.raises(SystemExit):
         main(["distance", "--help"])
     text = " ".join(capsys.readouterr().out.split())

@@ -22,23 +22,33 @@ import math
 import os
 import sys
 import warnings
+from typing import NamedTuple
 
 from otdiv.cli._common import CLIError, float_arg, int_arg, load_array, one_line
 
-# method -> (public function, the quantity, whether it is a p-th root)
+
+class Method(NamedTuple):
+    function: str  # the public function the method calls
+    formula: str
+    what: str
+    rooted: bool  # a p-th root (a distance in the units of x) or not (units of the cost)
+
+    @property
+    def quantity(self) -> str:
+        return f"{self.formula}, {self.what}"
+
+
 METHODS = {
-    "exact": ("wasserstein",
-              "W_p = (min_P <P, C>)^(1/p), the exact Wasserstein distance (rooted)", True),
-    "sinkhorn": ("sinkhorn",
-                 "OT_eps = min_P <P, C> + eps*KL(P | a x b), entropic OT (unrooted, entropy "
-                 "term included: not W_p)", False),
-    "sinkhorn_divergence": ("sinkhorn_divergence",
-                            "S_eps = OT_eps(x, y) - OT_eps(x, x)/2 - OT_eps(y, y)/2, the "
-                            "Sinkhorn divergence (unrooted; tends to W_p^p as eps -> 0)",
-                            False),
-    "sliced": ("sliced_wasserstein",
-               "SW_p = (mean over random directions t of W_p^p(t.x, t.y))^(1/p), the sliced "
-               "Wasserstein distance (rooted)", True),
+    "exact": Method("wasserstein", "W_p = (min_P <P, C>)^(1/p)",
+                    "the exact Wasserstein distance (rooted)", True),
+    "sinkhorn": Method("sinkhorn", "OT_eps = min_P <P, C> + eps*KL(P | a x b)",
+                       "entropic OT (unrooted, entropy term included: not W_p)", False),
+    "sinkhorn_divergence": Method(
+        "sinkhorn_divergence", "S_eps = OT_eps(x, y) - OT_eps(x, x)/2 - OT_eps(y, y)/2",
+        "the Sinkhorn divergence (unrooted; tends to W_p^p as eps -> 0)", False),
+    "sliced": Method("sliced_wasserstein", "SW_p = (mean_t W_p^p(t.x, t.y))^(1/p)",
+                     "the sliced Wasserstein distance over random unit directions t "
+                     "(rooted)", True),
 }
 COST = "C_ij = |x_i - y_j|^p"
 
@@ -83,7 +93,8 @@ def api_default_p(method: str) -> float:
 
     import otdiv
 
-    return float(inspect.signature(getattr(otdiv, METHODS[method][0])).parameters["p"].default)
+    function = getattr(otdiv, METHODS[method].function)
+    return float(inspect.signature(function).parameters["p"].default)
 
 
 def _sliced_bytes(n: int, m: int, d: int, n_projections: int) -> int:
@@ -174,8 +185,8 @@ def _distance(args) -> int:
     d = 1 if x.ndim == 1 else int(x.shape[1])
     uses_eps = args.method.startswith("sinkhorn")
     report = {
-        "method": args.method, "quantity": METHODS[args.method][1], "cost": COST,
-        "rooted": METHODS[args.method][2], "p": p, "eps": args.eps if uses_eps else None,
+        "method": args.method, "quantity": METHODS[args.method].quantity, "cost": COST,
+        "rooted": METHODS[args.method].rooted, "p": p, "eps": args.eps if uses_eps else None,
         "n_projections": args.n_projections if args.method == "sliced" else None,
         "seed": args.seed if args.method == "sliced" else None,
         "n": n, "m": m, "d": d, **result,
@@ -189,13 +200,22 @@ def _distance(args) -> int:
     return 0
 
 
+def _description() -> str:
+    table = "\n".join(f"  {name:<21}{m.formula}\n  {'':<21}otdiv.{m.function}, "
+                      f"{'rooted' if m.rooted else 'unrooted'}"
+                      for name, m in METHODS.items())
+    return (f"A distance between the point clouds in two files (uniform weights),\nwith the "
+            f"cost {COST}:\n\n{table}\n\nEach method is the Python function below it, with "
+            "its defaults.\nPrints the method, the quantity, p, eps and the value (--json: "
+            "one JSON object);\nan error is one line on stderr and exit status 2.")
+
+
 def register(sub) -> None:
-    methods = ", ".join(f"{k} ({METHODS[k][1].split(',')[0]})" for k in METHODS)
+    import argparse
+
     dist = sub.add_parser(
         "distance", help="a distance between two sample files (.npy or .csv), labelled",
-        description=f"A distance between the point clouds in two files, uniform weights; "
-        f"cost {COST}. Methods: {methods}. Prints the method, p, eps, the quantity and its "
-        "value (--json: one JSON object). Errors: one line on stderr, exit status 2.")
+        description=_description(), formatter_class=argparse.RawDescriptionHelpFormatter)
     dist.add_argument("x", help="points of the first cloud: .npy (never unpickled) or .csv "
                       "(comma-separated), shape (n,) or (n, d)")
     dist.add_argument("y", help="points of the second cloud, same format, shape (m,) or "
