@@ -342,7 +342,15 @@ class KnownPair:
     cost_tol: float
 
     def check(self, computed: Any, *, tol: float | None = None) -> None:
-        """Raise AssertionError unless ``computed`` (a float or 0-d tensor) is W_p."""
+        """Raise AssertionError unless ``computed`` (a float or 0-d tensor) is W_p.
+
+        ``tol`` (None: the pair's own ``tol``) widens or narrows the accepted error
+        ``|computed - value| <= tol``; the W_p^p tolerance ``cost_tol`` is scaled with it.
+        """
+        if tol is not None:
+            from otdiv.testing.invariants import _nonnegative
+
+            tol = _nonnegative(tol, "tol")
         inputs = {"x": self.x, "y": self.y, "a": self.a, "b": self.b}
         if is_tensor(computed):
             computed = computed.detach().cpu().numpy()
