@@ -88,8 +88,11 @@ def _check_arguments(args: dict[str, Any]) -> None:
             raise ValueError(f"L must be a finite number > 0, got {value!r}")
         elif name == "kind":
             _check_kind(value)
-        elif name == "kinds" and (isinstance(value, str) or not hasattr(value, "__iter__")):
-            raise TypeError(f"kinds must be a tuple of names, got {value!r}")
+        elif name == "kinds":
+            if isinstance(value, str) or not hasattr(value, "__iter__"):
+                raise TypeError(f"kinds must be a tuple of names, got {value!r}")
+            if not tuple(value):
+                raise ValueError("kinds must be a nonempty tuple of names, got ()")
 
 
 def _strategy(fn):
