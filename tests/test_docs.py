@@ -19,7 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-_FENCE = re.compile(r"^```(\S*)\s*$")
+_FENCE = re.compile(r"^```(\S*)")  # an info string may follow: ```{image} path
 _MARKER = re.compile(r"^<!--\s*test:\s*(slow|skip)\b\s*(.*?)\s*-->\s*$")
 
 
@@ -37,7 +37,7 @@ def python_blocks(path: Path) -> list[tuple[int, str, str]]:
         fence = _FENCE.match(line)
         if fence:
             j = i + 1
-            while j < len(lines) and not lines[j].startswith("```"):
+            while j < len(lines) and lines[j].strip() != "```":
                 j += 1
             if fence.group(1) == "python":
                 blocks.append((i + 1, marker, "\n".join(lines[i + 1:j]) + "\n"))
@@ -89,9 +89,10 @@ def test_doc_blocks_run_slow(path, tmp_path):
 def test_extractor_finds_markers(tmp_path):
     doc = tmp_path / "x.md"
     doc.write_text("<!-- test: slow -->\n```python\na = 1\n```\n\ntext\n```python\nb = 2\n"
-                   "```\n```bash\nc\n```\n<!-- test: skip no GPU -->\n\n```python\nd\n```\n")
+                   "```\n```bash\nc\n```\n<!-- test: skip no GPU -->\n\n```python\nd\n```\n"
+                   "```{image} figures/x.png\n```\n```python\ne = 3\n```\n")
     assert python_blocks(doc) == [(2, "slow", "a = 1\n"), (7, "", "b = 2\n"),
-                                  (15, "skip", "d\n")]
+                                  (15, "skip", "d\n"), (20, "", "e = 3\n")]
 
 
 @pytest.mark.slow
