@@ -2,8 +2,9 @@
 
 Invariant checks (no hypothesis needed): :func:`assert_metric`, :func:`assert_divergence`,
 :func:`assert_lipschitz`, :func:`assert_kantorovich_bound`. Hypothesis strategies live in
-:mod:`otdiv.testing.strategies` (install ``otdiv[testing]``); their names are also reachable
-here, loaded on first use, so that importing the checks does not import hypothesis.
+:mod:`otdiv.testing.strategies` (from a clone: ``pip install -e '.[testing]'``); their
+names are also reachable here, loaded on first use, so that importing the checks does not
+import hypothesis.
 
 The first otdiv call in a process loads compiled kernels (0.2 to 1 s), longer than
 hypothesis's default 200 ms deadline. Call :func:`warm_up` once before your properties, or

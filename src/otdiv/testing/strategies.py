@@ -1,4 +1,6 @@
-"""Hypothesis strategies for distances between distributions (needs ``otdiv[testing]``).
+"""Hypothesis strategies for distances between distributions.
+
+They need hypothesis, the ``testing`` extra (from a clone: ``pip install -e '.[testing]'``).
 
 * :func:`histograms`, :func:`histogram_pairs` — probability vectors with zeros and tiny masses;
 * :func:`point_clouds`, :func:`measure_tuples` — weighted point clouds (:class:`Measure`) of any
