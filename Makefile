@@ -27,9 +27,11 @@ bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) benchmarks/run.py --out docs/benchmarks.md
 
+# `make docs` uses the committed figures of slow scripts; `make docs FIGURES=--all` rebuilds all
+FIGURES ?=
 docs: $(STAMP)
 	$(PY) -m pip install -q -e '.[docs]'
-	$(PY) docs/make_figures.py
+	MPLBACKEND=Agg $(PY) docs/make_figures.py $(FIGURES)
 	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
 
 clean:

@@ -121,7 +121,7 @@ def test_checks_work_without_hypothesis_and_strategies_say_what_to_install():
         "    print(exc)\n"
     )
     assert out.returncode == 0, out.stderr
-    assert "pip install 'otdiv[testing]'" in out.stdout
+    assert "pip install -e '.[testing]'" in out.stdout
 
 
 # ---------------------------------------------------------------------------- strategies
@@ -422,3 +422,130 @@ def test_assert_kantorovich_bound_validates_its_arguments():
     with pytest.raises(ValueError, match="a has negative weights"):
         assert_kantorovich_bound(lambda x: x[:, 0], np.zeros((2, 1)), np.ones((2, 1)),
                                  a=np.array([1.0, -1.0]))
+
+
+# ---------------------------------------------------------------------------- arguments
+
+
+def _points(n=4, d=2, seed=0):
+    return np.random.default_rng(seed).normal(size=(n, d))
+
+
+def test_tolerances_accept_numpy_floats():
+    x, y, z = np.array([0.0, 1.0]), np.array([3.0]), np.array([-1.0, 5.0])
+    assert_metric(wasserstein, x, y, z, atol=np.float64(1e-9), rtol=np.float32(1e-7))
+    p, q = np.array([0.5, 0.5]), np.array([0.9, 0.1])
+    assert_divergence(entropy, p, q, atol=np.float32(0.0), upper=np.float64(math.inf))
+    assert_lipschitz(lambda u: u[:, 0], np.float64(1.0), _points(), atol=np.float64(1e-12))
+
+
+@pytest.mark.parametrize("bad, exc", [(-1.0, ValueError), (math.nan, ValueError),
+                                      (math.inf, ValueError), ("1e-9", TypeError),
+                                      (True, TypeError)])
+@pytest.mark.parametrize("name", ["atol", "rtol"])
+def test_bad_tolerances_name_the_argument(name, bad, exc):
+    x, y = np.array([0.0, 1.0]), np.array([3.0])
+    with pytest.raises(exc, match=name):
+        assert_metric(wasserstein, x, y, **{name: bad})
+    with pytest.raises(exc, match=name):
+        assert_divergence(entropy, np.array([0.5, 0.5]), **{name: bad})
+    with pytest.raises(exc, match=name):
+        assert_lipschitz(lambda u: u[:, 0], 1.0, _points(), **{name: bad})
+    with pytest.raises(exc, match=name):
+        assert_kantorovich_bound(lambda u: u[:, 0], _points(), _points(seed=1), **{name: bad})
+
+
+@pytest.mark.parametrize("w1", [-1.0, math.nan, -math.inf])
+def test_kantorovich_bound_rejects_a_bad_w1(w1):
+    # a negative W_1 is not a distance: an argument error, not a failed bound
+    with pytest.raises(ValueError, match="w1"):
+        assert_kantorovich_bound(lambda u: u[:, 0], _points(), _points(seed=1), w1=w1)
+
+
+def test_divergence_upper_nan_is_an_error():
+    p, q = np.array([0.5, 0.5]), np.array([0.9, 0.1])
+    with pytest.raises(ValueError, match="upper"):
+        assert_divergence(entropy, p, q, upper=math.nan)
+    with pytest.raises(TypeError, match="upper"):
+        assert_divergence(entropy, p, q, upper="log 2")
+    with pytest.raises(AssertionError, match="upper bound"):   # a real bound still binds
+        assert_divergence(entropy, p, q, upper=0.1)
+
+
+def test_checks_reject_what_is_not_callable():
+    x, y = np.array([0.0, 1.0]), np.array([3.0])
+    with pytest.raises(TypeError, match="dist"):
+        assert_metric(1.0, x, y)
+    with pytest.raises(TypeError, match="div"):
+        assert_divergence(None, np.array([1.0]))
+    with pytest.raises(TypeError, match="symmetric"):
+        assert_divergence(entropy, np.array([1.0]), symmetric="yes")
+    with pytest.raises(TypeError, match="f must be callable"):
+        assert_lipschitz("f", 1.0, _points())
+    with pytest.raises(TypeError, match="critic"):
+        assert_kantorovich_bound(3, _points(), _points())
+
+
+@pytest.mark.parametrize("build, name", [
+    (lambda: ots.histograms(n=0), "n"),
+    (lambda: ots.histograms(n=-2), "n"),
+    (lambda: ots.histograms(max_size=0), "max_size"),
+    (lambda: ots.histogram_pairs(n=0), "n"),
+    (lambda: ots.point_clouds(n=0), "n"),
+    (lambda: ots.point_clouds(d=0), "d"),
+    (lambda: ots.point_clouds(max_n=0), "max_n"),
+    (lambda: ots.point_clouds(bound=-1.0), "bound"),
+    (lambda: ots.point_clouds(bound=math.inf), "bound"),
+    (lambda: ots.point_clouds(kind="jax"), "kind"),
+    (lambda: ots.measure_tuples(0), "count"),
+    (lambda: ots.measure_tuples(2, max_n=0), "max_n"),
+    (lambda: ots.measure_pairs(0.5), "p"),
+    (lambda: ots.measure_pairs(math.nan), "p"),
+    (lambda: ots.measure_pairs(kinds=()), "kinds"),
+    (lambda: ots.lipschitz_critics(kinds=()), "kinds"),
+    (lambda: ots.lipschitz_critics(L=0.0), "L"),
+    (lambda: ots.lipschitz_critics(L=-1.0), "L"),
+    (lambda: ots.lipschitz_critics(max_depth=0), "max_depth"),
+])
+def test_strategy_arguments_are_checked_when_built(build, name):
+    # a ValueError naming the argument, raised by the call itself, before any draw
+    with pytest.raises(ValueError, match=rf"\b{name}\b"):
+        build()
+
+
+@pytest.mark.parametrize("build, name", [
+    (lambda: ots.histograms(n=2.0), "n"),
+    (lambda: ots.histograms(n=True), "n"),
+    (lambda: ots.point_clouds(zero_weights=1), "zero_weights"),
+    (lambda: ots.point_clouds(bound="big"), "bound"),
+])
+def test_strategy_argument_types_are_checked(build, name):
+    with pytest.raises(TypeError, match=rf"\b{name}\b"):
+        build()
+
+
+def test_drawn_sizes_are_checked_when_drawn():
+    strategy = ots.histograms(n=st.just(0))      # a strategy: known only when drawn
+    with pytest.raises(ValueError, match=r"\bn must be >= 1"):
+        find(strategy, lambda _: True)
+
+
+def test_known_pair_check_tol():
+    pair = ots.KnownPair(np.zeros((1, 1)), np.ones((1, 1)), None, None, 1.0, 1.0, "diracs",
+                         1e-12, 1e-12)
+    pair.check(1.0)
+    with pytest.raises(AssertionError):
+        pair.check(1.001)
+    pair.check(1.001, tol=np.float64(1e-2))     # the user's tolerance replaces tol
+    with pytest.raises(ValueError, match="tol"):
+        pair.check(1.0, tol=-1.0)
+
+
+def test_warm_up_and_profile():
+    # in a fresh interpreter: warm_up runs, and the strategies register the "otdiv" profile
+    code = ("import otdiv.testing as t; t.warm_up(); from otdiv.testing import strategies\n"
+            "from hypothesis import settings\n"
+            "assert settings.get_profile('otdiv').deadline is None\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr

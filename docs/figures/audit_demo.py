@@ -1,6 +1,7 @@
 """The audit's figures: `otdiv demo` (a WGAN-GP critic on the 8 Gaussians, audited against
 exact W1, and the parallel-lines sweep). Writes docs/figures/audit_demo/{levels,history,
-lines_sweep}.png and report.json (run by docs/make_figures.py, i.e. `make docs`).
+lines_sweep}.png and report.json (slow: run by `python docs/make_figures.py --all`;
+`make docs` uses the committed figures).
 """
 
 from pathlib import Path

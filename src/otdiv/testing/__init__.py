@@ -2,8 +2,14 @@
 
 Invariant checks (no hypothesis needed): :func:`assert_metric`, :func:`assert_divergence`,
 :func:`assert_lipschitz`, :func:`assert_kantorovich_bound`. Hypothesis strategies live in
-:mod:`otdiv.testing.strategies` (install ``otdiv[testing]``); their names are also reachable
-here, loaded on first use, so that importing the checks does not import hypothesis.
+:mod:`otdiv.testing.strategies` (from a clone: ``pip install -e '.[testing]'``); their
+names are also reachable here, loaded on first use, so that importing the checks does not
+import hypothesis.
+
+The first otdiv call in a process loads compiled kernels (0.2 to 1 s), longer than
+hypothesis's default 200 ms deadline. Call :func:`warm_up` once before your properties, or
+use the hypothesis settings profile ``"otdiv"`` (``deadline=None``), registered when the
+strategies are loaded: ``settings.load_profile("otdiv")``.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ _STRATEGIES = (
 )
 
 __all__ = [
+    "warm_up",
     "assert_divergence",
     "assert_kantorovich_bound",
     "assert_lipschitz",
@@ -37,6 +44,32 @@ __all__ = [
     "strategies",
     *_STRATEGIES,
 ]
+
+
+def warm_up() -> None:
+    """Compile or load from cache every otdiv kernel, so that later calls are fast.
+
+    Runs each distance once on a two-point problem (numpy, float32 and float64). Call it
+    once, e.g. at module level of a test file, before timing-sensitive code such as
+    hypothesis properties with a deadline.
+    """
+    import numpy as np
+
+    import otdiv
+
+    for dtype in (np.float64, np.float32):
+        x = np.array([[0.0], [1.0]], dtype=dtype)
+        y = np.array([[0.5], [2.0]], dtype=dtype)
+        a = np.array([0.5, 0.5], dtype=dtype)
+        for p in (1, 2):
+            otdiv.wasserstein(x, y, p=p)
+            otdiv.wasserstein(x[:, 0], y[:, 0], p=p)
+            otdiv.wasserstein(x, y, a, a, p=p)
+            otdiv.sinkhorn(x, y, p=p, eps=0.5)
+            otdiv.sinkhorn_divergence(x, y, p=p, eps=0.5)
+        otdiv.sliced_wasserstein(x, y, n_projections=4, seed=0)
+        otdiv.kl(a, a)
+        otdiv.jsd(a, a)
 
 
 def __getattr__(name: str):
@@ -48,7 +81,7 @@ def __getattr__(name: str):
                 raise
             raise ImportError(
                 f"otdiv.testing.{name} needs hypothesis; install it with "
-                "pip install 'otdiv[testing]'"
+                "pip install -e '.[testing]' (from a clone)"
             ) from exc
         return module if name == "strategies" else getattr(module, name)
     raise AttributeError(f"module 'otdiv.testing' has no attribute {name!r}")

@@ -97,10 +97,23 @@ def _tolerance(scale: float, atol: float, rtol: float) -> float:
     return atol + rtol * abs(scale)
 
 
-def _check_tolerances(atol: float, rtol: float) -> None:
-    for value, name in ((atol, "atol"), (rtol, "rtol")):
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+def _real(value: Any, name: str) -> float:
+    """A real number argument (Python or numpy scalar, not bool) as a float."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer,
+                                                                     np.floating)):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    return float(value)
+
+
+def _nonnegative(value: Any, name: str) -> float:
+    number = _real(value, name)
+    if not (math.isfinite(number) and number >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return number
+
+
+def _check_tolerances(atol: float, rtol: float) -> tuple[float, float]:
+    return _nonnegative(atol, "atol"), _nonnegative(rtol, "rtol")
 
 
 # ---------------------------------------------------------------------------- metric
@@ -141,7 +154,9 @@ def assert_metric(
     check = "assert_metric"
     if len(samples) < 2:
         raise ValueError(f"{check} needs at least two samples, got {len(samples)}")
-    _check_tolerances(atol, rtol)
+    if not callable(dist):
+        raise TypeError(f"dist must be callable, got {type(dist).__name__}")
+    atol, rtol = _check_tolerances(atol, rtol)
     names = _labels(len(samples))
     values: dict[tuple[int, int], float] = {}
 
@@ -218,7 +233,15 @@ def assert_divergence(
     check = "assert_divergence"
     if not samples:
         raise ValueError(f"{check} needs at least one sample")
-    _check_tolerances(atol, rtol)
+    if not callable(div):
+        raise TypeError(f"div must be callable, got {type(div).__name__}")
+    if not isinstance(symmetric, (bool, np.bool_)):
+        raise TypeError(f"symmetric must be a bool, got {type(symmetric).__name__}")
+    if upper is not None:
+        upper = _real(upper, "upper")
+        if math.isnan(upper):
+            raise ValueError("upper must be a number or +inf, not nan")
+    atol, rtol = _check_tolerances(atol, rtol)
     names = ["p", "q"] if len(samples) == 2 else _labels(len(samples))
 
     def D(i: int, j: int) -> float:
@@ -341,7 +364,12 @@ def assert_lipschitz(
         AssertionError: with the pair, the values and the ratio they certify.
     """
     check = "assert_lipschitz"
+    if not callable(f):
+        raise TypeError(f"f must be callable, got {type(f).__name__}")
     L = check_positive(L, "L")
+    rtol = _nonnegative(rtol, "rtol")
+    if atol is not None:
+        atol = _nonnegative(atol, "atol")
     array_kind({"x": x, "y": y})  # mixed numpy/torch is a TypeError
     xs = as_points(x, "x")
     fx, eps = _evaluate(f, xs, "x", check)
@@ -424,7 +452,14 @@ def assert_kantorovich_bound(
         AssertionError: with the samples, both means, W_1 and the constant they certify.
     """
     check = "assert_kantorovich_bound"
+    if not callable(critic):
+        raise TypeError(f"critic must be callable, got {type(critic).__name__}")
     L = check_positive(L, "L")
+    rtol = _nonnegative(rtol, "rtol")
+    if atol is not None:
+        atol = _nonnegative(atol, "atol")
+    if w1 is not None:
+        w1 = _nonnegative(w1, "w1")
     array_kind({"x": x, "y": y, "a": a, "b": b})
     xs, ys = as_points(x, "x"), as_points(y, "y")
     an = to_numpy64(as_weights(a, xs.shape[0], "a", like=xs))
@@ -445,7 +480,7 @@ def assert_kantorovich_bound(
     if atol is None:
         atol = _default_atol(max(eps_x, eps_y), L, [fx, fy],
                              [to_numpy64(xs), to_numpy64(ys)])
-    _check_tolerances(atol, rtol)
+    atol, rtol = _check_tolerances(atol, rtol)
     mean_x, mean_y = float(an @ fx[:, 0]), float(bn @ fy[:, 0])
     gap = mean_x - mean_y
     if abs(gap) <= L * w1 * (1 + rtol) + atol:

@@ -1,4 +1,6 @@
-"""Hypothesis strategies for distances between distributions (needs ``otdiv[testing]``).
+"""Hypothesis strategies for distances between distributions.
+
+They need hypothesis, the ``testing`` extra (from a clone: ``pip install -e '.[testing]'``).
 
 * :func:`histograms`, :func:`histogram_pairs` — probability vectors with zeros and tiny masses;
 * :func:`point_clouds`, :func:`measure_tuples` — weighted point clouds (:class:`Measure`) of any
@@ -13,11 +15,14 @@ Each strategy takes plain values or strategies for its size arguments, so
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -42,8 +47,77 @@ PAIR_KINDS = ("diracs", "translate", "sorted_1d", "permutation", "dirac_cloud")
 _TINY = (1e-30, 1e-15, 1e-9)  # masses that stay normal in float32 and vanish next to 1
 
 
-def _value(draw, v):
-    return draw(v) if isinstance(v, st.SearchStrategy) else v
+# The first otdiv call in a process loads compiled kernels, slower than hypothesis's default
+# 200 ms deadline: ``settings.load_profile("otdiv")`` (or ``@settings(deadline=None)``).
+settings.register_profile("otdiv", deadline=None)
+
+_SIZES = {"n": 1, "d": 1, "count": 1, "max_size": 1, "max_n": 1, "max_d": 1, "max_depth": 1}
+_FLAGS = {"zeros", "tiny", "absolutely_continuous", "zero_weights", "tiny_weights",
+          "duplicates", "weighted", "flat"}
+
+
+def _size(value: Any, name: str) -> int:
+    """A size argument: an int >= its minimum (checked when given and when drawn)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < _SIZES[name]:
+        raise ValueError(f"{name} must be >= {_SIZES[name]}, got {value}")
+    return int(value)
+
+
+def _check_arguments(args: dict[str, Any]) -> None:
+    """Check a strategy's arguments when it is built, not when hypothesis first draws."""
+    for name, value in args.items():
+        if isinstance(value, st.SearchStrategy):
+            continue  # drawn values are checked when drawn
+        if name in _SIZES and value is not None:
+            _size(value, name)
+        elif name in _FLAGS and value is not None and not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+        elif name == "bound":
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer,
+                                                                 np.floating)):
+                raise TypeError(f"bound must be a real number, got {type(value).__name__}")
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"bound must be a finite number > 0, got {value!r}")
+        elif name == "p" and not (isinstance(value, (int, float, np.integer, np.floating))
+                                  and not isinstance(value, bool) and value >= 1
+                                  and math.isfinite(value)):
+            raise ValueError(f"p must be a finite number >= 1, got {value!r}")
+        elif name == "L" and value is not None and not (
+                isinstance(value, (int, float, np.integer, np.floating))
+                and not isinstance(value, bool) and 0 < value < math.inf):
+            raise ValueError(f"L must be a finite number > 0, got {value!r}")
+        elif name == "kind":
+            _check_kind(value)
+        elif name == "kinds":
+            if isinstance(value, str) or not hasattr(value, "__iter__"):
+                raise TypeError(f"kinds must be a tuple of names, got {value!r}")
+            if not tuple(value):
+                raise ValueError("kinds must be a nonempty tuple of names, got ()")
+
+
+def _strategy(fn):
+    """``st.composite`` whose arguments are checked when the strategy is built."""
+    composite = st.composite(fn)
+    sig = inspect.signature(fn)
+    sig = sig.replace(parameters=list(sig.parameters.values())[1:])
+
+    @functools.wraps(fn)
+    def build(*args, **kwargs):
+        bound = sig.bind(*args, **kwargs)
+        values = dict(bound.arguments)
+        values.update(values.pop("kwargs", {}))
+        _check_arguments(values)
+        return composite(*args, **kwargs)
+
+    build.__signature__ = sig
+    return build
+
+
+def _value(draw, v, name: str | None = None):
+    v = draw(v) if isinstance(v, st.SearchStrategy) else v
+    return _size(v, name) if name in _SIZES else v
 
 
 def _float_dtype(dtype) -> np.dtype:
@@ -69,7 +143,7 @@ def _masses(draw, n: int, zeros: bool, tiny: bool) -> np.ndarray:
     return w / w.sum()
 
 
-@st.composite
+@_strategy
 def histograms(
     draw,
     n: int | st.SearchStrategy[int] | None = None,
@@ -88,11 +162,11 @@ def histograms(
         dtype: float32 or float64.
     """
     dt = _float_dtype(dtype)
-    n = _value(draw, n) if n is not None else draw(st.integers(1, max_size))
+    n = _value(draw, n, "n") if n is not None else draw(st.integers(1, max_size))
     return _masses(draw, n, zeros, tiny).astype(dt)
 
 
-@st.composite
+@_strategy
 def histogram_pairs(
     draw,
     n: int | st.SearchStrategy[int] | None = None,
@@ -108,7 +182,7 @@ def histogram_pairs(
     ``absolutely_continuous=True`` keeps ``q > 0`` wherever ``p > 0``, so KL(p || q) is finite.
     """
     dt = _float_dtype(dtype)
-    n = _value(draw, n) if n is not None else draw(st.integers(1, max_size))
+    n = _value(draw, n, "n") if n is not None else draw(st.integers(1, max_size))
     p = _masses(draw, n, zeros, tiny)
     q = _masses(draw, n, zeros, tiny)
     if absolutely_continuous:
@@ -188,7 +262,7 @@ def _cloud(draw, n, d, dt, weighted, duplicates, flat, bound, zeros, tiny):
     return x, a
 
 
-@st.composite
+@_strategy
 def point_clouds(
     draw,
     n: int | st.SearchStrategy[int] | None = None,
@@ -219,8 +293,8 @@ def point_clouds(
         kind: ``"numpy"`` or ``"torch"`` (CPU tensors).
     """
     _check_kind(kind)
-    n = _value(draw, n) if n is not None else draw(st.integers(1, max_n))
-    d = _value(draw, d) if d is not None else draw(st.integers(1, max_d))
+    n = _value(draw, n, "n") if n is not None else draw(st.integers(1, max_n))
+    d = _value(draw, d, "d") if d is not None else draw(st.integers(1, max_d))
     dt = _float_dtype(dtype if dtype is not None else draw(st.sampled_from(["float64",
                                                                             "float32"])))
     if flat is None:
@@ -230,7 +304,7 @@ def point_clouds(
     return Measure(_to_kind(x, kind), _to_kind(a, kind))
 
 
-@st.composite
+@_strategy
 def measure_tuples(
     draw,
     count: int = 3,
@@ -242,7 +316,7 @@ def measure_tuples(
 ) -> tuple[Measure, ...]:
     """``count`` point clouds of one dimension and dtype (for metric axioms); other keyword
     arguments go to :func:`point_clouds`."""
-    d = _value(draw, d) if d is not None else draw(st.integers(1, max_d))
+    d = _value(draw, d, "d") if d is not None else draw(st.integers(1, max_d))
     dt = dtype if dtype is not None else draw(st.sampled_from(["float64", "float32"]))
     flat = kwargs.pop("flat", None)
     if flat is None:
@@ -273,7 +347,15 @@ class KnownPair:
     cost_tol: float
 
     def check(self, computed: Any, *, tol: float | None = None) -> None:
-        """Raise AssertionError unless ``computed`` (a float or 0-d tensor) is W_p."""
+        """Raise AssertionError unless ``computed`` (a float or 0-d tensor) is W_p.
+
+        ``tol`` (None: the pair's own ``tol``) widens or narrows the accepted error
+        ``|computed - value| <= tol``; the W_p^p tolerance ``cost_tol`` is scaled with it.
+        """
+        if tol is not None:
+            from otdiv.testing.invariants import _nonnegative
+
+            tol = _nonnegative(tol, "tol")
         inputs = {"x": self.x, "y": self.y, "a": self.a, "b": self.b}
         if is_tensor(computed):
             computed = computed.detach().cpu().numpy()
@@ -302,7 +384,7 @@ def _norms(v: np.ndarray) -> np.ndarray:
     return np.linalg.norm(np.asarray(v, dtype=np.float64).reshape(v.shape[0], -1), axis=1)
 
 
-@st.composite
+@_strategy
 def measure_pairs(
     draw,
     p: float | st.SearchStrategy[float] = 1.0,
@@ -347,7 +429,7 @@ def measure_pairs(
     dt = _float_dtype(dtype if dtype is not None else draw(st.sampled_from(["float64",
                                                                             "float32"])))
     which = draw(st.sampled_from(kinds))
-    d = _value(draw, d) if d is not None else draw(st.integers(1, max_d))
+    d = _value(draw, d, "d") if d is not None else draw(st.integers(1, max_d))
     n = draw(st.integers(1, max_n))
 
     if which == "diracs":
@@ -446,7 +528,7 @@ def _groupsort_critic_class():
     return _GROUPSORT_CLASS
 
 
-@st.composite
+@_strategy
 def lipschitz_critics(
     draw,
     d: int | st.SearchStrategy[int] | None = None,
@@ -474,7 +556,7 @@ def lipschitz_critics(
     if unknown or not kinds:
         raise ValueError(f"kinds must be a nonempty subset of ('linear', 'groupsort'), "
                          f"got {kinds!r}")
-    d = _value(draw, d) if d is not None else draw(st.integers(1, max_d))
+    d = _value(draw, d, "d") if d is not None else draw(st.integers(1, max_d))
     L = float(_value(draw, L)) if L is not None else draw(st.floats(0.1, 10.0))
     if dtype is None:
         dtype = draw(st.sampled_from(["float64", "float32"]))
