@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.otdiv-installed
 
-.PHONY: install demo test lint bench docs clean
+.PHONY: install demo test test-threads lint bench docs clean
 
 install: $(STAMP)
 
@@ -19,6 +19,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks docs
 	$(PY) -m pytest -n 2 -q
+
+# the suite again with every thread pool at one thread: no test may hinge on the thread count
+ONE_THREAD := NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+test-threads: $(STAMP)
+	$(ONE_THREAD) $(PY) -m pytest -n 2 -q
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks docs
