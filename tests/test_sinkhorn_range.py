@@ -38,8 +38,6 @@ def pot_reference(x, y, eps):
 @pytest.mark.parametrize("rel_eps", [1.0, 0.1, 0.01, 1e-3])
 @pytest.mark.parametrize("backend", ["numba", "torch"])
 def test_shared_supports_converge_to_pot(support, rel_eps, backend):
-    if (backend, support, rel_eps) == ("torch", "nested", 1e-3):
-        pytest.xfail("torch log-domain path: 1.8e-5 after 10,000 sweeps (open, issue 16)")
     x, y = supports(support, np.random.default_rng(3))
     cmax = ot.dist(x, y).max()
     eps = rel_eps * cmax

@@ -63,6 +63,7 @@ DENSE_BUDGET = 1 << 25  # kernel entries a solver may store (256 MiB in float64,
 _EXP_CAP = 700.0  # exp() argument cap in error estimates far from convergence
 _OMEGA_MAX = 1.98  # over-relaxation cap: the linearised rate ω − 1 stays <= 0.98
 _ASCENT = 0.01  # an over-relaxed half-step must raise the dual by 1 % of the plain step's rise
+_PLAIN_EVERY = 4  # in that window, the plain plan is measured every 4th sweep (and the last)
 _HALVINGS = 4  # ω − 1 halved at most this often before the plain step is taken
 _ABSORB = 30.0  # scaling-domain kernel: absorb once a potential is 30·eps above its reference
 _TINY_EPS = 1e-300  # eps of the unit-scale problem is kept in [_TINY_EPS, 1/_TINY_EPS]
@@ -382,6 +383,16 @@ def _iterate(prob, a, b, eps, tol, max_iter, scaling, init=None):
         f_plain = prob.rows(g_new, eps)
         n_iter += 1
         err = _plan_error(prob, a, b, f, g_new, f_plain, g_plain, eps)
+        if omega != 1.0 and math.isfinite(err) and (
+                n_iter >= max_iter or (err <= _plain_window(omega) * tol * mass
+                                       and n_iter % _PLAIN_EVERY == 0)):
+            # the over-relaxed g overshoots: near the fixed point its plan's error is up to
+            # 2 / (2 − ω) times that of the plain g = T_a(f), whose plan is measured with one
+            # more soft-min (its columns are exact) and returned when it is the better one
+            plain_err = _plan_error(prob, a, b, f, g_plain, prob.rows(g_plain, eps), g_plain,
+                                    eps)
+            if plain_err < err and (plain_err <= tol * mass or n_iter >= max_iter):
+                return f, g_plain, plain_err, n_iter, plain_err <= tol * mass
         if err <= tol * mass or n_iter >= max_iter or not math.isfinite(err):
             return f, g_new, err, n_iter, err <= tol * mass
         g = g_new
@@ -392,6 +403,12 @@ def _iterate(prob, a, b, eps, tol, max_iter, scaling, init=None):
                                       _omega_cap(f))
             if abs(target - omega) > 1e-3:
                 omega, errors = target, []
+
+
+def _plain_window(omega: float) -> float:
+    """How far above tol an over-relaxed plan's error may be while the plain plan at the same
+    f can already be within tol (its error is about (2 − ω) / 2 times as large)."""
+    return 2.0 / (2.0 - omega)
 
 
 def _omega_cap(f) -> float:
