@@ -266,7 +266,7 @@ def bench_sliced() -> None:
     from otdiv.metrics.sliced import _directions
 
     x, y = clouds(N_SLICED, D_SLICED, seed=2)
-    theta = _directions(D_SLICED, L_SLICED, 0)  # the same directions for both
+    theta = _directions(np.random.default_rng(0), D_SLICED, L_SLICED)  # the same for both
     otdiv.sliced_wasserstein(x[:50], y[:50], n_projections=4, seed=0)
     for p in (1, 2):
         def ours(p=p):

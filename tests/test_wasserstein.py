@@ -357,7 +357,7 @@ def test_float32_path_agrees(rng):
 def test_sliced_matches_projected_scipy(rng, p, weighted):
     x, y = rng.normal(size=(80, 3)), rng.normal(size=(80 if not weighted else 55, 3)) + 0.3
     a, b = (rng.random(80), rng.random(55)) if weighted else (None, None)
-    theta = _directions(3, 20, 5)
+    theta = _directions(np.random.default_rng(5), 3, 20)
     per = []
     for k in range(20):
         xp, yp = x @ theta[:, k], y @ theta[:, k]

@@ -79,6 +79,10 @@ def as_float_array(x: object, name: str, *, finite: bool = True) -> Array:
         return t
     if isinstance(x, (str, bytes)) or x is None:
         raise TypeError(f"{name} must be an array of numbers, got {type(x).__name__}")
+    if isinstance(x, np.ma.MaskedArray):  # np.asarray would silently use the masked values
+        raise TypeError(f"{name} is a masked array; otdiv does not read masks: pass the kept "
+                        f"entries ({name}[~{name}.mask] for points, or {name}.compressed()) or "
+                        f"{name}.filled(value)")
     try:
         arr = np.asarray(x)
     except Exception as exc:  # ragged lists and the like
@@ -109,6 +113,17 @@ def as_points(x: object, name: str) -> Array:
     return arr
 
 
+def common_dtype(x: Array, y: Array) -> tuple[Array, Array]:
+    """Torch clouds of float32 and float64 both in float64 (differentiably), as torch's type
+    promotion would give; numpy arrays (always float64) pass through."""
+    if is_tensor(x) and x.dtype != y.dtype:
+        import torch
+
+        dtype = torch.promote_types(x.dtype, y.dtype)
+        return x.to(dtype), y.to(dtype)
+    return x, y
+
+
 def check_same_dim(x: Array, y: Array, names: Sequence[str] = ("x", "y")) -> None:
     if x.shape[1] != y.shape[1]:
         raise ValueError(
@@ -132,7 +147,10 @@ def as_weights(
         return np.full(n, 1.0 / n)
     w = as_float_array(a, name)
     if w.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D array of weights, got shape {tuple(w.shape)}")
+        hint = ("; for a cost matrix (POT's emd2(a, b, M)) use otdiv.transport(a, b, cost)"
+                if w.ndim == 2 else "")
+        raise ValueError(f"{name} must be a 1-D array of weights, got shape "
+                         f"{tuple(w.shape)}{hint}")
     if w.shape[0] != n:
         raise ValueError(f"{name} has {w.shape[0]} weights but there are {n} points")
     if is_tensor(w):
@@ -189,13 +207,18 @@ def check_nonnegative(value: object, name: str) -> float:
     return value
 
 
-def check_int(value: object, name: str, *, minimum: int = 1) -> int:
-    """An integer >= minimum (counts such as n_projections, k, max_iter)."""
+MAX_COUNT = 2**62  # counts (iterations, sizes) live in int64 inside numba, torch and POT
+
+
+def check_int(value: object, name: str, *, minimum: int = 1, maximum: int = MAX_COUNT) -> int:
+    """An integer in [minimum, maximum] (counts such as n_projections, k, max_iter)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer >= {minimum}, got {type(value).__name__}")
     value = int(value)
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+    if value > maximum:
+        raise ValueError(f"{name} must be an integer <= {maximum}, got {value}")
     return value
 
 

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from otdiv._array import is_tensor
+
 
 class ConvergenceWarning(UserWarning):
     """A solver stopped before it reached its tolerance (or optimality)."""
@@ -33,7 +35,8 @@ class TransportResult:
         status: a short word from the solver ("optimal", "max_iter_reached", ...).
         n_iter: iterations used (None when the solver does not count them).
         method: the algorithm that produced the result.
-        plan: the optimal coupling, dense (n, m) numpy array, built on first access.
+        plan: the optimal coupling, dense (n, m), numpy or a tensor like ``value``, built on
+            first access.
         plan_support: (rows, cols, masses) of the nonzero entries, when the solver is sparse.
     """
 
@@ -52,7 +55,13 @@ class TransportResult:
 
     @cached_property
     def plan(self):
-        """The optimal coupling P as a dense array (computed on first access)."""
-        if self._plan_fn is not None:
-            return self._plan_fn()
-        raise AttributeError("this result carries no plan")
+        """The optimal coupling P, dense, of the input's kind: a numpy array, or a tensor on
+        the input's device and dtype for torch input (computed on first access)."""
+        if self._plan_fn is None:
+            raise AttributeError("this result carries no plan")
+        plan = self._plan_fn()
+        if is_tensor(self.value) and not is_tensor(plan):
+            import torch
+
+            plan = torch.as_tensor(plan, dtype=self.value.dtype, device=self.value.device)
+        return plan

@@ -50,6 +50,7 @@ from otdiv._array import (
     check_p,
     check_positive,
     check_same_dim,
+    common_dtype,
     is_tensor,
     to_numpy64,
 )
@@ -847,23 +848,12 @@ def _ndim(x) -> int:
         return -1
 
 
-def _common_dtype(x, y):
-    """Torch clouds of float32 and float64 both in float64 (differentiably), as torch's type
-    promotion would give; the value and gradients then come in that dtype."""
-    if is_tensor(x) and x.dtype != y.dtype:
-        import torch
-
-        dtype = torch.promote_types(x.dtype, y.dtype)
-        return x.to(dtype), y.to(dtype)
-    return x, y
-
-
 def _validate(x, y, a, b, eps, p, tol, max_iter, eps_scaling, backend):
     kind = array_kind({"x": x, "y": y, "a": a, "b": b})
     x = as_points(x, "x")
     y = as_points(y, "y")
     check_same_dim(x, y)
-    x, y = _common_dtype(x, y)
+    x, y = common_dtype(x, y)
     a = as_weights(a, x.shape[0], "a", like=x)
     b = as_weights(b, y.shape[0], "b", like=y)
     eps = check_positive(eps, "eps")

@@ -15,14 +15,31 @@ from otdiv._array import (
     check_int,
     check_p,
     check_same_dim,
+    check_seed,
+    common_dtype,
     to_numpy64,
 )
 
+CHUNK_ENTRIES = 1 << 24  # projected coordinates held at once: (n + m) · chunk, 128 MiB float64
+MAX_WORK = 1 << 40  # (n + m) · n_projections above this would take hours: refused
 
-def _directions(d: int, n_projections: int, seed) -> np.ndarray:
-    """(d, L) unit vectors, uniform on the sphere, from numpy's generator (same on any device)."""
-    theta = np.random.default_rng(seed).standard_normal((d, n_projections))
+
+def _directions(rng: np.random.Generator, d: int, count: int) -> np.ndarray:
+    """(d, count) unit vectors, uniform on the sphere, from numpy's generator (same on any
+    device)."""
+    theta = rng.standard_normal((d, count))
     return theta / np.linalg.norm(theta, axis=0, keepdims=True)
+
+
+def _chunks(total: int, size: int) -> list[int]:
+    return [min(size, total - lo) for lo in range(0, total, size)]
+
+
+def _unit_scale(x, y) -> float:
+    """A power of two s with every |coordinate| / s <= 1 (1 for all-zero data): projections
+    and their p-th powers then neither overflow nor underflow needlessly."""
+    reach = max(float(abs(v).max()) for v in (x, y))
+    return float(2.0 ** np.ceil(np.log2(reach))) if reach > 0 else 1.0
 
 
 def _by_row_blocks(op, *pairs) -> None:
@@ -55,11 +72,13 @@ def _sliced_torch(x, y, a, b, theta, p, uniform):
     ix, iy = torch.argsort(xp, dim=0), torch.argsort(yp, dim=0)
     ca = torch.cumsum(a[ix], dim=0)
     cb = torch.cumsum(b[iy], dim=0)
-    levels = torch.sort(torch.cat([ca, cb], dim=0), dim=0).values.detach()
+    # the merged cumulative weights stay in the graph: W_p^p = Σ_k (l_k − l_{k−1}) |x_q − y_q|^p
+    # with the quantile indices q fixed near a, b, so ∂/∂a, ∂/∂b flow through the levels l
+    levels = torch.sort(torch.cat([ca, cb], dim=0), dim=0).values
     levels = levels.clamp(max=1.0)
     widths = torch.diff(levels, dim=0, prepend=torch.zeros_like(levels[:1]))
     # the quantile index of each level's left endpoint on each side
-    mid = (levels - 0.5 * widths).T.contiguous()
+    mid = (levels - 0.5 * widths).detach().T.contiguous()
     qi = torch.searchsorted(ca.detach().T.contiguous(), mid).T.clamp(max=x.shape[0] - 1)
     qj = torch.searchsorted(cb.detach().T.contiguous(), mid).T.clamp(max=y.shape[0] - 1)
     xs = torch.gather(torch.gather(xp, 0, ix), 0, qi)
@@ -90,39 +109,62 @@ def sliced_wasserstein(
         x, y: (n,)/(n, d) and (m,)/(m, d) points, numpy or torch.
         a, b: nonnegative weights, uniform when None, normalized to sum 1.
         p: exponent, p >= 1.
-        n_projections: L, the number of random directions.
-        seed: seed of numpy's generator for the directions (identical on CPU and GPU).
+        n_projections: L, the number of random directions (memory stays below
+            ``CHUNK_ENTRIES`` projected coordinates, 128 MiB, whatever L; (n + m) · L above
+            2**40 is refused).
+        seed: seed of numpy's generator for the directions (identical on CPU and GPU);
+            None or an integer in [0, 2**63).
 
     Returns:
-        SW_p as a float (numpy) or a differentiable 0-d tensor (torch).
+        SW_p as a float (numpy) or a 0-d tensor (torch), differentiable in x, y, a and b.
     """
     kind = array_kind({"x": x, "y": y, "a": a, "b": b})
     x = as_points(x, "x")
     y = as_points(y, "y")
     check_same_dim(x, y)
+    x, y = common_dtype(x, y)
     uniform = a is None and b is None
     a = as_weights(a, x.shape[0], "a", like=x)
     b = as_weights(b, y.shape[0], "b", like=y)
     p = check_p(p)
     n_projections = check_int(n_projections, "n_projections")
-    theta = _directions(x.shape[1], n_projections, seed)
-
+    seed = check_seed(seed)
+    rows = x.shape[0] + y.shape[0]
+    if rows * n_projections > MAX_WORK:
+        raise ValueError(
+            f"n_projections={n_projections} is too many for {rows} points: (n + m) · "
+            f"n_projections must stay below 2**40 (hours of sorting); a few hundred "
+            "directions give SW_p to about 1/sqrt(n_projections)")
+    rng = np.random.default_rng(seed)
+    # memory stays bounded: the directions are drawn and projected CHUNK_ENTRIES / (n + m)
+    # at a time (one draw of all of them when they fit, so the seed gives the same directions)
+    sizes = _chunks(n_projections, max(1, CHUNK_ENTRIES // rows))
+    s = _unit_scale(to_numpy64(x) if kind == "numpy" else x.detach(),
+                    to_numpy64(y) if kind == "numpy" else y.detach())
     if kind == "torch":
         from otdiv.metrics.envelope import root
 
-        return root(_sliced_torch(x, y, a, b, theta, p, uniform).mean(), p)
+        xs, ys = x / s, y / s
+        total = sum(_sliced_torch(xs, ys, a, b, _directions(rng, x.shape[1], c), p,
+                                  uniform).sum() for c in sizes)
+        return root(total / n_projections, p) * s
 
     from otdiv.kernels import transport1d_numba as k1
 
-    # one contiguous row per projection, so numpy sorts rows in place
-    xp = np.ascontiguousarray((to_numpy64(x) @ theta).T)
-    yp = np.ascontiguousarray((to_numpy64(y) @ theta).T)
-    if uniform and x.shape[0] == y.shape[0]:
-        _by_row_blocks(lambda src, _: src.sort(axis=1), (xp, xp), (yp, yp))
-        per = k1.rows_equal_uniform(xp, yp, p)
-    else:
-        ix, iy = np.empty(xp.shape, np.int64), np.empty(yp.shape, np.int64)
-        _by_row_blocks(lambda src, dst: np.copyto(dst, np.argsort(src, axis=1)),
-                       (xp, ix), (yp, iy))
-        per = k1.rows_weighted(xp, ix, to_numpy64(a), yp, iy, to_numpy64(b), p)
-    return float(per.mean() ** (1.0 / p))
+    xn, yn = to_numpy64(x) / s, to_numpy64(y) / s
+    total = 0.0
+    for count in sizes:
+        theta = _directions(rng, x.shape[1], count)
+        # one contiguous row per projection, so numpy sorts rows in place
+        xp = np.ascontiguousarray((xn @ theta).T)
+        yp = np.ascontiguousarray((yn @ theta).T)
+        if uniform and x.shape[0] == y.shape[0]:
+            _by_row_blocks(lambda src, _: src.sort(axis=1), (xp, xp), (yp, yp))
+            per = k1.rows_equal_uniform(xp, yp, p)
+        else:
+            ix, iy = np.empty(xp.shape, np.int64), np.empty(yp.shape, np.int64)
+            _by_row_blocks(lambda src, dst: np.copyto(dst, np.argsort(src, axis=1)),
+                           (xp, ix), (yp, iy))
+            per = k1.rows_weighted(xp, ix, to_numpy64(a), yp, iy, to_numpy64(b), p)
+        total += float(per.sum())
+    return float((total / n_projections) ** (1.0 / p) * s)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
+
 from otdiv._array import array_kind, as_float_array, as_weights, check_positive, to_numpy64
 from otdiv.metrics.envelope import add_weight_gradients
 from otdiv.metrics.results import TransportResult, warn_not_converged
@@ -40,11 +42,18 @@ def transport(a, b, cost, *, eps: float | None = None, **solver_options) -> Tran
     a = as_weights(a, n, "a", like=C, normalize=False)
     b = as_weights(b, m, "b", like=C, normalize=False)
     an, bn, Cn = to_numpy64(a), to_numpy64(b), to_numpy64(C)
+    # masses and costs are rescaled to order 1 before any solver sees them (the problem is
+    # homogeneous: OT(s a, s b, c C) = s c OT(a, b, C)); POT's simplex has absolute
+    # tolerances and crashes on masses near the float range's ends
+    scale = max(an.max(), bn.max())
+    an, bn = an / scale, bn / scale
     sa, sb = an.sum(), bn.sum()
     if abs(sa - sb) > MASS_RTOL * max(sa, sb):
         raise ValueError(
             f"a and b must have the same total mass (relative tolerance {MASS_RTOL:g}); got "
-            f"sum(a)={sa:.10g} and sum(b)={sb:.10g}. Normalize them, or use an unbalanced solver"
+            f"sum(a)={sa * scale:.10g} and sum(b)={sb * scale:.10g}. otdiv has no unbalanced "
+            "solver: divide each by its sum to compare shapes (a / a.sum(), b / b.sum()), or "
+            "add the missing mass as a dummy point with its own cost row or column"
         )
     if eps is not None:
         check_positive(eps, "eps")
@@ -56,15 +65,20 @@ def transport(a, b, cost, *, eps: float | None = None, **solver_options) -> Tran
 
     import ot
 
-    bn = bn * (sa / sb)  # equal within 1e-6; make them equal to rounding for the simplex
+    cmax = float(np.abs(Cn).max())
+    unit = Cn / cmax if cmax > 0 else Cn
+    au, bu = an / sa, bn / sb  # each sums to 1 up to rounding
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        plan, log = ot.emd(an, bn, Cn, numItermax=2**62, log=True)
+        plan_u, log = ot.emd(au, bu, unit, numItermax=2**62, log=True)
     converged = log["result_code"] == 1
     if not converged:
         warn_not_converged("transport", f"network simplex status {log['warning']!r}")
-    cost_value = float((plan * Cn).sum())
-    f, g = log["u"], log["v"]
+    c = cmax if cmax > 0 else 1.0
+    with np.errstate(over="ignore"):  # a value past the float range is inf, as it should be
+        cost_value = float((plan_u * unit).sum()) * c * sa * scale
+    f, g = log["u"] * c, log["v"] * c
+    plan = (plan_u * sa) * scale  # entries <= min(a_i, b_j): finite even if the total is not
     if kind == "torch":
         import torch
 
