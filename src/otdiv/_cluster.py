@@ -44,11 +44,34 @@ def connect(address: str, timeout: float = CONNECT_TIMEOUT):
                           "pip install 'otdiv[dask]'")
     from distributed import Client
 
+    if not isinstance(address, str) or not address.strip():
+        raise ValueError(f"client: a scheduler address is a string such as "
+                         f"'tcp://10.0.0.5:8786', got {address!r}")
+    _probe(address, timeout)
     try:
         return Client(address, timeout=timeout)
     except Exception as exc:  # OSError on a timeout, ValueError on a malformed address, ...
-        raise ConnectionError(f"cannot reach the Dask scheduler at {address!r} within "
-                              f"{timeout:g} s: {_one_line(exc)}") from None
+        raise ConnectionError(f"cannot reach the Dask scheduler at {address!r}: "
+                              f"{_one_line(exc)}") from None
+
+
+def _probe(address: str, timeout: float) -> None:
+    """Fail at once when a tcp address refuses connections (Client would retry until its
+    timeout); other schemes (tls://, ucx://, ...) are left to Client."""
+    import socket
+
+    scheme, _, rest = address.rpartition("://")
+    if scheme not in ("", "tcp"):
+        return
+    host, _, port = rest.rpartition(":")
+    if not host or not port.isdigit():
+        return  # Client reports the malformed address
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConnectionError(f"cannot reach the Dask scheduler at {address!r}: "
+                              f"{_one_line(reason)}") from None
 
 
 def n_threads(client) -> int:
@@ -91,8 +114,11 @@ def cluster_client(client: Any, *, n_workers: int, in_process: bool = False) -> 
         return
     from distributed import Client, LocalCluster
 
+    import logging
+
     cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None, env=dict(THREAD_ENV))
+                           dashboard_address=None, env=dict(THREAD_ENV),
+                           silence_logs=logging.ERROR)
     try:
         own = Client(cluster)
         try:
