@@ -58,9 +58,11 @@ def _metric(name: str):
     return getattr(__import__(module, fromlist=[name]), name)
 
 
-def _solve_batch(metric: str, options: dict, pairs: list[tuple[int, int, int, int]],
+def _solve_batch(metric: str, options: dict, second: str,
+                 pairs: list[tuple[int, int, int, int]],
                  *clouds: np.ndarray) -> list[tuple[int, int, float]]:
-    """[(i, j, metric(clouds[a], clouds[b], **options))] for each (i, j, a, b) in pairs."""
+    """[(i, j, metric(clouds[a], clouds[b], **options))] for each (i, j, a, b) in pairs;
+    ``second`` names the sequence of j ("xs" or "ys") in error messages."""
     fn = _metric(metric)
     pin_threads()
     out = []
@@ -68,7 +70,7 @@ def _solve_batch(metric: str, options: dict, pairs: list[tuple[int, int, int, in
         try:
             value = fn(clouds[a], clouds[b], **options)
         except (ValueError, TypeError, FloatingPointError) as exc:
-            raise type(exc)(f"pair ({i}, {j}): {exc}") from None
+            raise type(exc)(f"xs[{i}] vs {second}[{j}]: {exc}") from None
         out.append((i, j, float(value)))
     return out
 
@@ -176,7 +178,8 @@ def pairwise(
         batches = _batches(pairs, cost, threads)
         bar = _progress_bar(len(pairs), progress)
         try:
-            for done in _run(dask_client, metric, options, clouds, pairs, where, batches):
+            for done in _run(dask_client, (metric, options, "xs" if square else "ys"), clouds,
+                             pairs, where, batches):
                 for i, j, value in done:
                     out[i, j] = value
                 bar.update(len(done))
@@ -195,7 +198,7 @@ def _progress_bar(total: int, enabled: bool):
                 disable=not (enabled and sys.stderr.isatty()))
 
 
-def _run(client, metric, options, clouds, pairs, where, batches):
+def _run(client, head, clouds, pairs, where, batches):
     """Yield each batch's [(i, j, value)] as it finishes (in this process when no client)."""
     tasks = []
     for run in batches:
@@ -204,12 +207,12 @@ def _run(client, metric, options, clouds, pairs, where, batches):
         tasks.append(([(*pairs[k], slot[where[k][0]], slot[where[k][1]]) for k in run], used))
     if client is None:
         for task, used in tasks:
-            yield _solve_batch(metric, options, task, *(clouds[c] for c in used))
+            yield _solve_batch(*head, task, *(clouds[c] for c in used))
         return
     from distributed import as_completed
 
     futures = client.scatter(clouds, hash=False)  # each cloud leaves this process once
-    submitted = [client.submit(_solve_batch, metric, options, task,
+    submitted = [client.submit(_solve_batch, *head, task,
                                *(futures[c] for c in used), pure=False)
                  for task, used in tasks]
     try:
