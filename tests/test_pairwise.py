@@ -26,7 +26,7 @@ OPTIONS = {"wasserstein": {}, "sinkhorn": {"eps": 0.5}, "sinkhorn_divergence": {
 @pytest.fixture(scope="module")
 def client():
     with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
-                                  dashboard_address=None) as cluster, \
+                                  dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as c:
         yield c
 

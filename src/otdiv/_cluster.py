@@ -117,7 +117,7 @@ def cluster_client(client: Any, *, n_workers: int, in_process: bool = False) -> 
     import logging
 
     cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None, env=dict(THREAD_ENV),
+                           dashboard_address=":0", env=dict(THREAD_ENV),
                            silence_logs=logging.ERROR)
     try:
         own = Client(cluster)
