@@ -112,9 +112,9 @@ def cluster_client(client: Any, *, n_workers: int, in_process: bool = False) -> 
     if in_process or not have_distributed():
         yield None
         return
-    from distributed import Client, LocalCluster
-
     import logging
+
+    from distributed import Client, LocalCluster
 
     cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                            dashboard_address=":0", env=dict(THREAD_ENV),
