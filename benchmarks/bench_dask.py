@@ -26,7 +26,6 @@ import json
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 from _harness import machine, table

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import otdiv
-from otdiv.metrics.pairwise import METRICS, _batches
+from otdiv.metrics.pairwise import MAX_TASKS, METRICS, _batches
 
 distributed = pytest.importorskip("distributed")
 
@@ -90,14 +90,16 @@ def test_address_string_and_torch_clouds(client):
 
 def test_batches_cover_every_pair_once_in_order():
     rng = np.random.default_rng(0)
-    for n_pairs, threads in [(1, 1), (7, 2), (100, 2), (1000, 8)]:
-        cost = list(rng.exponential(0.02, n_pairs))
+    for n_pairs, threads, scale in [(1, 1, 0.02), (7, 2, 0.02), (100, 2, 0.02),
+                                    (1000, 8, 0.02), (120_000, 3200, 5.0)]:
+        cost = list(rng.exponential(scale, n_pairs))
         batches = _batches([(0, k) for k in range(n_pairs)], cost, threads)
         assert [k for b in batches for k in b] == list(range(n_pairs))
-        cap = -(-n_pairs // (4 * threads))
-        for b in batches[:-1]:  # each closes on its work or on the share cap
-            assert sum(cost[k] for k in b) >= 0.1 or len(b) == cap
-        assert all(len(b) <= cap for b in batches)
+        least = -(-n_pairs // MAX_TASKS)
+        cap = max(least, -(-n_pairs // (4 * threads)))
+        assert len(batches) <= MAX_TASKS and all(len(b) <= cap for b in batches)
+        for b in batches[:-1]:  # each closes on its work and size, or on the share cap
+            assert (sum(cost[k] for k in b) >= 0.1 and len(b) >= least) or len(b) == cap
 
 
 def test_unreachable_scheduler_is_one_quick_error():

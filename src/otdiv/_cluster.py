@@ -116,9 +116,15 @@ def cluster_client(client: Any, *, n_workers: int, in_process: bool = False) -> 
 
     from distributed import Client, LocalCluster
 
-    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                           dashboard_address=":0", env=dict(THREAD_ENV),
-                           silence_logs=logging.ERROR)
+    try:
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                               dashboard_address=":0", env=dict(THREAD_ENV),
+                               silence_logs=logging.ERROR)
+    except Exception as exc:
+        # the usual cause: a script whose top level runs again in each spawned worker
+        raise RuntimeError(
+            f"could not start local Dask worker processes ({_one_line(exc)}); in a script, "
+            "run this under `if __name__ == \"__main__\":`, or pass client=") from None
     try:
         own = Client(cluster)
         try:

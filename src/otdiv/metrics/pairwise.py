@@ -35,6 +35,7 @@ METRICS: dict[str, tuple[str, bool, bool]] = {
 
 MIN_TASK_SECONDS = 0.1  # a task's estimated work; Dask's overhead is ~1-3 ms per task
 TASKS_PER_THREAD = 4  # at least this many tasks per worker thread, for load balance
+MAX_TASKS = 50_000  # a Dask scheduler handles ~1-5 thousand tasks a second
 IN_PROCESS_SECONDS = 10.0  # client=None: below this estimate, no cluster is started
 
 # seconds per unit of the cost model below, measured on one core of a 2-core x86 CPU
@@ -89,16 +90,19 @@ def _clouds(xs: object, name: str) -> list[np.ndarray]:
 
 def _batches(pairs: list[tuple[int, int]], cost: list[float],
              threads: int) -> list[list[int]]:
-    """Consecutive runs of pair indices: a run closes at MIN_TASK_SECONDS of estimated work,
-    or when it holds its share of the pairs for TASKS_PER_THREAD tasks per thread."""
-    cap = max(1, math.ceil(len(pairs) / (TASKS_PER_THREAD * threads)))
+    """Consecutive runs of pair indices. A run closes once it holds MIN_TASK_SECONDS of
+    estimated work and at least len(pairs) / MAX_TASKS pairs (so the scheduler never holds
+    more than about MAX_TASKS tasks), or once it holds its share of the pairs for
+    TASKS_PER_THREAD tasks per thread (load balance)."""
+    least = max(1, math.ceil(len(pairs) / MAX_TASKS))
+    cap = max(least, math.ceil(len(pairs) / (TASKS_PER_THREAD * threads)))
     out: list[list[int]] = []
     run: list[int] = []
     total = 0.0
     for k in range(len(pairs)):
         run.append(k)
         total += cost[k]
-        if total >= MIN_TASK_SECONDS or len(run) >= cap:
+        if (total >= MIN_TASK_SECONDS and len(run) >= least) or len(run) >= cap:
             out.append(run)
             run, total = [], 0.0
     if run:
