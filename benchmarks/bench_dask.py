@@ -32,7 +32,7 @@ from _harness import machine, table
 
 import otdiv
 from otdiv._cluster import THREAD_ENV
-from otdiv.audit.sweep import load_grid, run_job, sweep
+from otdiv.audit.grid import load_grid, run_job, sweep
 
 N_CLOUDS, N_POINTS = 12, 3000
 GRID = {"grid": {"toy": ["8gaussians", "swissroll"], "constraint": ["gp", "lp"],

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from otdiv.audit.sweep import load_grid, sweep
+from otdiv.audit.grid import load_grid, sweep
 from otdiv.cli import main
 
 distributed = pytest.importorskip("distributed")

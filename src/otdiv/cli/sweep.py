@@ -6,7 +6,7 @@ from otdiv.cli._common import CLIError, int_arg
 
 
 def _sweep(args) -> int:
-    from otdiv.audit.sweep import sweep
+    from otdiv.audit.grid import sweep
 
     if args.scheduler is not None and args.workers is not None:
         raise CLIError("--workers sizes the local cluster; with --scheduler the cluster's "
