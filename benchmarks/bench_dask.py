@@ -62,6 +62,12 @@ def _noop(i: int) -> int:
     return i
 
 
+def concurrency(stream, prefix: str, wall: float) -> float:
+    """Task compute seconds (every worker) per wall second: the workers busy at once."""
+    return sum(s["stop"] - s["start"] for d in stream.data if d["key"].startswith(prefix)
+               for s in d["startstops"] if s["action"] == "compute") / wall
+
+
 def cpu_seconds(client) -> float:
     """CPU seconds used so far by this process and every worker process."""
     return time.process_time() + sum(client.run(time.process_time).values())
@@ -79,6 +85,8 @@ def cluster(workers: int):
 
 
 def main() -> None:
+    from distributed import get_task_stream
+
     load = [os.getloadavg()[0]]
     xs = clouds()
     _warm()
@@ -105,10 +113,12 @@ def main() -> None:
         try:
             log(f"pairwise on {workers} worker(s) ...")
             start, cpu = time.perf_counter(), cpu_seconds(client)
-            got = otdiv.pairwise(xs, client=client, progress=False)
+            with get_task_stream(client) as stream:
+                got = otdiv.pairwise(xs, client=client, progress=False)
             t, c = time.perf_counter() - start, cpu_seconds(client) - cpu
             assert np.allclose(got, loop, rtol=1e-12, atol=0), "pairwise != loop"
-            matrix_rows.append([workers, t, t_loop / t, t / t_loop, c / c_loop, t_start])
+            matrix_rows.append([workers, t, t_loop / t, t / t_loop, c / c_loop,
+                                concurrency(stream, "_solve_batch", t), t_start])
             if workers == 1:
                 overhead["pairwise"] = (t - t_loop) / n_pairs
                 start = time.perf_counter()
@@ -117,10 +127,12 @@ def main() -> None:
             log(f"sweep on {workers} worker(s) ...")
             with tempfile.TemporaryDirectory() as tmp:
                 start, cpu = time.perf_counter(), cpu_seconds(client)
-                result = sweep(GRID, tmp, client=client, progress=False)
+                with get_task_stream(client) as stream:
+                    result = sweep(GRID, tmp, client=client, progress=False)
                 t, c = time.perf_counter() - start, cpu_seconds(client) - cpu
             assert result.failed == 0 and len(result.ran) == len(jobs)
-            sweep_rows.append([workers, t, t_jobs / t, t / t_jobs, c / c_jobs, t_start])
+            sweep_rows.append([workers, t, t_jobs / t, t / t_jobs, c / c_jobs,
+                               concurrency(stream, "otdiv-audit", t), t_start])
         finally:
             client.close()
             local.close()
@@ -128,14 +140,16 @@ def main() -> None:
     m1, m2 = matrix_rows[0][1], matrix_rows[1][1]
     s1, s2 = sweep_rows[0][1], sweep_rows[1][1]
     header = ["workers", "wall [s]", "speed-up vs loop", "time / loop", "CPU / loop CPU",
-              "cluster start [s]"]
+              "tasks running at once", "cluster start [s]"]
     print("## Dask: pairwise matrices and audit sweeps\n")
     print(f"`benchmarks/bench_dask.py`, {machine()}; one thread per process. The machine "
           "was shared with other work while this ran (1-minute load average "
           f"{', '.join(f'{v:.1f}' for v in load)} at the start, after the loops and after "
           "each cluster), so wall times carry that noise. 'CPU / loop CPU' compares CPU "
           "seconds (this process and every worker) with the loop's, which the other work "
-          "disturbs less.\n")
+          "disturbs less; 'tasks running at once' is the tasks' compute seconds per wall "
+          "second (at most the number of workers): below it, the scheduler left a worker "
+          "idle; at it with a smaller speed-up, the workers waited for the cores.\n")
     print(f"**W1 matrix**: {N_CLOUDS} x {N_CLOUDS} symmetric, clouds of {N_POINTS} points in "
           f"2-D, {n_pairs} exact W1 problems ({t_loop / n_pairs:.2f} s each on one core). "
           f"Serial loop: {t_loop:.1f} s.\n")
