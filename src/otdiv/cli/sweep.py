@@ -11,8 +11,11 @@ def _sweep(args) -> int:
     if args.scheduler is not None and args.workers is not None:
         raise CLIError("--workers sizes the local cluster; with --scheduler the cluster's "
                        "own workers run the jobs")
-    result = sweep(args.grid, args.out, client=args.scheduler, workers=args.workers,
-                   progress=not args.no_progress)
+    try:
+        result = sweep(args.grid, args.out, client=args.scheduler, workers=args.workers,
+                       progress=not args.no_progress)
+    except ImportError as exc:  # --scheduler without the otdiv[dask] extra
+        raise CLIError(str(exc)) from None
     print(result.summary)
     print(f"ran {len(result.ran)} job(s), skipped {len(result.skipped)} already in "
           f"{result.results}")
