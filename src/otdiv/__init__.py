@@ -27,6 +27,7 @@ _PUBLIC = {
     "TransportResult": "otdiv.metrics.results",
     "LipschitzBounds": "otdiv.metrics.lipschitz",
     "ConvergenceWarning": "otdiv.metrics.results",
+    "pairwise": "otdiv.metrics.pairwise",
     # layer 2
     "wgan_critic_loss": "otdiv.gan.losses",
     "wgan_generator_loss": "otdiv.gan.losses",

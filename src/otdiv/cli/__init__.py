@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from otdiv.cli import audit, distance
+from otdiv.cli import audit, distance, sweep
 from otdiv.cli._common import CLIError, Parser, load_array
 
 __all__ = ["CLIError", "build_parser", "load_array", "main"]
@@ -22,6 +22,7 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", required=True)
     distance.register(sub)
     audit.register(sub)
+    sweep.register(sub)
     return parser
 
 

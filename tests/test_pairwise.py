@@ -1,0 +1,135 @@
+"""otdiv.pairwise: the matrix of a metric between point clouds, on a real Dask LocalCluster.
+
+The truth is the serial loop a user would write, ``metric(xs[i], ys[j], **options)``, run
+in this process; the cluster runs the same calls in other processes (one thread each), so
+entries agree to the rounding of a kernel's summation order (rtol 1e-12), and exactly in
+this process.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+import otdiv
+from otdiv.metrics.pairwise import MAX_TASKS, METRICS, _batches
+
+distributed = pytest.importorskip("distributed")
+
+OPTIONS = {"wasserstein": {}, "sinkhorn": {"eps": 0.5}, "sinkhorn_divergence": {"eps": 0.5},
+           "sliced_wasserstein": {"seed": 3, "n_projections": 20}, "kl_knn": {"k": 2},
+           "jsd_knn": {"seed": 1}}
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                                  dashboard_address=":0") as cluster, \
+            distributed.Client(cluster) as c:
+        yield c
+
+
+def clouds(count: int, seed: int) -> list[np.ndarray]:
+    """Clouds of different sizes and places (no repeated points: the k-NN estimators)."""
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal((int(rng.integers(12, 40)), 2)) * (1 + 0.3 * i) + 0.5 * i
+            for i in range(count)]
+
+
+def serial(xs, ys, metric, options, *, square):
+    """The loop: every entry (i, j) on its own; the square case as pairwise defines it."""
+    fn = getattr(otdiv, metric)
+    _, zero_diagonal, symmetric = METRICS[metric]
+    out = np.zeros((len(xs), len(ys)))
+    for i in range(len(xs)):
+        for j in range(len(ys)):
+            if square and i == j and zero_diagonal:
+                continue
+            if square and i > j and symmetric:
+                out[i, j] = out[j, i]
+                continue
+            out[i, j] = fn(xs[i], ys[j], **options)
+    return out
+
+
+@pytest.mark.parametrize("metric", list(METRICS))
+def test_matches_serial_loop_on_a_cluster(client, metric):
+    xs, ys = clouds(6, 0), clouds(3, 1)
+    options = OPTIONS[metric]
+    square = otdiv.pairwise(xs, metric=metric, client=client, progress=False, **options)
+    rect = otdiv.pairwise(xs, ys, metric=metric, client=client, progress=False, **options)
+    np.testing.assert_allclose(square, serial(xs, xs, metric, options, square=True),
+                               rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(rect, serial(xs, ys, metric, options, square=False),
+                               rtol=1e-12, atol=1e-14)
+    assert square.shape == (6, 6) and rect.shape == (6, 3)
+    if METRICS[metric][2]:
+        np.testing.assert_array_equal(square, square.T)
+
+
+@pytest.mark.parametrize("metric", ["wasserstein", "kl_knn"])
+def test_in_process_is_the_serial_loop_bit_for_bit(metric):
+    xs, ys = clouds(4, 2), clouds(2, 3)
+    options = OPTIONS[metric]
+    got = otdiv.pairwise(xs, ys, metric=metric, progress=False, **options)
+    np.testing.assert_array_equal(got, serial(xs, ys, metric, options, square=False))
+    got = otdiv.pairwise(xs, metric=metric, progress=False, **options)
+    np.testing.assert_array_equal(got, serial(xs, xs, metric, options, square=True))
+
+
+def test_address_string_and_torch_clouds(client):
+    torch = pytest.importorskip("torch")
+    xs = clouds(3, 4)
+    got = otdiv.pairwise([torch.as_tensor(x) for x in xs], metric="wasserstein",
+                         client=client.scheduler.address, progress=False)
+    np.testing.assert_allclose(got, serial(xs, xs, "wasserstein", {}, square=True),
+                               rtol=1e-12)
+
+
+def test_batches_cover_every_pair_once_in_order():
+    rng = np.random.default_rng(0)
+    for n_pairs, threads, scale in [(1, 1, 0.02), (7, 2, 0.02), (100, 2, 0.02),
+                                    (1000, 8, 0.02), (120_000, 3200, 5.0)]:
+        cost = list(rng.exponential(scale, n_pairs))
+        batches = _batches([(0, k) for k in range(n_pairs)], cost, threads)
+        assert [k for b in batches for k in b] == list(range(n_pairs))
+        least = -(-n_pairs // MAX_TASKS)
+        cap = max(least, -(-n_pairs // (4 * threads)))
+        assert len(batches) <= MAX_TASKS and all(len(b) <= cap for b in batches)
+        for b in batches[:-1]:  # each closes on its work and size, or on the share cap
+            assert (sum(cost[k] for k in b) >= 0.1 and len(b) >= least) or len(b) == cap
+
+
+def test_unreachable_scheduler_is_one_quick_error():
+    start = time.perf_counter()
+    with pytest.raises(ConnectionError, match="cannot reach the Dask scheduler"):
+        otdiv.pairwise(clouds(2, 0), client="tcp://127.0.0.1:1", progress=False)
+    assert time.perf_counter() - start < 10
+
+
+@pytest.mark.parametrize(("kwargs", "error", "match"), [
+    ({"metric": "euclid"}, ValueError, "metric must be one of"),
+    ({"metric": "sinkhorn"}, TypeError, "eps"),
+    ({"q": 2}, TypeError, "q"),
+    ({"a": np.ones(3)}, TypeError, "uniform weights"),
+    ({"client": 3}, TypeError, "client"),
+])
+def test_bad_arguments_are_named(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        otdiv.pairwise(clouds(3, 0), progress=False, **kwargs)
+
+
+def test_bad_clouds_are_named():
+    xs = clouds(3, 0)
+    with pytest.raises(TypeError, match="xs must be a sequence"):
+        otdiv.pairwise(xs[0])
+    with pytest.raises(ValueError, match="xs is empty"):
+        otdiv.pairwise([])
+    with pytest.raises(ValueError, match=r"xs\[1\]"):
+        otdiv.pairwise([xs[0], np.zeros((4, 3))])
+    with pytest.raises(ValueError, match=r"ys\[0\]"):
+        otdiv.pairwise(xs, [np.full((4, 2), np.nan)])
+    with pytest.raises(ValueError, match=r"xs\[1\] vs ys\[0\]: x has repeated points"):
+        otdiv.pairwise([xs[0], np.zeros((5, 2))], xs[1:2], metric="kl_knn", progress=False)

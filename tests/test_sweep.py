@@ -1,0 +1,201 @@
+"""otdiv.audit.sweep and ``otdiv sweep`` on a real Dask LocalCluster (2 worker processes).
+
+Jobs are tiny audits (a 16 x 16 critic, 20 steps, 150 held-out points, 1 draw): seconds in
+all. What is checked is the bookkeeping: every job in results.jsonl exactly once after a
+worker is killed mid-job, exactly the missing jobs after an interrupted run, the same rows
+from the embedded default, failed rows, and a bad grid refused before anything runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from otdiv.audit.grid import load_grid, sweep
+from otdiv.cli import main
+
+distributed = pytest.importorskip("distributed")
+
+TINY = {"steps": 20, "n": 150, "repeats": 1, "hidden": [16, 16], "device": "cpu"}
+# fields that are timings (differ between runs); everything else must agree
+TIMINGS = {"seconds", "w1_seconds"}
+
+
+def grid(**lists):
+    return {"grid": lists, "fixed": dict(TINY)}
+
+
+def lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                                  dashboard_address=":0") as cluster, \
+            distributed.Client(cluster) as c:
+        yield c
+
+
+def comparable(row: dict) -> dict:
+    audit = {k: v for k, v in (row["audit"] or {}).items() if k not in TIMINGS}
+    return {"job": row["job"], "settings": row["settings"], "status": row["status"],
+            "audit": audit}
+
+
+def test_rows_and_summary(client, tmp_path):
+    result = sweep(grid(toy=["8gaussians", "swissroll"], seed=[0, 1]), tmp_path / "a",
+                   client=client, progress=False)
+    rows = lines(tmp_path / "a" / "results.jsonl")
+    assert len(rows) == 4 and {r["job"] for r in rows} == {j.id for j in result.jobs}
+    assert all(r["status"] == "ok" and r["worker"].startswith("tcp://") for r in rows)
+    fields = set(rows[0]["audit"])
+    assert {"estimate", "exact_w1", "rel_error", "rel_error_normalized", "lipschitz_upper",
+            "certified_lower", "n", "repeats"} <= fields
+    assert rows[0]["settings"]["steps"] == 20 and rows[0]["audit"]["n"] == 150
+    # the summary: one line per toy, mean over the two seeds
+    summary = (tmp_path / "a" / "summary.md").read_text()
+    assert summary == result.summary and "toy=8gaussians | 2 | 0 |" in summary
+    by_toy = [r["audit"]["rel_error"] for r in rows if r["settings"]["toy"] == "swissroll"]
+    assert f"{100 * sum(by_toy) / 2:+.1f}" in summary.split("toy=swissroll")[1]
+    assert result.plot is not None and result.plot.stat().st_size > 0
+
+
+@pytest.mark.slow  # starts and stops a second cluster whose workers import torch cold
+def test_the_embedded_default_gives_the_same_rows(client, tmp_path):
+    g = grid(toy=["8gaussians"], seed=[0, 1])
+    on_client = sweep(g, tmp_path / "a", client=client, progress=False)
+    embedded = sweep(g, tmp_path / "b", progress=False)  # a LocalCluster for this call
+    assert {r["worker"] for r in embedded.rows}.isdisjoint(client.scheduler_info()["workers"])
+    assert sorted(map(json.dumps, map(comparable, embedded.rows))) == \
+        sorted(map(json.dumps, map(comparable, on_client.rows)))
+
+
+def test_a_killed_worker_loses_no_job_and_runs_none_twice(client, tmp_path):
+    g = grid(toy=["8gaussians", "swissroll", "25gaussians"], seed=[0, 1])
+    pids = client.run(os.getpid)
+    killed = {}
+
+    def kill_a_busy_worker():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not killed:
+            busy = [(w, keys) for w, keys in client.processing().items() if keys]
+            if busy:
+                time.sleep(0.3)  # let the job start computing
+                worker, keys = busy[0]
+                if client.processing().get(worker):
+                    killed.update(worker=worker, keys=list(keys))
+                    os.kill(pids[worker], signal.SIGKILL)
+                    return
+            time.sleep(0.02)
+
+    killer = threading.Thread(target=kill_a_busy_worker)
+    killer.start()
+    result = sweep(g, tmp_path, client=client, progress=False)
+    killer.join()
+    assert killed, "no worker was seen busy"
+    rows = lines(tmp_path / "results.jsonl")
+    assert sorted(r["job"] for r in rows) == sorted(j.id for j in result.jobs)
+    assert all(r["status"] == "ok" for r in rows)
+    # the job that was running on the dead worker finished elsewhere
+    assert all(r["worker"] != killed["worker"] for r in rows
+               if any(r["job"] in key for key in killed["keys"]))
+    client.wait_for_workers(2, timeout=60)  # the nanny restarts it for the next tests
+
+
+def test_interrupted_sweep_resumes_with_exactly_the_missing_jobs(client, tmp_path):
+    toml = tmp_path / "grid.toml"
+    toml.write_text('[grid]\ntoy = ["8gaussians", "swissroll"]\nseed = [0, 1, 2, 3]\n'
+                    '[fixed]\nsteps = 20\nn = 150\nrepeats = 1\nhidden = [16, 16]\n'
+                    'device = "cpu"\n')
+    out = tmp_path / "out"
+    results = out / "results.jsonl"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(Path(__file__).resolve().parents[1] / "src"), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen([sys.executable, "-m", "otdiv.cli", "sweep", str(toml), "--out",
+                             str(out), "--scheduler", client.scheduler.address,
+                             "--no-progress"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and proc.poll() is None:
+        if results.exists() and len(results.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    first = [r["job"] for r in lines(results)]
+    jobs = [j.id for j in load_grid(toml)]
+    assert 2 <= len(first) < len(jobs) and len(set(first)) == len(first)
+    result = sweep(toml, out, client=client, progress=False)
+    assert sorted(result.ran) == sorted(set(jobs) - set(first))
+    assert sorted(result.skipped) == sorted(first)
+    assert sorted(r["job"] for r in lines(results)) == sorted(jobs)
+    again = sweep(toml, out, client=client, progress=False)  # complete: nothing runs
+    assert again.ran == () and len(lines(results)) == len(jobs)
+
+
+def test_a_failing_job_is_a_row_and_the_sweep_goes_on(client, tmp_path):
+    result = sweep(grid(toy=["8gaussians"], lr=[0.002, -1.0]), tmp_path, client=client,
+                   progress=False)
+    rows = {r["settings"]["lr"]: r for r in lines(tmp_path / "results.jsonl")}
+    assert rows[0.002]["status"] == "ok"
+    assert rows[-1.0]["status"] == "failed" and rows[-1.0]["audit"] is None
+    assert rows[-1.0]["error"].startswith("ValueError: ") and "lr" in rows[-1.0]["error"]
+    assert "\n" not in rows[-1.0]["error"] and result.failed == 1
+    assert "1 failed" in result.summary and "| lr=-1.0 | 1 | 1 |" in result.summary
+
+
+def test_a_torn_last_line_is_dropped_and_its_job_reruns(tmp_path):
+    g = grid(toy=["8gaussians"])
+    (tmp_path / "results.jsonl").write_text('{"job": "abc", "sett')
+    result = sweep(g, tmp_path, progress=False)  # one job: runs in this process
+    rows = lines(tmp_path / "results.jsonl")
+    assert [r["job"] for r in rows] == [result.jobs[0].id] and rows[0]["worker"] == "local"
+
+
+@pytest.mark.parametrize(("bad", "match"), [
+    ({"grid": {"toyy": ["8gaussians"]}}, "'toyy' is not an option of otdiv audit"),
+    ({"grid": {"toy": []}}, "'toy' is an empty list"),
+    ({"grid": {"toy": "8gaussians"}}, "must be a list"),
+    ({"grid": {"toy": ["9gaussians"]}}, "must be one of"),
+    ({"grid": {"steps": [1.5]}}, "'steps'"),
+    ({"grid": {"steps": ["300"]}}, "expected a number"),
+    ({"grid": {"seed": [0]}, "fixed": {"no_plots": 1}}, "flag"),
+    ({"grid": {"seed": [0]}, "fixed": {"out": "x"}}, "the sweep sets it"),
+    ({"grid": {"seed": [0]}, "fixed": {"seed": 1}}, "both"),
+    ({"grid": {"seed": [0, 0]}}, "repeats a value"),
+    ({"grid": {"seed": [0]}, "fixd": {}}, "unknown table"),
+    ({"fixed": {"seed": 0}}, "empty or missing"),
+])
+def test_bad_grid_is_one_line_before_anything_runs(bad, match, tmp_path):
+    with pytest.raises(ValueError, match=match):
+        sweep(bad, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_bad_grid_and_unreachable_scheduler_exit_2(tmp_path, capsys):
+    toml = tmp_path / "g.toml"
+    toml.write_text('[grid]\ntoy = ["8gaussians"]\nconstraint = ["gpp"]\n')
+    assert main(["sweep", str(toml), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'constraint' must be one of" in err
+    toml.write_text("[grid\n")
+    assert main(["sweep", str(toml), "--out", str(tmp_path / "o")]) == 2
+    assert "not valid TOML" in capsys.readouterr().err
+    toml.write_text('[grid]\ntoy = ["8gaussians"]\n')
+    start = time.perf_counter()
+    assert main(["sweep", str(toml), "--out", str(tmp_path / "o"), "--scheduler",
+                 "tcp://127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err
+    assert time.perf_counter() - start < 10
+    assert err.count("\n") == 1 and "cannot reach the Dask scheduler" in err
+    assert not (tmp_path / "o" / "results.jsonl").exists()
