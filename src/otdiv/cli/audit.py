@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from otdiv.cli._common import CLIError, _out_dir, load_array
+from otdiv.cli._common import CLIError, _out_dir, load_array, one_line
 
 
 def _hidden(text: str) -> tuple[int, ...]:
@@ -35,21 +36,35 @@ def _split(points, rng):
     return points[idx[:half]], points[idx[half:]]
 
 
+def _writable(path: str, name: str) -> Path:
+    """``path`` as a file this process can write, checked before any training: a directory,
+    a missing parent folder or a place without write permission is a CLIError."""
+    p = Path(path)
+    if p.is_dir():
+        raise CLIError(f"{name}: {path} is a directory; give a file name such as critic.pt")
+    existed = p.exists()
+    try:
+        with open(p, "ab"):
+            pass
+    except OSError as exc:
+        raise CLIError(f"{name}: cannot write {path}: {exc.strerror or exc}") from None
+    if not existed:
+        p.unlink()
+    return p
+
+
 def _run_audit(args) -> dict:
-    """Train (or load) a critic, audit it, write report.json and plots; return a summary."""
+    """Train (or load) a critic, audit it, write report.json, report.md and the critic.
+
+    Everything that costs training time is on disk before any plot is drawn: the critic
+    right after training, report.json after training, after the audit and after the sweep.
+    """
     import time
 
     import numpy as np
 
     from otdiv.audit.critic import audit_critic, check_pair, lines_sweep
-    from otdiv.audit.report import (
-        audit_row,
-        plot_history,
-        plot_level_sets,
-        plot_lines_sweep,
-        table,
-        write_json,
-    )
+    from otdiv.audit.report import audit_row, table, write_json
     from otdiv.audit.toys import make_toy
     from otdiv.audit.train import (
         check_softplus_beta,
@@ -92,6 +107,10 @@ def _run_audit(args) -> dict:
         else:
             held_real, held_fake = x, y
     out = _out_dir(args.out)  # only once the inputs are known to be good
+    save_path = None
+    if args.critic is None:  # where the trained critic goes, checked before training
+        save_path = _writable(args.save_critic, "--save-critic") if args.save_critic \
+            else out / "critic.pt"
     if args.critic is not None:
         critic = load_critic(args.critic)
         if critic[0].in_features != held_real.shape[1]:
@@ -106,45 +125,71 @@ def _run_audit(args) -> dict:
                                seed=args.seed, progress=not args.no_progress)
         critic = trained.critic
         constraint = args.constraint
-    audit = audit_critic(critic, held_real, held_fake, n=args.n, repeats=args.repeats, w1=w1,
-                         device=device, seed=args.seed + 1)
-    seconds = time.perf_counter() - start
-    rows = [audit_row(problem, constraint, audit, seconds)]
-    payload = {"problem": problem, "constraint": constraint, "audit": audit.to_dict(),
-               "seconds": seconds}
-    plots = []
+    payload: dict = {"problem": problem, "constraint": constraint}
     if trained is not None:
+        save_critic(critic, str(save_path))  # the trained result first
+        payload["critic_file"] = str(save_path)
         payload["training"] = {
             "steps": trained.steps, "seconds": trained.seconds, "device": trained.device,
             "settings": trained.settings, "hidden": list(hidden),
             "history": {"step": trained.history_step, "estimate": trained.history_estimate,
                         "penalty": trained.history_penalty},
         }
-        if not args.no_plots:
-            plots.append(plot_history(trained, out / "history.png", exact_w1=audit.exact_w1,
-                                      exact_std=audit.exact_w1_std, closed_form=w1,
-                                      title=f"{problem}: {constraint} critic"))
-    if args.save_critic:
-        save_critic(critic, args.save_critic)
-    if not args.no_plots and held_real is not None:
-        draw = np.random.default_rng(args.seed + 2)
-        xr = held_real(1000, draw) if callable(held_real) else held_real
-        xf = held_fake(1000, draw) if callable(held_fake) else held_fake
-        if xr.shape[1] == 2:
-            plots.append(plot_level_sets(critic, xr, xf, out / "levels.png",
-                                         plot_range=plot_range,
-                                         title=f"{problem}: {constraint} critic"))
+        write_json(out / "report.json", payload)  # kept if the audit fails
+    audit = audit_critic(critic, held_real, held_fake, n=args.n, repeats=args.repeats, w1=w1,
+                         device=device, seed=args.seed + 1)
+    seconds = time.perf_counter() - start
+    rows = [audit_row(problem, constraint, audit, seconds)]
+    payload.update({"audit": audit.to_dict(), "seconds": seconds})
+    report = write_json(out / "report.json", payload)
     sweep = None
     if args.toy == "lines" or args.sweep:
         sweep = lines_sweep(args.thetas, constraint="gp" if constraint == "given" else
                             constraint, steps=args.sweep_steps, disc_steps=args.sweep_steps,
                             device=device, seed=args.seed, progress=not args.no_progress)
         payload["lines_sweep"] = sweep.to_dict()
-        if not args.no_plots:
-            plots.append(plot_lines_sweep(sweep, out / "lines_sweep.png"))
-    report = write_json(out / "report.json", payload)
-    return {"rows": rows, "table": table(rows), "sweep": sweep, "report": report,
-            "plots": plots, "audit": audit}
+        write_json(out / "report.json", payload)
+    text = table(rows)
+    (out / "report.md").write_text(table(rows, markdown=True) + "\n")
+    return {"rows": rows, "table": text, "sweep": sweep, "report": report, "plots": [],
+            "audit": audit, "out": out, "critic": critic, "trained": trained,
+            "problem": problem, "constraint": constraint, "w1": w1, "plot_range": plot_range,
+            "held": (held_real, held_fake), "seed": args.seed,
+            "critic_file": None if trained is None else save_path}
+
+
+_NO_MPL = ("plots skipped: matplotlib is not installed "
+           "(pip install -e '.[plot]' from the clone)")
+
+
+def _draw_plots(summary) -> list[Path]:
+    """The PNG plots, drawn last: a missing matplotlib is one line on stderr, not an error."""
+    import numpy as np
+
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print(_NO_MPL, file=sys.stderr)
+        return []
+    from otdiv.audit.report import plot_history, plot_level_sets, plot_lines_sweep
+
+    out, audit, trained = summary["out"], summary["audit"], summary["trained"]
+    title = f"{summary['problem']}: {summary['constraint']} critic"
+    plots = []
+    if trained is not None:
+        plots.append(plot_history(trained, out / "history.png", exact_w1=audit.exact_w1,
+                                  exact_std=audit.exact_w1_std, closed_form=summary["w1"],
+                                  title=title))
+    held_real, held_fake = summary["held"]
+    draw = np.random.default_rng(summary["seed"] + 2)
+    xr = held_real(1000, draw) if callable(held_real) else held_real
+    xf = held_fake(1000, draw) if callable(held_fake) else held_fake
+    if xr.shape[1] == 2:
+        plots.append(plot_level_sets(summary["critic"], xr, xf, out / "levels.png",
+                                     plot_range=summary["plot_range"], title=title))
+    if summary["sweep"] is not None:
+        plots.append(plot_lines_sweep(summary["sweep"], out / "lines_sweep.png"))
+    return plots
 
 
 def _print_summary(summary) -> None:
@@ -169,15 +214,32 @@ def _print_summary(summary) -> None:
             print(f"{t:>7.2f} {w:>8.4f} {e:>9.4f} {j:>8.4f}")
     print()
     print(f"report: {summary['report']}")
-    for p in summary["plots"]:
+    print(f"table:  {summary['out'] / 'report.md'}")
+    if summary["critic_file"] is not None:
+        print(f"critic: {summary['critic_file']}")
+
+
+def _report(summary, no_plots: bool) -> int:
+    """Print the summary (already on disk), then draw the plots; 0 unless a plot fails."""
+    _print_summary(summary)
+    if no_plots:
+        return 0
+    try:
+        plots = _draw_plots(summary)
+    except Exception as exc:  # the results are on disk: say so in one line
+        print(f"otdiv audit: error: plotting failed ({type(exc).__name__}: "
+              f"{one_line(exc)}); report.json, report.md and the critic are written",
+              file=sys.stderr)
+        return 2
+    for p in plots:
         print(f"plot:   {p}")
+    return 0
 
 
 def _audit(args) -> int:
     if args.steps < 1 or args.n < 2 or args.repeats < 1 or args.batch_size < 1:
         raise CLIError("--steps, --batch-size and --repeats must be >= 1 and --n >= 2")
-    _print_summary(_run_audit(args))
-    return 0
+    return _report(_run_audit(args), args.no_plots)
 
 
 def _demo(args) -> int:
@@ -194,8 +256,7 @@ def _demo(args) -> int:
         no_progress=args.no_progress, no_plots=False, sweep=True,
         thetas=(-1.0, -0.5, 0.0, 0.5, 1.0), sweep_steps=200,
     )
-    _print_summary(_run_audit(ns))
-    return 0
+    return _report(_run_audit(ns), ns.no_plots)
 
 
 def _float_list(text: str) -> tuple[float, ...]:
@@ -236,7 +297,8 @@ def register(sub) -> None:
     tr.add_argument("--lambda-gp", type=float, default=10.0)
     tr.add_argument("--schedule", choices=["constant", "cosine"], default="constant",
                     help="learning rate: constant (published) or cosine decay to 0")
-    tr.add_argument("--save-critic", help="write the trained critic to this file")
+    tr.add_argument("--save-critic", metavar="FILE", help="write the trained critic to FILE "
+                    "(default: critic.pt in --out), checked before training")
     au = audit.add_argument_group("audit")
     au.add_argument("--n", type=int, default=2000, help="held-out samples per side (2000)")
     au.add_argument("--repeats", type=int, default=3, help="held-out draws (3)")

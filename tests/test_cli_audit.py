@@ -1,0 +1,83 @@
+"""``otdiv audit`` and ``otdiv demo`` end to end: what is written, in which order, and the
+one-line errors of the audit's own inputs. Tiny settings: every case runs in seconds."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from otdiv.cli import main
+
+TINY = ["--steps", "20", "--hidden", "8,8", "--n", "60", "--repeats", "1", "--no-progress"]
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def _one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_audit_without_matplotlib_writes_everything_and_exits_0(tmp_path, capsys,
+                                                                 monkeypatch):
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` fails
+    out, ckpt = tmp_path / "o", tmp_path / "c.pt"
+    rc = main(["audit", "--toy", "translate", *TINY, "--out", str(out),
+               "--save-critic", str(ckpt)])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert _one_line(captured.err) == ("plots skipped: matplotlib is not installed "
+                                       "(pip install -e '.[plot]' from the clone)")
+    report = json.loads((out / "report.json").read_text())
+    assert report["audit"]["closed_form_w1"] == 1.0 and report["training"]["steps"] == 20
+    assert (out / "report.md").read_text().startswith("| problem |")
+    assert "translate" in captured.out and "report:" in captured.out
+    assert not list(out.glob("*.png"))
+    from otdiv.audit.train import load_critic
+
+    assert load_critic(str(ckpt))[0].in_features == 2
+
+
+def test_a_failing_plot_keeps_the_trained_result(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("matplotlib")
+    import otdiv.audit.report as report
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no canvas")
+
+    monkeypatch.setattr(report, "plot_history", broken)
+    out = tmp_path / "o"
+    rc = main(["audit", "--toy", "translate", *TINY, "--out", str(out)])
+    captured = capsys.readouterr()
+    assert rc == 2
+    line = _one_line(captured.err)
+    assert "plotting failed" in line and "no canvas" in line
+    assert json.loads((out / "report.json").read_text())["audit"]["n"] == 60
+    assert (out / "critic.pt").is_file() and (out / "report.md").is_file()
+
+
+def test_a_failing_audit_keeps_the_critic_and_the_training(tmp_path, capsys, monkeypatch):
+    import otdiv.audit.critic as critic
+
+    def broken(*args, **kwargs):
+        raise ValueError("critic returned NaN or inf scores on the held-out samples")
+
+    monkeypatch.setattr(critic, "audit_critic", broken)
+    out = tmp_path / "o"
+    rc = main(["audit", "--toy", "translate", *TINY, "--out", str(out)])
+    assert rc == 2 and "NaN" in _one_line(capsys.readouterr().err)
+    report = json.loads((out / "report.json").read_text())
+    assert report["training"]["steps"] == 20 and "audit" not in report
+    assert (out / "critic.pt").is_file()
