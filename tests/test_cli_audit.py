@@ -3,6 +3,7 @@ one-line errors of the audit's own inputs. Tiny settings: every case runs in sec
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 
@@ -81,3 +82,31 @@ def test_a_failing_audit_keeps_the_critic_and_the_training(tmp_path, capsys, mon
     report = json.loads((out / "report.json").read_text())
     assert report["training"]["steps"] == 20 and "audit" not in report
     assert (out / "critic.pt").is_file()
+
+
+def test_demo_is_the_audit_parser_with_the_demo_arguments():
+    from otdiv.cli import build_parser
+    from otdiv.cli.audit import audit_parser, demo_argv
+
+    demo = build_parser().parse_args(["demo", "--quick", "--out", "d", "--steps", "7"])
+    audit = audit_parser().parse_args(demo_argv(demo))
+    defaults = vars(audit_parser().parse_args([]))
+    assert set(vars(audit)) == set(defaults)  # every audit option has a value in the demo
+    assert (audit.toy, audit.steps, audit.out, audit.sweep) == ("8gaussians", 7, "d", True)
+    assert audit.thetas == (0.0, 1.0)
+    full = audit_parser().parse_args(demo_argv(build_parser().parse_args(["demo"])))
+    assert full.thetas == (-1.0, -0.5, 0.0, 0.5, 1.0) and full.steps == 1200
+
+
+def test_demo_quick_end_to_end(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--out", str(out), "--no-progress"]) == 0
+    stdout = capsys.readouterr().out
+    assert "otdiv audit --toy=8gaussians" in stdout and "parallel lines" in stdout
+    report = json.loads((out / "report.json").read_text())
+    assert report["problem"] == "8gaussians" and report["training"]["steps"] == 400
+    assert report["lines_sweep"]["theta"] == [0.0, 1.0]
+    assert report["audit"]["certified_lower"] <= report["audit"]["exact_w1"]
+    assert (out / "report.md").is_file() and (out / "critic.pt").is_file()
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert (out / "lines_sweep.png").read_bytes()[:4] == b"\x89PNG"

@@ -242,20 +242,47 @@ def _audit(args) -> int:
     return _report(_run_audit(args), args.no_plots)
 
 
+# `otdiv demo` is `otdiv audit` with these options (a later value replaces an earlier one),
+# parsed by the audit's own parser, so every audit option has its value in the demo too
+DEMO_ARGS = {"--toy": "8gaussians", "--constraint": "gp", "--steps": "1200",
+             "--hidden": "64,64,64", "--lr": "2e-3", "--schedule": "constant", "--n": "2000",
+             "--repeats": "3", "--sweep": None, "--thetas": "-1,-0.5,0,0.5,1",
+             "--sweep-steps": "200"}
+DEMO_QUICK = {"--steps": "400", "--hidden": "32,32", "--n": "400", "--repeats": "1",
+              "--thetas": "0,1", "--sweep-steps": "100"}
+
+
+def demo_argv(args) -> list[str]:
+    """The ``otdiv audit`` arguments that ``otdiv demo`` (with its options ``args``) runs."""
+    opts = {**DEMO_ARGS, **(DEMO_QUICK if args.quick else {})}
+    if args.steps is not None:
+        opts["--steps"] = str(args.steps)
+    opts.update({"--device": args.device, "--out": args.out, "--seed": str(args.seed)})
+    opts.update({"--no-progress": None} if args.no_progress else {})
+    opts.update({"--no-plots": None} if args.no_plots else {})
+    # "--thetas=-1,..." so that a negative first value is not read as an option
+    argv: list[str] = []
+    for key, value in opts.items():
+        argv += [key] if value is None else [f"{key}={value}"]
+    return argv
+
+
+def audit_parser():
+    """A stand-alone parser of ``otdiv audit``'s options (the demo parses with it)."""
+    from otdiv.cli._common import Parser
+
+    parser = Parser(prog="otdiv audit")
+    add_audit_arguments(parser)
+    return parser
+
+
 def _demo(args) -> int:
-    print("otdiv demo: train a WGAN-GP critic (lambda 10) on the 8 Gaussians of the WGAN-GP "
-          "paper against the same set plus N(0, I)\nnoise, audit it against exact W1 on "
-          "held-out samples, then run the parallel-lines sweep (critic W1 vs\ndiscriminator "
-          "JSD). Adam lr 2e-3 (the published 1e-4 needs far more steps than a 2-minute "
-          "budget).\n", flush=True)
-    ns = argparse.Namespace(
-        toy="8gaussians", real=None, fake=None, critic=None, save_critic=None, dim=2,
-        theta=0.5, constraint="gp", steps=args.steps, batch_size=256, hidden="64,64,64",
-        softplus_beta=None, lr=2e-3, lambda_gp=10.0, schedule="constant", n=2000, repeats=3,
-        device=args.device, seed=0, out=args.out,
-        no_progress=args.no_progress, no_plots=False, sweep=True,
-        thetas=(-1.0, -0.5, 0.0, 0.5, 1.0), sweep_steps=200,
-    )
+    ns = audit_parser().parse_args(demo_argv(args))
+    print(f"otdiv demo: train a WGAN-GP critic (lambda 10) on the 8 Gaussians of the WGAN-GP "
+          f"paper against the same set plus N(0, I)\nnoise, audit it against exact W1 on "
+          f"held-out samples, then run the parallel-lines sweep (critic W1 vs\ndiscriminator "
+          f"JSD). Adam lr 2e-3 (the published 1e-4 needs far more steps than a 2-minute "
+          f"budget).\nThe same as: otdiv audit {' '.join(demo_argv(args))}\n", flush=True)
     return _report(_run_audit(ns), ns.no_plots)
 
 
@@ -268,14 +295,9 @@ def _float_list(text: str) -> tuple[float, ...]:
     return values
 
 
-def register(sub) -> None:
-    # choices are spelled out here (not imported) so that --help imports nothing heavy
+def add_audit_arguments(audit) -> None:
+    """The options of ``otdiv audit`` (choices spelled out: --help imports nothing heavy)."""
     toys = ["8gaussians", "25gaussians", "swissroll", "translate", "scale", "lines"]
-    audit = sub.add_parser(
-        "audit", help="train (or load) a WGAN critic and audit it against exact W1",
-        description="Train a WGAN critic on a toy problem (--toy) or on your samples "
-        "(--real/--fake), or load one (--critic), then compare its estimate E_P f - E_Q f "
-        "with exact W1 on held-out samples. Writes report.json and PNG plots to --out.")
     src = audit.add_argument_group("data")
     src.add_argument("--toy", choices=toys, help="a toy problem with known W1")
     src.add_argument("--dim", type=int, default=2, help="dimension of translate/scale (2)")
@@ -305,18 +327,37 @@ def register(sub) -> None:
     au.add_argument("--sweep", action="store_true", help="also run the parallel-lines sweep")
     au.add_argument("--thetas", type=_float_list, default=(-1.0, -0.5, -0.2, 0.0, 0.2, 0.5, 1.0))
     au.add_argument("--sweep-steps", type=int, default=300)
-    for p in (audit,):
-        p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
-        p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--out", default="otdiv-report", help="output directory (otdiv-report)")
-        p.add_argument("--no-progress", action="store_true", help="no progress bar")
-        p.add_argument("--no-plots", action="store_true", help="no PNG plots")
+    audit.add_argument("--device", default="auto",
+                       help="auto (CUDA when present), cpu, cuda")
+    audit.add_argument("--seed", type=int, default=0)
+    audit.add_argument("--out", default="otdiv-report",
+                       help="output directory (otdiv-report)")
+    audit.add_argument("--no-progress", action="store_true", help="no progress bar")
+    audit.add_argument("--no-plots", action="store_true", help="no PNG plots")
+
+
+def register(sub) -> None:
+    audit = sub.add_parser(
+        "audit", help="train (or load) a WGAN critic and audit it against exact W1",
+        description="Train a WGAN critic on a toy problem (--toy) or on your samples "
+        "(--real/--fake), or load one (--critic), then compare its estimate E_P f - E_Q f "
+        "with exact W1 on held-out samples. Writes the critic, report.json, report.md and "
+        "PNG plots to --out.")
+    add_audit_arguments(audit)
     audit.set_defaults(func=_audit)
 
-    demo = sub.add_parser("demo", help="a short audit (under 2 minutes on a 2-core CPU)")
-    demo.add_argument("--steps", type=int, default=1200)
-    demo.add_argument("--device", default="auto")
+    demo = sub.add_parser(
+        "demo", help="a short audit (under 2 minutes on a 2-core CPU; --quick: seconds)",
+        description="otdiv audit on the 8 Gaussians with a WGAN-GP critic, plus the "
+        "parallel-lines sweep; it prints the equivalent otdiv audit command.")
+    demo.add_argument("--quick", action="store_true",
+                      help="a run of a few seconds (a smaller critic, fewer steps and points)")
+    demo.add_argument("--steps", type=int, default=None, help="critic steps (1200; 400 with "
+                      "--quick)")
+    demo.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
+    demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--out", default="otdiv-report/demo",
                       help="output directory (otdiv-report/demo)")
-    demo.add_argument("--no-progress", action="store_true")
+    demo.add_argument("--no-progress", action="store_true", help="no progress bar")
+    demo.add_argument("--no-plots", action="store_true", help="no PNG plots")
     demo.set_defaults(func=_demo)
