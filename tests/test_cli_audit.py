@@ -110,3 +110,26 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     assert (out / "report.md").is_file() and (out / "critic.pt").is_file()
     if importlib.util.find_spec("matplotlib") is not None:
         assert (out / "lines_sweep.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_audit_ends_with_the_verdict_also_in_the_report(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["audit", "--toy", "translate", *TINY, "--out", str(out), "--no-plots"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    report = json.loads((out / "report.json").read_text())
+    assert last == "verdict: " + report["verdict"]["message"]
+    assert report["verdict"]["status"] in ("ok", "check")
+    assert (out / "report.md").read_text().strip().endswith(report["verdict"]["message"])
+
+
+def test_audit_defaults_are_the_documented_recipe():
+    from otdiv.cli.audit import audit_parser, recipe
+
+    args = audit_parser().parse_args(["--toy", "25gaussians"])
+    assert (args.constraint, args.steps, args.hidden, args.lambda_gp) == \
+        ("lp", 12000, "96,96,96", 10.0)
+    assert recipe(args) == (30.0, 2e-3, "cosine")  # docs/audit.md's first block
+    assert recipe(audit_parser().parse_args(["--toy", "translate"]))[0] is None  # ReLU
+    clip = audit_parser().parse_args(["--toy", "8gaussians", "--constraint", "clip",
+                                      "--softplus-beta", "none"])
+    assert recipe(clip) == (None, None, "constant")  # the published RMSProp 5e-5

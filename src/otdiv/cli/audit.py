@@ -29,6 +29,36 @@ def _set_threads(device) -> None:
         torch.set_num_threads(1)
 
 
+PAPER_TOYS = ("8gaussians", "25gaussians", "swissroll")
+
+
+def recipe(args) -> tuple[float | None, float | None, str]:
+    """(softplus β, lr, schedule) after resolving "auto": the recipe of docs/audit.md.
+
+    β = 30 on the paper toys (clusters and a thin curve that the transport converges on),
+    ReLU (None) elsewhere; lr 2e-3 with a cosine decay for gp, lp and spectral, and the
+    published constant RMSProp 5e-5 (lr None) for clip.
+    """
+    beta = args.softplus_beta
+    if beta == "auto":
+        beta = 30.0 if args.toy in PAPER_TOYS else None
+    clip = args.constraint == "clip"
+    lr = args.lr if args.lr is not None else (None if clip else 2e-3)
+    schedule = args.schedule if args.schedule is not None else \
+        ("constant" if clip else "cosine")
+    return beta, lr, schedule
+
+
+def _beta(text: str) -> float | str | None:
+    if text in ("auto", "none", "relu"):
+        return None if text != "auto" else "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, 'auto' or 'none', got {text!r}") \
+            from None
+
+
 def _split(points, rng):
     """Half of the points (shuffled) to train on, the other half held out for the audit."""
     idx = rng.permutation(len(points))
@@ -73,6 +103,7 @@ def _run_audit(args) -> dict:
         save_critic,
         train_critic,
     )
+    from otdiv.audit.verdict import verdict
 
     if (args.toy is None) == (args.real is None):
         raise CLIError("give either --toy NAME or --real FILE --fake FILE")
@@ -81,7 +112,8 @@ def _run_audit(args) -> dict:
     if args.critic is not None and args.toy is not None:
         raise CLIError("--critic audits your own data: use it with --real and --fake")
     hidden = _hidden(args.hidden)
-    check_softplus_beta(args.softplus_beta, "--softplus-beta")
+    beta, lr, schedule = recipe(args)
+    check_softplus_beta(beta, "--softplus-beta")
     device = resolve_device(args.device)
     _set_threads(device)
     rng = np.random.default_rng(args.seed)
@@ -120,8 +152,8 @@ def _run_audit(args) -> dict:
     else:
         trained = train_critic(train_real, train_fake, constraint=args.constraint,
                                steps=args.steps, batch_size=args.batch_size, hidden=hidden,
-                               softplus_beta=args.softplus_beta, lr=args.lr,
-                               lambda_gp=args.lambda_gp, schedule=args.schedule, device=device,
+                               softplus_beta=beta, lr=lr,
+                               lambda_gp=args.lambda_gp, schedule=schedule, device=device,
                                seed=args.seed, progress=not args.no_progress)
         critic = trained.critic
         constraint = args.constraint
@@ -140,7 +172,10 @@ def _run_audit(args) -> dict:
                          device=device, seed=args.seed + 1)
     seconds = time.perf_counter() - start
     rows = [audit_row(problem, constraint, audit, seconds)]
-    payload.update({"audit": audit.to_dict(), "seconds": seconds})
+    judged = verdict(audit, constraint=constraint, history=None if trained is None else
+                     (trained.history_step, trained.history_estimate))
+    payload.update({"audit": audit.to_dict(), "seconds": seconds,
+                    "verdict": judged.to_dict()})
     report = write_json(out / "report.json", payload)
     sweep = None
     if args.toy == "lines" or args.sweep:
@@ -150,8 +185,9 @@ def _run_audit(args) -> dict:
         payload["lines_sweep"] = sweep.to_dict()
         write_json(out / "report.json", payload)
     text = table(rows)
-    (out / "report.md").write_text(table(rows, markdown=True) + "\n")
-    return {"rows": rows, "table": text, "sweep": sweep, "report": report, "plots": [],
+    (out / "report.md").write_text(table(rows, markdown=True) + "\n\nverdict: "
+                                   + judged.message + "\n")
+    return {"verdict": judged, "rows": rows, "table": text, "sweep": sweep, "report": report,
             "audit": audit, "out": out, "critic": critic, "trained": trained,
             "problem": problem, "constraint": constraint, "w1": w1, "plot_range": plot_range,
             "held": (held_real, held_fake), "seed": args.seed,
@@ -220,20 +256,21 @@ def _print_summary(summary) -> None:
 
 
 def _report(summary, no_plots: bool) -> int:
-    """Print the summary (already on disk), then draw the plots; 0 unless a plot fails."""
+    """Print the summary (already on disk), draw the plots, then the verdict; 0 unless a
+    plot fails (2, with one line on stderr: the results are on disk)."""
     _print_summary(summary)
-    if no_plots:
-        return 0
-    try:
-        plots = _draw_plots(summary)
-    except Exception as exc:  # the results are on disk: say so in one line
-        print(f"otdiv audit: error: plotting failed ({type(exc).__name__}: "
-              f"{one_line(exc)}); report.json, report.md and the critic are written",
-              file=sys.stderr)
-        return 2
-    for p in plots:
-        print(f"plot:   {p}")
-    return 0
+    code = 0
+    if not no_plots:
+        try:
+            for p in _draw_plots(summary):
+                print(f"plot:   {p}")
+        except Exception as exc:
+            print(f"otdiv audit: error: plotting failed ({type(exc).__name__}: "
+                  f"{one_line(exc)}); report.json, report.md and the critic are written",
+                  file=sys.stderr)
+            code = 2
+    print(f"verdict: {summary['verdict'].message}")
+    return code
 
 
 def _audit(args) -> int:
@@ -245,7 +282,8 @@ def _audit(args) -> int:
 # `otdiv demo` is `otdiv audit` with these options (a later value replaces an earlier one),
 # parsed by the audit's own parser, so every audit option has its value in the demo too
 DEMO_ARGS = {"--toy": "8gaussians", "--constraint": "gp", "--steps": "1200",
-             "--hidden": "64,64,64", "--lr": "2e-3", "--schedule": "constant", "--n": "2000",
+             "--hidden": "64,64,64", "--softplus-beta": "none", "--lr": "2e-3",
+             "--schedule": "constant", "--n": "2000",
              "--repeats": "3", "--sweep": None, "--thetas": "-1,-0.5,0,0.5,1",
              "--sweep-steps": "200"}
 DEMO_QUICK = {"--steps": "400", "--hidden": "32,32", "--n": "400", "--repeats": "1",
@@ -307,18 +345,21 @@ def add_audit_arguments(audit) -> None:
     src.add_argument("--critic", help="a critic checkpoint (save_critic or an nn.Sequential "
                      "state dict), loaded with weights_only=True")
     tr = audit.add_argument_group("training")
-    tr.add_argument("--constraint", choices=["clip", "gp", "lp", "spectral"], default="gp")
-    tr.add_argument("--steps", type=int, default=2000)
-    tr.add_argument("--batch-size", type=int, default=256)
-    tr.add_argument("--hidden", default="256,256,256", help="hidden widths (256,256,256)")
-    tr.add_argument("--softplus-beta", type=float, default=None, metavar="BETA",
+    tr.add_argument("--constraint", choices=["clip", "gp", "lp", "spectral"], default="lp",
+                    help="the Lipschitz constraint (lp: the one-sided penalty)")
+    tr.add_argument("--steps", type=int, default=12000, help="critic steps (12000)")
+    tr.add_argument("--batch-size", type=int, default=256, help="samples per side and step")
+    tr.add_argument("--hidden", default="96,96,96", help="hidden widths (96,96,96)")
+    tr.add_argument("--softplus-beta", type=_beta, default="auto", metavar="BETA",
                     help="Softplus(BETA) activations instead of ReLU (a ReLU rounded over "
-                    "1/BETA; 30 suits the paper toys' clusters)")
-    tr.add_argument("--lr", type=float, default=None, help="learning rate (default: the "
-                    "published one of the constraint)")
-    tr.add_argument("--lambda-gp", type=float, default=10.0)
-    tr.add_argument("--schedule", choices=["constant", "cosine"], default="constant",
-                    help="learning rate: constant (published) or cosine decay to 0")
+                    "1/BETA); 'none' for ReLU; auto (default): 30 on the paper toys, "
+                    "ReLU otherwise")
+    tr.add_argument("--lr", type=float, default=None, help="learning rate (default: 2e-3; "
+                    "clip: the published 5e-5)")
+    tr.add_argument("--lambda-gp", type=float, default=10.0, help="penalty weight (10)")
+    tr.add_argument("--schedule", choices=["constant", "cosine"], default=None,
+                    help="learning rate: cosine decay to 0 (default) or constant (default "
+                    "for clip)")
     tr.add_argument("--save-critic", metavar="FILE", help="write the trained critic to FILE "
                     "(default: critic.pt in --out), checked before training")
     au = audit.add_argument_group("audit")
