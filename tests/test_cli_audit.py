@@ -133,3 +133,11 @@ def test_audit_defaults_are_the_documented_recipe():
     clip = audit_parser().parse_args(["--toy", "8gaussians", "--constraint", "clip",
                                       "--softplus-beta", "none"])
     assert recipe(clip) == (None, None, "constant")  # the published RMSProp 5e-5
+
+
+def test_audit_restores_torch_threads(tmp_path, capsys):
+    import torch
+
+    torch.set_num_threads(3)
+    assert main(["audit", "--toy", "translate", *TINY, "--out", str(tmp_path), "--no-plots"]) == 0
+    assert torch.get_num_threads() == 3

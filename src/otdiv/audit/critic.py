@@ -332,7 +332,7 @@ def lines_sweep(
     disc_lr: float = 1e-2,
     device: object = "auto",
     seed: int | None = 0,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> LinesSweep:
     """For each theta: critic estimate of W1 = |theta| and discriminator estimate of JSD.
 

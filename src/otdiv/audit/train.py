@@ -28,6 +28,7 @@ docs/audit.md shows what these buy on a CPU budget.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import sys
@@ -186,12 +187,92 @@ def _sources(real: Data, fake: Data) -> tuple[_Source, _Source]:
     return r, f
 
 
-def _progress(total: int, enabled: bool, desc: str):
+HEARTBEAT_SECONDS = 10.0  # between two heartbeat lines when stderr is not a terminal
+
+
+class _Heartbeat:
+    """A one-line progress report on stderr every ``HEARTBEAT_SECONDS`` (logs, pipes, CI):
+    ``desc: step k/N (p %), estimate e, t s elapsed, ~r s left``."""
+
+    def __init__(self, total: int, desc: str):
+        self.total, self.desc, self.n = total, desc, 0
+        self.postfix: dict[str, str] = {}
+        self.start = self.last = time.monotonic()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def set_postfix(self, refresh: bool = False, **values) -> None:
+        self.postfix = {k: str(v) for k, v in values.items()}
+
+    def update(self, k: int = 1) -> None:
+        self.n += k
+        now = time.monotonic()
+        if now - self.last < HEARTBEAT_SECONDS or self.n >= self.total:
+            return
+        self.last = now
+        elapsed = now - self.start
+        left = elapsed * (self.total - self.n) / self.n
+        extra = "".join(f", {k} {v}" for k, v in self.postfix.items())
+        print(f"{self.desc}: step {self.n}/{self.total} ({100 * self.n / self.total:.0f} %)"
+              f"{extra}, {elapsed:.0f} s elapsed, ~{left:.0f} s left", file=sys.stderr,
+              flush=True)
+
+
+def _progress(total: int, progress: bool | None, desc: str):
+    """None: a tqdm bar on stderr when it is a terminal, else a heartbeat line every
+    ``HEARTBEAT_SECONDS``; True: always a tqdm bar; False: nothing."""
     from tqdm.auto import tqdm
 
-    # a bar only where someone watches: never in logs, pipes or CI
-    return tqdm(total=total, desc=desc, disable=not (enabled and sys.stderr.isatty()),
-                leave=False, dynamic_ncols=True)
+    if progress is None and not sys.stderr.isatty():
+        return _Heartbeat(total, desc)
+    return tqdm(total=total, desc=desc, disable=progress is False, leave=False,
+                dynamic_ncols=True, file=sys.stderr)
+
+
+# "auto" threads: one intra-op thread while batch_size × parameters is at most this many
+# multiply-adds per layer pass (3 × 512 hidden at batch 256 is 1.4e8); torch's own setting
+# above it. Small MLPs gain nothing from a second thread, and on a busy CPU the threads
+# wait on each other (docs/benchmarks.md, "Critic training threads").
+AUTO_ONE_THREAD_WORK = 2**28
+
+
+def resolve_threads(threads: object, device: torch.device, batch_size: int,
+                    n_params: int) -> int | None:
+    """The intra-op thread count for a training loop; None leaves torch's setting alone.
+
+    ``threads``: "auto" -> 1 on a CPU when batch_size · n_params <= ``AUTO_ONE_THREAD_WORK``,
+    else None; None -> None; an int >= 1 -> itself.
+    """
+    if threads is None:
+        return None
+    if isinstance(threads, str):
+        if threads != "auto":
+            raise ValueError(f"threads must be 'auto', None or an integer >= 1, got {threads!r}")
+        if device.type != "cpu":
+            return None
+        return 1 if batch_size * n_params <= AUTO_ONE_THREAD_WORK else None
+    return check_int(threads, "threads")
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run the block with ``torch.set_num_threads(n)`` and restore the count afterwards
+    (nothing changes when n is None)."""
+    import torch
+
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _seeded_module(build: Callable[[], torch.nn.Module], seed: int | None):
@@ -252,7 +333,8 @@ def train_critic(
     eval_size: int = 2000,
     device: object = "auto",
     seed: int | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
+    threads: int | str | None = "auto",
 ) -> TrainedCritic:
     """Maximise E_P f − E_Q f over critics f under a Lipschitz ``constraint``; return f.
 
@@ -280,7 +362,14 @@ def train_critic(
         eval_size: size of the fixed evaluation set of each side.
         device: "auto" (CUDA when present), "cpu", "cuda", "cuda:N" or a torch.device.
         seed: seeds initialisation, minibatches and penalty interpolates (None: random).
-        progress: show a tqdm bar (only when stderr is a terminal).
+        progress: None (default): a tqdm bar on stderr when stderr is a terminal, else
+            one line every 10 s (step, estimate, elapsed and remaining seconds); True: a
+            tqdm bar wherever stderr goes; False: nothing.
+        threads: torch's intra-op threads during the loop, restored afterwards. "auto"
+            (default): one thread on a CPU when batch_size × parameters <= 2**28 (every
+            MLP up to 3 × 512 hidden at batch 256; a second thread gains nothing there and
+            loses much on a busy CPU), torch's setting otherwise and on CUDA; None: torch's
+            setting; an int: that many.
 
     Returns:
         A :class:`TrainedCritic`; its ``critic`` is in eval mode.
@@ -328,6 +417,7 @@ def train_critic(
     params = [p for p in critic.parameters() if p.requires_grad]
     if not params:
         raise ValueError("critic has no trainable parameters")
+    n_threads = resolve_threads(threads, dev, batch_size, sum(p.numel() for p in params))
     dtype = params[0].dtype
     if cfg["optimizer"] == "rmsprop":
         opt = torch.optim.RMSprop(params, lr=cfg["lr"])
@@ -366,7 +456,7 @@ def train_critic(
 
     start = time.perf_counter()
     record(0, 0.0)
-    with _progress(steps, progress, f"critic ({constraint})") as bar:
+    with torch_threads(n_threads), _progress(steps, progress, f"critic ({constraint})") as bar:
         for step in range(1, steps + 1):
             x = tensor(src_real.draw(batch_size, rng))
             y = tensor(src_fake.draw(batch_size, rng))
@@ -426,7 +516,8 @@ def train_discriminator(
     eval_size: int = 2000,
     device: object = "auto",
     seed: int | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
+    threads: int | str | None = "auto",
 ) -> TrainedDiscriminator:
     """JSD ≈ (2 log 2 − L_D) / 2 after minimising L_D = −E_P log D − E_Q log(1 − D).
 
@@ -434,7 +525,8 @@ def train_discriminator(
 
     The standard GAN discriminator (Goodfellow et al. 2014) with the DCGAN optimiser (Adam,
     lr 2e-4, betas (0.5, 0.999), Radford et al. 2016). ``real``/``fake`` as in
-    :func:`train_critic`. The JSD estimate is taken on fresh evaluation samples.
+    :func:`train_critic`, and so are ``threads`` and ``progress``. The JSD estimate is
+    taken on fresh evaluation samples.
     """
     import torch
 
@@ -453,8 +545,10 @@ def train_discriminator(
     eval_real = torch.as_tensor(src_real.fixed(eval_size, rng), dtype=torch.float32).to(dev)
     eval_fake = torch.as_tensor(src_fake.fixed(eval_size, rng), dtype=torch.float32).to(dev)
 
+    n_threads = resolve_threads(threads, dev, batch_size,
+                                sum(p.numel() for p in disc.parameters()))
     start = time.perf_counter()
-    with _progress(steps, progress, "discriminator") as bar:
+    with torch_threads(n_threads), _progress(steps, progress, "discriminator") as bar:
         for _ in range(steps):
             x = torch.as_tensor(src_real.draw(batch_size, rng), dtype=torch.float32).to(dev)
             y = torch.as_tensor(src_fake.draw(batch_size, rng), dtype=torch.float32).to(dev)

@@ -20,11 +20,24 @@ def _hidden(text: str) -> tuple[int, ...]:
     return widths
 
 
+def _run_restoring_threads(args) -> dict:
+    """_run_audit with torch's thread count restored afterwards (main() may be called
+    in-process). Training picks its threads itself (train_critic's threads="auto"); the
+    audit of a small MLP runs on one CPU thread for the same reason."""
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        return _run_audit(args)
+    finally:
+        torch.set_num_threads(before)
+
+
 def _set_threads(device) -> None:
     import torch
 
     # the critics here are small MLPs: extra intra-op threads gain little, and on a busy
-    # CPU they wait on each other (measured 20x slower for a 3 x 64 critic, docs/audit.md)
+    # CPU they wait on each other (docs/benchmarks.md, "Critic training threads")
     if device.type == "cpu":
         torch.set_num_threads(1)
 
@@ -154,7 +167,7 @@ def _run_audit(args) -> dict:
                                steps=args.steps, batch_size=args.batch_size, hidden=hidden,
                                softplus_beta=beta, lr=lr,
                                lambda_gp=args.lambda_gp, schedule=schedule, device=device,
-                               seed=args.seed, progress=not args.no_progress)
+                               seed=args.seed, progress=False if args.no_progress else None)
         critic = trained.critic
         constraint = args.constraint
     payload: dict = {"problem": problem, "constraint": constraint}
@@ -181,7 +194,8 @@ def _run_audit(args) -> dict:
     if args.toy == "lines" or args.sweep:
         sweep = lines_sweep(args.thetas, constraint="gp" if constraint == "given" else
                             constraint, steps=args.sweep_steps, disc_steps=args.sweep_steps,
-                            device=device, seed=args.seed, progress=not args.no_progress)
+                            device=device, seed=args.seed,
+                            progress=False if args.no_progress else None)
         payload["lines_sweep"] = sweep.to_dict()
         write_json(out / "report.json", payload)
     text = table(rows)
@@ -276,7 +290,7 @@ def _report(summary, no_plots: bool) -> int:
 def _audit(args) -> int:
     if args.steps < 1 or args.n < 2 or args.repeats < 1 or args.batch_size < 1:
         raise CLIError("--steps, --batch-size and --repeats must be >= 1 and --n >= 2")
-    return _report(_run_audit(args), args.no_plots)
+    return _report(_run_restoring_threads(args), args.no_plots)
 
 
 # `otdiv demo` is `otdiv audit` with these options (a later value replaces an earlier one),
@@ -321,7 +335,7 @@ def _demo(args) -> int:
           f"held-out samples, then run the parallel-lines sweep (critic W1 vs\ndiscriminator "
           f"JSD). Adam lr 2e-3 (the published 1e-4 needs far more steps than a 2-minute "
           f"budget).\nThe same as: otdiv audit {' '.join(demo_argv(args))}\n", flush=True)
-    return _report(_run_audit(ns), ns.no_plots)
+    return _report(_run_restoring_threads(ns), ns.no_plots)
 
 
 def _float_list(text: str) -> tuple[float, ...]:
@@ -331,6 +345,10 @@ def _float_list(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") \
             from None
     return values
+
+
+_NO_PROGRESS = ("no progress: by default a bar on stderr when it is a terminal, a line every "
+                "10 s otherwise")
 
 
 def add_audit_arguments(audit) -> None:
@@ -373,7 +391,7 @@ def add_audit_arguments(audit) -> None:
     audit.add_argument("--seed", type=int, default=0)
     audit.add_argument("--out", default="otdiv-report",
                        help="output directory (otdiv-report)")
-    audit.add_argument("--no-progress", action="store_true", help="no progress bar")
+    audit.add_argument("--no-progress", action="store_true", help=_NO_PROGRESS)
     audit.add_argument("--no-plots", action="store_true", help="no PNG plots")
 
 
@@ -399,6 +417,6 @@ def register(sub) -> None:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--out", default="otdiv-report/demo",
                       help="output directory (otdiv-report/demo)")
-    demo.add_argument("--no-progress", action="store_true", help="no progress bar")
+    demo.add_argument("--no-progress", action="store_true", help=_NO_PROGRESS)
     demo.add_argument("--no-plots", action="store_true", help="no PNG plots")
     demo.set_defaults(func=_demo)
