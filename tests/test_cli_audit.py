@@ -141,3 +141,20 @@ def test_audit_restores_torch_threads(tmp_path, capsys):
     torch.set_num_threads(3)
     assert main(["audit", "--toy", "translate", *TINY, "--out", str(tmp_path), "--no-plots"]) == 0
     assert torch.get_num_threads() == 3
+
+
+def test_negative_numbers_are_values_not_options(tmp_path, capsys):
+    from otdiv.cli.audit import audit_parser
+
+    args = audit_parser().parse_args(["--thetas", "-1,0,1", "--theta", "-0.5", "--lr",
+                                      "1e-3"])
+    assert args.thetas == (-1.0, 0.0, 1.0) and args.theta == -0.5
+    assert audit_parser().parse_args(["--thetas", "-.5,-1e-1"]).thetas == (-0.5, -0.1)
+    rc = main(["audit", "--toy", "lines", "--theta", "-1", "--thetas", "-1,0", *TINY,
+               "--sweep-steps", "5", "--no-plots", "--out", str(tmp_path)])
+    assert rc == 0
+    sweep = json.loads((tmp_path / "report.json").read_text())["lines_sweep"]
+    assert sweep["theta"] == [-1.0, 0.0] and sweep["w1_true"] == [1.0, 0.0]
+    with pytest.raises(SystemExit):  # a real unknown option is still refused
+        main(["audit", "--thetas", "-x"])
+    assert "expected one argument" in capsys.readouterr().err
