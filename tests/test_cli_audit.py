@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from otdiv.cli import main
@@ -158,3 +160,84 @@ def test_negative_numbers_are_values_not_options(tmp_path, capsys):
     with pytest.raises(SystemExit):  # a real unknown option is still refused
         main(["audit", "--thetas", "-x"])
     assert "expected one argument" in capsys.readouterr().err
+
+
+def _no_training(monkeypatch):
+    import otdiv.audit.train as train
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("trained although the input was bad")
+
+    monkeypatch.setattr(train, "train_critic", refuse)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--batch-size", str(10**12)], "--batch-size=1000000000000 needs about"),
+    (["--hidden", "1000000,1000000"], "--hidden=1000000,1000000 needs about"),
+    (["--dim", str(10**9)], "--dim=1000000000 needs about"),
+    (["--n", str(10**12)], "--n=1000000000000 needs about"),
+    (["--lr", "1e300"], "--lr must be in (0, 1]"),
+    (["--seed", str(2**70)], "--seed must be None or an integer in [0, 2**63)"),
+])
+def test_sizes_with_no_limit_are_refused_before_training(argv, message, tmp_path, capsys,
+                                                         monkeypatch):
+    _no_training(monkeypatch)
+    rc = main(["audit", "--toy", "translate", *argv, "--out", str(tmp_path / "o")])
+    assert rc == 2
+    assert message in _one_line(capsys.readouterr().err)
+    assert not (tmp_path / "o").exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize(("argv", "option"), [
+    (["--lr", "nan"], "--lr"), (["--lr", "0"], "--lr"), (["--lr", "-1e-3"], "--lr"),
+    (["--steps", "1e12"], "--steps"), (["--steps", str(10**12)], "--steps"),
+    (["--seed", "-1"], "--seed"), (["--n", "1"], "--n"), (["--batch-size", "0"],
+                                                          "--batch-size"),
+])
+def test_bad_numbers_are_parse_errors_naming_the_option(argv, option, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["audit", "--toy", "translate", *argv])
+    assert info.value.code == 2
+    assert option in _one_line(capsys.readouterr().err)
+
+
+def test_save_critic_is_checked_before_training(tmp_path, capsys, monkeypatch):
+    _no_training(monkeypatch)
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    for target, message in [(tmp_path, "is a directory"),
+                            (a_file / "critic.pt", "cannot write"),
+                            (tmp_path / "missing" / "critic.pt", "cannot write")]:
+        rc = main(["audit", "--toy", "translate", *TINY, "--out", str(tmp_path / "o"),
+                   "--save-critic", str(target)])
+        line = _one_line(capsys.readouterr().err)
+        assert rc == 2 and "--save-critic" in line and message in line, line
+    assert a_file.read_text() == "x"
+
+
+def test_broken_checkpoints_give_one_line_naming_the_file(tmp_path, capsys, rng):
+    from tests.test_train_api import _bad_checkpoints
+
+    np.save(tmp_path / "x.npy", rng.normal(size=(20, 2)))
+    for name, path in _bad_checkpoints(tmp_path).items():
+        rc = main(["audit", "--real", str(tmp_path / "x.npy"), "--fake",
+                   str(tmp_path / "x.npy"), "--critic", str(path), "--out",
+                   str(tmp_path / "o"), "--no-plots"])
+        line = _one_line(capsys.readouterr().err)
+        assert rc == 2 and str(path) in line, (name, line)
+
+
+def test_hostile_inputs_as_a_command(tmp_path):
+    from tests.test_train_api import _bad_checkpoints
+
+    np.save(tmp_path / "x.npy", np.zeros((20, 2)))
+    bias = _bad_checkpoints(tmp_path)["bias_shape"]
+    for argv in (["--toy", "translate", "--batch-size", str(10**12)],
+                 ["--real", str(tmp_path / "x.npy"), "--fake", str(tmp_path / "x.npy"),
+                  "--critic", str(bias)]):
+        proc = subprocess.run([sys.executable, "-m", "otdiv.cli", "audit", *argv, "--out",
+                               str(tmp_path / "o")], capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 2, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert proc.stderr.startswith("otdiv audit: error: ")

@@ -102,3 +102,109 @@ def test_progress_bar_on_a_terminal(monkeypatch):
     text = term.getvalue()
     assert re.search(r"critic \(gp\): +\d+%\|", text)  # tqdm's bar, not a heartbeat
     assert "elapsed" not in text
+
+
+# ------------------------------------------------------------------ hostile inputs
+
+
+@pytest.mark.parametrize("seed", ["a", 1.5, -1, 2**70, True])
+def test_audit_critic_checks_the_seed_first(seed):
+    from otdiv.audit import audit_critic
+
+    with pytest.raises((TypeError, ValueError), match="seed"):
+        audit_critic(None, None, None, seed=seed)  # nothing else is looked at first
+
+
+@pytest.mark.parametrize("seed", ["a", 1.5, -1, 2**70])
+def test_train_critic_checks_the_seed(seed):
+    x = np.zeros((10, 2))
+    with pytest.raises((TypeError, ValueError), match="seed"):
+        train_critic(x, x + 1, steps=1, hidden=(2,), seed=seed, progress=False)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_audit_critic_restores_the_modules_modes(training):
+    from otdiv.audit import audit_critic, mlp_critic
+
+    critic = mlp_critic(2, (8,))
+    critic.train(training)
+    critic[1].train(not training)  # a mixed state is restored as it was
+    before = [m.training for m in critic.modules()]
+    x = np.random.default_rng(0).normal(size=(40, 2))
+    audit_critic(critic, x, x + 1, n=20, repeats=1, lipschitz=False, envelope=False,
+                 device="cpu")
+    assert [m.training for m in critic.modules()] == before
+
+
+@pytest.mark.parametrize(("kwargs", "name"), [
+    ({"batch_size": 10**12}, "batch_size"),
+    ({"hidden": (10**6, 10**6)}, "hidden"),
+    ({"eval_size": 10**11}, "eval_size"),
+    ({"steps": 10**12}, "steps"),
+    ({"lr": 1e300}, "lr"), ({"lr": float("nan")}, "lr"), ({"lr": 0.0}, "lr"),
+    ({"lr": -1e-3}, "lr"), ({"lr": float("inf")}, "lr"),
+])
+def test_train_critic_refuses_sizes_with_no_limit(kwargs, name):
+    x = np.zeros((10, 2))
+    with pytest.raises(ValueError, match=name):
+        train_critic(x, x + 1, progress=False, **{"steps": 1, **kwargs})
+
+
+def test_train_critic_refuses_a_huge_dimension_before_building_the_critic():
+    def wide(n, rng):
+        return np.zeros((n, 10**6))
+
+    with pytest.raises(ValueError, match=r"^d=1000000 needs about .* GiB"):
+        train_critic(wide, wide, steps=1, hidden=(4096,), progress=False)
+
+
+def test_memory_estimate_is_the_parameter_count():
+    from otdiv.audit import mlp_critic
+    from otdiv.audit.train import training_bytes
+
+    params = sum(p.numel() for p in mlp_critic(5, (7, 3)).parameters())
+    assert training_bytes(5, (7, 3), 0, 0) == (16 * params, 0)
+
+
+def test_audit_critic_refuses_n_beyond_the_budget():
+    from otdiv.audit import audit_critic
+
+    x = np.zeros((10, 2))
+    with pytest.raises(ValueError, match=r"^n=1000000000000 needs about"):
+        audit_critic(lambda t: t[:, 0], x, x, n=10**12)
+
+
+def _bad_checkpoints(tmp_path):
+    from otdiv.audit import mlp_critic, save_critic
+
+    path = tmp_path / "good.pt"
+    save_critic(mlp_critic(2, (4,)), str(path))
+    good = torch.load(path, weights_only=True)
+    cases = {}
+    for name, change in [
+        ("bias_shape", lambda p: p["biases"].__setitem__(0, torch.zeros(3))),
+        ("float_bias", lambda p: p["biases"].__setitem__(0, 1.5)),
+        ("float_weight", lambda p: p["weights"].__setitem__(1, 0.5)),
+        ("no_biases", lambda p: p.pop("biases")),
+        ("short_biases", lambda p: p["biases"].pop()),
+    ]:
+        payload = {k: list(v) if isinstance(v, list) else v for k, v in good.items()}
+        change(payload)
+        torch.save(payload, tmp_path / f"{name}.pt")
+        cases[name] = tmp_path / f"{name}.pt"
+    state = mlp_critic(2, (4,)).state_dict()
+    state["0.bias"] = torch.zeros(2, 2)
+    torch.save(state, tmp_path / "state_bias.pt")
+    cases["state_bias"] = tmp_path / "state_bias.pt"
+    return cases
+
+
+def test_broken_checkpoints_are_a_value_error_naming_the_file(tmp_path):
+    from otdiv.audit import load_critic
+
+    for name, path in _bad_checkpoints(tmp_path).items():
+        with pytest.raises(ValueError, match=re.escape(str(path))) as info:
+            load_critic(str(path))
+        assert len(str(info.value).splitlines()) == 1, name
+    with pytest.raises(ValueError, match="directory"):
+        load_critic(str(tmp_path))

@@ -6,7 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from otdiv.cli._common import CLIError, _out_dir, load_array, one_line
+from otdiv.cli._common import CLIError, _out_dir, float_arg, int_arg, load_array, one_line
+
+MAX_STEPS = 10**9  # otdiv.audit.train.MAX_STEPS (not imported: --help stays light)
 
 
 def _hidden(text: str) -> tuple[int, ...]:
@@ -106,10 +108,12 @@ def _run_audit(args) -> dict:
 
     import numpy as np
 
+    from otdiv._array import check_seed
     from otdiv.audit.critic import audit_critic, check_pair, lines_sweep
     from otdiv.audit.report import audit_row, table, write_json
     from otdiv.audit.toys import make_toy
     from otdiv.audit.train import (
+        check_lr,
         check_softplus_beta,
         load_critic,
         resolve_device,
@@ -127,6 +131,12 @@ def _run_audit(args) -> dict:
     hidden = _hidden(args.hidden)
     beta, lr, schedule = recipe(args)
     check_softplus_beta(beta, "--softplus-beta")
+    check_seed(args.seed, "--seed")
+    if lr is not None:
+        check_lr(lr, "--lr")
+    if args.toy is not None:  # sizes first: before a toy of dimension --dim is built
+        dim = args.dim if args.toy in ("translate", "scale") else 2
+        _check_sizes(args, dim, hidden)
     device = resolve_device(args.device)
     _set_threads(device)
     rng = np.random.default_rng(args.seed)
@@ -143,6 +153,7 @@ def _run_audit(args) -> dict:
     else:
         x, y = check_pair(load_array(args.real, "--real"), load_array(args.fake, "--fake"))
         problem = f"{Path(args.real).name} vs {Path(args.fake).name}"
+        _check_sizes(args, x.shape[1], hidden, train=args.critic is None)
         if args.critic is None:
             if min(len(x), len(y)) < 4:
                 raise CLIError("--real and --fake need at least 4 points each to train a "
@@ -287,9 +298,18 @@ def _report(summary, no_plots: bool) -> int:
     return code
 
 
+def _check_sizes(args, dim: int, hidden: tuple[int, ...], train: bool = True) -> None:
+    """The memory budgets of train_critic and audit_critic, with the options' names."""
+    from otdiv.audit.critic import check_audit_size
+    from otdiv.audit.train import check_training_size
+
+    if train:
+        check_training_size(dim, hidden, args.batch_size, 2000, names={
+            "dim": "--dim", "hidden": "--hidden", "batch_size": "--batch-size"})
+    check_audit_size(args.n, dim, name="--n")
+
+
 def _audit(args) -> int:
-    if args.steps < 1 or args.n < 2 or args.repeats < 1 or args.batch_size < 1:
-        raise CLIError("--steps, --batch-size and --repeats must be >= 1 and --n >= 2")
     return _report(_run_restoring_threads(args), args.no_plots)
 
 
@@ -356,8 +376,9 @@ def add_audit_arguments(audit) -> None:
     toys = ["8gaussians", "25gaussians", "swissroll", "translate", "scale", "lines"]
     src = audit.add_argument_group("data")
     src.add_argument("--toy", choices=toys, help="a toy problem with known W1")
-    src.add_argument("--dim", type=int, default=2, help="dimension of translate/scale (2)")
-    src.add_argument("--theta", type=float, default=0.5, help="theta of lines (0.5)")
+    src.add_argument("--dim", type=int_arg(1), default=2,
+                     help="dimension of translate/scale (2)")
+    src.add_argument("--theta", type=float_arg(), default=0.5, help="theta of lines (0.5)")
     src.add_argument("--real", help="samples of P, .npy (no pickle) or .csv, shape (n, d)")
     src.add_argument("--fake", help="samples of Q, same format and dimension")
     src.add_argument("--critic", help="a critic checkpoint (save_critic or an nn.Sequential "
@@ -365,30 +386,35 @@ def add_audit_arguments(audit) -> None:
     tr = audit.add_argument_group("training")
     tr.add_argument("--constraint", choices=["clip", "gp", "lp", "spectral"], default="lp",
                     help="the Lipschitz constraint (lp: the one-sided penalty)")
-    tr.add_argument("--steps", type=int, default=12000, help="critic steps (12000)")
-    tr.add_argument("--batch-size", type=int, default=256, help="samples per side and step")
+    tr.add_argument("--steps", type=int_arg(1, MAX_STEPS), default=12000,
+                    help="critic steps (12000)")
+    tr.add_argument("--batch-size", type=int_arg(1), default=256,
+                    help="samples per side and step (256)")
     tr.add_argument("--hidden", default="96,96,96", help="hidden widths (96,96,96)")
     tr.add_argument("--softplus-beta", type=_beta, default="auto", metavar="BETA",
                     help="Softplus(BETA) activations instead of ReLU (a ReLU rounded over "
                     "1/BETA); 'none' for ReLU; auto (default): 30 on the paper toys, "
                     "ReLU otherwise")
-    tr.add_argument("--lr", type=float, default=None, help="learning rate (default: 2e-3; "
-                    "clip: the published 5e-5)")
-    tr.add_argument("--lambda-gp", type=float, default=10.0, help="penalty weight (10)")
+    tr.add_argument("--lr", type=float_arg(0, strict=True), default=None,
+                    help="learning rate in (0, 1] (default: 2e-3; clip: the published 5e-5)")
+    tr.add_argument("--lambda-gp", type=float_arg(0), default=10.0,
+                    help="penalty weight (10)")
     tr.add_argument("--schedule", choices=["constant", "cosine"], default=None,
                     help="learning rate: cosine decay to 0 (default) or constant (default "
                     "for clip)")
     tr.add_argument("--save-critic", metavar="FILE", help="write the trained critic to FILE "
                     "(default: critic.pt in --out), checked before training")
     au = audit.add_argument_group("audit")
-    au.add_argument("--n", type=int, default=2000, help="held-out samples per side (2000)")
-    au.add_argument("--repeats", type=int, default=3, help="held-out draws (3)")
+    au.add_argument("--n", type=int_arg(2), default=2000,
+                    help="held-out samples per side (2000)")
+    au.add_argument("--repeats", type=int_arg(1, 1000), default=3, help="held-out draws (3)")
     au.add_argument("--sweep", action="store_true", help="also run the parallel-lines sweep")
     au.add_argument("--thetas", type=_float_list, default=(-1.0, -0.5, -0.2, 0.0, 0.2, 0.5, 1.0))
-    au.add_argument("--sweep-steps", type=int, default=300)
+    au.add_argument("--sweep-steps", type=int_arg(1, MAX_STEPS), default=300,
+                    help="critic and discriminator steps per theta of the sweep (300)")
     audit.add_argument("--device", default="auto",
                        help="auto (CUDA when present), cpu, cuda")
-    audit.add_argument("--seed", type=int, default=0)
+    audit.add_argument("--seed", type=int_arg(0), default=0, help="seed (0)")
     audit.add_argument("--out", default="otdiv-report",
                        help="output directory (otdiv-report)")
     audit.add_argument("--no-progress", action="store_true", help=_NO_PROGRESS)
@@ -411,10 +437,10 @@ def register(sub) -> None:
         "parallel-lines sweep; it prints the equivalent otdiv audit command.")
     demo.add_argument("--quick", action="store_true",
                       help="a run of a few seconds (a smaller critic, fewer steps and points)")
-    demo.add_argument("--steps", type=int, default=None, help="critic steps (1200; 400 with "
-                      "--quick)")
+    demo.add_argument("--steps", type=int_arg(1, MAX_STEPS), default=None,
+                      help="critic steps (1200; 400 with --quick)")
     demo.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=int_arg(0), default=0, help="seed (0)")
     demo.add_argument("--out", default="otdiv-report/demo",
                       help="output directory (otdiv-report/demo)")
     demo.add_argument("--no-progress", action="store_true", help=_NO_PROGRESS)
