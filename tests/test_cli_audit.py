@@ -241,3 +241,20 @@ def test_hostile_inputs_as_a_command(tmp_path):
         assert proc.returncode == 2, proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
         assert proc.stderr.startswith("otdiv audit: error: ")
+
+
+def test_funnels_toy_from_the_command_line(tmp_path, capsys):
+    from otdiv.audit.funnels import MinFunnel
+
+    out = tmp_path / "f"
+    rc = main(["audit", "--toy", "funnels", "--funnels", "5", "--dim", "3", "--seed", "4",
+               *TINY, "--no-plots", "--out", str(out)])
+    assert rc == 0 and "funnels d=3 K=5" in capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    assert report["problem"] == "funnels d=3 K=5"
+    assert report["audit"]["closed_form_w1"] == MinFunnel(3, 5, seed=4).w1 == 1.0
+    # the held-out samples are the seed-4 MinFunnel pair: exact W1 near 1 (n = 60 points)
+    assert 0.5 < report["audit"]["exact_w1"] < 2.5
+    with pytest.raises(SystemExit):
+        main(["audit", "--toy", "funnels", "--funnels", "0"])
+    assert "--funnels" in _one_line(capsys.readouterr().err)

@@ -135,7 +135,7 @@ def _run_audit(args) -> dict:
     if lr is not None:
         check_lr(lr, "--lr")
     if args.toy is not None:  # sizes first: before a toy of dimension --dim is built
-        dim = args.dim if args.toy in ("translate", "scale") else 2
+        dim = args.dim if args.toy in ("translate", "scale", "funnels") else 2
         _check_sizes(args, dim, hidden)
     device = resolve_device(args.device)
     _set_threads(device)
@@ -145,8 +145,11 @@ def _run_audit(args) -> dict:
     w1 = None
     plot_range = 3.0
     if args.toy is not None:
-        toy = make_toy(args.toy, d=args.dim, theta=args.theta)
+        toy = make_toy(args.toy, d=args.dim, theta=args.theta, funnels=args.funnels,
+                       seed=args.seed)
         problem = toy.name if toy.dim == 2 else f"{toy.name} d={toy.dim}"
+        if toy.name == "funnels":
+            problem += f" K={toy.params['funnels']}"
         train_real, train_fake = toy.sample_real, toy.sample_fake
         held_real, held_fake = toy.sample_real, toy.sample_fake
         w1, plot_range = toy.w1, toy.plot_range
@@ -373,11 +376,15 @@ _NO_PROGRESS = ("no progress: by default a bar on stderr when it is a terminal, 
 
 def add_audit_arguments(audit) -> None:
     """The options of ``otdiv audit`` (choices spelled out: --help imports nothing heavy)."""
-    toys = ["8gaussians", "25gaussians", "swissroll", "translate", "scale", "lines"]
+    toys = ["8gaussians", "25gaussians", "swissroll", "translate", "scale", "lines",
+            "funnels"]
     src = audit.add_argument_group("data")
     src.add_argument("--toy", choices=toys, help="a toy problem with known W1")
     src.add_argument("--dim", type=int_arg(1), default=2,
-                     help="dimension of translate/scale (2)")
+                     help="dimension of translate, scale and funnels (2)")
+    src.add_argument("--funnels", type=int_arg(1), default=16, metavar="K",
+                     help="funnels: the number K of cones of the MinFunnel pair, whose W1 "
+                     "is 1 in any dimension (16); their apexes are drawn with --seed")
     src.add_argument("--theta", type=float_arg(), default=0.5, help="theta of lines (0.5)")
     src.add_argument("--real", help="samples of P, .npy (no pickle) or .csv, shape (n, d)")
     src.add_argument("--fake", help="samples of Q, same format and dimension")
