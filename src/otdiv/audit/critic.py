@@ -36,9 +36,16 @@ from typing import Any
 
 import numpy as np
 
-from otdiv._array import as_points, check_int, check_positive, check_same_dim, to_numpy64
+from otdiv._array import (
+    as_points,
+    check_int,
+    check_positive,
+    check_same_dim,
+    check_seed,
+    to_numpy64,
+)
 from otdiv.audit.envelope import envelope_bound
-from otdiv.audit.train import Data, _sources, resolve_device, scores
+from otdiv.audit.train import MEMORY_BUDGET, Data, _sources, resolve_device, scores
 
 
 @dataclass(frozen=True)
@@ -193,15 +200,17 @@ def audit_critic(
             n = 2000 on one core).
         device: where the critic runs: "auto", "cpu", "cuda" or a torch.device. A module
             already on a device is moved there.
-        seed: seeds the draws (None: random).
+        seed: seeds the draws (None: random; else an integer in [0, 2**63)), checked first.
+
+    The module's train/eval modes are restored on return (the audit runs in eval mode), and
+    ``n`` is refused with a ValueError beyond the memory budget of :func:`check_audit_size`.
 
     Returns:
         A :class:`CriticAudit`.
     """
     import torch
 
-    from otdiv.metrics.wasserstein import wasserstein
-
+    seed = check_seed(seed)
     if not callable(critic):
         raise TypeError(f"critic must be an nn.Module or a callable, got {type(critic).__name__}")
     n = check_int(n, "n", minimum=2)
@@ -211,12 +220,41 @@ def audit_critic(
         w1 = float(w1) if w1 == 0 else check_positive(w1, "w1")
     dev = resolve_device(device)
     src_real, src_fake = _sources(real, fake)
-    dtype = torch.float32
-    if isinstance(critic, torch.nn.Module):
+    check_audit_size(n, src_real.dim, lipschitz_points)
+    if not isinstance(critic, torch.nn.Module):
+        return _audit(critic, src_real, src_fake, n, repeats, w1, lipschitz, lipschitz_points,
+                      envelope, dev, seed, torch.float32)
+    modes = {m: m.training for m in critic.modules()}
+    try:
         critic = critic.to(dev).eval()
         params = list(critic.parameters())
-        if params and params[0].is_floating_point():
-            dtype = params[0].dtype
+        dtype = params[0].dtype if params and params[0].is_floating_point() else \
+            torch.float32
+        return _audit(critic, src_real, src_fake, n, repeats, w1, lipschitz,
+                      lipschitz_points, envelope, dev, seed, dtype)
+    finally:
+        for module, training in modes.items():  # the caller's train/eval modes, restored
+            module.train(training)
+
+
+def check_audit_size(n: int, dim: int, lipschitz_points: int = 1000, *,
+                     budget: float = MEMORY_BUDGET, name: str = "n") -> None:
+    """ValueError naming ``name`` when an audit of n points per side in dimension d would
+    plan more than ``budget`` bytes: 256 · (n + lipschitz_points) · (d + 1) bytes (the
+    float64 draws, the 4 gradient probes of each of the ≤ 2n coupling segments with their
+    gradients, the scores) — exact W1 and the envelope work within their own budgets."""
+    need = 256 * (n + lipschitz_points) * (dim + 1)
+    if need > budget:
+        raise ValueError(f"{name}={n} needs about {need / 2**30:.3g} GiB to audit in d={dim}, "
+                         f"over the memory budget of {budget / 2**30:.3g} GiB; lower {name}")
+
+
+def _audit(critic, src_real, src_fake, n, repeats, w1, lipschitz, lipschitz_points, envelope,
+           dev, seed, dtype) -> CriticAudit:
+    import torch
+
+    from otdiv.metrics.wasserstein import wasserstein
+
     fn = _as_critic_fn(critic, dev, dtype)
 
     rng = np.random.default_rng(seed)
@@ -332,7 +370,7 @@ def lines_sweep(
     disc_lr: float = 1e-2,
     device: object = "auto",
     seed: int | None = 0,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> LinesSweep:
     """For each theta: critic estimate of W1 = |theta| and discriminator estimate of JSD.
 
@@ -346,6 +384,7 @@ def lines_sweep(
     from otdiv.audit.train import train_critic, train_discriminator
     from otdiv.metrics.wasserstein import wasserstein
 
+    seed = check_seed(seed)
     thetas = tuple(float(t) for t in thetas)
     if not thetas:
         raise ValueError("thetas is empty; give at least one theta")

@@ -28,6 +28,7 @@ docs/audit.md shows what these buy on a CPU budget.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import sys
@@ -45,6 +46,7 @@ from otdiv._array import (
     check_nonnegative,
     check_positive,
     check_same_dim,
+    check_seed,
     is_tensor,
     to_numpy64,
 )
@@ -186,12 +188,157 @@ def _sources(real: Data, fake: Data) -> tuple[_Source, _Source]:
     return r, f
 
 
-def _progress(total: int, enabled: bool, desc: str):
+# ------------------------------------------------------------------------------ limits
+
+MEMORY_BUDGET = 4 * 2**30  # bytes train_critic and audit_critic may plan to use
+MAX_STEPS = 10**9          # about 12 days at 1 ms a step
+MAX_LR = 1.0               # Adam and RMSProp move every weight by about lr a step
+
+
+def training_bytes(dim: int, hidden: Sequence[int], batch_size: int,
+                   eval_size: int) -> tuple[int, int]:
+    """(parameter bytes, per-step bytes) of training an MLP d → hidden → 1.
+
+    Parameters: 16 bytes each (float32 weight, gradient and Adam's two moments).
+    A step: 96 bytes per sample and unit, units = d + Σ hidden + 1 (float32 activations of
+    the real, fake and interpolated batches and the graph kept for the penalty's double
+    backward, about 8 copies), plus the two evaluation sets (float32, 4 bytes per unit).
+    """
+    widths = [dim, *hidden, 1]
+    params = sum((a + 1) * b for a, b in itertools.pairwise(widths))
+    units = sum(widths)
+    return 16 * params, 96 * batch_size * units + 8 * eval_size * units
+
+
+def check_training_size(dim: int, hidden: Sequence[int], batch_size: int, eval_size: int,
+                        *, budget: float = MEMORY_BUDGET,
+                        names: dict[str, str] | None = None) -> None:
+    """ValueError, naming the argument that drives it, when the estimate of
+    :func:`training_bytes` exceeds ``budget`` bytes (``names`` renames the arguments,
+    e.g. for command-line options)."""
+    names = {"dim": "d", "hidden": "hidden", "batch_size": "batch_size",
+             "eval_size": "eval_size", **(names or {})}
+    param_bytes, step_bytes = training_bytes(dim, hidden, batch_size, eval_size)
+    if param_bytes + step_bytes <= budget:
+        return
+    # name the argument whose reduction to 1 saves the most
+    reduced = {"dim": (1, hidden, batch_size, eval_size),
+               "hidden": (dim, tuple(1 for _ in hidden), batch_size, eval_size),
+               "batch_size": (dim, hidden, 1, eval_size),
+               "eval_size": (dim, hidden, batch_size, 1)}
+    name = min(reduced, key=lambda k: sum(training_bytes(*reduced[k])))
+    value = {"dim": dim, "hidden": ",".join(map(str, hidden)), "batch_size": batch_size,
+             "eval_size": eval_size}[name]
+    raise ValueError(
+        f"{names[name]}={value} needs about {(param_bytes + step_bytes) / 2**30:.3g} GiB to "
+        f"train (d={dim}, hidden {tuple(hidden)}, batch {batch_size}), over the memory "
+        f"budget of {budget / 2**30:.3g} GiB; lower {names[name]}")
+
+
+def check_steps(steps: object, name: str = "steps") -> int:
+    """An integer in [1, MAX_STEPS]."""
+    steps = check_int(steps, name)
+    if steps > MAX_STEPS:
+        raise ValueError(f"{name} must be at most {MAX_STEPS:.0e} (about 12 days at 1 ms a "
+                         f"step), got {steps}")
+    return steps
+
+
+def check_lr(lr: object, name: str = "lr") -> float:
+    """A finite learning rate in (0, MAX_LR]."""
+    lr = check_positive(lr, name)
+    if lr > MAX_LR:
+        raise ValueError(f"{name} must be in (0, {MAX_LR:g}]: Adam and RMSProp move every "
+                         f"weight by about lr a step; got {lr:g}")
+    return lr
+
+
+HEARTBEAT_SECONDS = 10.0  # between two heartbeat lines when stderr is not a terminal
+
+
+class _Heartbeat:
+    """A one-line progress report on stderr every ``HEARTBEAT_SECONDS`` (logs, pipes, CI):
+    ``desc: step k/N (p %), estimate e, t s elapsed, ~r s left``."""
+
+    def __init__(self, total: int, desc: str):
+        self.total, self.desc, self.n = total, desc, 0
+        self.postfix: dict[str, str] = {}
+        self.start = self.last = time.monotonic()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def set_postfix(self, refresh: bool = False, **values) -> None:
+        self.postfix = {k: str(v) for k, v in values.items()}
+
+    def update(self, k: int = 1) -> None:
+        self.n += k
+        now = time.monotonic()
+        if now - self.last < HEARTBEAT_SECONDS or self.n >= self.total:
+            return
+        self.last = now
+        elapsed = now - self.start
+        left = elapsed * (self.total - self.n) / self.n
+        extra = "".join(f", {k} {v}" for k, v in self.postfix.items())
+        print(f"{self.desc}: step {self.n}/{self.total} ({100 * self.n / self.total:.0f} %)"
+              f"{extra}, {elapsed:.0f} s elapsed, ~{left:.0f} s left", file=sys.stderr,
+              flush=True)
+
+
+def _progress(total: int, progress: bool | None, desc: str):
+    """None: a tqdm bar on stderr when it is a terminal, else a heartbeat line every
+    ``HEARTBEAT_SECONDS``; True: always a tqdm bar; False: nothing."""
     from tqdm.auto import tqdm
 
-    # a bar only where someone watches: never in logs, pipes or CI
-    return tqdm(total=total, desc=desc, disable=not (enabled and sys.stderr.isatty()),
-                leave=False, dynamic_ncols=True)
+    if progress is None and not sys.stderr.isatty():
+        return _Heartbeat(total, desc)
+    return tqdm(total=total, desc=desc, disable=progress is False, leave=False,
+                dynamic_ncols=True, file=sys.stderr)
+
+
+# "auto" threads: one intra-op thread while batch_size × parameters is at most this many
+# multiply-adds per layer pass (3 × 512 hidden at batch 256 is 1.4e8); torch's own setting
+# above it. Small MLPs gain nothing from a second thread, and on a busy CPU the threads
+# wait on each other (docs/benchmarks.md, "Critic training threads").
+AUTO_ONE_THREAD_WORK = 2**28
+
+
+def resolve_threads(threads: object, device: torch.device, batch_size: int,
+                    n_params: int) -> int | None:
+    """The intra-op thread count for a training loop; None leaves torch's setting alone.
+
+    ``threads``: "auto" -> 1 on a CPU when batch_size · n_params <= ``AUTO_ONE_THREAD_WORK``,
+    else None; None -> None; an int >= 1 -> itself.
+    """
+    if threads is None:
+        return None
+    if isinstance(threads, str):
+        if threads != "auto":
+            raise ValueError(f"threads must be 'auto', None or an integer >= 1, got {threads!r}")
+        if device.type != "cpu":
+            return None
+        return 1 if batch_size * n_params <= AUTO_ONE_THREAD_WORK else None
+    return check_int(threads, "threads")
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run the block with ``torch.set_num_threads(n)`` and restore the count afterwards
+    (nothing changes when n is None)."""
+    import torch
+
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _seeded_module(build: Callable[[], torch.nn.Module], seed: int | None):
@@ -252,7 +399,8 @@ def train_critic(
     eval_size: int = 2000,
     device: object = "auto",
     seed: int | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
+    threads: int | str | None = "auto",
 ) -> TrainedCritic:
     """Maximise E_P f − E_Q f over critics f under a Lipschitz ``constraint``; return f.
 
@@ -279,8 +427,21 @@ def train_critic(
         eval_every: steps between two records of the estimate (default steps // 50).
         eval_size: size of the fixed evaluation set of each side.
         device: "auto" (CUDA when present), "cpu", "cuda", "cuda:N" or a torch.device.
-        seed: seeds initialisation, minibatches and penalty interpolates (None: random).
-        progress: show a tqdm bar (only when stderr is a terminal).
+        seed: seeds initialisation, minibatches and penalty interpolates (None: random;
+            else an integer in [0, 2**63)).
+        progress: None (default): a tqdm bar on stderr when stderr is a terminal, else
+            one line every 10 s (step, estimate, elapsed and remaining seconds); True: a
+            tqdm bar wherever stderr goes; False: nothing.
+        threads: torch's intra-op threads during the loop, restored afterwards. "auto"
+            (default): one thread on a CPU when batch_size × parameters <= 2**28 (every
+            MLP up to 3 × 512 hidden at batch 256; a second thread gains nothing there and
+            loses much on a busy CPU), torch's setting otherwise and on CUDA; None: torch's
+            setting; an int: that many.
+
+    Sizes are checked before anything is allocated: ``steps`` <= 1e9, ``lr`` in (0, 1],
+    and the memory of :func:`training_bytes` — 16 bytes per parameter plus
+    96 · batch_size · (d + Σ hidden + 1) bytes a step — at most ``MEMORY_BUDGET`` (4 GiB);
+    beyond it a ValueError names the argument to lower.
 
     Returns:
         A :class:`TrainedCritic`; its ``critic`` is in eval mode.
@@ -291,9 +452,10 @@ def train_critic(
     from otdiv.gan.losses import wgan_critic_loss
 
     constraint = check_choice(constraint, "constraint", CONSTRAINTS)
-    steps = check_int(steps, "steps")
+    steps = check_steps(steps)
     batch_size = check_int(batch_size, "batch_size")
     eval_size = check_int(eval_size, "eval_size")
+    hidden = tuple(check_int(h, "hidden") for h in hidden)
     lambda_gp = check_nonnegative(lambda_gp, "lambda_gp")
     clip = check_positive(clip, "clip")
     schedule = check_choice(schedule, "schedule", SCHEDULES)
@@ -301,16 +463,19 @@ def train_critic(
                                                                           "eval_every")
     cfg = dict(DEFAULTS[constraint])
     if lr is not None:
-        cfg["lr"] = check_positive(lr, "lr")
+        cfg["lr"] = check_lr(lr)
     if betas is not None:
         if len(betas) != 2 or not all(0 <= float(b) < 1 for b in betas):
             raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
         cfg["betas"] = (float(betas[0]), float(betas[1]))
-    if seed is not None:
-        seed = check_int(seed, "seed", minimum=0)
+    seed = check_seed(seed)
     dev = resolve_device(device)
     src_real, src_fake = _sources(real, fake)
     dim = src_real.dim
+    if critic is None:
+        check_training_size(dim, hidden, batch_size, eval_size)
+    else:
+        check_training_size(dim, (), batch_size, eval_size)  # the batches at least
 
     softplus_beta = check_softplus_beta(softplus_beta)
     if critic is None:
@@ -328,6 +493,7 @@ def train_critic(
     params = [p for p in critic.parameters() if p.requires_grad]
     if not params:
         raise ValueError("critic has no trainable parameters")
+    n_threads = resolve_threads(threads, dev, batch_size, sum(p.numel() for p in params))
     dtype = params[0].dtype
     if cfg["optimizer"] == "rmsprop":
         opt = torch.optim.RMSprop(params, lr=cfg["lr"])
@@ -366,7 +532,7 @@ def train_critic(
 
     start = time.perf_counter()
     record(0, 0.0)
-    with _progress(steps, progress, f"critic ({constraint})") as bar:
+    with torch_threads(n_threads), _progress(steps, progress, f"critic ({constraint})") as bar:
         for step in range(1, steps + 1):
             x = tensor(src_real.draw(batch_size, rng))
             y = tensor(src_fake.draw(batch_size, rng))
@@ -426,7 +592,8 @@ def train_discriminator(
     eval_size: int = 2000,
     device: object = "auto",
     seed: int | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
+    threads: int | str | None = "auto",
 ) -> TrainedDiscriminator:
     """JSD ≈ (2 log 2 − L_D) / 2 after minimising L_D = −E_P log D − E_Q log(1 − D).
 
@@ -434,27 +601,32 @@ def train_discriminator(
 
     The standard GAN discriminator (Goodfellow et al. 2014) with the DCGAN optimiser (Adam,
     lr 2e-4, betas (0.5, 0.999), Radford et al. 2016). ``real``/``fake`` as in
-    :func:`train_critic`. The JSD estimate is taken on fresh evaluation samples.
+    :func:`train_critic`, and so are ``threads`` and ``progress``. The JSD estimate is
+    taken on fresh evaluation samples.
     """
     import torch
 
     from otdiv.gan.losses import discriminator_loss
 
-    steps = check_int(steps, "steps")
+    steps = check_steps(steps)
     batch_size = check_int(batch_size, "batch_size")
     eval_size = check_int(eval_size, "eval_size")
-    if seed is not None:
-        seed = check_int(seed, "seed", minimum=0)
+    hidden = tuple(check_int(h, "hidden") for h in hidden)
+    lr = check_lr(lr)
+    seed = check_seed(seed)
     dev = resolve_device(device)
     src_real, src_fake = _sources(real, fake)
+    check_training_size(src_real.dim, hidden, batch_size, eval_size)
     disc = _seeded_module(lambda: mlp_critic(src_real.dim, hidden), seed).to(dev)
-    opt = torch.optim.Adam(disc.parameters(), lr=check_positive(lr, "lr"), betas=betas)
+    opt = torch.optim.Adam(disc.parameters(), lr=lr, betas=betas)
     rng = np.random.default_rng(seed)
     eval_real = torch.as_tensor(src_real.fixed(eval_size, rng), dtype=torch.float32).to(dev)
     eval_fake = torch.as_tensor(src_fake.fixed(eval_size, rng), dtype=torch.float32).to(dev)
 
+    n_threads = resolve_threads(threads, dev, batch_size,
+                                sum(p.numel() for p in disc.parameters()))
     start = time.perf_counter()
-    with _progress(steps, progress, "discriminator") as bar:
+    with torch_threads(n_threads), _progress(steps, progress, "discriminator") as bar:
         for _ in range(steps):
             x = torch.as_tensor(src_real.draw(batch_size, rng), dtype=torch.float32).to(dev)
             y = torch.as_tensor(src_fake.draw(batch_size, rng), dtype=torch.float32).to(dev)
@@ -552,9 +724,25 @@ def critic_from_state(state: object, name: str = "critic") -> torch.nn.Sequentia
     else:
         raise ValueError(f"{name}: not a critic checkpoint (got {type(state).__name__}); "
                          "save one with otdiv.audit.train.save_critic")
-    if not isinstance(weights, list) or not weights or len(biases) != len(weights) or \
-            not all(is_tensor(w) and w.ndim == 2 for w in weights):
-        raise ValueError(f"{name}: the checkpoint's weights must be 2-D tensors")
+    if not isinstance(weights, (list, tuple)) or not weights or \
+            not all(is_tensor(w) and w.ndim == 2 and w.is_floating_point() for w in weights):
+        raise ValueError(f"{name}: the checkpoint's weights must be a list of 2-D float "
+                         "tensors")
+    if not isinstance(biases, (list, tuple)) or len(biases) != len(weights):
+        got = type(biases).__name__ if not isinstance(biases, (list, tuple)) else \
+            f"{len(biases)} entries"
+        raise ValueError(f"{name}: the checkpoint's biases must be a list of one entry per "
+                         f"layer ({len(weights)}), a tensor or None; got {got}")
+    for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
+        if b is None:
+            continue
+        if not is_tensor(b) or not b.is_floating_point():
+            raise ValueError(f"{name}: the bias of layer {i} must be a float tensor or None, "
+                             f"got {type(b).__name__}")
+        if b.numel() != w.shape[0] or b.ndim > 2 or (b.ndim == 2 and 1 not in b.shape):
+            raise ValueError(f"{name}: the bias of layer {i} has shape {tuple(b.shape)}, "
+                             f"expected ({w.shape[0]},) for a weight of shape "
+                             f"{tuple(w.shape)}")
     for prev, nxt in itertools.pairwise(weights):
         if nxt.shape[1] != prev.shape[0]:
             raise ValueError(f"{name}: layer shapes do not chain ({tuple(prev.shape)} then "
@@ -577,8 +765,12 @@ def critic_from_state(state: object, name: str = "critic") -> torch.nn.Sequentia
 
 def load_critic(path: str) -> torch.nn.Sequential:
     """Load a critic checkpoint with ``torch.load(weights_only=True)`` (no pickled code)."""
+    import os
+
     import torch
 
+    if os.path.isdir(path):
+        raise ValueError(f"critic: {path} is a directory, not a checkpoint file")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -587,4 +779,4 @@ def load_critic(path: str) -> torch.nn.Sequential:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ValueError(f"critic: cannot load {path} as a weights-only checkpoint: "
                          f"{first}") from None
-    return critic_from_state(state, "critic")
+    return critic_from_state(state, f"critic {path}")

@@ -108,7 +108,16 @@ def float_arg(minimum: float | None = None, *, strict: bool = False):
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse that reports a bad option in one line (no usage dump) and exits with 2."""
+    """argparse that reports a bad option in one line (no usage dump) and exits with 2.
+
+    A value that starts with a minus and a digit ("-1,0,1", "-0.5", "-1e-3") is a value,
+    never an option: ``--thetas -1,0,1`` works as ``--thetas=-1,0,1`` does (no option of
+    otdiv's looks like a negative number).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-\.?\d")
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {one_line(message)}\n")

@@ -1,0 +1,210 @@
+"""train_critic from Python: threads chosen inside the loop, progress, and sizes refused
+early. Tiny critics and few steps: each case runs well under a second."""
+
+from __future__ import annotations
+
+import io
+import re
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import otdiv.audit.train as train_module
+from otdiv.audit.train import AUTO_ONE_THREAD_WORK, resolve_threads, train_critic
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+class _Spy(torch.nn.Module):
+    """A linear critic that records torch's thread count at every training forward pass."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(2, 1)
+        self.seen: set[int] = set()
+
+    def forward(self, x):
+        if self.training:
+            self.seen.add(torch.get_num_threads())
+        return self.lin(x)
+
+
+@pytest.mark.parametrize(("threads", "inside"), [("auto", 1), (None, 3), (2, 2)])
+def test_threads_are_set_inside_the_loop_and_restored(threads, inside):
+    x = np.random.default_rng(0).normal(size=(50, 2))
+    torch.set_num_threads(3)
+    spy = _Spy()
+    train_critic(x, x + 1, critic=spy, steps=5, batch_size=8, device="cpu", seed=0,
+                 progress=False, threads=threads)
+    assert spy.seen == {inside}
+    assert torch.get_num_threads() == 3
+
+
+def test_auto_threads_rule():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert resolve_threads("auto", cpu, 256, 3 * 512 * 512) == 1  # 3 x 512 at batch 256
+    assert resolve_threads("auto", cpu, 256, AUTO_ONE_THREAD_WORK // 256 + 1) is None
+    assert resolve_threads("auto", cuda, 256, 10) is None
+    for bad in ("many", 0, -1, 1.5):
+        with pytest.raises((TypeError, ValueError), match="threads"):
+            resolve_threads(bad, cpu, 256, 10)
+
+
+def test_threads_restored_when_training_fails():
+    torch.set_num_threads(3)
+
+    class Boom(torch.nn.Linear):
+        def forward(self, x):
+            if self.training:
+                raise RuntimeError("boom")
+            return super().forward(x)
+
+    x = np.zeros((10, 2))
+    with pytest.raises(RuntimeError, match="boom"):
+        train_critic(x, x + 1, critic=Boom(2, 1), steps=3, batch_size=4, device="cpu",
+                     progress=False)
+    assert torch.get_num_threads() == 3
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_heartbeat_off_a_terminal(monkeypatch, capsys):
+    monkeypatch.setattr(train_module, "HEARTBEAT_SECONDS", 0.0)  # a line per step
+    x = np.random.default_rng(0).normal(size=(50, 2))
+    train_critic(x, x + 1, steps=6, hidden=(4,), batch_size=8, eval_every=2, device="cpu",
+                 seed=0)  # progress=None: stderr is captured, not a terminal
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 5  # steps 1..5; the last step prints nothing
+    pattern = (r"critic \(gp\): step (\d)/6 \(\d+ %\)(, estimate -?\d\.\d{4})?, \d+ s "
+               r"elapsed, ~\d+ s left")
+    assert all(re.fullmatch(pattern, line) for line in lines), lines
+    assert [int(re.match(pattern, line).group(1)) for line in lines] == [1, 2, 3, 4, 5]
+    assert "estimate" in lines[-1]
+    train_critic(x, x + 1, steps=6, hidden=(4,), device="cpu", progress=False)
+    assert capsys.readouterr().err == ""
+
+
+def test_progress_bar_on_a_terminal(monkeypatch):
+    term = _Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    x = np.random.default_rng(0).normal(size=(50, 2))
+    train_critic(x, x + 1, steps=6, hidden=(4,), batch_size=8, device="cpu", seed=0)
+    text = term.getvalue()
+    assert re.search(r"critic \(gp\): +\d+%\|", text)  # tqdm's bar, not a heartbeat
+    assert "elapsed" not in text
+
+
+# ------------------------------------------------------------------ hostile inputs
+
+
+@pytest.mark.parametrize("seed", ["a", 1.5, -1, 2**70, True])
+def test_audit_critic_checks_the_seed_first(seed):
+    from otdiv.audit import audit_critic
+
+    with pytest.raises((TypeError, ValueError), match="seed"):
+        audit_critic(None, None, None, seed=seed)  # nothing else is looked at first
+
+
+@pytest.mark.parametrize("seed", ["a", 1.5, -1, 2**70])
+def test_train_critic_checks_the_seed(seed):
+    x = np.zeros((10, 2))
+    with pytest.raises((TypeError, ValueError), match="seed"):
+        train_critic(x, x + 1, steps=1, hidden=(2,), seed=seed, progress=False)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_audit_critic_restores_the_modules_modes(training):
+    from otdiv.audit import audit_critic, mlp_critic
+
+    critic = mlp_critic(2, (8,))
+    critic.train(training)
+    critic[1].train(not training)  # a mixed state is restored as it was
+    before = [m.training for m in critic.modules()]
+    x = np.random.default_rng(0).normal(size=(40, 2))
+    audit_critic(critic, x, x + 1, n=20, repeats=1, lipschitz=False, envelope=False,
+                 device="cpu")
+    assert [m.training for m in critic.modules()] == before
+
+
+@pytest.mark.parametrize(("kwargs", "name"), [
+    ({"batch_size": 10**12}, "batch_size"),
+    ({"hidden": (10**6, 10**6)}, "hidden"),
+    ({"eval_size": 10**11}, "eval_size"),
+    ({"steps": 10**12}, "steps"),
+    ({"lr": 1e300}, "lr"), ({"lr": float("nan")}, "lr"), ({"lr": 0.0}, "lr"),
+    ({"lr": -1e-3}, "lr"), ({"lr": float("inf")}, "lr"),
+])
+def test_train_critic_refuses_sizes_with_no_limit(kwargs, name):
+    x = np.zeros((10, 2))
+    with pytest.raises(ValueError, match=name):
+        train_critic(x, x + 1, progress=False, **{"steps": 1, **kwargs})
+
+
+def test_train_critic_refuses_a_huge_dimension_before_building_the_critic():
+    def wide(n, rng):
+        return np.zeros((n, 10**6))
+
+    with pytest.raises(ValueError, match=r"^d=1000000 needs about .* GiB"):
+        train_critic(wide, wide, steps=1, hidden=(4096,), progress=False)
+
+
+def test_memory_estimate_is_the_parameter_count():
+    from otdiv.audit import mlp_critic
+    from otdiv.audit.train import training_bytes
+
+    params = sum(p.numel() for p in mlp_critic(5, (7, 3)).parameters())
+    assert training_bytes(5, (7, 3), 0, 0) == (16 * params, 0)
+
+
+def test_audit_critic_refuses_n_beyond_the_budget():
+    from otdiv.audit import audit_critic
+
+    x = np.zeros((10, 2))
+    with pytest.raises(ValueError, match=r"^n=1000000000000 needs about"):
+        audit_critic(lambda t: t[:, 0], x, x, n=10**12)
+
+
+def _bad_checkpoints(tmp_path):
+    from otdiv.audit import mlp_critic, save_critic
+
+    path = tmp_path / "good.pt"
+    save_critic(mlp_critic(2, (4,)), str(path))
+    good = torch.load(path, weights_only=True)
+    cases = {}
+    for name, change in [
+        ("bias_shape", lambda p: p["biases"].__setitem__(0, torch.zeros(3))),
+        ("float_bias", lambda p: p["biases"].__setitem__(0, 1.5)),
+        ("float_weight", lambda p: p["weights"].__setitem__(1, 0.5)),
+        ("no_biases", lambda p: p.pop("biases")),
+        ("short_biases", lambda p: p["biases"].pop()),
+    ]:
+        payload = {k: list(v) if isinstance(v, list) else v for k, v in good.items()}
+        change(payload)
+        torch.save(payload, tmp_path / f"{name}.pt")
+        cases[name] = tmp_path / f"{name}.pt"
+    state = mlp_critic(2, (4,)).state_dict()
+    state["0.bias"] = torch.zeros(2, 2)
+    torch.save(state, tmp_path / "state_bias.pt")
+    cases["state_bias"] = tmp_path / "state_bias.pt"
+    return cases
+
+
+def test_broken_checkpoints_are_a_value_error_naming_the_file(tmp_path):
+    from otdiv.audit import load_critic
+
+    for name, path in _bad_checkpoints(tmp_path).items():
+        with pytest.raises(ValueError, match=re.escape(str(path))) as info:
+            load_critic(str(path))
+        assert len(str(info.value).splitlines()) == 1, name
+    with pytest.raises(ValueError, match="directory"):
+        load_critic(str(tmp_path))
