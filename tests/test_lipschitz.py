@@ -298,7 +298,7 @@ def test_random_mlp_bounds_are_ordered(widths, d, act, seed):
 
 @pytest.mark.parametrize("name", ["GELU", "SiLU", "Tanh", "Sigmoid", "ELU", "Softplus"])
 def test_activation_slope_intervals_contain_every_slope(name):
-    from otdiv.metrics.lipschitz import _activation
+    from otdiv.metrics.lipschitz.structure import _activation
 
     module = getattr(nn, name)()
     act = _activation(module)
