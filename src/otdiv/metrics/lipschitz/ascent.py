@@ -123,34 +123,92 @@ def _widened(critic, dtype):
 
 
 def _verified_max(critic, pts, norms, scale):
-    """The largest gradient norm that a central secant of f confirms.
+    r"""The largest gradient norm that a central secant of f confirms.
 
     autograd returns *a* derivative at a kink of a piecewise-linear critic, which can
     exceed every nearby slope (relu(x) − x − relu(−x) ≡ 0 has autograd derivative −1 at 0).
-    A candidate w is kept when |f(w + hu) − f(w − hu)| / 2h, u = ∇f(w)/‖∇f(w)‖, agrees
-    with ‖∇f(w)‖; if none does, the best secant itself (a true slope of f) is returned.
+    The 16 best candidates w are checked in float64 whenever the critic is a module (a
+    float64 copy of it: the function in nearly exact arithmetic, the one that ``upper``
+    bounds), otherwise in their own dtype with machine epsilon ε. With u = ∇f(w)/‖∇f(w)‖
+    and w± = w ± hu as rounded, w is kept when the change of f agrees with the change its
+    gradient predicts along the displacement actually made:
+
+    .. math::
+        |f(w_+) - f(w_-) - \nabla f(w)\cdot(w_+ - w_-)|
+        \le 10^{-3}\,|\nabla f(w)\cdot(w_+ - w_-)| + 4\varepsilon(|f(w_+)| + |f(w_-)|).
+
+    The step h = ε^{1/3} max(‖w‖∞, scale) makes the rounding of f(w±) a relative 4ε|f|/2h‖∇f‖
+    of the judged difference, not the sample's spread; the second term allows for it. The
+    first bounds the truncation of the central difference, (h/ℓ)²/6 for a critic that bends
+    on a length ℓ ≥ 13 h. Comparing with ∇f·(w₊ − w₋) rather than 2h‖∇f‖ makes the rounding
+    of w ± hu itself harmless. The value returned is ‖∇f(w)‖ in the precision of the check; if
+    no candidate passes, the best secant |f(w₊) − f(w₋)| / ‖w₊ − w₋‖ (a slope of f) is.
     """
     import torch
 
-    # float32: h = 1e-3·scale keeps the rounding of f(w ± hu) near 1e-4 of the slope
-    rel = 1e-6 if pts.dtype == torch.float64 else 3e-3
-    h = scale * (1e-6 if pts.dtype == torch.float64 else 1e-3)
     order = torch.argsort(norms, descending=True)[:16]
-    w = pts[order].detach().requires_grad_(True)
+    w = pts[order].detach()
+    checker = _checker(critic, w)
+    try:
+        gn, sec, ok = _secant_check(checker, w.to(_dtype_of(checker, w)), scale)
+    except RuntimeError:  # the float64 copy cannot run (a float32 tensor held outside
+        gn, sec, ok = _secant_check(critic, w, scale)  # its parameters): check in w's dtype
+    if float(gn.max()) == 0:
+        return 0.0, w[0], "gradient"
+    if bool(ok.any()):
+        k = int(torch.nonzero(ok)[0])
+        return float(gn[k]), w[k], "gradient"
+    k = int(torch.argmax(sec))
+    return float(sec[k]), w[k], "secant"
+
+
+def _checker(critic, w):
+    """The critic in which secants are checked: a float64 copy of a float32 module."""
+    import torch
+
+    if w.dtype == torch.float64 or not isinstance(critic, torch.nn.Module):
+        return critic
+    try:
+        return _widened(critic, torch.float64)
+    except (RuntimeError, TypeError):  # a device without float64
+        return critic
+
+
+def _dtype_of(checker, w):
+    import torch
+
+    params = [p for p in checker.parameters() if p.is_floating_point()] if isinstance(
+        checker, torch.nn.Module) else []
+    return params[0].dtype if params else w.dtype
+
+
+def _secant_check(f, w, scale):
+    """(‖∇f(w)‖, secant slope, agreement) per row of w; see :func:`_verified_max`."""
+    import torch
+
+    eps = torch.finfo(w.dtype).eps
+    shape = (-1,) + (1,) * (w.ndim - 1)
+    p = w.detach().requires_grad_(True)
     with torch.enable_grad():
-        (g,) = torch.autograd.grad(_scores(critic, w).sum(), w, allow_unused=True)
+        scores = _scores(f, p)
+        if scores.dtype != w.dtype:
+            raise RuntimeError("the critic computes in another dtype")
+        (g,) = torch.autograd.grad(scores.sum(), p, allow_unused=True)
     if g is None:
         g = torch.zeros_like(w)
     gn = g.flatten(1).norm(dim=1)
-    if float(gn.max()) == 0:
-        return 0.0, pts[order[0]].detach(), "gradient"
-    u = g / gn.clamp_min(torch.finfo(pts.dtype).tiny).reshape((-1,) + (1,) * (w.ndim - 1))
+    u = g / gn.clamp_min(torch.finfo(w.dtype).tiny).reshape(shape)
+    size = w.flatten(1).abs().amax(dim=1).clamp_min(scale)
+    h = (eps ** (1 / 3) * size).reshape(shape)
     with torch.no_grad():
-        sec = (_scores(critic, w + h * u) - _scores(critic, w - h * u)).abs() / (2 * h)
-    ok = (sec - gn).abs() <= rel * gn
-    if bool(ok.any()):
-        k = int(torch.nonzero(ok)[0])
-        return float(gn[k]), w[k].detach(), "gradient"
-    k = int(torch.argmax(sec))
-    return float(sec[k]), w[k].detach(), "secant"
-
+        plus, minus = w + h * u, w - h * u
+        fp, fm = _scores(f, plus), _scores(f, minus)
+        d = plus - minus
+        change = fp - fm
+        predicted = (g * d).flatten(1).sum(dim=1)
+        dist = d.flatten(1).norm(dim=1)
+        sec = torch.where(dist > 0, change.abs() / dist.clamp_min(torch.finfo(w.dtype).tiny),
+                          torch.zeros_like(dist))
+        ok = (change - predicted).abs() <= 1e-3 * predicted.abs() + 4 * eps * (fp.abs()
+                                                                                + fm.abs())
+    return gn, sec, ok

@@ -68,8 +68,9 @@ def lipschitz_bounds(
     between rows, and after ``ascent_steps`` of an adaptive ascent on ‖∇f‖ from the 32 best
     (steps along ∇‖∇f‖², which vanishes for ReLU critics, and random steps; a point moves
     only when its gradient norm grows). The winner is checked against a central secant of f
-    so that an autograd artefact at a kink cannot inflate it (``lower_method`` says
-    "secant" in the rare case where the best verified value is a secant slope).
+    (in float64 on a copy of a module, whose float64 gradient norm is then ``lower``) so
+    that an autograd artefact at a kink cannot inflate it (``lower_method`` says "secant" in
+    the rare case where the best verified value is a secant slope).
 
     **upper** is guaranteed for the function computed in exact arithmetic:
 
