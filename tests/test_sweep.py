@@ -104,10 +104,7 @@ def test_a_killed_worker_loses_no_job_and_runs_none_twice(client, tmp_path):
     assert killed, "no worker was seen busy"
     rows = lines(tmp_path / "results.jsonl")
     assert sorted(r["job"] for r in rows) == sorted(j.id for j in result.jobs)
-    assert all(r["status"] == "ok" for r in rows), [r.get("error") for r in rows
-                                                    if r["status"] != "ok"]
-    # (whether the job running on the dead worker had already written its row before the
-    # SIGKILL landed is a race; either way it appears exactly once, checked above)
+    assert all(r["status"] == "ok" for r in rows)
     client.wait_for_workers(2, timeout=60)  # the nanny restarts it for the next tests
 
 
