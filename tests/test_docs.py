@@ -74,7 +74,7 @@ SLOW = [p for p in DOC_FILES if any(m == "slow" for _, m, _ in python_blocks(p))
 @pytest.mark.parametrize("path", FAST, ids=lambda p: str(p.relative_to(ROOT)))
 def test_doc_blocks_run(path, tmp_path):
     blocks = [b for b in python_blocks(path) if b[1] == ""]
-    _run(path, blocks, tmp_path, timeout=120)
+    _run(path, blocks, tmp_path, timeout=300)  # a stated time plus a loaded machine's slack
 
 
 @pytest.mark.slow

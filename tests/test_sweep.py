@@ -141,14 +141,15 @@ def test_interrupted_sweep_resumes_with_exactly_the_missing_jobs(client, tmp_pat
 
 
 def test_a_failing_job_is_a_row_and_the_sweep_goes_on(client, tmp_path):
-    result = sweep(grid(toy=["8gaussians"], lr=[0.002, -1.0]), tmp_path, client=client,
-                   progress=False)
-    rows = {r["settings"]["lr"]: r for r in lines(tmp_path / "results.jsonl")}
-    assert rows[0.002]["status"] == "ok"
-    assert rows[-1.0]["status"] == "failed" and rows[-1.0]["audit"] is None
-    assert rows[-1.0]["error"].startswith("ValueError: ") and "lr" in rows[-1.0]["error"]
-    assert "\n" not in rows[-1.0]["error"] and result.failed == 1
-    assert "1 failed" in result.summary and "| lr=-1.0 | 1 | 1 |" in result.summary
+    # a checkpoint that is not there passes the grid check and fails when its job runs
+    missing = str(tmp_path / "missing.pt")
+    result = sweep(grid(toy=["8gaussians"], critic=[missing], seed=[0]), tmp_path / "a",
+                   client=client, progress=False)
+    rows = lines(tmp_path / "a" / "results.jsonl")
+    assert len(rows) == 1 and rows[0]["status"] == "failed" and rows[0]["audit"] is None
+    assert rows[0]["error"].startswith(("ValueError: ", "FileNotFoundError: ", "CLIError: "))
+    assert "\n" not in rows[0]["error"] and result.failed == 1
+    assert "1 failed" in result.summary
 
 
 def test_a_torn_last_line_is_dropped_and_its_job_reruns(tmp_path):
@@ -166,6 +167,7 @@ def test_a_torn_last_line_is_dropped_and_its_job_reruns(tmp_path):
     ({"grid": {"toy": ["9gaussians"]}}, "must be one of"),
     ({"grid": {"steps": [1.5]}}, "'steps'"),
     ({"grid": {"steps": ["300"]}}, "expected a number"),
+    ({"grid": {"lr": [0.002, -1.0]}}, "lr"),
     ({"grid": {"seed": [0]}, "fixed": {"no_plots": 1}}, "flag"),
     ({"grid": {"seed": [0]}, "fixed": {"out": "x"}}, "the sweep sets it"),
     ({"grid": {"seed": [0]}, "fixed": {"seed": 1}}, "both"),

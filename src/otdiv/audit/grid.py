@@ -92,7 +92,9 @@ def _convert(key: str, value: Any, action: argparse.Action) -> Any:
             raise ValueError(f"grid key {key!r}: a list value must hold numbers, got {value!r}")
         text = ",".join(str(v) for v in value)
     else:
-        if isinstance(value, str) and action.type in (int, float):
+        numeric = action.type in (int, float) or getattr(action.type, "__name__", "") in (
+            "integer", "number")  # the CLI's checked int_arg / float_arg
+        if isinstance(value, str) and numeric:
             raise ValueError(f"grid key {key!r}: expected a number, got the string {value!r}")
         text = str(value)
     try:
