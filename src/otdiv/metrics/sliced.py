@@ -97,7 +97,7 @@ def sliced_wasserstein(
     n_projections: int = 100,
     seed: int | None = None,
 ):
-    r"""Sliced Wasserstein distance over random directions θ_1..θ_L on the unit sphere.
+    r"""Sliced Wasserstein distance over L random unit directions θ_l (default p = 1).
 
     .. math::
         SW_p(a, b) = \Big(\frac{1}{L}\sum_{l=1}^{L}

@@ -127,11 +127,15 @@ def _status(code: int) -> tuple[bool, str]:
 
 
 def _solve_network_simplex(x, y, a, b, p, *, max_iter, **_) -> _Solution:
-    import ot
-
     from otdiv.kernels.cost_numba import cost_matrix
 
-    cost = cost_matrix(x, y, p)
+    return _emd(a, b, cost_matrix(x, y, p), max_iter)
+
+
+def _emd(a, b, cost, max_iter) -> _Solution:
+    """POT's dense network simplex on a cost matrix, as a sparse _Solution."""
+    import ot
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the status is read from result_code
         plan, log = ot.emd(a, b, cost, numItermax=max_iter, log=True)
@@ -241,17 +245,7 @@ def _solve_capped(x, y, a, b, p) -> _Solution:
 def _solve_log_cost(x, y, a, b, p, log_cap: float = _EXP_MAX) -> _Solution:
     """POT's simplex on C = exp(min(p log|x − y|, log_cap)), flushed to 0 below e^-745
     (|x − y|^p within the float range near the optimum; the scale is chosen by the caller)."""
-    import ot
-
-    cost = np.exp(np.minimum(p * _log_distances(x, y), log_cap))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        plan, log = ot.emd(a, b, cost, numItermax=_UNLIMITED, log=True)
-    rows, cols = np.nonzero(plan)
-    mass = plan[rows, cols]
-    converged, status = _status(log["result_code"])
-    return _Solution(float(mass @ cost[rows, cols]), rows, cols, mass, log["u"], log["v"],
-                     converged, status)
+    return _emd(a, b, np.exp(np.minimum(p * _log_distances(x, y), log_cap)), _UNLIMITED)
 
 
 def _moves_mass(x, y, sol: _Solution) -> bool:
@@ -330,7 +324,7 @@ def wasserstein(
     max_iter: int | None = None,
     memory_budget: float = DEFAULT_MEMORY_BUDGET,
 ):
-    r"""Exact Wasserstein distance W_p between two weighted point clouds.
+    r"""Exact Wasserstein distance W_p between two weighted point clouds (default p = 1).
 
     .. math:: W_p(a, b) = \Big(\min_{P \in \Pi(a, b)} \sum_{ij} P_{ij}\,\|x_i - y_j\|_2^p\Big)^{1/p}
 
