@@ -212,7 +212,7 @@ def test_save_critic_is_checked_before_training(tmp_path, capsys, monkeypatch):
                    "--save-critic", str(target)])
         line = _one_line(capsys.readouterr().err)
         assert rc == 2 and "--save-critic" in line and message in line, line
-    assert a_file.read_text() == "x"
+    assert a_file.read_text() == "x" and not (tmp_path / "o").exists()
 
 
 def test_broken_checkpoints_give_one_line_naming_the_file(tmp_path, capsys, rng):

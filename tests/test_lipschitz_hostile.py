@@ -80,3 +80,82 @@ def test_inputs_at_the_ends_of_the_range(scale):
 def test_seed_rule(seed, exc):
     with pytest.raises(exc, match="seed"):
         lipschitz_bounds(_mlp(0), torch.randn(4, 2), seed=seed)
+
+
+def _grad_norm64(net, w):
+    """‖∇f(w)‖ in float64 on a copy of the critic: the independent truth for ``lower``."""
+    p = w.detach().double().reshape(1, -1).requires_grad_(True)
+    (g,) = torch.autograd.grad(copy.deepcopy(net).double()(p).sum(), p)
+    return float(g.norm())
+
+
+@pytest.mark.parametrize("scale", [1e30, 1e-30])
+def test_float32_inputs_at_the_ends_of_float32(scale):
+    net = _mlp(3)
+    x = torch.randn(30, 2) * scale  # float32, with a float32 critic: nothing is widened
+    b = lipschitz_bounds(net, x, seed=0)
+    assert b.lower_method == "gradient" and b.witness.dtype == torch.float32
+    assert b.lower == pytest.approx(_grad_norm64(net, b.witness), rel=1e-9)
+    assert 0 < b.lower <= b.upper
+
+
+def test_float64_weights_whose_product_leaves_the_float_range():
+    # 4 layers of weights x1e100: Lip(f) ~ 1e400 has no float64 value. Never lower > upper,
+    # never lower = inf or 0: a clear error. At x1e77 (Lip ~ 1e308) both bounds exist.
+    for s, ok in [(1e100, False), (1e77, True)]:
+        net = _mlp(2, widths=(2, 16, 16, 16, 1), dtype=torch.float64)
+        with torch.no_grad():
+            for p in net.parameters():
+                p.mul_(s)
+        x = torch.randn(30, 2, dtype=torch.float64)
+        if not ok:
+            with pytest.raises(ValueError, match="gradients are not finite at x"):
+                lipschitz_bounds(net, x, seed=0)
+            continue
+        b = lipschitz_bounds(net, x, seed=0)
+        ref = lipschitz_bounds(_mlp(2, widths=(2, 16, 16, 16, 1), dtype=torch.float64), x,
+                               seed=0)
+        # a product of layers that overflows falls back to the product of their norms: the
+        # bound may loosen towards product_upper, never drop below the exact scaling
+        assert b.product_upper == pytest.approx(ref.product_upper * s**4, rel=1e-9)
+        assert ref.upper * s**4 * (1 - 1e-9) <= b.upper <= b.product_upper
+        assert 0 < b.lower <= b.upper < math.inf
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"n_interpolates": 10**12}, "n_interpolates=1000000000000 would hold"),
+    ({"ascent_steps": 10**9}, "ascent_steps must be <= 100000"),
+])
+def test_sizes_beyond_any_budget_are_refused_up_front(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        lipschitz_bounds(_mlp(0), torch.randn(4, 2), **kwargs)
+
+
+class _Doubled(torch.nn.Linear):
+    def forward(self, x):
+        return 2 * super().forward(x)
+
+
+class _SteepTanh(torch.nn.Tanh):
+    def forward(self, x):
+        return torch.tanh(5 * x)
+
+
+@pytest.mark.parametrize("layer", [lambda: _Doubled(3, 1), lambda: torch.nn.Sequential(
+    torch.nn.Linear(3, 3), _SteepTanh(), torch.nn.Linear(3, 1))])
+def test_a_subclass_that_changes_forward_is_not_read_as_its_parent(layer):
+    # torch.fx reads the subclass's own forward (2·W x, tanh(5x)): its bound covers the
+    # larger constant, where the parent's rule would certify a number below the true one
+    torch.manual_seed(4)
+    net = layer().double()
+    x = torch.randn(50, 3, dtype=torch.float64) * 0.05  # near 0, where tanh(5x) is steepest
+    b = lipschitz_bounds(net, x, seed=0)
+    assert b.lower <= b.upper < math.inf
+
+
+def test_subclass_without_a_new_forward_keeps_its_rule():
+    # parametrised (spectral-norm) Linear layers are subclasses created by torch
+    net = torch.nn.Sequential(torch.nn.utils.parametrizations.spectral_norm(
+        torch.nn.Linear(4, 3)), torch.nn.ReLU(), torch.nn.Linear(3, 1)).double()
+    b = lipschitz_bounds(net, torch.randn(20, 4, dtype=torch.float64), seed=0)
+    assert b.upper_method == "combettes-pesquet" and len(b.layers) == 2

@@ -187,11 +187,21 @@ def check_p(p: object, name: str = "p") -> float:
     return p
 
 
+def _as_float(value: numbers.Real, name: str, what: str) -> float:
+    """float(value), or a ValueError naming ``name`` when it lies beyond the float range."""
+    try:
+        return float(value)
+    except OverflowError:  # an int or Fraction such as 10**400
+        raise ValueError(f"{name} must be {what} within the float range (|{name}| < "
+                         f"{np.finfo(np.float64).max:.4g}), got a number with "
+                         f"{len(str(abs(int(value))))} digits") from None
+
+
 def check_positive(value: object, name: str) -> float:
     """A finite real number > 0 (eps, tol, ...)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a positive real number, got {type(value).__name__}")
-    value = float(value)
+    value = _as_float(value, name, "a finite number > 0")
     if not np.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a finite number > 0, got {value}")
     return value
@@ -201,7 +211,7 @@ def check_nonnegative(value: object, name: str) -> float:
     """A finite real number >= 0 (penalty weights and the like, where 0 switches a term off)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number >= 0, got {type(value).__name__}")
-    value = float(value)
+    value = _as_float(value, name, "a finite number >= 0")
     if not np.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a finite number >= 0, got {value}")
     return value

@@ -165,11 +165,12 @@ def _run_audit(args) -> dict:
             train_fake, held_fake = _split(y, rng)
         else:
             held_real, held_fake = x, y
-    out = _out_dir(args.out)  # only once the inputs are known to be good
     save_path = None
-    if args.critic is None:  # where the trained critic goes, checked before training
-        save_path = _writable(args.save_critic, "--save-critic") if args.save_critic \
-            else out / "critic.pt"
+    if args.critic is None and args.save_critic:  # checked before anything is written
+        save_path = _writable(args.save_critic, "--save-critic")
+    out = _out_dir(args.out)  # only once the inputs are known to be good
+    if args.critic is None and save_path is None:
+        save_path = out / "critic.pt"
     if args.critic is not None:
         critic = load_critic(args.critic)
         if critic[0].in_features != held_real.shape[1]:

@@ -43,7 +43,7 @@ def _grad_norms(critic, z, *, chunk: int = 4096):
                                        allow_unused=True)
         if g is None:  # f does not depend on its input
             g = torch.zeros_like(p)
-        norms.append(g.flatten(1).norm(dim=1).detach())
+        norms.append(_row_norms(g).detach())
     return torch.cat(norms)
 
 
@@ -61,8 +61,18 @@ def _ascent_direction(critic, z):
     return torch.zeros_like(z) if h is None else h.detach()
 
 
+def _row_norms(v):
+    """‖v_i‖₂ of each row without overflow or underflow of the squares (rows scaled by their
+    largest entry first), so a gradient of 1e200 has a norm."""
+    flat = v.flatten(1)
+    if flat.shape[1] == 0:
+        return flat.new_zeros(flat.shape[0])
+    big = flat.abs().amax(dim=1, keepdim=True)
+    return (flat / big.where(big > 0, big.new_ones(()))).norm(dim=1) * big[:, 0]
+
+
 def _unit_rows(v, tiny: float):
-    n = v.flatten(1).norm(dim=1).clamp_min(tiny)
+    n = _row_norms(v).clamp_min(tiny)
     return v / n.reshape((-1,) + (1,) * (v.ndim - 1)), n > tiny
 
 
@@ -79,6 +89,8 @@ def _lower_bound(critic, x, n_interpolates, ascent_steps, gen):
         cands.append(x[i] + t * (x[j] - x[i]))
     pts = torch.cat(cands)
     norms = _grad_norms(critic, pts)
+    if not bool(torch.isfinite(norms).all()):
+        return math.inf, pts[0], "gradient"  # the caller widens to float64 or reports it
     # the typical distance to the mean, rescaled so that squares cannot overflow at 1e300
     centred = (x - x.mean(0)).flatten(1)
     big = float(centred.abs().max()) if centred.numel() else 0.0
@@ -112,6 +124,8 @@ def _lower_bound(critic, x, n_interpolates, ascent_steps, gen):
         step = torch.where(better, step * 1.5, step * 0.5).clamp_min(1e-6 * scale)
     pts = torch.cat([pts, z])
     norms = torch.cat([norms, best])
+    if not bool(torch.isfinite(norms).all()):
+        return math.inf, pts[0], "gradient"
     return _verified_max(critic, pts, norms, scale)
 
 
@@ -196,7 +210,7 @@ def _secant_check(f, w, scale):
         (g,) = torch.autograd.grad(scores.sum(), p, allow_unused=True)
     if g is None:
         g = torch.zeros_like(w)
-    gn = g.flatten(1).norm(dim=1)
+    gn = _row_norms(g)
     u = g / gn.clamp_min(torch.finfo(w.dtype).tiny).reshape(shape)
     size = w.flatten(1).abs().amax(dim=1).clamp_min(scale)
     h = (eps ** (1 / 3) * size).reshape(shape)
@@ -206,7 +220,7 @@ def _secant_check(f, w, scale):
         d = plus - minus
         change = fp - fm
         predicted = (g * d).flatten(1).sum(dim=1)
-        dist = d.flatten(1).norm(dim=1)
+        dist = _row_norms(d)
         sec = torch.where(dist > 0, change.abs() / dist.clamp_min(torch.finfo(w.dtype).tiny),
                           torch.zeros_like(dist))
         ok = (change - predicted).abs() <= 1e-3 * predicted.abs() + 4 * eps * (fp.abs()

@@ -49,6 +49,24 @@ class LipschitzBounds:
         return self.upper / self.lower if self.lower > 0 else math.inf
 
 
+# the random interpolates are held at once: their points may take at most this many bytes
+INTERPOLATE_BYTES = 2**30
+# each ascent step costs 64 gradient evaluations; beyond this a call would not return
+MAX_ASCENT_STEPS = 100_000
+
+
+def _check_sizes(n_interpolates: int, ascent_steps: int, x) -> None:
+    if ascent_steps > MAX_ASCENT_STEPS:
+        raise ValueError(f"ascent_steps must be <= {MAX_ASCENT_STEPS} (each step evaluates 64 "
+                         f"gradients; 50 is the default), got {ascent_steps}")
+    per_point = math.prod(x.shape[1:]) * x.element_size()
+    if n_interpolates * per_point > INTERPOLATE_BYTES:
+        raise ValueError(
+            f"n_interpolates={n_interpolates} would hold {n_interpolates * per_point / 2**30:.3g}"
+            f" GiB of points of shape {tuple(x.shape[1:])}; at most "
+            f"{INTERPOLATE_BYTES // per_point} fit in the {INTERPOLATE_BYTES / 2**30:g} GiB budget")
+
+
 def lipschitz_bounds(
     critic,
     x,
@@ -100,8 +118,8 @@ def lipschitz_bounds(
             (n, ...) to n scores, shape (n,) or (n, 1).
         x: inputs, shape (n, ...), a torch tensor (numpy is converted to the critic's dtype).
         n_interpolates: random points on segments between rows of x where gradients are
-            also evaluated (0 switches them off).
-        ascent_steps: steps of the ascent on ‖∇f‖ (0 switches it off).
+            also evaluated (0 switches them off); their points may take at most 1 GiB.
+        ascent_steps: steps of the ascent on ‖∇f‖ (0 switches it off), at most 100,000.
         seed: seed of the random interpolates and ascent steps.
 
     Returns:
@@ -140,6 +158,7 @@ def lipschitz_bounds(
         raise ValueError(f"x must have shape (n, ...) with n >= 1, got shape {tuple(xt.shape)}")
     if xt.ndim == 1:
         xt = xt.reshape(-1, 1)
+    _check_sizes(n_interpolates, ascent_steps, xt)
     gen = torch.Generator()
     if seed is None:
         gen.seed()
@@ -163,8 +182,9 @@ def lipschitz_bounds(
                 ascent_steps, gen)
         if not math.isfinite(lower):
             raise ValueError(
-                "the critic's gradients overflow at x (its weights or inputs are too large for "
-                f"{xt.dtype}); rescale x or the critic")
+                "the critic's gradients are not finite at x: they overflow (its weights or "
+                f"inputs are too large for {xt.dtype}; rescale x or the critic), or f has an "
+                "infinite slope there")
         if modes:
             upper, plain, method, reason, layers = _upper_bound(critic, xt[:1].detach())
         else:

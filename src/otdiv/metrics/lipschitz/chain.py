@@ -96,13 +96,18 @@ def _product_norm(lins: list[_Lin], cache: dict, key: tuple) -> float:
             total *= run[0].certified_norm()
             continue
         prod, err = run[0].dense, 0.0
-        for lin in run[1:]:
-            w = lin.dense
-            err = (float(_fro(w)) * err
-                   + _gamma(w.shape[1]) * float(_fro(np.abs(w)) * _fro(np.abs(prod))))
-            err *= 1 + 4 * _U
-            prod = w @ prod
-        total *= float(spectral_upper(prod)[0]) + err
+        with np.errstate(over="ignore", invalid="ignore"):
+            for lin in run[1:]:
+                w = lin.dense
+                err = (float(_fro(w)) * err
+                       + _gamma(w.shape[1]) * float(_fro(np.abs(w)) * _fro(np.abs(prod))))
+                err *= 1 + 4 * _U
+                prod = w @ prod
+            multiplied = float(spectral_upper(prod)[0]) + err if np.isfinite(prod).all() else (
+                math.inf)
+        # a product beyond the float range falls back to ‖W_k‖ ⋯ ‖W_1‖ (inf, never NaN)
+        separate = math.prod(lin.certified_norm() for lin in run)
+        total *= multiplied if math.isfinite(multiplied) else separate
     cache[key] = total
     return total
 

@@ -25,7 +25,13 @@ def _gamma(k: int) -> float:
 
 
 def _fro(a: np.ndarray) -> np.ndarray:
-    return np.sqrt(np.sum(np.abs(a) ** 2, axis=(-2, -1)))
+    """‖A‖_F over the last two axes; entries are scaled by a power of two (exact) so that
+    their squares neither overflow nor underflow, whatever the magnitude of A."""
+    mags = np.abs(a)
+    top = np.max(mags, axis=(-2, -1), initial=0.0)
+    pow2 = np.ldexp(1.0, np.frexp(np.where(top > 0, top, 1.0))[1])
+    scaled = mags / pow2[..., None, None]
+    return np.sqrt(np.sum(scaled * scaled, axis=(-2, -1))) * pow2
 
 
 def spectral_upper(a: np.ndarray, *, rtol: float = 1e-6, max_iter: int = 40):
