@@ -16,7 +16,7 @@ extensions = [
 ]
 myst_enable_extensions = ["dollarmath", "amsmath"]
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
-exclude_patterns = ["_build", "figures/*.py"]
+exclude_patterns = ["_build", "figures/*.py", "figures/**/*.md"]  # figure outputs, not pages
 autodoc_typehints = "description"
 autodoc_member_order = "bysource"
 napoleon_google_docstring = True
