@@ -10,6 +10,7 @@ test of the script, not a measurement) and ``--size NAME=VALUE`` (one size by ha
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import platform
 import statistics
@@ -55,7 +56,8 @@ def options(doc: str, sizes: Mapping[str, tuple[int, int]],
             parser.error(f"--size {item}: expected NAME=INTEGER with NAME one of "
                          f"{', '.join(sizes) or '(none)'}")
         setattr(args, name, int(value))
-    if args.quick:
+    # once, from the script's own process (spawned workers re-run the module's top level)
+    if args.quick and multiprocessing.current_process().name == "MainProcess":
         print(QUICK_BANNER, flush=True)
     return args
 

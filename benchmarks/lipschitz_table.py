@@ -67,7 +67,7 @@ def main() -> None:
     for kind, label in (("gp", "WGAN-GP (λ = 10)"), ("clip", "weight clipping (c = 0.01)")):
         net = train(kind)
         b = otdiv.lipschitz_bounds(net, x, seed=SEED)
-        emp = float(otdiv.lipschitz_empirical(net, x))
+        emp = float(otdiv.lipschitz_empirical(net, x).detach())
         with torch.no_grad():
             est = float(net(real).mean() - net(fake).mean())
         rows.append([label, emp, b.lower, b.upper, b.product_upper, b.ratio, est,
