@@ -41,8 +41,7 @@ def options(doc: str, sizes: Mapping[str, tuple[int, int]],
     listed = ", ".join(f"{k}={full} (quick {quick})" for k, (full, quick) in sizes.items())
     parser = argparse.ArgumentParser(description=doc.strip().split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
-                        help="tiny sizes and one repeat: a smoke test of the script, not a "
-                             "measurement")
+                        help="tiny sizes: a smoke test of the script, not a measurement")
     parser.add_argument("--size", action="append", default=[], metavar="NAME=VALUE",
                         help=f"set one size ({listed or 'none'})")
     if extra is not None:
@@ -52,8 +51,8 @@ def options(doc: str, sizes: Mapping[str, tuple[int, int]],
         setattr(args, name, quick if args.quick else full)
     for item in args.size:
         name, _, value = item.partition("=")
-        if name not in sizes or not value.lstrip("-").isdigit():
-            parser.error(f"--size {item}: expected NAME=INTEGER with NAME one of "
+        if name not in sizes or not value.isdigit():
+            parser.error(f"--size {item}: expected NAME=N (an integer >= 0), NAME one of "
                          f"{', '.join(sizes) or '(none)'}")
         setattr(args, name, int(value))
     # once, from the script's own process (spawned workers re-run the module's top level)

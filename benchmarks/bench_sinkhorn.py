@@ -165,13 +165,13 @@ def per_iteration(x, y, eps):
 
 
 def main():
-    import otdiv
-
     if S.memory_only:
         lines = []
         memory_sections(lines, importlib.util.find_spec("pykeops") is not None)
         print("\n".join(lines))
         return
+    import otdiv
+
     load = LoadLog()
     rng = np.random.default_rng(0)
     x, y = rng.random((S.N, 2)), rng.random((S.N, 2))

@@ -275,7 +275,7 @@ def main() -> None:
     bench_exact_lazy()
     header = ["case", "peer", "otdiv (s)", "peer (s)", "ratio", "target", "met",
               "rel. difference of values"]
-    print("## Exact and sliced Wasserstein (issue 2)\n")
+    print("## Exact and sliced Wasserstein\n")
     print("Script: `benchmarks/bench_wasserstein.py`. " + __doc__.split("\n\n", 1)[1]
           .replace("\n", " ").strip() + "\n")
     print(table(header, ROWS))
