@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.otdiv-installed
 
-.PHONY: install demo test test-threads lint bench docs clean
+.PHONY: install demo test test-threads lint bench bench-smoke docs clean
 
 install: $(STAMP)
 
@@ -31,6 +31,12 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]'
 	$(PY) benchmarks/run.py --out docs/benchmarks.md
+
+# every benchmark script at its tiny --quick sizes: does each still run? (a few minutes on
+# 2 cores, mostly imports and Dask clusters starting). Prints the sections, writes nothing.
+bench-smoke: $(STAMP)
+	$(PY) benchmarks/run.py --quick
+	$(PY) benchmarks/lipschitz_table.py --quick
 
 # `make docs` uses the committed figures of slow scripts; `make docs FIGURES=--all` rebuilds all
 FIGURES ?=

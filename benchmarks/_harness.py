@@ -1,54 +1,152 @@
-"""Shared timing and reporting helpers for the benchmark scripts (bench_*.py).
+"""Shared helpers of the benchmark scripts: sizes and flags, timing, memory, threads, tables.
 
 Each bench script is runnable alone (``python benchmarks/bench_x.py``) and prints one
-markdown section; ``benchmarks/run.py`` runs them all and writes docs/benchmarks.md.
+markdown section; ``benchmarks/run.py`` runs them all and writes docs/benchmarks.md. Every
+script declares its sizes once, as ``{name: (full, quick)}``, and reads them through
+:func:`options`, which gives every script the same flags: ``--quick`` (tiny sizes: a smoke
+test of the script, not a measurement) and ``--size NAME=VALUE`` (one size by hand).
 """
 
 from __future__ import annotations
 
+import argparse
+import multiprocessing
 import os
 import platform
-import resource
 import statistics
 import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
+
+QUICK_BANNER = ("**`--quick` smoke run: tiny sizes, not a measurement; never paste this "
+                "into docs/benchmarks.md.**\n")
+
+# every thread pool a process can start (numba, OpenMP: torch and BLAS, MKL, OpenBLAS)
+THREAD_VARS = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+               "OPENBLAS_NUM_THREADS")
+ONE_THREAD_ENV = dict.fromkeys(THREAD_VARS, "1")
+
+
+def options(doc: str, sizes: Mapping[str, tuple[int, int]],
+            extra: Callable[[argparse.ArgumentParser], None] | None = None
+            ) -> argparse.Namespace:
+    """Parse the script's command line; each size becomes an attribute of the result.
+
+    ``sizes`` maps a name to (full, quick): ``--quick`` takes the quick ones, ``--size
+    NAME=VALUE`` (repeatable) sets one by hand. ``extra`` may add the script's own flags.
+    With ``--quick`` a banner is printed first, so the output cannot pass for a measurement.
+    """
+    listed = ", ".join(f"{k}={full} (quick {quick})" for k, (full, quick) in sizes.items())
+    parser = argparse.ArgumentParser(description=doc.strip().split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny sizes: a smoke test of the script, not a measurement")
+    parser.add_argument("--size", action="append", default=[], metavar="NAME=VALUE",
+                        help=f"set one size ({listed or 'none'})")
+    if extra is not None:
+        extra(parser)
+    args = parser.parse_args()
+    for name, (full, quick) in sizes.items():
+        setattr(args, name, quick if args.quick else full)
+    for item in args.size:
+        name, _, value = item.partition("=")
+        if name not in sizes or not value.isdigit():
+            parser.error(f"--size {item}: expected NAME=N (an integer >= 0), NAME one of "
+                         f"{', '.join(sizes) or '(none)'}")
+        setattr(args, name, int(value))
+    # once, from the script's own process (spawned workers re-run the module's top level)
+    if args.quick and multiprocessing.current_process().name == "MainProcess":
+        print(QUICK_BANNER, flush=True)
+    return args
+
+
+def pin_threads(n: int) -> None:
+    """Every thread pool of this process at ``n`` threads (peers and otdiv alike).
+
+    The environment variables act on pools not started yet (call this before numpy is
+    imported to pin BLAS); torch and numba, when already imported, are set directly.
+    """
+    os.environ.update(dict.fromkeys(THREAD_VARS, str(n)))
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
+    if "numba" in sys.modules:
+        sys.modules["numba"].set_num_threads(n)
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    """(wall seconds of one call of fn, its result)."""
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
 
 
 def median_time(fn: Callable[[], object], *, repeat: int = 5, warmup: int = 1) -> float:
     """Median wall time of fn() in seconds, after `warmup` untimed calls."""
     for _ in range(warmup):
         fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return statistics.median(timed(fn)[0] for _ in range(repeat))
 
 
-def peak_rss_mib() -> float:
-    """Peak resident memory of this process so far, in MiB (Linux ru_maxrss is in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def paired(ours: Callable[[], object], peer: Callable[[], object], pairs: int, *,
+           warmup: int = 0) -> tuple[float, float, float]:
+    """Median time of ours, of peer, and the median of the per-pair ratios ours / peer.
 
-
-def run_isolated_peak_mib(code: str) -> float:
-    """Peak memory (MiB) of running `code` in a fresh Python process (for memory targets).
-
-    Reads VmHWM, the peak of the process's own address space: ru_maxrss would also count
-    the parent's resident memory, which the child inherits at fork, before its exec.
+    The two are timed in alternating pairs (ours then peer, then peer then ours, ...), so
+    that load from other processes on a shared machine hits both alike; `warmup` untimed
+    calls of each come first.
     """
-    import sys
+    for _ in range(warmup):
+        ours()
+        peer()
+    t_ours, t_peer = [], []
+    for k in range(pairs):
+        if k % 2 == 0:
+            t_ours.append(timed(ours)[0])
+            t_peer.append(timed(peer)[0])
+        else:
+            t_peer.append(timed(peer)[0])
+            t_ours.append(timed(ours)[0])
+    ratios = [a / b for a, b in zip(t_ours, t_peer, strict=True)]
+    return statistics.median(t_ours), statistics.median(t_peer), statistics.median(ratios)
 
-    out = subprocess.run(
-        [sys.executable, "-c", code + "\nwith open('/proc/self/status') as fh:\n"
-         "    print(next(int(s.split()[1]) for s in fh if s.startswith('VmHWM')) / 1024)"],
-        capture_output=True, text=True, check=True,
-    )
-    return float(out.stdout.strip().splitlines()[-1])
+
+def run_isolated(code: str) -> tuple[float, list[str]]:
+    """Run `code` in a fresh Python process: (its peak memory in MiB, the lines it printed).
+
+    The peak is VmHWM, the high-water mark of the child's own address space: getrusage's
+    ru_maxrss would also count the parent's resident memory, which the child inherits at
+    fork, before its exec.
+    """
+    code += ("\nwith open('/proc/self/status') as fh:\n"
+             "    print(next(int(s.split()[1]) for s in fh if s.startswith('VmHWM')) / 1024)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"isolated run failed:\n{out.stderr[-3000:]}")
+    printed = out.stdout.strip().splitlines()
+    return float(printed[-1]), printed[:-1]
+
+
+class LoadLog:
+    """The 1-minute load average sampled at moments of a run (the machine may be shared)."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+        self.sample()
+
+    def sample(self) -> float:
+        self.samples.append(os.getloadavg()[0])
+        return self.samples[-1]
+
+    def __str__(self) -> str:
+        s = self.samples
+        shown = (", ".join(f"{v:.2f}" for v in s) if len(s) <= 4
+                 else f"{min(s):.2f}–{max(s):.2f} over {len(s)} samples")
+        return f"{shown} on {os.cpu_count()} cores"
 
 
 def machine() -> str:
+    """Cores, CPU model, GPU, Python and kernel of this machine, in one line."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as fh:

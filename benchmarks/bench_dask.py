@@ -18,26 +18,24 @@ is reported apart. Prints one markdown section (benchmarks/results/dask.md).
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("NUMBA_NUM_THREADS", "1")  # before numba loads: the loop runs on 1 core
-
 import json
 import sys
 import tempfile
 import time
 
 import numpy as np
-from _harness import machine, table
+from _harness import ONE_THREAD_ENV, LoadLog, machine, options, pin_threads, table
 
 import otdiv
-from otdiv._cluster import THREAD_ENV
-from otdiv.audit.grid import load_grid, run_job, sweep
+from otdiv.audit import load_grid, sweep
+from otdiv.audit.grid import run_job
 
-N_CLOUDS, N_POINTS = 12, 3000
+SIZES = {"N_CLOUDS": (12, 3), "N_POINTS": (3000, 200), "STEPS": (150, 10), "N_AUDIT": (500, 100),
+         "SEEDS": (4, 1), "NOOP_TASKS": (400, 20)}
+S = options(__doc__, SIZES)
 GRID = {"grid": {"toy": ["8gaussians", "swissroll"], "constraint": ["gp", "lp"],
-                 "seed": [0, 1, 2, 3]},
-        "fixed": {"steps": 150, "n": 500, "repeats": 1, "hidden": [64, 64, 64],
+                 "seed": list(range(S.SEEDS))},
+        "fixed": {"steps": S.STEPS, "n": S.N_AUDIT, "repeats": 1, "hidden": [64, 64, 64],
                   "device": "cpu"}}
 
 
@@ -47,8 +45,8 @@ def log(*args) -> None:
 
 def clouds() -> list[np.ndarray]:
     rng = np.random.default_rng(0)
-    return [rng.standard_normal((N_POINTS, 2)) @ rng.standard_normal((2, 2)) + rng.normal(0, 2, 2)
-            for _ in range(N_CLOUDS)]
+    return [rng.standard_normal((S.N_POINTS, 2)) @ rng.standard_normal((2, 2)) + rng.normal(0, 2, 2)
+            for _ in range(S.N_CLOUDS)]
 
 
 def _warm() -> None:
@@ -78,7 +76,7 @@ def cluster(workers: int):
 
     start = time.perf_counter()
     c = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                     dashboard_address=":0", env=dict(THREAD_ENV))
+                     dashboard_address=":0", env=dict(ONE_THREAD_ENV))
     client = Client(c)
     client.run(_warm)
     return c, client, time.perf_counter() - start
@@ -87,18 +85,19 @@ def cluster(workers: int):
 def main() -> None:
     from distributed import get_task_stream
 
-    load = [os.getloadavg()[0]]
+    pin_threads(1)  # numba is not loaded yet: the loop runs on one core
+    load = LoadLog()
     xs = clouds()
     _warm()
     import matplotlib.figure  # noqa: F401  (the sweep draws its plot; its import is untimed)
     log("serial W1 loop ...")
     start, cpu = time.perf_counter(), time.process_time()
-    loop = np.zeros((N_CLOUDS, N_CLOUDS))
-    for i in range(N_CLOUDS):
-        for j in range(i + 1, N_CLOUDS):
+    loop = np.zeros((S.N_CLOUDS, S.N_CLOUDS))
+    for i in range(S.N_CLOUDS):
+        for j in range(i + 1, S.N_CLOUDS):
             loop[i, j] = loop[j, i] = otdiv.wasserstein(xs[i], xs[j])
     t_loop, c_loop = time.perf_counter() - start, time.process_time() - cpu
-    n_pairs = N_CLOUDS * (N_CLOUDS - 1) // 2
+    n_pairs = S.N_CLOUDS * (S.N_CLOUDS - 1) // 2
     jobs = load_grid(GRID)
     with tempfile.TemporaryDirectory() as tmp:
         log("serial audit loop ...")
@@ -106,7 +105,7 @@ def main() -> None:
         serial_rows = [run_job(job, tmp) for job in jobs]
         t_jobs, c_jobs = time.perf_counter() - start, time.process_time() - cpu
     assert all(r["status"] == "ok" for r in serial_rows), serial_rows
-    load.append(os.getloadavg()[0])
+    load.sample()
     matrix_rows, sweep_rows, overhead = [], [], {}
     for workers in (1, 2):
         local, client, t_start = cluster(workers)
@@ -122,8 +121,8 @@ def main() -> None:
             if workers == 1:
                 overhead["pairwise"] = (t - t_loop) / n_pairs
                 start = time.perf_counter()
-                client.gather(client.map(_noop, range(400), pure=False))
-                overhead["noop"] = (time.perf_counter() - start) / 400
+                client.gather(client.map(_noop, range(S.NOOP_TASKS), pure=False))
+                overhead["noop"] = (time.perf_counter() - start) / S.NOOP_TASKS
             log(f"sweep on {workers} worker(s) ...")
             with tempfile.TemporaryDirectory() as tmp:
                 start, cpu = time.perf_counter(), cpu_seconds(client)
@@ -136,7 +135,7 @@ def main() -> None:
         finally:
             client.close()
             local.close()
-        load.append(os.getloadavg()[0])
+        load.sample()
     m1, m2 = matrix_rows[0][1], matrix_rows[1][1]
     s1, s2 = sweep_rows[0][1], sweep_rows[1][1]
     header = ["workers", "wall [s]", "speed-up vs loop", "time / loop", "CPU / loop CPU",
@@ -144,13 +143,13 @@ def main() -> None:
     print("## Dask: pairwise matrices and audit sweeps\n")
     print(f"`benchmarks/bench_dask.py`, {machine()}; one thread per process. The machine "
           "was shared with other work while this ran (1-minute load average "
-          f"{', '.join(f'{v:.1f}' for v in load)} at the start, after the loops and after "
+          f"{load} at the start, after the loops and after "
           "each cluster), so wall times carry that noise. 'CPU / loop CPU' compares CPU "
           "seconds (this process and every worker) with the loop's, which the other work "
           "disturbs less; 'tasks running at once' is the tasks' compute seconds per wall "
           "second (at most the number of workers): below it, the scheduler left a worker "
           "idle; at it with a smaller speed-up, the workers waited for the cores.\n")
-    print(f"**W1 matrix**: {N_CLOUDS} x {N_CLOUDS} symmetric, clouds of {N_POINTS} points in "
+    print(f"**W1 matrix**: {S.N_CLOUDS} x {S.N_CLOUDS} symmetric, clouds of {S.N_POINTS} points in "
           f"2-D, {n_pairs} exact W1 problems ({t_loop / n_pairs:.2f} s each on one core). "
           f"Serial loop: {t_loop:.1f} s.\n")
     print(table(header, matrix_rows))
@@ -162,7 +161,7 @@ def main() -> None:
     print(table(header, sweep_rows))
     print(f"\nSpeed-up 2 workers vs 1: **{s1 / s2:.2f}x**.\n")
     print(f"**Overhead per task** on a one-worker LocalCluster: {1000 * overhead['noop']:.1f} "
-          f"ms for a no-op task (400 tasks); pairwise on one worker vs the loop: "
+          f"ms for a no-op task ({S.NOOP_TASKS} tasks); pairwise on one worker vs the loop: "
           f"{1000 * overhead['pairwise']:+.1f} ms per pair (one pair a task here).")
 
 

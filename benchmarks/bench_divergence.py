@@ -7,14 +7,11 @@ Targets (issue 3): JSD on 10,000 histograms x 1,000 bins <= 0.1 x scipy
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
+from _harness import machine, median_time, options, table
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _harness import machine, median_time, table
+SIZES = {"ROWS": (10_000, 100), "BINS": (1_000, 50), "N_KNN": (100_000, 1000)}
+S = options(__doc__, SIZES)
 
 
 def main() -> None:
@@ -23,7 +20,7 @@ def main() -> None:
 
     import otdiv
 
-    rows, bins = 10_000, 1_000
+    rows, bins = S.ROWS, S.BINS
     rng = np.random.default_rng(0)
     p, q = rng.random((rows, bins)), rng.random((rows, bins))
     otdiv.kl(p[:2], q[:2]), otdiv.jsd(p[:2], q[:2])  # numba compile / cache load
@@ -48,7 +45,7 @@ def main() -> None:
     lines.append(table(["", "peer", "otdiv (ms)", "peer (ms)", "ratio", "target <= 0.1"],
                        result))
 
-    n = 100_000
+    n = S.N_KNN
     x, y = rng.standard_normal((n, 2)), rng.standard_normal((n, 2)) + np.array([1.0, 0.0])
     t_knn = median_time(lambda: otdiv.kl_knn(x, y), repeat=3)
     t_jsd = median_time(lambda: otdiv.jsd_knn(x, y), repeat=3)

@@ -8,28 +8,22 @@ ratio is the median of the per-pair ratios.
 
 from __future__ import annotations
 
-import statistics
-import sys
-import time
-from pathlib import Path
-
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import machine, table
+from _harness import machine, options, paired, pin_threads, table
 
 import otdiv
 
-DIM, WIDTH, DEPTH, BATCH = 64, 512, 3, 256
-PAIRS, WARMUP = 40, 3
+SIZES = {"DIM": (64, 8), "WIDTH": (512, 32), "DEPTH": (3, 3), "BATCH": (256, 16),
+         "PAIRS": (40, 2), "WARMUP": (3, 1)}
+S = options(__doc__, SIZES)
 TARGET = 1.1
 
 
 def make_critic() -> torch.nn.Module:
-    layers, d = [], DIM
-    for _ in range(DEPTH):
-        layers += [torch.nn.Linear(d, WIDTH), torch.nn.LeakyReLU(0.2)]
-        d = WIDTH
+    layers, d = [], S.DIM
+    for _ in range(S.DEPTH):
+        layers += [torch.nn.Linear(d, S.WIDTH), torch.nn.LeakyReLU(0.2)]
+        d = S.WIDTH
     return torch.nn.Sequential(*layers, torch.nn.Linear(d, 1))
 
 
@@ -60,35 +54,12 @@ def step(loss_fn, critic):
     return run
 
 
-def timed(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
-
-
-def paired(ours, peer) -> tuple[float, float, float]:
-    """(median otdiv time, median peer time, median per-pair ratio), alternating order."""
-    for _ in range(WARMUP):
-        ours()
-        peer()
-    t_ours, t_peer, ratios = [], [], []
-    for i in range(PAIRS):
-        if i % 2:
-            b, a = timed(peer), timed(ours)
-        else:
-            a, b = timed(ours), timed(peer)
-        t_ours.append(a)
-        t_peer.append(b)
-        ratios.append(a / b)
-    return statistics.median(t_ours), statistics.median(t_peer), statistics.median(ratios)
-
-
 def main() -> None:
     # one thread: on a shared machine, two threads of one process fight other jobs unevenly
-    torch.set_num_threads(1)
+    pin_threads(1)
     torch.manual_seed(0)
     critic = make_critic()
-    real, fake = torch.randn(BATCH, DIM), torch.randn(BATCH, DIM) + 1.0
+    real, fake = torch.randn(S.BATCH, S.DIM), torch.randn(S.BATCH, S.DIM) + 1.0
     cases = {
         "two-sided (WGAN-GP)": (
             step(lambda: otdiv.wgan_gp_loss(critic, real, fake), critic),
@@ -101,7 +72,7 @@ def main() -> None:
     }
     rows, met = [], True
     for name, (ours, peer) in cases.items():
-        a, b, ratio = paired(ours, peer)
+        a, b, ratio = paired(ours, peer, S.PAIRS, warmup=S.WARMUP)
         ok = ratio <= TARGET
         if name.startswith("two-sided"):
             met = ok
@@ -109,10 +80,10 @@ def main() -> None:
     print("## GAN losses: wgan_gp_loss\n")
     print(f"Script: `benchmarks/bench_gan.py`. Machine: {machine()}; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads.\n")
-    print(f"Critic: MLP {DIM} -> {DEPTH} x {WIDTH} (LeakyReLU) -> 1, batch {BATCH}, float32, "
-          "CPU. One step = loss forward + backward to the critic's parameters (double "
+    print(f"Critic: MLP {S.DIM} -> {S.DEPTH} x {S.WIDTH} (LeakyReLU) -> 1, batch {S.BATCH}, "
+          "float32, CPU. One step = loss forward + backward to the critic's parameters (double "
           "backprop through the penalty). Peer: the usual hand-written torch implementation "
-          f"of the same loss. Times are medians over {PAIRS} alternating pairs of runs "
+          f"of the same loss. Times are medians over {S.PAIRS} alternating pairs of runs "
           "(AB, BA, ...); ratio = median of the per-pair otdiv/peer ratios.\n")
     print(table(["penalty", "otdiv (ms)", "hand-written (ms)", "ratio", "target"], rows))
     print(f"\nTarget (two-sided, ratio <= {TARGET}): {'met' if met else 'NOT met'}.")

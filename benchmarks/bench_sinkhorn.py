@@ -1,36 +1,52 @@
 """Sinkhorn: otdiv vs POT and GeomLoss at equal accuracy (L1 marginal error <= 1e-6).
 
-Sizes are named below; OTDIV_BENCH_N, OTDIV_BENCH_LARGE_N override them (this machine is
-shared, so the full sizes of issue #8 may not fit in one run). Prints one markdown section.
+Sizes are named in SIZES below (``--size N=2000`` sets one: this machine is shared, so the
+full sizes of issue #8 may not fit in one run); ``--memory-only`` runs the last two sections
+alone. Prints one markdown section.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
-import time
 import warnings
 
 import numpy as np
+from _harness import LoadLog, median_time, options, run_isolated, table, timed
 
-sys.path.insert(0, os.path.dirname(__file__))
-from _harness import median_time, table
-
-N = int(os.environ.get("OTDIV_BENCH_N", 5000))
-LARGE_N = int(os.environ.get("OTDIV_BENCH_LARGE_N", 50_000))
+SIZES = {"N": (5000, 300), "LARGE_N": (50_000, 1000), "N_BACKWARD": (1500, 200)}
+S = options(__doc__, SIZES, lambda parser: parser.add_argument(
+    "--memory-only", action="store_true", help="only the large-problem and backward-memory "
+                                               "sections"))
 TOL = 1e-6
 
 
-def child_peak_mib(code: str, with_output: bool = False):
-    """Peak RSS (VmHWM) of `code` run in a fresh interpreter. VmHWM belongs to the new address
-    space, unlike getrusage's ru_maxrss, which a child inherits from its (large) parent."""
-    import subprocess
+def otdiv_sweeps(x, y, eps: float) -> dict[str, object]:
+    """PRIVATE otdiv INTERNALS, the only ones in this script (issue 17: switch to the OT
+    core's documented geometries at merge). Callables running one sweep (two soft-min
+    passes) of otdiv's stored float32 Gibbs kernel ("scaling") and of its online log-domain
+    kernel ("online"), and one build of the stored kernel ("kernel build")."""
+    from otdiv.metrics.sinkhorn import _NumbaClouds, _NumbaGibbs
 
-    code += ("\nfor line in open('/proc/self/status'):\n"
-             "    if line.startswith('VmHWM'):\n        print(int(line.split()[1]) / 1024)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    printed = out.stdout.strip().splitlines()
-    return (float(printed[-1]), printed[0]) if with_output else float(printed[-1])
+    a = np.full(len(x), 1 / len(x))
+    online = _NumbaClouds(x, y, a, a, 2.0)
+    gibbs = _NumbaGibbs(x, y, a, a, 2.0, np.float32)
+    f = online.rows(np.zeros(len(x)), eps)
+    gibbs.cols(f, eps)  # builds the kernel around f (once per eps)
+    return {
+        "scaling": lambda: gibbs.rows(gibbs.cols(f, eps), eps),
+        "online": lambda: online.rows(online.cols(f, eps), eps),
+        "kernel build": lambda: gibbs.g_k.gibbs(gibbs.x, gibbs.yt, gibbs.F, gibbs.G, eps, 2.0,
+                                                gibbs.K),
+    }
+
+
+def sq_cost(x, y) -> np.ndarray:
+    """The cost matrix |x_i - y_j|^2 handed to POT (and its max, to scale eps)."""
+    from scipy.spatial.distance import cdist
+
+    return cdist(x, y, "sqeuclidean")
 
 
 def l1_error(P, a, b):
@@ -43,12 +59,6 @@ def exp_limit(n, m):
     out = np.empty_like(z)
     t = median_time(lambda: np.exp(z, out=out), repeat=7)
     return 2 * n * m * t / z.size / os.cpu_count()
-
-
-def timed(fn):
-    t0 = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t0, out
 
 
 def pot_plain(a, b, C, eps):
@@ -127,24 +137,16 @@ def keops_softmin(x, y, eps):
 def per_iteration(x, y, eps):
     import ot
 
-    from otdiv.kernels.cost_numba import cost_matrix
-    from otdiv.metrics.sinkhorn import _NumbaClouds, _NumbaGibbs
-
     n = len(x)
     a = np.full(n, 1 / n)
-    online = _NumbaClouds(x, y, a, a, 2.0)
-    gibbs = _NumbaGibbs(x, y, a, a, 2.0, np.float32)
-    f = online.rows(np.zeros(n), eps)
-    gibbs.cols(f, eps)  # builds the kernel around f (once per eps)
+    sweeps = otdiv_sweeps(x, y, eps)
     times = {
         "otdiv scaling domain (stored float32 Gibbs kernel, two matvecs)":
-            median_time(lambda: gibbs.rows(gibbs.cols(f, eps), eps), repeat=9),
-        "otdiv log domain, online (O(n + m) memory)":
-            median_time(lambda: online.rows(online.cols(f, eps), eps), repeat=5),
+            median_time(sweeps["scaling"], repeat=9),
+        "otdiv log domain, online (O(n + m) memory)": median_time(sweeps["online"], repeat=5),
     }
-    kernel_build = median_time(lambda: gibbs.g_k.gibbs(gibbs.x, gibbs.yt, gibbs.F, gibbs.G,
-                                                       eps, 2.0, gibbs.K), repeat=5)
-    C = cost_matrix(x, y, 2.0)
+    kernel_build = median_time(sweeps["kernel build"], repeat=5)
+    C = sq_cost(x, y)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         times["POT sinkhorn_log"] = median_time(
@@ -163,30 +165,28 @@ def per_iteration(x, y, eps):
 
 
 def main():
+    if S.memory_only:
+        lines = []
+        memory_sections(lines, importlib.util.find_spec("pykeops") is not None)
+        print("\n".join(lines))
+        return
     import otdiv
-    from otdiv.kernels.cost_numba import cost_matrix
 
-    load_start = os.getloadavg()[0]
+    load = LoadLog()
     rng = np.random.default_rng(0)
-    x, y = rng.random((N, 2)), rng.random((N, 2))
-    C = cost_matrix(x, y, 2.0)
+    x, y = rng.random((S.N, 2)), rng.random((S.N, 2))
+    C = sq_cost(x, y)
     cmax = float(C.max())
-    a = np.full(N, 1 / N)
+    a = np.full(S.N, 1 / S.N)
     otdiv.sinkhorn(x[:50], y[:50], eps=0.1)  # compile the kernels outside the timings
     otdiv.sinkhorn(x[:50], y[:50], eps=0.1, dense_budget=1)
-    lines = [f"## Sinkhorn\n\n`benchmarks/bench_sinkhorn.py`: n = m = {N}, d = 2, p = 2, "
+    lines = [f"## Sinkhorn\n\n`benchmarks/bench_sinkhorn.py`: n = m = {S.N}, d = 2, p = 2, "
              f"float64, uniform weights, eps relative to max C = {cmax:.3g}; every solver "
              f"run to an L1 marginal error <= {TOL:g} of its returned plan (POT: loosest "
              "`stopThr` that achieves it; GeomLoss: smallest annealing `scaling` that does). "
              "One run each. Threads: otdiv's numba kernels and POT's BLAS use both cores; "
              "KeOps's CPU backend is its own.\n"]
-
-    if os.environ.get("OTDIV_BENCH_ONLY") == "memory":
-        lines = lines[:0]
-        memory_sections(lines)
-        print("\n".join(lines))
-        return
-    limit = exp_limit(N, N)
+    limit = exp_limit(S.N, S.N)
     times, build = per_iteration(x, y, 0.01 * cmax)
     ours = next(iter(times.values()))
     lines.append("### Per sweep (two soft-min passes)\n")
@@ -241,30 +241,31 @@ def main():
                          f"{'met' if ratio <= target else 'NOT met'} ({ratio:.2f}x).\n")
 
     memory_sections(lines, keops_sweep is not None)
-    lines.append(f"Load average (1 min) at the start of the run: {load_start:.2f}, at the end: "
-                 f"{os.getloadavg()[0]:.2f} (on 2 cores; above ~0.3 other work shared the "
-                 "machine, and ratios between rows timed at different moments move with it).\n")
+    load.sample()
+    lines.append(f"Load average (1 min) at the start and at the end of the run: {load} (above "
+                 "~0.3 other work shared the machine, and ratios between rows timed at "
+                 "different moments move with it).\n")
     print("\n".join(lines))
 
 
-def memory_sections(lines, keops=True):
+def memory_sections(lines: list[str], keops: bool) -> None:
     # large problem: the online kernel to tolerance (a fresh process measures its peak
     # memory), against the KeOps soft-min at the same sweep count
     eps = 0.01 * 3  # max C <= 3 in the unit cube, d = 3
     code = (f"import time, numpy as np, otdiv\nrng = np.random.default_rng(0)\n"
-            f"x, y = rng.random(({LARGE_N}, 3)), rng.random(({LARGE_N}, 3))\n"
+            f"x, y = rng.random(({S.LARGE_N}, 3)), rng.random(({S.LARGE_N}, 3))\n"
             "otdiv.sinkhorn(x[:50], y[:50], eps=0.1, dense_budget=1)\n"
             "t = time.perf_counter()\n"
             f"r = otdiv.sinkhorn(x, y, eps={eps}, tol={TOL}, return_result=True)\n"
             "print(time.perf_counter() - t, r.n_iter, r.marginal_error, r.method)\n")
-    peak, printed = child_peak_mib(code, with_output=True)
-    t_large, sweeps, err, method = printed.split()
+    peak, printed = run_isolated(code)
+    t_large, sweeps, err, method = printed[0].split()
     t_large, sweeps = float(t_large), int(sweeps)
-    lines.append(f"### n = m = {LARGE_N}, d = 3, eps = 0.01 x max cost\n")
+    lines.append(f"### n = m = {S.LARGE_N}, d = 3, eps = 0.01 x max cost\n")
     rows = [[f"otdiv ({method})", t_large, sweeps, f"{float(err):.1e}", peak, 1.0]]
     if keops:
         rng = np.random.default_rng(0)
-        x, y = rng.random((LARGE_N, 3)), rng.random((LARGE_N, 3))
+        x, y = rng.random((S.LARGE_N, 3)), rng.random((S.LARGE_N, 3))
         run = keops_softmin(x, y, eps)
         run()
         t_pass = median_time(run, repeat=1, warmup=0)
@@ -275,7 +276,7 @@ def memory_sections(lines, keops=True):
     lines.append(table(["solver", "time (s)", "sweeps", "L1 marginal error", "peak MiB",
                         "otdiv / solver"], rows))
     lines.append(f"\nPeak memory target < 1024 MiB: {'met' if peak < 1024 else 'NOT met'} "
-                 f"(POT's dense cost alone would need {8 * LARGE_N**2 / 2**30:.0f} GiB). "
+                 f"(POT's dense cost alone would need {8 * S.LARGE_N**2 / 2**30:.0f} GiB). "
                  "GeomLoss's own annealing does not reach the tolerance (see the tables above), "
                  "so the KeOps row times its kernel at otdiv's sweep count: a lower bound on "
                  "what it would need.\n")
@@ -285,15 +286,15 @@ def memory_sections(lines, keops=True):
     for tol in (1e-2, 1e-8):
         code = ("import torch, otdiv\ntorch.manual_seed(0)\nsaved = [0]\n"
                 "def pack(t):\n    saved[0] += t.numel() * t.element_size()\n    return t\n"
-                "x = torch.rand(1500, 2, dtype=torch.float64, requires_grad=True)\n"
-                "y = torch.rand(1500, 2, dtype=torch.float64)\n"
+                f"x = torch.rand({S.N_BACKWARD}, 2, dtype=torch.float64, requires_grad=True)\n"
+                f"y = torch.rand({S.N_BACKWARD}, 2, dtype=torch.float64)\n"
                 "with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):\n"
                 f"    r = otdiv.sinkhorn(x, y, eps=0.005, tol={tol}, return_result=True)\n"
                 "r.value.backward()\nprint(r.n_iter, saved[0] / 1024)\n")
-        peak, printed = child_peak_mib(code, with_output=True)
-        sweeps, kib = printed.split()
+        peak, printed = run_isolated(code)
+        sweeps, kib = printed[0].split()
         rows.append([tol, sweeps, float(kib), peak])
-    lines.append("### Backward memory (torch, n = m = 1500, eps = 0.005)\n")
+    lines.append(f"### Backward memory (torch, n = m = {S.N_BACKWARD}, eps = 0.005)\n")
     lines.append(table(["tol", "sweeps", "tensors saved for backward (KiB)",
                         "peak RSS of the whole process (MiB)"], rows))
     lines.append("\nThe graph holds x, y and the potentials only (envelope theorem): what "

@@ -12,43 +12,30 @@ sliced projections) uses every core.
 otdiv's exact solver for n = m beyond 1000 with uniform weights is its own sparse network
 simplex (`method="sparse_simplex"`, docs/architecture.md), chosen by `method="auto"`.
 Peak memory of the n = 10,000 exact case is measured in fresh processes
-(``_harness.run_isolated_peak_mib``), one per solver, so neither sees the other's pages.
+(``_harness.run_isolated``), one per solver, so neither sees the other's pages.
 """
 
 from __future__ import annotations
 
 import statistics
-import subprocess
-import sys
-import time
 import warnings
-from pathlib import Path
 
 import numpy as np
+from _harness import options, paired, run_isolated, table
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import run_isolated_peak_mib, table
-
-N_EXACT, N_LAZY, N_1D, N_SLICED, D_SLICED, L_SLICED = 4000, 10_000, 10**6, 10**5, 10, 100
-if "--quick" in sys.argv:  # a smoke test of the script itself, not a measurement
-    N_EXACT, N_LAZY, N_1D, N_SLICED = 300, 400, 10**4, 10**3
+SIZES = {"N_EXACT": (4000, 300), "N_LAZY": (10_000, 400), "N_1D": (10**6, 10**4),
+         "N_SLICED": (10**5, 10**3), "D_SLICED": (10, 10), "L_SLICED": (100, 100)}
+S = options(__doc__, SIZES)
 EXACT_ITER = 10**12  # a pivot cap POT never reaches: its answer is then the optimum
 
 
-def paired(fa, fb, pairs: int) -> tuple[float, float, float]:
-    """Median time of fa, of fb, and median of the per-pair ratios fa / fb (alternating order)."""
-    ta, tb, ratios = [], [], []
-    for k in range(pairs):
-        order = (fa, fb) if k % 2 == 0 else (fb, fa)
-        times = {}
-        for f in order:
-            t0 = time.perf_counter()
-            f()
-            times[f] = time.perf_counter() - t0
-        ta.append(times[fa])
-        tb.append(times[fb])
-        ratios.append(times[fa] / times[fb])
-    return statistics.median(ta), statistics.median(tb), statistics.median(ratios)
+def otdiv_directions(seed: int, d: int, count: int) -> np.ndarray:
+    """PRIVATE otdiv INTERNAL, the only one in this script (issue 17: switch at the OT-core
+    merge). The (d, count) unit directions ``sliced_wasserstein(..., n_projections=count,
+    seed=seed)`` draws, so that POT projects on the same ones."""
+    from otdiv.metrics.sliced import _directions
+
+    return _directions(np.random.default_rng(seed), d, count)
 
 
 def rel(u: float, v: float) -> float:
@@ -75,8 +62,7 @@ def bench_import() -> None:
             "print(time.perf_counter() - t, 'torch' in sys.modules, 'numba' in sys.modules)")
     runs = []
     for _ in range(5):
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             check=True).stdout.split()
+        out = run_isolated(code)[1][0].split()
         runs.append((float(out[0]), out[1] == "True", out[2] == "True"))
     t = statistics.median(r[0] for r in runs)
     torch_loaded = any(r[1] for r in runs)
@@ -91,9 +77,9 @@ def bench_exact_dense() -> None:
 
     import otdiv
 
-    x, y = clouds(N_EXACT, 2)
-    a = np.full(N_EXACT, 1.0 / N_EXACT)
-    warm = min(N_EXACT, 1000)  # compiles (or loads) the sparse simplex's parallel kernels
+    x, y = clouds(S.N_EXACT, 2)
+    a = np.full(S.N_EXACT, 1.0 / S.N_EXACT)
+    warm = min(S.N_EXACT, 1000)  # compiles (or loads) the sparse simplex's parallel kernels
     otdiv.wasserstein(x[:warm], y[:warm], method="sparse_simplex")
 
     def ours():
@@ -113,23 +99,23 @@ def bench_exact_dense() -> None:
     v_default, caught = pot(100_000)()
     hit_cap = any("numItermax" in str(w.message) for w in caught)
     NOTES.append(
-        f"Exact W1, n = m = {N_EXACT}: `wasserstein(x, y)` (method \"auto\") runs otdiv's "
+        f"Exact W1, n = m = {S.N_EXACT}: `wasserstein(x, y)` (method \"auto\") runs otdiv's "
         "`sparse_simplex`. POT's default `numItermax=100000` "
         f"{'stops before optimality (it warns)' if hit_cap else 'reaches the optimum'}: "
         f"its value is off by {rel(v_default, v_exact):.1e} relative; with "
         f"`numItermax={EXACT_ITER:.0e}` POT and otdiv agree to {rel(v_ours, v_exact):.1e}."
     )
     t_o, t_p, r = paired(ours, pot(EXACT_ITER), pairs=4)
-    row(f"exact W1, n = m = {N_EXACT}, d = 2, incl. cost", "POT `dist` + `emd2`, exact "
+    row(f"exact W1, n = m = {S.N_EXACT}, d = 2, incl. cost", "POT `dist` + `emd2`, exact "
         f"(numItermax={EXACT_ITER:.0e})", t_o, t_p, r, 0.8, f"{rel(v_ours, v_exact):.1e}")
     t_o, t_p, r = paired(ours, pot(100_000), pairs=4)
-    row(f"exact W1, n = m = {N_EXACT}, d = 2, incl. cost",
+    row(f"exact W1, n = m = {S.N_EXACT}, d = 2, incl. cost",
         "POT `dist` + `emd2`, default numItermax (inexact)", t_o, t_p, r, 0.8,
         f"{rel(v_ours, v_default):.1e} (POT inexact)")
 
     # weighted: no coarse-to-fine start, so "auto" keeps POT; the sparse simplex measured
     rng = np.random.default_rng(3)
-    wa, wb = rng.random(N_EXACT), rng.random(N_EXACT)
+    wa, wb = rng.random(S.N_EXACT), rng.random(S.N_EXACT)
     wa, wb = wa / wa.sum(), wb / wb.sum()
 
     def sparse_weighted():
@@ -138,7 +124,7 @@ def bench_exact_dense() -> None:
     agree = rel(sparse_weighted(), pot(EXACT_ITER, wa, wb)()[0])
     t_o, t_p, r = paired(sparse_weighted, pot(EXACT_ITER, wa, wb), pairs=2)
     NOTES.append(
-        f"Weighted exact W1, n = m = {N_EXACT} (random weights): `method=\"sparse_simplex\"` "
+        f"Weighted exact W1, n = m = {S.N_EXACT} (random weights): `method=\"sparse_simplex\"` "
         f"takes {t_o:.2f} s against POT's {t_p:.2f} s (ratio {r:.2f}, values agree to "
         f"{agree:.1e}); without the coarse-to-fine start of the uniform case it pivots from a "
         "projection's north-west corner, so `method=\"auto\"` uses POT for weighted problems "
@@ -149,12 +135,11 @@ def bench_exact_dense() -> None:
 def bench_warm_start() -> None:
     """Does warm-starting POT's network simplex from approximate dual potentials pay?"""
     import ot
+    from scipy.spatial.distance import cdist
 
-    from otdiv.kernels.cost_numba import cost_matrix
-
-    x, y = clouds(N_EXACT, 2)
-    a = np.full(N_EXACT, 1.0 / N_EXACT)
-    cost = cost_matrix(x, y, 1.0)
+    x, y = clouds(S.N_EXACT, 2)
+    a = np.full(S.N_EXACT, 1.0 / S.N_EXACT)
+    cost = cdist(x, y)
     _, log = ot.emd(a, a, cost, numItermax=EXACT_ITER, log=True)
     exact = (log["u"], log["v"])
 
@@ -164,7 +149,8 @@ def bench_warm_start() -> None:
     def coarse(k):
         def run():
             rng = np.random.default_rng(0)
-            ix, iy = rng.choice(N_EXACT, k, replace=False), rng.choice(N_EXACT, k, replace=False)
+            ix = rng.choice(S.N_EXACT, k, replace=False)
+            iy = rng.choice(S.N_EXACT, k, replace=False)
             w = np.full(k, 1.0 / k)
             _, log_k = ot.emd(w, w, cost[np.ix_(ix, iy)], numItermax=EXACT_ITER, log=True)
             # extend to every point by c-transforms: dual feasible, tight on some arcs
@@ -178,7 +164,7 @@ def bench_warm_start() -> None:
         return ot.emd2(a, a, cost, numItermax=EXACT_ITER, potentials_init=exact)
 
     v_cold = cold()
-    ks = (N_EXACT // 8, N_EXACT // 2)
+    ks = (S.N_EXACT // 8, S.N_EXACT // 2)
     starts = [(f"from a {k}-point subsample's potentials, c-transformed", coarse(k)) for k in ks]
     starts.append(("from the optimal potentials (a bound, not available in practice)",
                    warm_exact))
@@ -191,7 +177,7 @@ def bench_warm_start() -> None:
 LAZY_SETUP = f"""
 import numpy as np
 rng = np.random.default_rng(0)
-x, y = rng.standard_normal(({N_LAZY}, 2)), rng.standard_normal(({N_LAZY}, 2)) * 1.5 + 0.5
+x, y = rng.standard_normal(({S.N_LAZY}, 2)), rng.standard_normal(({S.N_LAZY}, 2)) * 1.5 + 0.5
 """
 LAZY_OURS = "import otdiv\nvalue = otdiv.wasserstein(x, y)\n"
 LAZY_POT = ("import ot\na = np.full(len(x), 1.0 / len(x))\n"
@@ -209,15 +195,15 @@ def bench_exact_lazy() -> None:
     t_o, t_p, r = paired(lambda: exec(LAZY_OURS, scope_o), lambda: exec(LAZY_POT, scope_p),
                          pairs=1)
     agree = rel(scope_o["value"], float(scope_p["value"]))
-    mem_o = run_isolated_peak_mib(LAZY_SETUP + LAZY_OURS)
-    mem_p = run_isolated_peak_mib(LAZY_SETUP + LAZY_POT)
-    row(f"exact W1, n = m = {N_LAZY:,}, d = 2", "POT `emd2_lazy`", t_o, t_p, r, 0.5,
+    mem_o, _ = run_isolated(LAZY_SETUP + LAZY_OURS)
+    mem_p, _ = run_isolated(LAZY_SETUP + LAZY_POT)
+    row(f"exact W1, n = m = {S.N_LAZY:,}, d = 2", "POT `emd2_lazy`", t_o, t_p, r, 0.5,
         f"{agree:.1e}")
-    base = run_isolated_peak_mib(LAZY_SETUP + "import ot")
+    base, _ = run_isolated(LAZY_SETUP + "import ot")
     NOTES.append(f"A fresh process that only builds the data and imports POT peaks at {base:.0f} "
                  "MiB (POT imports torch when it is installed); the memory rows include it.")
     met = "yes" if mem_o < 1024 else "no"
-    ROWS.append([f"peak memory (MiB), n = m = {N_LAZY:,}, fresh process", "POT `emd2_lazy`",
+    ROWS.append([f"peak memory (MiB), n = m = {S.N_LAZY:,}, fresh process", "POT `emd2_lazy`",
                  mem_o, mem_p, mem_o / mem_p, "otdiv < 1024 MiB", met, "—"])
 
 
@@ -228,8 +214,8 @@ def bench_1d() -> None:
     import otdiv
 
     rng = np.random.default_rng(1)
-    x, y = rng.standard_normal(N_1D), rng.standard_normal(N_1D) * 1.5 + 0.5
-    a, b = rng.random(N_1D), rng.random(N_1D)
+    x, y = rng.standard_normal(S.N_1D), rng.standard_normal(S.N_1D) * 1.5 + 0.5
+    a, b = rng.random(S.N_1D), rng.random(S.N_1D)
     an, bn = a / a.sum(), b / b.sum()
     for p in (1, 2):
         for weighted in (False, True):
@@ -244,7 +230,7 @@ def bench_1d() -> None:
             def pot(pa=pa, pb=pb, p=p):
                 return ot.wasserstein_1d(x, y, pa, pb, p=p)
 
-            label = f"1-D W{p}, n = m = {N_1D:.0e}, {'weighted' if weighted else 'unweighted'}"
+            label = f"1-D W{p}, n = m = {S.N_1D:.0e}, {'weighted' if weighted else 'unweighted'}"
             v = ours()
             # POT's wasserstein_1d returns W_p^p
             agree = rel(v**p, float(pot()))
@@ -263,21 +249,20 @@ def bench_sliced() -> None:
     import ot
 
     import otdiv
-    from otdiv.metrics.sliced import _directions
 
-    x, y = clouds(N_SLICED, D_SLICED, seed=2)
-    theta = _directions(np.random.default_rng(0), D_SLICED, L_SLICED)  # the same for both
+    x, y = clouds(S.N_SLICED, S.D_SLICED, seed=2)
+    theta = otdiv_directions(0, S.D_SLICED, S.L_SLICED)  # the same for both
     otdiv.sliced_wasserstein(x[:50], y[:50], n_projections=4, seed=0)
     for p in (1, 2):
         def ours(p=p):
-            return otdiv.sliced_wasserstein(x, y, p=p, n_projections=L_SLICED, seed=0)
+            return otdiv.sliced_wasserstein(x, y, p=p, n_projections=S.L_SLICED, seed=0)
 
         def pot(p=p):
             return ot.sliced_wasserstein_distance(x, y, p=p, projections=theta)
 
         agree = rel(ours(), float(pot()))
         t_o, t_p, r = paired(ours, pot, pairs=4)
-        row(f"sliced W{p}, n = m = {N_SLICED:.0e}, d = {D_SLICED}, {L_SLICED} projections",
+        row(f"sliced W{p}, n = m = {S.N_SLICED:.0e}, d = {S.D_SLICED}, {S.L_SLICED} projections",
             "POT `sliced_wasserstein_distance`", t_o, t_p, r, 0.25, f"{agree:.1e}")
 
 
@@ -290,11 +275,11 @@ def main() -> None:
     bench_exact_lazy()
     header = ["case", "peer", "otdiv (s)", "peer (s)", "ratio", "target", "met",
               "rel. difference of values"]
-    print("## Exact and sliced Wasserstein (issue 2)\n")
+    print("## Exact and sliced Wasserstein\n")
     print("Script: `benchmarks/bench_wasserstein.py`. " + __doc__.split("\n\n", 1)[1]
           .replace("\n", " ").strip() + "\n")
     print(table(header, ROWS))
-    print(f"\nWarm start of POT's network simplex, W1, n = m = {N_EXACT}, d = 2, cost matrix "
+    print(f"\nWarm start of POT's network simplex, W1, n = m = {S.N_EXACT}, d = 2, cost matrix "
           "given (the time includes computing the potentials):\n")
     print(table(["start", "time (s)", "cold start (s)", "ratio", "rel. difference of values"],
                 WARM))

@@ -12,16 +12,19 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn as nn
+from _harness import options, table
 
 import otdiv
 
-STEPS, BATCH, WIDTH, SEED = 500, 256, 128, 0
+SIZES = {"STEPS": (500, 10), "BATCH": (256, 32), "WIDTH": (128, 16), "N": (1000, 100)}
+S = options(__doc__, SIZES)
+SEED = 0
 
 
 def critic() -> nn.Module:
     return nn.Sequential(
-        nn.Linear(2, WIDTH), nn.ReLU(), nn.Linear(WIDTH, WIDTH), nn.ReLU(),
-        nn.Linear(WIDTH, WIDTH), nn.ReLU(), nn.Linear(WIDTH, 1),
+        nn.Linear(2, S.WIDTH), nn.ReLU(), nn.Linear(S.WIDTH, S.WIDTH), nn.ReLU(),
+        nn.Linear(S.WIDTH, S.WIDTH), nn.ReLU(), nn.Linear(S.WIDTH, 1),
     )
 
 
@@ -41,8 +44,8 @@ def train(kind: str) -> nn.Module:
         opt = torch.optim.Adam(net.parameters(), lr=1e-4, betas=(0.5, 0.9))
     else:  # WGAN (Arjovsky et al. 2017) settings
         opt = torch.optim.RMSprop(net.parameters(), lr=5e-5)
-    for _ in range(STEPS):
-        real, fake = sample(BATCH, rng)
+    for _ in range(S.STEPS):
+        real, fake = sample(S.BATCH, rng)
         if kind == "gp":
             loss = otdiv.wgan_gp_loss(net, real, fake, lambda_gp=10.0, generator=gen)
         else:
@@ -57,26 +60,24 @@ def train(kind: str) -> nn.Module:
 
 def main() -> None:
     rng = np.random.default_rng(SEED + 1)
-    real, fake = sample(1000, rng)
+    real, fake = sample(S.N, rng)
     x = torch.cat([real, fake])
     w1 = otdiv.wasserstein(real.double().numpy(), fake.double().numpy(), p=1)
     rows = []
     for kind, label in (("gp", "WGAN-GP (λ = 10)"), ("clip", "weight clipping (c = 0.01)")):
         net = train(kind)
         b = otdiv.lipschitz_bounds(net, x, seed=SEED)
-        emp = float(otdiv.lipschitz_empirical(net, x))
+        emp = float(otdiv.lipschitz_empirical(net, x).detach())
         with torch.no_grad():
             est = float(net(real).mean() - net(fake).mean())
-        rows.append((label, emp, b.lower, b.upper, b.product_upper, b.ratio, est,
-                     est / b.upper))
-    print(f"Critics: 3 x {WIDTH} ReLU MLPs, {STEPS} steps, batch {BATCH}; bounds on 2,000 "
-          f"points (1,000 real + 1,000 fake). Exact W1 of these samples: {w1:.4f}.\n")
-    print("| critic | pairwise slope | lower (∇, attained) | upper (certified) "
-          "| product of layer norms | upper / lower | estimate E_P f − E_Q f "
-          "| estimate / upper (≤ W1) |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r[0]} | " + " | ".join(f"{v:.4g}" for v in r[1:]) + " |")
+        rows.append([label, emp, b.lower, b.upper, b.product_upper, b.ratio, est,
+                     est / b.upper])
+    print(f"Critics: 3 x {S.WIDTH} ReLU MLPs, {S.STEPS} steps, batch {S.BATCH}; bounds on "
+          f"{2 * S.N:,} points ({S.N:,} real + {S.N:,} fake). Exact W1 of these samples: "
+          f"{w1:.4f}.\n")
+    print(table(["critic", "pairwise slope", "lower (∇, attained)", "upper (certified)",
+                 "product of layer norms", "upper / lower", "estimate E_P f − E_Q f",
+                 "estimate / upper (≤ W1)"], rows))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 Each bench script prints one markdown section; its output is kept in
 benchmarks/results/<name>.md, so running one script updates only its own section.
+``--quick`` runs every script at its tiny sizes (a smoke test, `make bench-smoke`) and
+writes nothing: neither benchmarks/results/ nor the assembled page.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import argparse
 import datetime
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from _harness import machine
@@ -19,24 +22,42 @@ RESULTS = HERE / "results"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="docs/benchmarks.md", help="markdown file to write")
     parser.add_argument("--assemble-only", action="store_true",
                         help="do not run anything; rebuild --out from benchmarks/results/")
+    parser.add_argument("--quick", action="store_true",
+                        help="run every script with --quick (tiny sizes) and write nothing")
     parser.add_argument("only", nargs="*", help="bench names to run (e.g. wasserstein)")
     args = parser.parse_args()
-    RESULTS.mkdir(exist_ok=True)
+    if args.quick and args.assemble_only:
+        parser.error("--quick runs the scripts and writes nothing; --assemble-only runs nothing")
     scripts = sorted(HERE.glob("bench_*.py"))
+    names = [s.stem.removeprefix("bench_") for s in scripts]
+    unknown = sorted(set(args.only) - set(names))
+    if unknown:
+        parser.error(f"no bench named {', '.join(unknown)} (known: {', '.join(names)})")
     if args.only:
         scripts = [s for s in scripts if s.stem.removeprefix("bench_") in args.only]
     for script in [] if args.assemble_only else scripts:
-        print(f"running {script.name} ...", file=sys.stderr, flush=True)
-        out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+        print(f"running {script.name}{' --quick' if args.quick else ''} ...", file=sys.stderr,
+              flush=True)
+        start = time.perf_counter()
+        out = subprocess.run([sys.executable, str(script), *(["--quick"] if args.quick else [])],
+                             capture_output=True, text=True)
         if out.returncode != 0:
             print(out.stderr[-3000:], file=sys.stderr)
             raise SystemExit(f"{script.name} failed")
-        (RESULTS / f"{script.stem.removeprefix('bench_')}.md").write_text(out.stdout)
-    sections = [p.read_text() for p in sorted(RESULTS.glob("*.md"))]
+        print(f"  {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+        if args.quick:
+            print(out.stdout)
+        else:
+            RESULTS.mkdir(exist_ok=True)
+            (RESULTS / f"{script.stem.removeprefix('bench_')}.md").write_text(out.stdout)
+    if args.quick:
+        return
+    # only the bench scripts' sections: results/ also keeps other scripts' outputs
+    sections = [p.read_text() for p in (RESULTS / f"{name}.md" for name in names) if p.exists()]
     text = (
         "# Benchmarks\n\n"
         f"Machine: {machine()}. Assembled on {datetime.date.today()} by `make bench` "
