@@ -48,7 +48,7 @@ def test_audit_without_matplotlib_writes_everything_and_exits_0(tmp_path, capsys
     assert (out / "report.md").read_text().startswith("| problem |")
     assert "translate" in captured.out and "report:" in captured.out
     assert not list(out.glob("*.png"))
-    from otdiv.audit.train import load_critic
+    from otdiv.audit import load_critic
 
     assert load_critic(str(ckpt))[0].in_features == 2
 

@@ -102,7 +102,7 @@ def plot_level_sets(critic, real: np.ndarray, fake: np.ndarray, path: str | Path
     """Contours of a 2-D critic over [-r, r]^2 with the real and fake samples on top."""
     import torch
 
-    from otdiv.audit.train import scores
+    from otdiv.audit.models import scores
 
     if real.shape[1] != 2:
         raise ValueError(f"level sets need 2-D samples, got dimension {real.shape[1]}")
