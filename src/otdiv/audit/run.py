@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from otdiv._array import (
+    MAX_COUNT,
     check_choice,
     check_int,
     check_nonnegative,
@@ -123,11 +124,9 @@ def _no_text(value: object, name: str) -> None:
         raise TypeError(f"{name}: expected a number, got the string {value!r}")
 
 
-def _whole(minimum: int, maximum: int | None = None):
+def _whole(minimum: int, maximum: int = MAX_COUNT):
     def check(value: object, name: str) -> int:
         _no_text(value, name)
-        if maximum is None:
-            return check_int(value, name, minimum=minimum)
         return check_int(value, name, minimum=minimum, maximum=maximum)
     return check
 
@@ -180,9 +179,7 @@ def _flag(value: object, name: str) -> bool:
     return value
 
 
-def _path(value: object, name: str) -> str | None:
-    if value is None:
-        return None
+def _path(value: object, name: str) -> str:
     if not isinstance(value, (str, os.PathLike)):
         raise TypeError(f"{name} must be a file path, got {type(value).__name__}")
     return os.fspath(value)
@@ -211,9 +208,9 @@ CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "dim": _whole(1),
     "funnels": _whole(1),
     "theta": _number,
-    "real": _path,
-    "fake": _path,
-    "critic": _path,
+    "real": _optional(_path),
+    "fake": _optional(_path),
+    "critic": _optional(_path),
     "constraint": lambda v, name: check_choice(v, name, CONSTRAINTS),
     "steps": lambda v, name: check_steps(_whole(1)(v, name), name),
     "batch_size": _whole(1),
@@ -222,7 +219,7 @@ CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "lr": _optional(lambda v, name: check_lr(_number(v, name), name)),
     "lambda_gp": lambda v, name: check_nonnegative(_number(v, name), name),
     "schedule": _optional(lambda v, name: check_choice(v, name, SCHEDULES)),
-    "save_critic": _path,
+    "save_critic": _optional(_path),
     "n": _whole(2),
     "repeats": _whole(1, MAX_REPEATS),
     "sweep": _flag,
@@ -230,7 +227,7 @@ CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "sweep_steps": lambda v, name: check_steps(_whole(1)(v, name), name),
     "device": _text,
     "seed": _seed,
-    "out": lambda v, name: _path(_text(v, name) if v is None else v, name),  # required
+    "out": _path,
     "no_progress": _flag,
     "no_plots": _flag,
 }
