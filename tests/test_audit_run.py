@@ -17,15 +17,6 @@ TINY = {"steps": 20, "hidden": (8, 8), "n": 60, "repeats": 1, "no_progress": Tru
 TIMINGS = {"seconds", "w1_seconds"}
 
 
-@pytest.fixture(autouse=True)
-def _restore_threads():
-    import torch
-
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
-
-
 def _without_timings(report: dict) -> dict:
     out = {k: v for k, v in report.items() if k not in TIMINGS | {"critic_file"}}
     out["audit"] = {k: v for k, v in report["audit"].items() if k not in TIMINGS}
@@ -35,12 +26,17 @@ def _without_timings(report: dict) -> dict:
 
 
 def test_the_command_writes_what_run_audit_writes(tmp_path, capsys):
-    """``otdiv audit`` only parses and prints: the same settings give the same report."""
+    """``otdiv audit`` only parses and prints: the same settings give the same report (and
+    both leave torch's thread count as they found it)."""
+    import torch
+
+    before = torch.get_num_threads()
     rc = main(["audit", "--toy", "translate", "--steps", "20", "--hidden", "8,8", "--n", "60",
                "--repeats", "1", "--no-progress", "--no-plots", "--device", "cpu", "--out",
                str(tmp_path / "cli")])
     assert rc == 0
     run = run_audit(toy="translate", out=str(tmp_path / "py"), **TINY)
+    assert torch.get_num_threads() == before
     cli = json.loads((tmp_path / "cli" / "report.json").read_text())
     py = json.loads(run.report.read_text())
     assert _without_timings(cli) == _without_timings(py)

@@ -4,10 +4,10 @@
 memory), ``data`` (sample sources, the hold-out split), ``train`` (:func:`train_critic`,
 :func:`train_discriminator`), ``checkpoint`` (:func:`save_critic`, :func:`load_critic`),
 ``critic`` (:func:`audit_critic`, :class:`CriticAudit`, :func:`lines_sweep`), ``report``
-(table, JSON, plots), ``verdict``, ``run`` (:func:`run_audit`: one audit from
-:class:`AuditSettings`, as ``otdiv audit`` runs it), ``grid`` (:func:`sweep`: a grid of
-audits, on Dask). Importing this package imports neither torch nor matplotlib; they load
-when a function needs them.
+(table, JSON, plots), ``verdict``, ``run`` (:func:`~otdiv.audit.run.run_audit`: one
+audit from :class:`~otdiv.audit.run.AuditSettings`, as ``otdiv audit`` runs it), ``grid``
+(:func:`sweep`: a grid of audits, on Dask). Importing this package imports neither torch
+nor matplotlib; they load when a function needs them.
 """
 
 from otdiv.audit.checkpoint import load_critic, save_critic
