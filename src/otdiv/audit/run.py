@@ -276,11 +276,12 @@ class AuditRun:
 
 def run_audit(settings: AuditSettings | None = None, *, label: Label = str,
               **options: Any) -> AuditRun:
-    """Train (or load) a critic, audit it against exact W1, write report.json, report.md
-    and the critic to ``settings.out``; return what was done (:class:`AuditRun`).
+    """Train (or load) a critic f, compare E_P f − E_Q f on held-out samples with exact
+    W1 = min_π E_π ‖x − y‖ (:func:`~otdiv.audit.audit_critic`), write report.json,
+    report.md and the critic to ``out``; return what was done (:class:`AuditRun`).
 
-    ``settings`` (default :class:`AuditSettings`\\ ()) with ``options`` replacing fields,
-    e.g. ``run_audit(toy="translate", steps=300, out="report")``. Every setting, the
+    The settings are ``settings`` (default: ``AuditSettings()``) with ``options`` replacing
+    fields, e.g. ``run_audit(toy="translate", steps=300, out="report")``. Every setting, the
     memory each size needs (:func:`~otdiv.audit.models.check_training_size`,
     :func:`~otdiv.audit.critic.check_audit_size`) and the place of ``save_critic`` are
     checked before anything is trained or written; errors are ValueError or TypeError
