@@ -1,157 +1,114 @@
-"""One LP (or GP) critic on one toy, for sweeps of width, steps, lr and activation.
+"""One critic on one toy over width, steps, lr, λ, β and seed: a thin caller of otdiv.audit.sweep.
 
-Trains ``otdiv.train_critic`` (cosine schedule, training seed 0 unless --seed) and audits it
-with ``otdiv.audit_critic`` (4000 held-out points per side, 3 draws, audit seed 1). The
-critic is an MLP built here (initialised as ``train_critic`` initialises its own, so
-``--act relu`` is ``otdiv.audit.mlp_critic``):
+Every option takes one value or several (``--seed 0 1 2``, ``--hidden 96,96,96 128,128,128``,
+``--lambda-gp 3 10 30``); the jobs are every combination of the options given several values
+(the sweep's ``[grid]``), with the others fixed (its ``[fixed]``). The defaults are the
+settings of docs/audit.md's 25-Gaussians study: LP, a ReLU critic (``--softplus-beta none``;
+``30`` for Softplus(30)), Adam 2e-3 with cosine decay, batch 256, λ = 10, 4000 held-out
+points per side, 3 draws. Each job is one ``otdiv audit`` (training seed s, audit seed
+s + 1). Results go to OUT/results.jsonl (resumable: the same command again runs only the
+missing jobs) and OUT/summary.md; printed: the summary (mean ± std over seeds) and one line
+per job with the columns of docs/audit.md's tables. ``--print-grid`` prints the grid as
+TOML instead, for ``otdiv sweep GRID.toml --out DIR`` (the same jobs).
 
-* ``relu``:   Linear(d, h1) ReLU Linear(h1, h2) ReLU ... Linear(hL, 1);
-* ``leaky``:  the same with LeakyReLU(--leaky-slope, default 0.2);
-* ``maxmin``: the same with MaxMin (GroupSort with group size 2, Anil et al. 2019): the
-  h pre-activations are split into two halves a, b and mapped to (max(a, b), min(a, b)),
-  so the width and the parameter count stay those of the ReLU critic. MaxMin is
-  gradient-norm preserving (its Jacobian is a permutation), and otdiv.lipschitz_bounds
-  reads it as 1-Lipschitz (by its class name);
-* ``softplus``, ``elu``, ``gelu``, ``tanh``: smooth activations (torch.nn.Softplus with
-  beta = --softplus-beta, which is ``otdiv.audit.mlp_critic(softplus_beta=...)``; ELU, GELU,
-  Tanh). A piecewise-linear critic can only approximate
-  the cone ||x - c|| - phi of each cluster's optimal potential by a pyramid of flat faces,
-  whose gradient misses the radial transport ray by up to pi / k for k faces; a smooth critic
-  can curve with the rays.
+    .venv/bin/python benchmarks/audit_sweep.py --hidden 96,96,96 --steps 12000 \\
+        --seed 0 1 2 --out benchmarks/results/sweep_25g
 
-Prints one JSON line: the settings, the wall and CPU seconds, the raw and
-gradient-normalised relative errors and the slope G. Run one per core, on one thread:
-
-    NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 .venv/bin/python benchmarks/audit_sweep.py \
-        --act maxmin --hidden 96,96,96 --steps 12000 >> benchmarks/results/audit_sweep.jsonl
-
-docs/audit.md ("The 25 Gaussians") quotes the lines in benchmarks/results/audit_sweep.jsonl
-(lines without "act" are ReLU critics).
+Activations that ``otdiv audit`` does not offer (MaxMin, LeakyReLU, ELU, GELU, tanh):
+benchmarks/audit_activations.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import time
+import math
 
-import torch
+from otdiv.audit import sweep
 
-import otdiv
-from otdiv.audit import make_toy, mlp_critic
-
-ACTS = ("relu", "maxmin", "leaky", "softplus", "elu", "gelu", "tanh")
-
-
-MAXMIN_IMPLS = ("relu", "minmax")
-
-
-class MaxMin(torch.nn.Module):
-    """(a, b) -> (max(a, b), min(a, b)) on the two halves of the last dimension (even width).
-
-    ``impl="minmax"`` computes torch.maximum / torch.minimum; ``impl="relu"`` the same
-    function as (b + relu(a − b), a − relu(a − b)) (equal up to float rounding, ~1e-6),
-    which is about twice as fast on a CPU under the gradient penalty's double backward
-    (torch.maximum/minimum's second-order graph is slow). The class name is what
-    otdiv.lipschitz_bounds recognises as 1-Lipschitz, so keep it.
-    """
-
-    def __init__(self, impl: str = "relu"):
-        super().__init__()
-        if impl not in MAXMIN_IMPLS:
-            raise ValueError(f"impl must be one of {MAXMIN_IMPLS}, got {impl!r}")
-        self.impl = impl
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a, b = x.chunk(2, dim=-1)
-        if self.impl == "minmax":
-            return torch.cat([torch.maximum(a, b), torch.minimum(a, b)], dim=-1)
-        r = torch.relu(a - b)
-        return torch.cat([b + r, a - r], dim=-1)
+# option -> (grid key, how a value is read, default)
+OPTIONS = {
+    "--toy": ("toy", str, "25gaussians"),
+    "--constraint": ("constraint", str, "lp"),
+    "--hidden": ("hidden", lambda t: [int(w) for w in t.split(",")], "128,128,128"),
+    "--steps": ("steps", int, "6000"),
+    "--lr": ("lr", float, "2e-3"),
+    "--batch-size": ("batch_size", int, "256"),
+    "--lambda-gp": ("lambda_gp", float, "10"),
+    "--softplus-beta": ("softplus_beta", lambda t: t if t == "none" else float(t), "none"),
+    "--seed": ("seed", int, "0"),
+}
+FIXED = {"schedule": "cosine", "device": "cpu"}
 
 
-def build_critic(dim: int, hidden: tuple[int, ...], act: str, leaky_slope: float = 0.2,
-                 seed: int | None = 0, maxmin_impl: str = "relu",
-                 softplus_beta: float = 1.0) -> torch.nn.Sequential:
-    """The critic, initialised under torch.manual_seed(seed) as train_critic does its own."""
-    if act == "maxmin" and any(h % 2 for h in hidden):
-        raise ValueError(f"maxmin needs even widths, got {hidden}")
+def grid_of(args: argparse.Namespace) -> dict:
+    """The sweep's grid: options given several values are lists, the others fixed."""
+    grid, fixed = {}, dict(FIXED, n=args.n, repeats=args.repeats)
+    for key, parse, _ in OPTIONS.values():
+        values = [parse(v) for v in getattr(args, key)]
+        if len(values) > 1:
+            grid[key] = values
+        else:
+            fixed[key] = values[0]
+    if not grid:  # a sweep of one job: its seed is the grid
+        grid["seed"] = [fixed.pop("seed")]
+    return {"grid": grid, "fixed": fixed}
 
-    def make_act() -> torch.nn.Module:
-        if act == "leaky":
-            return torch.nn.LeakyReLU(leaky_slope)
-        smooth = {"elu": torch.nn.ELU, "gelu": torch.nn.GELU, "tanh": torch.nn.Tanh}
-        if act in smooth:
-            return smooth[act]()
-        return MaxMin(maxmin_impl)
 
-    def build() -> torch.nn.Sequential:
-        if act in ("relu", "softplus"):
-            return mlp_critic(dim, hidden,
-                              softplus_beta=softplus_beta if act == "softplus" else None)
-        layers: list[torch.nn.Module] = []
-        prev = dim
-        for width in hidden:
-            layers += [torch.nn.Linear(prev, width), make_act()]
-            prev = width
-        layers.append(torch.nn.Linear(prev, 1))
-        return torch.nn.Sequential(*layers)
+def toml(grid: dict) -> str:
+    return "\n".join(f"[{table}]\n" + "".join(f"{k} = {json.dumps(v)}\n"
+                                              for k, v in grid[table].items())
+                     for table in ("grid", "fixed"))
 
-    if seed is None:
-        return build()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return build()
+
+def pct(value) -> str:
+    try:
+        return f"{100 * float(value):+.1f} %"
+    except (TypeError, ValueError):
+        return "-"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--toy", default="25gaussians")
-    parser.add_argument("--constraint", default="lp", choices=("gp", "lp"))
-    parser.add_argument("--act", default="relu", choices=ACTS)
-    parser.add_argument("--leaky-slope", type=float, default=0.2)
-    parser.add_argument("--softplus-beta", type=float, default=1.0)
-    parser.add_argument("--maxmin-impl", default="relu", choices=MAXMIN_IMPLS,
-                        help="how MaxMin is computed (same function; 'relu' is faster)")
-    parser.add_argument("--hidden", default="128,128,128")
-    parser.add_argument("--steps", type=int, default=6000)
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--lambda-gp", type=float, default=10.0)
-    parser.add_argument("--seed", type=int, default=0, help="training seed")
+    for option, (key, _, default) in OPTIONS.items():
+        parser.add_argument(option, dest=key, nargs="+", default=[default],
+                            help=f"one value or several (default {default})")
+    parser.add_argument("--n", type=int, default=4000, help="held-out points per side")
+    parser.add_argument("--repeats", type=int, default=3, help="held-out draws")
+    parser.add_argument("--out", default="benchmarks/results/audit_sweep",
+                        help="the sweep's directory")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="worker processes of the local Dask cluster (default: one per "
+                        "core)")
+    parser.add_argument("--scheduler", default=None, help="a running Dask scheduler")
+    parser.add_argument("--print-grid", action="store_true",
+                        help="print the grid as TOML (for otdiv sweep) and stop")
+    parser.add_argument("--quick", action="store_true",
+                        help="a tiny sweep in seconds (checks that the script works)")
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    hidden = tuple(int(h) for h in args.hidden.split(","))
-    toy = make_toy(args.toy)
-    critic = build_critic(toy.dim, hidden, args.act, args.leaky_slope, args.seed,
-                          args.maxmin_impl, args.softplus_beta)
-    n_params = sum(p.numel() for p in critic.parameters())
-    t0, c0 = time.perf_counter(), time.process_time()
-    trained = otdiv.train_critic(toy.sample_real, toy.sample_fake, constraint=args.constraint,
-                                 steps=args.steps, critic=critic, lr=args.lr,
-                                 schedule="cosine", batch_size=args.batch_size,
-                                 lambda_gp=args.lambda_gp, seed=args.seed, progress=False)
-    t_train = time.perf_counter() - t0
-    audit = otdiv.audit_critic(trained.critic, toy.sample_real, toy.sample_fake, n=4000,
-                               repeats=3, w1=toy.w1, seed=1)
-    print(json.dumps({
-        "toy": args.toy, "constraint": args.constraint, "act": args.act,
-        "leaky_slope": args.leaky_slope if args.act == "leaky" else None,
-        "maxmin_impl": args.maxmin_impl if args.act == "maxmin" else None,
-        "softplus_beta": args.softplus_beta if args.act == "softplus" else None,
-        "hidden": hidden, "params": n_params, "steps": args.steps,
-        "lr": args.lr, "batch_size": args.batch_size, "lambda_gp": args.lambda_gp,
-        "seed": args.seed,
-        "train_s": round(t_train, 1), "ms_per_step": round(1000 * t_train / args.steps, 2),
-        "total_s": round(time.perf_counter() - t0, 1),
-        "cpu_s": round(time.process_time() - c0, 1), "estimate": audit.estimate,
-        "exact_w1": audit.exact_w1, "rel_error": audit.rel_error, "slope_G": audit.grad_norm,
-        "slope_G_std": audit.grad_norm_std,
-        "rel_error_normalized": audit.rel_error_normalized,
-        "lipschitz_lower": audit.lipschitz_lower,
-        "lipschitz_upper": audit.lipschitz_upper if audit.lipschitz_upper != float("inf")
-        else "inf",
-    }))
+    if args.quick:
+        args.steps, args.hidden, args.n, args.repeats = ["50"], ["16,16"], 300, 1
+    grid = grid_of(args)
+    if args.print_grid:
+        print(toml(grid), end="")
+        return
+    result = sweep(grid, args.out, client=args.scheduler, workers=args.workers,
+                   progress=False)
+    print(result.summary)
+    keys = list(grid["grid"])
+    print("| " + " | ".join([*keys, "train [s]", "train + audit [s]", "ms per step",
+                             "raw error", "slope G", "normalised error"]) + " |")
+    print("|" + "---|" * (len(keys) + 6))
+    for row in result.rows:
+        audit, settings = row["audit"] or {}, row["settings"]
+        steps = settings.get("steps", grid["fixed"].get("steps"))
+        train = row["seconds"] - audit["seconds"] if audit else math.nan
+        print("| " + " | ".join([*(json.dumps(settings[k]) for k in keys), f"{train:.0f}",
+                                 f"{row['seconds']:.0f}", f"{1000 * train / steps:.2f}",
+                                 pct(audit.get("rel_error")),
+                                 f"{float(audit.get('grad_norm', math.nan)):.3g}",
+                                 pct(audit.get("rel_error_normalized"))]) + " |")
+    print(f"\nrows: {result.results}")
 
 
 if __name__ == "__main__":

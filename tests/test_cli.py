@@ -380,7 +380,7 @@ def test_audit_toy_end_to_end_then_own_data_with_checkpoint(tmp_path, capsys, rn
     assert report["audit"]["closed_form_w1"] == 1.0 and report["audit"]["repeats"] == 2
     assert report["training"]["settings"]["lr"] == 1e-3
     assert report["training"]["settings"]["softplus_beta"] == 30
-    from otdiv.audit.train import load_critic
+    from otdiv.audit import load_critic
 
     assert type(load_critic(str(ckpt))[1]).__name__ == "Softplus"  # the checkpoint says so
     assert len(report["training"]["history"]["estimate"]) > 2

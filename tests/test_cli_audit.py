@@ -48,7 +48,7 @@ def test_audit_without_matplotlib_writes_everything_and_exits_0(tmp_path, capsys
     assert (out / "report.md").read_text().startswith("| problem |")
     assert "translate" in captured.out and "report:" in captured.out
     assert not list(out.glob("*.png"))
-    from otdiv.audit.train import load_critic
+    from otdiv.audit import load_critic
 
     assert load_critic(str(ckpt))[0].in_features == 2
 
@@ -125,16 +125,27 @@ def test_audit_ends_with_the_verdict_also_in_the_report(tmp_path, capsys):
 
 
 def test_audit_defaults_are_the_documented_recipe():
-    from otdiv.cli.audit import audit_parser, recipe
+    from otdiv.cli.audit import audit_parser, settings
 
     args = audit_parser().parse_args(["--toy", "25gaussians"])
     assert (args.constraint, args.steps, args.hidden, args.lambda_gp) == \
         ("lp", 12000, "96,96,96", 10.0)
-    assert recipe(args) == (30.0, 2e-3, "cosine")  # docs/audit.md's first block
-    assert recipe(audit_parser().parse_args(["--toy", "translate"]))[0] is None  # ReLU
+    assert settings(args).recipe() == (30.0, 2e-3, "cosine")  # docs/audit.md's first block
+    assert settings(audit_parser().parse_args(["--toy", "translate"])).recipe()[0] is None
     clip = audit_parser().parse_args(["--toy", "8gaussians", "--constraint", "clip",
                                       "--softplus-beta", "none"])
-    assert recipe(clip) == (None, None, "constant")  # the published RMSProp 5e-5
+    assert settings(clip).recipe() == (None, None, "constant")  # the published RMSProp 5e-5
+
+
+def test_the_command_and_audit_settings_share_their_defaults():
+    from dataclasses import fields
+
+    from otdiv.audit.run import AuditSettings
+    from otdiv.cli.audit import audit_parser, settings
+
+    parsed = vars(audit_parser().parse_args([]))
+    assert set(parsed) == {f.name for f in fields(AuditSettings)}  # one vocabulary
+    assert settings(audit_parser().parse_args([])).checked() == AuditSettings().checked()
 
 
 def test_audit_restores_torch_threads(tmp_path, capsys):

@@ -160,7 +160,7 @@ def test_train_critic_refuses_a_huge_dimension_before_building_the_critic():
 
 def test_memory_estimate_is_the_parameter_count():
     from otdiv.audit import mlp_critic
-    from otdiv.audit.train import training_bytes
+    from otdiv.audit.models import training_bytes
 
     params = sum(p.numel() for p in mlp_critic(5, (7, 3)).parameters())
     assert training_bytes(5, (7, 3), 0, 0) == (16 * params, 0)

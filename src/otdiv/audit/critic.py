@@ -44,8 +44,10 @@ from otdiv._array import (
     check_seed,
     to_numpy64,
 )
+from otdiv.audit.data import Data
+from otdiv.audit.data import sources as _sources
 from otdiv.audit.envelope import envelope_bound
-from otdiv.audit.train import MEMORY_BUDGET, Data, _sources, resolve_device, scores
+from otdiv.audit.models import MEMORY_BUDGET, resolve_device, scores
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,12 @@
 
 A grid is two tables, ``[grid]`` (each key a non-empty list of values) and ``[fixed]``
 (single values); the jobs are the Cartesian product of the lists, each with the fixed
-settings. Keys are the options of ``otdiv audit`` (``toy``, ``dim``, ``constraint``,
-``lambda_gp``, ``softplus_beta``, ``hidden``, ``steps``, ``lr``, ``schedule``, ``seed``,
-``n``, ``repeats`` ...), checked by that command's own parser before anything runs. A job
-is one ``otdiv audit`` run (its report.json goes to ``OUT/jobs/ID/``).
+settings. Keys are the options of ``otdiv audit``, that is the fields of
+:class:`~otdiv.audit.run.AuditSettings` (``toy``, ``dim``, ``constraint``, ``lambda_gp``,
+``softplus_beta``, ``hidden``, ``steps``, ``lr``, ``schedule``, ``seed``, ``n``,
+``repeats`` ...), each value checked as :func:`~otdiv.audit.run.check_setting` checks it
+before anything runs. A job is one :func:`~otdiv.audit.run.run_audit` (its report.json goes
+to ``OUT/jobs/ID/``).
 
 Each finished job appends one JSON line to ``OUT/results.jsonl`` at once: ``job`` (an id
 made from the settings), ``settings``, ``status`` ("ok" or "failed"), ``error`` (one line,
@@ -16,7 +18,6 @@ same grid runs exactly the jobs that are missing.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import itertools
 import json
@@ -26,14 +27,15 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from otdiv._cluster import cluster_client, local_workers, pin_threads, worker_name
+from otdiv.audit.run import AuditSettings, check_setting, run_audit
 
 # audit options a job cannot take: the sweep sets them
-RESERVED = ("out", "no_progress", "save_critic", "command", "func")
+RESERVED = ("out", "no_progress", "save_critic")
 SPREAD_OVER = "seed"  # the summary's mean ± std runs over this key
 
 
@@ -68,44 +70,12 @@ class SweepResult:
 # --------------------------------------------------------------------------- the grid
 
 
-def _audit_parser() -> argparse.ArgumentParser:
-    """The parser of ``otdiv audit`` (the grid's keys are its options)."""
-    from otdiv.cli import audit as cli_audit
-    from otdiv.cli._common import Parser
-
-    sub = Parser(prog="otdiv").add_subparsers(dest="command")
-    cli_audit.register(sub)
-    return sub.choices["audit"]
-
-
-def _convert(key: str, value: Any, action: argparse.Action) -> Any:
-    """A grid value as the audit parser would read it; ValueError naming ``key``."""
-    if action.nargs == 0:  # a flag such as no_plots or sweep
-        if not isinstance(value, bool):
-            raise ValueError(f"grid key {key!r} is a flag: give true or false, got {value!r}")
-        return value
-    if isinstance(value, (bool, dict)) or value is None:
-        raise ValueError(f"grid key {key!r}: expected a number or a string, got {value!r}")
-    if isinstance(value, list):  # hidden = [64, 64, 64], thetas = [-1, 0, 1]
-        if not value or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                for v in value):
-            raise ValueError(f"grid key {key!r}: a list value must hold numbers, got {value!r}")
-        text = ",".join(str(v) for v in value)
-    else:
-        numeric = action.type in (int, float) or getattr(action.type, "__name__", "") in (
-            "integer", "number")  # the CLI's checked int_arg / float_arg
-        if isinstance(value, str) and numeric:
-            raise ValueError(f"grid key {key!r}: expected a number, got the string {value!r}")
-        text = str(value)
+def _check(key: str, value: Any) -> Any:
+    """A grid value checked as the setting ``key``; ValueError (one line) naming ``key``."""
     try:
-        parsed = action.type(text) if callable(action.type) else text
-    except Exception as exc:  # the parser's own message (ValueError, ArgumentTypeError ...)
-        raise ValueError(f"grid key {key!r}: {' '.join(str(exc).split())} "
-                         f"(got {value!r})") from None
-    if action.choices is not None and parsed not in action.choices:
-        raise ValueError(f"grid key {key!r} must be one of "
-                         f"{', '.join(map(repr, action.choices))}; got {value!r}")
-    return parsed
+        return check_setting(_key(key), value, lambda name: f"grid key {key!r}")
+    except (TypeError, ValueError) as exc:
+        raise ValueError(" ".join(str(exc).split())) from None
 
 
 def load_grid(grid: Mapping[str, Any] | str | os.PathLike) -> list[Job]:
@@ -135,27 +105,26 @@ def load_grid(grid: Mapping[str, Any] | str | os.PathLike) -> list[Job]:
     lists, fixed = dict(grid.get("grid", {})), dict(grid.get("fixed", {}))
     if not lists:
         raise ValueError("grid: the [grid] table is empty or missing; give at least one list")
-    actions = {a.dest: a for a in _audit_parser()._actions
-               if a.dest not in RESERVED and a.dest != "help"}
+    keys = [f.name for f in fields(AuditSettings) if f.name not in RESERVED]
     both = set(map(_key, lists)) & set(map(_key, fixed))
     if both:
         raise ValueError(f"grid: {sorted(both)} in both [grid] and [fixed]")
     for table, entries in (("grid", lists), ("fixed", fixed)):
         for key in entries:
-            if _key(key) not in actions:
+            if _key(key) not in keys:
                 hint = " (the sweep sets it)" if _key(key) in RESERVED else ""
                 raise ValueError(f"[{table}] {key!r} is not an option of otdiv audit{hint}; "
-                                 f"keys: {', '.join(sorted(actions))}")
+                                 f"keys: {', '.join(sorted(keys))}")
     converted: dict[str, list[tuple[Any, Any]]] = {}
     for key, values in lists.items():
         if not isinstance(values, list):
             raise ValueError(f"[grid] {key!r} must be a list of values, got {values!r}")
         if not values:
             raise ValueError(f"[grid] {key!r} is an empty list")
-        converted[_key(key)] = [(v, _convert(key, v, actions[_key(key)])) for v in values]
+        converted[_key(key)] = [(v, _check(key, v)) for v in values]
     for key, value in fixed.items():
-        converted[_key(key)] = [(value, _convert(key, value, actions[_key(key)]))]
-    defaults = {dest: a.default for dest, a in actions.items()}
+        converted[_key(key)] = [(value, _check(key, value))]
+    defaults = {k: getattr(AuditSettings(), k) for k in keys}
     defaults["no_plots"] = True  # a job draws its plots only when asked (no_plots = false)
     jobs, seen = [], set()
     for combo in itertools.product(*converted.values()):
@@ -183,15 +152,13 @@ def _one_line(exc: BaseException) -> str:
 
 def run_job(job: Job, out: str) -> dict[str, Any]:
     """Run one audit (as ``otdiv audit`` would) and return its results.jsonl row."""
-    from otdiv.cli.audit import _run_audit
-
     pin_threads()
     start = time.perf_counter()
     row: dict[str, Any] = {"job": job.id, "settings": job.settings}
     try:
-        summary = _run_audit(argparse.Namespace(**job.args, out=str(Path(out) / job.id),
-                                                no_progress=True, save_critic=None))
-        row.update(status="ok", error=None, audit=summary["audit"].to_dict())
+        run = run_audit(AuditSettings(**job.args, out=str(Path(out) / job.id),
+                                      no_progress=True, save_critic=None))
+        row.update(status="ok", error=None, audit=run.audit.to_dict())
     except Exception as exc:
         row.update(status="failed", error=_one_line(exc), audit=None)
     row.update(seconds=time.perf_counter() - start, worker=worker_name())

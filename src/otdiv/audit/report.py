@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -33,11 +34,15 @@ def _pct(fraction: float) -> str:
 
 
 def audit_row(problem: str, constraint: str, audit, seconds: float) -> dict[str, str]:
-    """One table row of a :class:`~otdiv.audit.critic.CriticAudit`; seconds = train + audit.
+    """One table row of a :class:`~otdiv.audit.critic.CriticAudit`, or of its ``to_dict()``
+    (a results.jsonl row's "audit"); seconds = train + audit.
 
     "rel. error" is the raw estimate's (estimate / truth − 1); "slope G" is
     ``grad_norm``, "estimate / G" ``normalized_estimate`` and "rel. error (/ G)" its error.
     """
+    if isinstance(audit, Mapping):  # to_dict() writes inf and nan as strings
+        audit = SimpleNamespace(**{k: float(v) if v in ("inf", "-inf", "nan") else v
+                                   for k, v in audit.items()})
     return {
         "problem": problem,
         "constraint": constraint,
@@ -102,7 +107,7 @@ def plot_level_sets(critic, real: np.ndarray, fake: np.ndarray, path: str | Path
     """Contours of a 2-D critic over [-r, r]^2 with the real and fake samples on top."""
     import torch
 
-    from otdiv.audit.train import scores
+    from otdiv.audit.models import scores
 
     if real.shape[1] != 2:
         raise ValueError(f"level sets need 2-D samples, got dimension {real.shape[1]}")

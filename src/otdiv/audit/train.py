@@ -24,31 +24,40 @@ the defaults; ``schedule="cosine"`` decays the learning rate to 0 over the run (
 published runs keep it constant, but there the generator keeps moving the target; against
 a fixed Q a decaying rate lets the last steps average out the minibatch noise).
 docs/audit.md shows what these buy on a CPU budget.
+
+This module holds the loops, their progress line and their thread count; the network is
+built in :mod:`otdiv.audit.models`, the samples come from :mod:`otdiv.audit.data` and the
+trained critic is saved by :mod:`otdiv.audit.checkpoint`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import math
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from otdiv._array import (
-    as_points,
     check_choice,
     check_int,
     check_nonnegative,
     check_positive,
-    check_same_dim,
     check_seed,
-    is_tensor,
-    to_numpy64,
+)
+from otdiv.audit.data import Data, sources
+from otdiv.audit.models import (
+    DEFAULT_HIDDEN,
+    check_softplus_beta,
+    check_training_size,
+    mlp_critic,
+    resolve_device,
+    scores,
+    seeded_module,
 )
 
 if TYPE_CHECKING:
@@ -64,193 +73,29 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "lp": {"optimizer": "adam", "lr": 1e-4, "betas": (0.5, 0.9), "kind": "one-sided"},
     "spectral": {"optimizer": "adam", "lr": 1e-4, "betas": (0.5, 0.9), "kind": None},
 }
-DEFAULT_HIDDEN = (256, 256, 256)  # gan_toy.py uses 3 x 512; 256 is 3-4x faster on a CPU
-
-Data = Any  # an (n, d) array/tensor, or a sampler ``f(n, rng) -> (n, d) array``
-
-
-# ------------------------------------------------------------------------------ helpers
+MAX_STEPS = 10**9  # about 12 days at 1 ms a step
+MAX_LR = 1.0       # Adam and RMSProp move every weight by about lr a step
 
 
-def resolve_device(device: object) -> torch.device:
-    """"auto" -> CUDA when available, else CPU; otherwise torch.device(device), checked."""
-    import torch
-
-    if isinstance(device, torch.device):
-        dev = device
-    elif isinstance(device, str):
-        if device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        try:
-            dev = torch.device(device)
-        except (RuntimeError, ValueError):
-            raise ValueError(
-                f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}"
-            ) from None
-    else:
-        raise TypeError(f"device must be a string or torch.device, got {type(device).__name__}")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} asks for CUDA but no CUDA device is available; "
-                         "use device='auto' or 'cpu'")
-    if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"device must be a CPU or CUDA device, got {device!r}")
-    return dev
-
-
-def check_softplus_beta(value: object, name: str = "softplus_beta") -> float | None:
-    """None, or β as a float: finite, > 0, and large enough that the offset log(2)/β of
-    Softplus(β) is a float32 number (the critic's dtype)."""
-    if value is None:
-        return None
-    beta = check_positive(value, name)
-    if beta < np.log(2.0) / np.finfo(np.float32).max:
-        raise ValueError(f"{name}={beta:g} is too small: the offset log(2)/β of Softplus(β) "
-                         "overflows float32")
-    return beta
-
-
-def mlp_critic(dim: int, hidden: Sequence[int] = DEFAULT_HIDDEN, *,
-               softplus_beta: float | None = None) -> torch.nn.Sequential:
-    """x -> W_L σ(... σ(W_1 x + b_1) ...) + b_L, an MLP with one output per sample.
-
-    σ = relu by default: the architecture of the WGAN-GP toy critic (three hidden ReLU
-    layers; no batch norm, which would couple the samples of a batch and spoil the
-    gradient penalty). With ``softplus_beta=β``, σ(z) = log(1 + e^{βz}) / β, a ReLU
-    rounded over −1/β ≲ z ≲ 1/β (slopes in (0, 1), so Lipschitz bounds are those of ReLU).
-    A piecewise-linear critic can build the cone ‖x − c‖ of an optimal potential at a
-    point mass c only from flat faces, whose gradient misses the radial transport ray;
-    with 1/β about the width of the clusters the critic can curve with the rays
-    (docs/audit.md, "The 25 Gaussians").
-    """
-    import torch
-
-    dim = check_int(dim, "dim")
-    hidden = tuple(check_int(h, "hidden") for h in hidden)
-    softplus_beta = check_softplus_beta(softplus_beta)
-    layers: list[torch.nn.Module] = []
-    prev = dim
-    for width in hidden:
-        act = torch.nn.ReLU() if softplus_beta is None else torch.nn.Softplus(softplus_beta)
-        layers += [torch.nn.Linear(prev, width), act]
-        prev = width
-    layers.append(torch.nn.Linear(prev, 1))
-    return torch.nn.Sequential(*layers)
-
-
-def scores(critic: Callable, x: torch.Tensor) -> torch.Tensor:
-    """critic(x) as a 1-D tensor of n scores (accepts (n,) or (n, 1) outputs)."""
-    out = critic(x)
-    if not is_tensor(out):
-        import torch
-
-        out = torch.as_tensor(np.asarray(out, dtype=np.float64), device=x.device)
-    n = x.shape[0]
-    if out.numel() != n:
-        raise ValueError(
-            f"critic must return one score per sample, shape ({n},) or ({n}, 1); got shape "
-            f"{tuple(out.shape)} for an input of shape {tuple(x.shape)}"
-        )
-    return out.reshape(n)
-
-
-class _Source:
-    """Minibatches from an array (drawn with replacement) or from a sampler (fresh draws)."""
-
-    def __init__(self, data: Data, name: str):
-        if callable(data) and not is_tensor(data) and not isinstance(data, np.ndarray):
-            self.sampler = data
-            self.points = None
-            probe = as_points(data(2, np.random.default_rng(0)), f"{name} (sampler output)")
-            self.dim = probe.shape[1]
-        else:
-            self.sampler = None
-            self.points = to_numpy64(as_points(data, name))
-            self.dim = self.points.shape[1]
-
-    def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        if self.sampler is not None:
-            return np.asarray(self.sampler(n, rng), dtype=np.float64).reshape(n, self.dim)
-        return self.points[rng.integers(0, len(self.points), size=n)]
-
-    def fixed(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """A fixed evaluation set: all points (up to n of them) or n fresh draws."""
-        if self.sampler is None:
-            if len(self.points) <= n:
-                return self.points
-            return self.points[rng.choice(len(self.points), size=n, replace=False)]
-        return self.draw(n, rng)
-
-
-def _sources(real: Data, fake: Data) -> tuple[_Source, _Source]:
-    r, f = _Source(real, "real"), _Source(fake, "fake")
-    if r.dim != f.dim:
-        check_same_dim(np.zeros((1, r.dim)), np.zeros((1, f.dim)), ("real", "fake"))
-    return r, f
-
-
-# ------------------------------------------------------------------------------ limits
-
-MEMORY_BUDGET = 4 * 2**30  # bytes train_critic and audit_critic may plan to use
-MAX_STEPS = 10**9          # about 12 days at 1 ms a step
-MAX_LR = 1.0               # Adam and RMSProp move every weight by about lr a step
-
-
-def training_bytes(dim: int, hidden: Sequence[int], batch_size: int,
-                   eval_size: int) -> tuple[int, int]:
-    """(parameter bytes, per-step bytes) of training an MLP d → hidden → 1.
-
-    Parameters: 16 bytes each (float32 weight, gradient and Adam's two moments).
-    A step: 96 bytes per sample and unit, units = d + Σ hidden + 1 (float32 activations of
-    the real, fake and interpolated batches and the graph kept for the penalty's double
-    backward, about 8 copies), plus the two evaluation sets (float32, 4 bytes per unit).
-    """
-    widths = [dim, *hidden, 1]
-    params = sum((a + 1) * b for a, b in itertools.pairwise(widths))
-    units = sum(widths)
-    return 16 * params, 96 * batch_size * units + 8 * eval_size * units
-
-
-def check_training_size(dim: int, hidden: Sequence[int], batch_size: int, eval_size: int,
-                        *, budget: float = MEMORY_BUDGET,
-                        names: dict[str, str] | None = None) -> None:
-    """ValueError, naming the argument that drives it, when the estimate of
-    :func:`training_bytes` exceeds ``budget`` bytes (``names`` renames the arguments,
-    e.g. for command-line options)."""
-    names = {"dim": "d", "hidden": "hidden", "batch_size": "batch_size",
-             "eval_size": "eval_size", **(names or {})}
-    param_bytes, step_bytes = training_bytes(dim, hidden, batch_size, eval_size)
-    if param_bytes + step_bytes <= budget:
-        return
-    # name the argument whose reduction to 1 saves the most
-    reduced = {"dim": (1, hidden, batch_size, eval_size),
-               "hidden": (dim, tuple(1 for _ in hidden), batch_size, eval_size),
-               "batch_size": (dim, hidden, 1, eval_size),
-               "eval_size": (dim, hidden, batch_size, 1)}
-    name = min(reduced, key=lambda k: sum(training_bytes(*reduced[k])))
-    value = {"dim": dim, "hidden": ",".join(map(str, hidden)), "batch_size": batch_size,
-             "eval_size": eval_size}[name]
-    raise ValueError(
-        f"{names[name]}={value} needs about {(param_bytes + step_bytes) / 2**30:.3g} GiB to "
-        f"train (d={dim}, hidden {tuple(hidden)}, batch {batch_size}), over the memory "
-        f"budget of {budget / 2**30:.3g} GiB; lower {names[name]}")
+def _at_most(value, maximum, message: str):
+    """``value``, or ValueError(message) when it exceeds ``maximum``."""
+    if value > maximum:
+        raise ValueError(message)
+    return value
 
 
 def check_steps(steps: object, name: str = "steps") -> int:
     """An integer in [1, MAX_STEPS]."""
     steps = check_int(steps, name)
-    if steps > MAX_STEPS:
-        raise ValueError(f"{name} must be at most {MAX_STEPS:.0e} (about 12 days at 1 ms a "
-                         f"step), got {steps}")
-    return steps
+    return _at_most(steps, MAX_STEPS, f"{name} must be at most {MAX_STEPS:.0e} (about 12 "
+                    f"days at 1 ms a step), got {steps}")
 
 
 def check_lr(lr: object, name: str = "lr") -> float:
     """A finite learning rate in (0, MAX_LR]."""
     lr = check_positive(lr, name)
-    if lr > MAX_LR:
-        raise ValueError(f"{name} must be in (0, {MAX_LR:g}]: Adam and RMSProp move every "
-                         f"weight by about lr a step; got {lr:g}")
-    return lr
+    return _at_most(lr, MAX_LR, f"{name} must be in (0, {MAX_LR:g}]: Adam and RMSProp move "
+                    f"every weight by about lr a step; got {lr:g}")
 
 
 HEARTBEAT_SECONDS = 10.0  # between two heartbeat lines when stderr is not a terminal
@@ -339,17 +184,6 @@ def torch_threads(n: int | None):
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def _seeded_module(build: Callable[[], torch.nn.Module], seed: int | None):
-    """Build a module with a seeded initialisation, leaving torch's global RNG untouched."""
-    import torch
-
-    if seed is None:
-        return build()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return build()
 
 
 # ------------------------------------------------------------------------------ critic
@@ -470,7 +304,7 @@ def train_critic(
         cfg["betas"] = (float(betas[0]), float(betas[1]))
     seed = check_seed(seed)
     dev = resolve_device(device)
-    src_real, src_fake = _sources(real, fake)
+    src_real, src_fake = sources(real, fake)
     dim = src_real.dim
     if critic is None:
         check_training_size(dim, hidden, batch_size, eval_size)
@@ -479,7 +313,7 @@ def train_critic(
 
     softplus_beta = check_softplus_beta(softplus_beta)
     if critic is None:
-        critic = _seeded_module(lambda: mlp_critic(dim, hidden, softplus_beta=softplus_beta),
+        critic = seeded_module(lambda: mlp_critic(dim, hidden, softplus_beta=softplus_beta),
                                 seed)
     elif softplus_beta is not None:
         raise ValueError("softplus_beta shapes the default critic; it cannot be combined "
@@ -615,9 +449,9 @@ def train_discriminator(
     lr = check_lr(lr)
     seed = check_seed(seed)
     dev = resolve_device(device)
-    src_real, src_fake = _sources(real, fake)
+    src_real, src_fake = sources(real, fake)
     check_training_size(src_real.dim, hidden, batch_size, eval_size)
-    disc = _seeded_module(lambda: mlp_critic(src_real.dim, hidden), seed).to(dev)
+    disc = seeded_module(lambda: mlp_critic(src_real.dim, hidden), seed).to(dev)
     opt = torch.optim.Adam(disc.parameters(), lr=lr, betas=betas)
     rng = np.random.default_rng(seed)
     eval_real = torch.as_tensor(src_real.fixed(eval_size, rng), dtype=torch.float32).to(dev)
@@ -644,139 +478,3 @@ def train_discriminator(
     return TrainedDiscriminator(disc, jsd, steps, time.perf_counter() - start)
 
 
-# ------------------------------------------------------------------------- checkpoints
-
-
-def _mlp_layers(critic: torch.nn.Module) -> tuple[list[torch.nn.Linear], float | None]:
-    """The Linear layers of an MLP Linear, σ, Linear, ..., σ, Linear (nested nn.Sequential
-    allowed; Identity and Dropout, which are identities in eval mode, skipped) and its σ:
-    None for ReLU, β for Softplus(β). ValueError for any other structure, so that what
-    ``save_critic`` writes is the function the critic computes."""
-    import torch
-
-    def flat(m: torch.nn.Module):
-        if isinstance(m, torch.nn.Sequential):
-            for child in m:
-                yield from flat(child)
-        elif not isinstance(m, (torch.nn.Identity, torch.nn.modules.dropout._DropoutNd)):
-            yield m
-
-    layers = list(flat(critic))
-    linears, acts = layers[0::2], layers[1::2]
-    shape_ok = len(layers) % 2 == 1 and all(isinstance(m, torch.nn.Linear) for m in linears)
-    if shape_ok and all(type(m) is torch.nn.ReLU for m in acts):
-        return linears, None
-    if shape_ok and acts and all(type(m) is torch.nn.Softplus and m.threshold == 20.0
-                                 for m in acts) and len({float(m.beta) for m in acts}) == 1:
-        return linears, float(acts[0].beta)
-    seen = ", ".join(type(m).__name__ + (f"(beta={m.beta:g}, threshold={m.threshold:g})"
-                                         if isinstance(m, torch.nn.Softplus) else "")
-                     for m in layers)
-    raise ValueError("save_critic handles MLPs Linear, σ, Linear, ..., σ, Linear (in "
-                     "nn.Sequential) with σ all ReLU or all one Softplus(β) of the default "
-                     f"threshold 20; this critic is {seen or 'empty'}")
-
-
-def save_critic(critic: torch.nn.Module, path: str) -> None:
-    """Save an MLP critic's effective weights so that ``load_critic`` (weights_only) reads it.
-
-    The critic must be Linear, σ, Linear, ..., σ, Linear in (nested) ``nn.Sequential``
-    with σ all ReLU or all one Softplus(β), as :func:`mlp_critic` builds; anything else is
-    refused with a ValueError rather than saved as another function. Spectral
-    normalisation is baked in: the saved weight is W / sigma(W) as used in eval mode.
-    """
-    import torch
-
-    linears, beta = _mlp_layers(critic)
-    with torch.no_grad():
-        payload = {
-            "format": "otdiv-mlp-critic",
-            "weights": [m.weight.detach().cpu().clone() for m in linears],
-            "biases": [None if m.bias is None else m.bias.detach().cpu().clone()
-                       for m in linears],
-            "softplus_beta": beta,
-        }
-    torch.save(payload, path)
-
-
-def critic_from_state(state: object, name: str = "critic") -> torch.nn.Sequential:
-    """An MLP from ``save_critic``'s payload or a ReLU MLP from an ``nn.Sequential`` state dict.
-
-    The state dict must hold Linear layers only (keys ``"<i>.weight"``, ``"<i>.bias"``),
-    separated by ReLUs, the last with one output. A ``save_critic`` payload also says
-    whether the activation is ReLU or Softplus(β) (``"softplus_beta"``).
-    """
-    import torch
-
-    beta = None
-    if isinstance(state, dict) and state.get("format") == "otdiv-mlp-critic":
-        weights, biases = state.get("weights"), state.get("biases")
-        beta = check_softplus_beta(state.get("softplus_beta"), f"{name}: softplus_beta")
-    elif isinstance(state, dict) and state and all(isinstance(k, str) for k in state):
-        keys = sorted({k.rsplit(".", 1)[0] for k in state},
-                      key=lambda s: int(s) if s.isdigit() else -1)
-        if not all(k.isdigit() for k in keys) or any(f"{k}.weight" not in state for k in keys):
-            raise ValueError(f"{name}: expected an nn.Sequential state dict of Linear layers "
-                             "(keys '0.weight', '0.bias', '2.weight', ...) or a file written "
-                             "by otdiv.audit.train.save_critic")
-        weights = [state[f"{k}.weight"] for k in keys]
-        biases = [state.get(f"{k}.bias") for k in keys]
-    else:
-        raise ValueError(f"{name}: not a critic checkpoint (got {type(state).__name__}); "
-                         "save one with otdiv.audit.train.save_critic")
-    if not isinstance(weights, (list, tuple)) or not weights or \
-            not all(is_tensor(w) and w.ndim == 2 and w.is_floating_point() for w in weights):
-        raise ValueError(f"{name}: the checkpoint's weights must be a list of 2-D float "
-                         "tensors")
-    if not isinstance(biases, (list, tuple)) or len(biases) != len(weights):
-        got = type(biases).__name__ if not isinstance(biases, (list, tuple)) else \
-            f"{len(biases)} entries"
-        raise ValueError(f"{name}: the checkpoint's biases must be a list of one entry per "
-                         f"layer ({len(weights)}), a tensor or None; got {got}")
-    for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
-        if b is None:
-            continue
-        if not is_tensor(b) or not b.is_floating_point():
-            raise ValueError(f"{name}: the bias of layer {i} must be a float tensor or None, "
-                             f"got {type(b).__name__}")
-        if b.numel() != w.shape[0] or b.ndim > 2 or (b.ndim == 2 and 1 not in b.shape):
-            raise ValueError(f"{name}: the bias of layer {i} has shape {tuple(b.shape)}, "
-                             f"expected ({w.shape[0]},) for a weight of shape "
-                             f"{tuple(w.shape)}")
-    for prev, nxt in itertools.pairwise(weights):
-        if nxt.shape[1] != prev.shape[0]:
-            raise ValueError(f"{name}: layer shapes do not chain ({tuple(prev.shape)} then "
-                             f"{tuple(nxt.shape)})")
-    if weights[-1].shape[0] != 1:
-        raise ValueError(f"{name}: the last layer must have one output, got "
-                         f"{weights[-1].shape[0]}")
-    layers: list[torch.nn.Module] = []
-    for i, (w, b) in enumerate(zip(weights, biases, strict=True)):
-        lin = torch.nn.Linear(w.shape[1], w.shape[0], bias=b is not None)
-        with torch.no_grad():
-            lin.weight.copy_(w)
-            if b is not None:
-                lin.bias.copy_(b.reshape(-1))
-        layers.append(lin)
-        if i < len(weights) - 1:
-            layers.append(torch.nn.ReLU() if beta is None else torch.nn.Softplus(beta))
-    return torch.nn.Sequential(*layers).eval()
-
-
-def load_critic(path: str) -> torch.nn.Sequential:
-    """Load a critic checkpoint with ``torch.load(weights_only=True)`` (no pickled code)."""
-    import os
-
-    import torch
-
-    if os.path.isdir(path):
-        raise ValueError(f"critic: {path} is a directory, not a checkpoint file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ValueError(f"critic: no such file: {path}") from None
-    except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"critic: cannot load {path} as a weights-only checkpoint: "
-                         f"{first}") from None
-    return critic_from_state(state, f"critic {path}")

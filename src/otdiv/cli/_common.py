@@ -1,71 +1,27 @@
-"""What every subcommand shares: the one-line error, strict option parsers, file readers."""
+"""What every subcommand shares: the one-line error and strict option parsers (the file
+reader is :func:`otdiv._files.load_array`)."""
 
 from __future__ import annotations
 
 import argparse
 import math
 import re
-import warnings
-from pathlib import Path
+
+from otdiv._files import load_array, one_line
+
+__all__ = ["CLIError", "Parser", "add_command", "float_arg", "int_arg", "load_array",
+           "one_line"]
 
 
 class CLIError(Exception):
     """An error reported to the user as one line on stderr with exit status 2."""
 
 
-def one_line(text: object) -> str:
-    """``text`` with its whitespace (newlines included) collapsed, for a one-line message."""
-    return " ".join(str(text).split())
-
-
-def load_array(path: str, name: str):
-    """Load .npy (never pickles) or .csv into a numpy array; every failure is a CLIError.
-
-    A directory, an empty file, a file numpy warns about and one too large for memory are
-    refused with a message that names ``name``; numpy's warnings never reach the terminal.
-    """
-    import numpy as np
-
-    p = Path(path)
-    if p.is_dir():
-        raise CLIError(f"{name}: {path} is a directory, not a .npy or .csv file")
-    if not p.is_file():
-        raise CLIError(f"{name}: no such file: {path}")
-    if p.suffix not in (".npy", ".csv"):
-        raise CLIError(f"{name}: unsupported file type {p.suffix!r}; use .npy or .csv")
-    try:
-        if p.stat().st_size == 0:
-            raise CLIError(f"{name}: {path} is empty")
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            if p.suffix == ".npy":
-                arr = np.load(p, allow_pickle=False)
-            else:
-                arr = np.loadtxt(p, delimiter=",", ndmin=2)
-        if arr.size == 0 and p.suffix == ".csv":  # loadtxt warns "input contained no data"
-            raise CLIError(f"{name}: {path} holds no numbers")
-        if caught:
-            raise CLIError(f"{name}: cannot read {path}: {one_line(caught[0].message)}")
-        if p.suffix == ".csv" and arr.shape[1] == 1:
-            arr = arr[:, 0]
-    except CLIError:
-        raise
-    except MemoryError:
-        raise CLIError(f"{name}: {path} does not fit in memory") from None
-    except Exception as exc:
-        raise CLIError(f"{name}: cannot read {path}: {one_line(exc)}") from None
-    return arr
-
-
-def _out_dir(path: str) -> Path:
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise CLIError(f"--out: {path} exists and is not a directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CLIError(f"--out: cannot create {path}: {exc.strerror}") from None
-    return out
+def add_command(sub, name: str, func, help: str, description: str) -> argparse.ArgumentParser:
+    """The subcommand ``name`` of ``sub`` (argparse's subparsers), run as ``func(args)``."""
+    parser = sub.add_parser(name, help=help, description=description)
+    parser.set_defaults(func=func)
+    return parser
 
 
 _INT = re.compile(r"[+]?[0-9]+")

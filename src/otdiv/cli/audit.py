@@ -1,67 +1,20 @@
-"""``otdiv audit`` and ``otdiv demo``: train or load a WGAN critic, audit it against exact W1."""
+"""``otdiv audit`` and ``otdiv demo``: train or load a WGAN critic, audit it against exact W1.
+
+This module parses and prints; the audit itself is :func:`otdiv.audit.run.run_audit`, which
+takes the parsed options as :class:`~otdiv.audit.run.AuditSettings` (the same names) and
+names them in its errors as they are spelled here (``--batch-size``). ``otdiv demo`` is the
+audit parser run on preset arguments (``DEMO_ARGS``).
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from otdiv.cli._common import CLIError, _out_dir, float_arg, int_arg, load_array, one_line
+from otdiv.cli._common import add_command, float_arg, int_arg, one_line
 
 MAX_STEPS = 10**9  # otdiv.audit.train.MAX_STEPS (not imported: --help stays light)
-
-
-def _hidden(text: str) -> tuple[int, ...]:
-    try:
-        widths = tuple(int(w) for w in text.split(","))
-    except ValueError:
-        raise CLIError(f"--hidden must be comma-separated widths such as 256,256,256, "
-                       f"got {text!r}") from None
-    if not widths or min(widths) < 1:
-        raise CLIError(f"--hidden widths must be >= 1, got {text!r}")
-    return widths
-
-
-def _run_restoring_threads(args) -> dict:
-    """_run_audit with torch's thread count restored afterwards (main() may be called
-    in-process). Training picks its threads itself (train_critic's threads="auto"); the
-    audit of a small MLP runs on one CPU thread for the same reason."""
-    import torch
-
-    before = torch.get_num_threads()
-    try:
-        return _run_audit(args)
-    finally:
-        torch.set_num_threads(before)
-
-
-def _set_threads(device) -> None:
-    import torch
-
-    # the critics here are small MLPs: extra intra-op threads gain little, and on a busy
-    # CPU they wait on each other (docs/benchmarks.md, "Critic training threads")
-    if device.type == "cpu":
-        torch.set_num_threads(1)
-
-
-PAPER_TOYS = ("8gaussians", "25gaussians", "swissroll")
-
-
-def recipe(args) -> tuple[float | None, float | None, str]:
-    """(softplus β, lr, schedule) after resolving "auto": the recipe of docs/audit.md.
-
-    β = 30 on the paper toys (clusters and a thin curve that the transport converges on),
-    ReLU (None) elsewhere; lr 2e-3 with a cosine decay for gp, lp and spectral, and the
-    published constant RMSProp 5e-5 (lr None) for clip.
-    """
-    beta = args.softplus_beta
-    if beta == "auto":
-        beta = 30.0 if args.toy in PAPER_TOYS else None
-    clip = args.constraint == "clip"
-    lr = args.lr if args.lr is not None else (None if clip else 2e-3)
-    schedule = args.schedule if args.schedule is not None else \
-        ("constant" if clip else "cosine")
-    return beta, lr, schedule
+# the defaults below are AuditSettings' (tests/test_cli_audit.py checks that they agree)
 
 
 def _beta(text: str) -> float | str | None:
@@ -74,194 +27,25 @@ def _beta(text: str) -> float | str | None:
             from None
 
 
-def _split(points, rng):
-    """Half of the points (shuffled) to train on, the other half held out for the audit."""
-    idx = rng.permutation(len(points))
-    half = len(points) // 2
-    return points[idx[:half]], points[idx[half:]]
+def option(name: str) -> str:
+    """How the command line spells a setting of AuditSettings: batch_size -> --batch-size."""
+    return "--" + name.replace("_", "-")
 
 
-def _writable(path: str, name: str) -> Path:
-    """``path`` as a file this process can write, checked before any training: a directory,
-    a missing parent folder or a place without write permission is a CLIError."""
-    p = Path(path)
-    if p.is_dir():
-        raise CLIError(f"{name}: {path} is a directory; give a file name such as critic.pt")
-    existed = p.exists()
-    try:
-        with open(p, "ab"):
-            pass
-    except OSError as exc:
-        raise CLIError(f"{name}: cannot write {path}: {exc.strerror or exc}") from None
-    if not existed:
-        p.unlink()
-    return p
+def settings(args):
+    """The :class:`~otdiv.audit.run.AuditSettings` of parsed ``otdiv audit`` options."""
+    from dataclasses import fields
+
+    from otdiv.audit.run import AuditSettings
+
+    return AuditSettings(**{f.name: getattr(args, f.name) for f in fields(AuditSettings)})
 
 
-def _run_audit(args) -> dict:
-    """Train (or load) a critic, audit it, write report.json, report.md and the critic.
-
-    Everything that costs training time is on disk before any plot is drawn: the critic
-    right after training, report.json after training, after the audit and after the sweep.
-    """
-    import time
-
-    import numpy as np
-
-    from otdiv._array import check_seed
-    from otdiv.audit.critic import audit_critic, check_pair, lines_sweep
-    from otdiv.audit.report import audit_row, table, write_json
-    from otdiv.audit.toys import make_toy
-    from otdiv.audit.train import (
-        check_lr,
-        check_softplus_beta,
-        load_critic,
-        resolve_device,
-        save_critic,
-        train_critic,
-    )
-    from otdiv.audit.verdict import verdict
-
-    if (args.toy is None) == (args.real is None):
-        raise CLIError("give either --toy NAME or --real FILE --fake FILE")
-    if (args.real is None) != (args.fake is None):
-        raise CLIError("--real and --fake go together")
-    if args.critic is not None and args.toy is not None:
-        raise CLIError("--critic audits your own data: use it with --real and --fake")
-    hidden = _hidden(args.hidden)
-    beta, lr, schedule = recipe(args)
-    check_softplus_beta(beta, "--softplus-beta")
-    check_seed(args.seed, "--seed")
-    if lr is not None:
-        check_lr(lr, "--lr")
-    if args.toy is not None:  # sizes first: before a toy of dimension --dim is built
-        dim = args.dim if args.toy in ("translate", "scale", "funnels") else 2
-        _check_sizes(args, dim, hidden)
-    device = resolve_device(args.device)
-    _set_threads(device)
-    rng = np.random.default_rng(args.seed)
-    start = time.perf_counter()
-    trained = None
-    w1 = None
-    plot_range = 3.0
-    if args.toy is not None:
-        toy = make_toy(args.toy, d=args.dim, theta=args.theta, funnels=args.funnels,
-                       seed=args.seed)
-        problem = toy.name if toy.dim == 2 else f"{toy.name} d={toy.dim}"
-        if toy.name == "funnels":
-            problem += f" K={toy.params['funnels']}"
-        train_real, train_fake = toy.sample_real, toy.sample_fake
-        held_real, held_fake = toy.sample_real, toy.sample_fake
-        w1, plot_range = toy.w1, toy.plot_range
-    else:
-        x, y = check_pair(load_array(args.real, "--real"), load_array(args.fake, "--fake"))
-        problem = f"{Path(args.real).name} vs {Path(args.fake).name}"
-        _check_sizes(args, x.shape[1], hidden, train=args.critic is None)
-        if args.critic is None:
-            if min(len(x), len(y)) < 4:
-                raise CLIError("--real and --fake need at least 4 points each to train a "
-                               "critic on half and audit it on the other half")
-            train_real, held_real = _split(x, rng)
-            train_fake, held_fake = _split(y, rng)
-        else:
-            held_real, held_fake = x, y
-    save_path = None
-    if args.critic is None and args.save_critic:  # checked before anything is written
-        save_path = _writable(args.save_critic, "--save-critic")
-    out = _out_dir(args.out)  # only once the inputs are known to be good
-    if args.critic is None and save_path is None:
-        save_path = out / "critic.pt"
-    if args.critic is not None:
-        critic = load_critic(args.critic)
-        if critic[0].in_features != held_real.shape[1]:
-            raise CLIError(f"--critic takes inputs of dimension {critic[0].in_features} but "
-                           f"the data have dimension {held_real.shape[1]}")
-        constraint = "given"
-    else:
-        trained = train_critic(train_real, train_fake, constraint=args.constraint,
-                               steps=args.steps, batch_size=args.batch_size, hidden=hidden,
-                               softplus_beta=beta, lr=lr,
-                               lambda_gp=args.lambda_gp, schedule=schedule, device=device,
-                               seed=args.seed, progress=False if args.no_progress else None)
-        critic = trained.critic
-        constraint = args.constraint
-    payload: dict = {"problem": problem, "constraint": constraint}
-    if trained is not None:
-        save_critic(critic, str(save_path))  # the trained result first
-        payload["critic_file"] = str(save_path)
-        payload["training"] = {
-            "steps": trained.steps, "seconds": trained.seconds, "device": trained.device,
-            "settings": trained.settings, "hidden": list(hidden),
-            "history": {"step": trained.history_step, "estimate": trained.history_estimate,
-                        "penalty": trained.history_penalty},
-        }
-        write_json(out / "report.json", payload)  # kept if the audit fails
-    audit = audit_critic(critic, held_real, held_fake, n=args.n, repeats=args.repeats, w1=w1,
-                         device=device, seed=args.seed + 1)
-    seconds = time.perf_counter() - start
-    rows = [audit_row(problem, constraint, audit, seconds)]
-    judged = verdict(audit, constraint=constraint, history=None if trained is None else
-                     (trained.history_step, trained.history_estimate))
-    payload.update({"audit": audit.to_dict(), "seconds": seconds,
-                    "verdict": judged.to_dict()})
-    report = write_json(out / "report.json", payload)
-    sweep = None
-    if args.toy == "lines" or args.sweep:
-        sweep = lines_sweep(args.thetas, constraint="gp" if constraint == "given" else
-                            constraint, steps=args.sweep_steps, disc_steps=args.sweep_steps,
-                            device=device, seed=args.seed,
-                            progress=False if args.no_progress else None)
-        payload["lines_sweep"] = sweep.to_dict()
-        write_json(out / "report.json", payload)
-    text = table(rows)
-    (out / "report.md").write_text(table(rows, markdown=True) + "\n\nverdict: "
-                                   + judged.message + "\n")
-    return {"verdict": judged, "rows": rows, "table": text, "sweep": sweep, "report": report,
-            "audit": audit, "out": out, "critic": critic, "trained": trained,
-            "problem": problem, "constraint": constraint, "w1": w1, "plot_range": plot_range,
-            "held": (held_real, held_fake), "seed": args.seed,
-            "critic_file": None if trained is None else save_path}
-
-
-_NO_MPL = ("plots skipped: matplotlib is not installed "
-           "(pip install -e '.[plot]' from the clone)")
-
-
-def _draw_plots(summary) -> list[Path]:
-    """The PNG plots, drawn last: a missing matplotlib is one line on stderr, not an error."""
-    import numpy as np
-
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        print(_NO_MPL, file=sys.stderr)
-        return []
-    from otdiv.audit.report import plot_history, plot_level_sets, plot_lines_sweep
-
-    out, audit, trained = summary["out"], summary["audit"], summary["trained"]
-    title = f"{summary['problem']}: {summary['constraint']} critic"
-    plots = []
-    if trained is not None:
-        plots.append(plot_history(trained, out / "history.png", exact_w1=audit.exact_w1,
-                                  exact_std=audit.exact_w1_std, closed_form=summary["w1"],
-                                  title=title))
-    held_real, held_fake = summary["held"]
-    draw = np.random.default_rng(summary["seed"] + 2)
-    xr = held_real(1000, draw) if callable(held_real) else held_real
-    xf = held_fake(1000, draw) if callable(held_fake) else held_fake
-    if xr.shape[1] == 2:
-        plots.append(plot_level_sets(summary["critic"], xr, xf, out / "levels.png",
-                                     plot_range=summary["plot_range"], title=title))
-    if summary["sweep"] is not None:
-        plots.append(plot_lines_sweep(summary["sweep"], out / "lines_sweep.png"))
-    return plots
-
-
-def _print_summary(summary) -> None:
+def _print_summary(run) -> None:
     import math
 
-    print(summary["table"])
-    audit = summary["audit"]
+    print(run.table)
+    audit = run.audit
     if audit.certified_lower is not None:
         print(f"certified lower bound on exact W1: {audit.certified_lower:.4f} "
               f"(gap to exact W1 {audit.exact_w1 - audit.certified_lower:.4f})")
@@ -269,7 +53,7 @@ def _print_summary(summary) -> None:
         print(f"gradient-normalised estimate: {audit.normalized_estimate:.4f} = estimate / "
               f"{audit.grad_norm:.3f}, the mean |grad f| along the exact OT segments "
               f"(at most exact W1, up to the sampling of t)")
-    sweep = summary["sweep"]
+    sweep = run.sweep
     if sweep is not None:
         print()
         print(f"parallel lines (W1 = |theta|, JSD = log 2 = {math.log(2):.4f} for theta != 0)")
@@ -278,43 +62,40 @@ def _print_summary(summary) -> None:
                               sweep.jsd_estimate, strict=True):
             print(f"{t:>7.2f} {w:>8.4f} {e:>9.4f} {j:>8.4f}")
     print()
-    print(f"report: {summary['report']}")
-    print(f"table:  {summary['out'] / 'report.md'}")
-    if summary["critic_file"] is not None:
-        print(f"critic: {summary['critic_file']}")
+    print(f"report: {run.report}")
+    print(f"table:  {run.out / 'report.md'}")
+    if run.critic_file is not None:
+        print(f"critic: {run.critic_file}")
 
 
-def _report(summary, no_plots: bool) -> int:
-    """Print the summary (already on disk), draw the plots, then the verdict; 0 unless a
-    plot fails (2, with one line on stderr: the results are on disk)."""
-    _print_summary(summary)
+_NO_MPL = ("plots skipped: matplotlib is not installed "
+           "(pip install -e '.[plot]' from the clone)")
+
+
+def _audit(args) -> int:
+    """Run the audit (otdiv.audit.run), print the summary (already on disk), draw the plots,
+    then the verdict; 0 unless a plot fails (2, with one line on stderr: the results are on
+    disk)."""
+    from otdiv.audit.run import draw_plots, run_audit
+
+    run = run_audit(settings(args), label=option)
+    _print_summary(run)
     code = 0
-    if not no_plots:
+    if not args.no_plots:
         try:
-            for p in _draw_plots(summary):
-                print(f"plot:   {p}")
+            plots = draw_plots(run)
         except Exception as exc:
             print(f"otdiv audit: error: plotting failed ({type(exc).__name__}: "
                   f"{one_line(exc)}); report.json, report.md and the critic are written",
                   file=sys.stderr)
             code = 2
-    print(f"verdict: {summary['verdict'].message}")
+        else:
+            if plots is None:
+                print(_NO_MPL, file=sys.stderr)
+            for p in plots or []:
+                print(f"plot:   {p}")
+    print(f"verdict: {run.verdict.message}")
     return code
-
-
-def _check_sizes(args, dim: int, hidden: tuple[int, ...], train: bool = True) -> None:
-    """The memory budgets of train_critic and audit_critic, with the options' names."""
-    from otdiv.audit.critic import check_audit_size
-    from otdiv.audit.train import check_training_size
-
-    if train:
-        check_training_size(dim, hidden, args.batch_size, 2000, names={
-            "dim": "--dim", "hidden": "--hidden", "batch_size": "--batch-size"})
-    check_audit_size(args.n, dim, name="--n")
-
-
-def _audit(args) -> int:
-    return _report(_run_restoring_threads(args), args.no_plots)
 
 
 # `otdiv demo` is `otdiv audit` with these options (a later value replaces an earlier one),
@@ -359,7 +140,7 @@ def _demo(args) -> int:
           f"held-out samples, then run the parallel-lines sweep (critic W1 vs\ndiscriminator "
           f"JSD). Adam lr 2e-3 (the published 1e-4 needs far more steps than a 2-minute "
           f"budget).\nThe same as: otdiv audit {' '.join(demo_argv(args))}\n", flush=True)
-    return _report(_run_restoring_threads(ns), ns.no_plots)
+    return _audit(ns)
 
 
 def _float_list(text: str) -> tuple[float, ...]:
@@ -420,37 +201,34 @@ def add_audit_arguments(audit) -> None:
     au.add_argument("--thetas", type=_float_list, default=(-1.0, -0.5, -0.2, 0.0, 0.2, 0.5, 1.0))
     au.add_argument("--sweep-steps", type=int_arg(1, MAX_STEPS), default=300,
                     help="critic and discriminator steps per theta of the sweep (300)")
-    audit.add_argument("--device", default="auto",
-                       help="auto (CUDA when present), cpu, cuda")
-    audit.add_argument("--seed", type=int_arg(0), default=0, help="seed (0)")
-    audit.add_argument("--out", default="otdiv-report",
-                       help="output directory (otdiv-report)")
-    audit.add_argument("--no-progress", action="store_true", help=_NO_PROGRESS)
-    audit.add_argument("--no-plots", action="store_true", help="no PNG plots")
+    _add_run_options(audit, "otdiv-report")
+
+
+def _add_run_options(parser, out: str) -> None:
+    """The options that say where and how a run goes (the audit's and the demo's)."""
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
+    parser.add_argument("--seed", type=int_arg(0), default=0, help="seed (0)")
+    parser.add_argument("--out", default=out, help=f"output directory ({out})")
+    parser.add_argument("--no-progress", action="store_true", help=_NO_PROGRESS)
+    parser.add_argument("--no-plots", action="store_true", help="no PNG plots")
 
 
 def register(sub) -> None:
-    audit = sub.add_parser(
-        "audit", help="train (or load) a WGAN critic and audit it against exact W1",
-        description="Train a WGAN critic on a toy problem (--toy) or on your samples "
-        "(--real/--fake), or load one (--critic), then compare its estimate E_P f - E_Q f "
-        "with exact W1 on held-out samples. Writes the critic, report.json, report.md and "
-        "PNG plots to --out.")
+    audit = add_command(
+        sub, "audit", _audit,
+        "train (or load) a WGAN critic and audit it against exact W1",
+        "Train a WGAN critic on a toy problem (--toy) or on your samples (--real/--fake), or "
+        "load one (--critic), then compare its estimate E_P f - E_Q f with exact W1 on "
+        "held-out samples. Writes the critic, report.json, report.md and PNG plots to --out.")
     add_audit_arguments(audit)
-    audit.set_defaults(func=_audit)
 
-    demo = sub.add_parser(
-        "demo", help="a short audit (under 2 minutes on a 2-core CPU; --quick: seconds)",
-        description="otdiv audit on the 8 Gaussians with a WGAN-GP critic, plus the "
-        "parallel-lines sweep; it prints the equivalent otdiv audit command.")
+    demo = add_command(
+        sub, "demo", _demo,
+        "a short audit (under 2 minutes on a 2-core CPU; --quick: seconds)",
+        "otdiv audit on the 8 Gaussians with a WGAN-GP critic, plus the parallel-lines "
+        "sweep; it prints the equivalent otdiv audit command.")
     demo.add_argument("--quick", action="store_true",
                       help="a run of a few seconds (a smaller critic, fewer steps and points)")
     demo.add_argument("--steps", type=int_arg(1, MAX_STEPS), default=None,
                       help="critic steps (1200; 400 with --quick)")
-    demo.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
-    demo.add_argument("--seed", type=int_arg(0), default=0, help="seed (0)")
-    demo.add_argument("--out", default="otdiv-report/demo",
-                      help="output directory (otdiv-report/demo)")
-    demo.add_argument("--no-progress", action="store_true", help=_NO_PROGRESS)
-    demo.add_argument("--no-plots", action="store_true", help="no PNG plots")
-    demo.set_defaults(func=_demo)
+    _add_run_options(demo, "otdiv-report/demo")

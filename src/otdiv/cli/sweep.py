@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from otdiv.cli._common import CLIError, int_arg
+from otdiv.cli._common import CLIError, add_command, int_arg
 
 
 def _sweep(args) -> int:
@@ -25,13 +25,14 @@ def _sweep(args) -> int:
 
 
 def register(sub) -> None:
-    p = sub.add_parser(
-        "sweep", help="run a grid of critic audits (resumable; on Dask when installed)",
-        description="Run every combination of the [grid] lists of GRID.toml, with the "
-        "[fixed] settings, as one `otdiv audit` each (keys: the options of otdiv audit, "
-        "with underscores: toy, dim, constraint, lambda_gp, hidden, steps, seed, n ...). "
-        "Each finished job appends a line to OUT/results.jsonl; running the command again "
-        "runs only the jobs missing there. Writes OUT/summary.md and OUT/rel_error.png.")
+    p = add_command(
+        sub, "sweep", _sweep,
+        "run a grid of critic audits (resumable; on Dask when installed)",
+        "Run every combination of the [grid] lists of GRID.toml, with the [fixed] settings, "
+        "as one `otdiv audit` each (keys: the options of otdiv audit, with underscores: toy, "
+        "dim, constraint, lambda_gp, hidden, steps, seed, n ...). Each finished job appends a "
+        "line to OUT/results.jsonl; running the command again runs only the jobs missing "
+        "there. Writes OUT/summary.md and OUT/rel_error.png.")
     p.add_argument("grid", metavar="GRID.toml", help="the grid: [grid] lists, [fixed] values")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--scheduler", metavar="ADDRESS", default=None,
@@ -40,4 +41,3 @@ def register(sub) -> None:
     p.add_argument("--workers", type=int_arg(1), default=None, metavar="K",
                    help="worker processes of the local cluster (default: one per core)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_sweep)

@@ -1,0 +1,91 @@
+"""Reading what a user hands otdiv on disk: sample files (.npy, .csv) and output places.
+
+Shared by the command line (``otdiv distance``, ``otdiv audit``) and
+:func:`otdiv.audit.run.run_audit`; every failure is a FileError (a ValueError) of one line naming
+the argument. Imports nothing heavy until a file is read.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+
+def one_line(text: object) -> str:
+    """``text`` with its whitespace (newlines included) collapsed, for a one-line message."""
+    return " ".join(str(text).split())
+
+
+class FileError(ValueError):
+    """A file that cannot be used as given, in one line naming the argument."""
+
+
+def load_array(path: str, name: str):
+    """Load .npy (never pickles) or .csv into a numpy array; every failure is a
+    :class:`FileError` (a ValueError).
+
+    A directory, an empty file, a file numpy warns about and one too large for memory are
+    refused with a message that names ``name``; numpy's warnings never reach the terminal.
+    """
+    import numpy as np
+
+    p = Path(path)
+    if p.is_dir():
+        raise FileError(f"{name}: {path} is a directory, not a .npy or .csv file")
+    if not p.is_file():
+        raise FileError(f"{name}: no such file: {path}")
+    if p.suffix not in (".npy", ".csv"):
+        raise FileError(f"{name}: unsupported file type {p.suffix!r}; use .npy or .csv")
+    try:
+        if p.stat().st_size == 0:
+            raise FileError(f"{name}: {path} is empty")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if p.suffix == ".npy":
+                arr = np.load(p, allow_pickle=False)
+            else:
+                arr = np.loadtxt(p, delimiter=",", ndmin=2)
+        if arr.size == 0 and p.suffix == ".csv":  # loadtxt warns "input contained no data"
+            raise FileError(f"{name}: {path} holds no numbers")
+        if caught:
+            raise FileError(f"{name}: cannot read {path}: {one_line(caught[0].message)}")
+        if p.suffix == ".csv" and arr.shape[1] == 1:
+            arr = arr[:, 0]
+    except FileError:
+        raise
+    except MemoryError:
+        raise FileError(f"{name}: {path} does not fit in memory") from None
+    except Exception as exc:
+        raise FileError(f"{name}: cannot read {path}: {one_line(exc)}") from None
+    return arr
+
+
+def out_dir(path: str | Path, name: str = "out") -> Path:
+    """The directory ``path``, created with its parents; ValueError naming ``name`` when it
+    is a file or cannot be created."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise FileError(f"{name}: {path} exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FileError(f"{name}: cannot create {path}: {exc.strerror}") from None
+    return out
+
+
+def writable_file(path: str | Path, name: str) -> Path:
+    """``path`` as a file this process can write, checked before any work is done: a
+    directory, a missing parent folder or a place without write permission is a ValueError
+    naming ``name``. Nothing is left behind."""
+    p = Path(path)
+    if p.is_dir():
+        raise FileError(f"{name}: {path} is a directory; give a file name such as critic.pt")
+    existed = p.exists()
+    try:
+        with open(p, "ab"):
+            pass
+    except OSError as exc:
+        raise FileError(f"{name}: cannot write {path}: {exc.strerror or exc}") from None
+    if not existed:
+        p.unlink()
+    return p

@@ -1,0 +1,161 @@
+"""The critic network: the MLP f(x) = W_L σ(... σ(W_1 x + b_1) ...) + b_L, its device and size.
+
+:func:`mlp_critic` builds it, :func:`scores` reads one score per sample from any critic,
+:func:`resolve_device` picks where it runs and :func:`training_bytes` says how much memory
+training it takes (checked against ``MEMORY_BUDGET`` by :func:`check_training_size`).
+Shared by training (:mod:`otdiv.audit.train`), the audit (:mod:`otdiv.audit.critic`) and the
+checkpoint format (:mod:`otdiv.audit.checkpoint`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from otdiv._array import check_int, check_positive, is_tensor
+
+if TYPE_CHECKING:
+    import torch
+
+DEFAULT_HIDDEN = (256, 256, 256)  # gan_toy.py uses 3 x 512; 256 is 3-4x faster on a CPU
+
+
+def resolve_device(device: object) -> torch.device:
+    """"auto" -> CUDA when available, else CPU; otherwise torch.device(device), checked."""
+    import torch
+
+    if isinstance(device, torch.device):
+        dev = device
+    elif isinstance(device, str):
+        if device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, ValueError):
+            raise ValueError(
+                f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}"
+            ) from None
+    else:
+        raise TypeError(f"device must be a string or torch.device, got {type(device).__name__}")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} asks for CUDA but no CUDA device is available; "
+                         "use device='auto' or 'cpu'")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be a CPU or CUDA device, got {device!r}")
+    return dev
+
+
+def check_softplus_beta(value: object, name: str = "softplus_beta") -> float | None:
+    """None, or β as a float: finite, > 0, and large enough that the offset log(2)/β of
+    Softplus(β) is a float32 number (the critic's dtype)."""
+    if value is None:
+        return None
+    beta = check_positive(value, name)
+    if beta < np.log(2.0) / np.finfo(np.float32).max:
+        raise ValueError(f"{name}={beta:g} is too small: the offset log(2)/β of Softplus(β) "
+                         "overflows float32")
+    return beta
+
+
+def mlp_critic(dim: int, hidden: Sequence[int] = DEFAULT_HIDDEN, *,
+               softplus_beta: float | None = None) -> torch.nn.Sequential:
+    """x -> W_L σ(... σ(W_1 x + b_1) ...) + b_L, an MLP with one output per sample.
+
+    σ = relu by default: the architecture of the WGAN-GP toy critic (three hidden ReLU
+    layers; no batch norm, which would couple the samples of a batch and spoil the
+    gradient penalty). With ``softplus_beta=β``, σ(z) = log(1 + e^{βz}) / β, a ReLU
+    rounded over −1/β ≲ z ≲ 1/β (slopes in (0, 1), so Lipschitz bounds are those of ReLU).
+    A piecewise-linear critic can build the cone ‖x − c‖ of an optimal potential at a
+    point mass c only from flat faces, whose gradient misses the radial transport ray;
+    with 1/β about the width of the clusters the critic can curve with the rays
+    (docs/audit.md, "The 25 Gaussians").
+    """
+    import torch
+
+    dim = check_int(dim, "dim")
+    hidden = tuple(check_int(h, "hidden") for h in hidden)
+    softplus_beta = check_softplus_beta(softplus_beta)
+    layers: list[torch.nn.Module] = []
+    prev = dim
+    for width in hidden:
+        act = torch.nn.ReLU() if softplus_beta is None else torch.nn.Softplus(softplus_beta)
+        layers += [torch.nn.Linear(prev, width), act]
+        prev = width
+    layers.append(torch.nn.Linear(prev, 1))
+    return torch.nn.Sequential(*layers)
+
+
+def scores(critic: Callable, x: torch.Tensor) -> torch.Tensor:
+    """critic(x) as a 1-D tensor of n scores (accepts (n,) or (n, 1) outputs)."""
+    out = critic(x)
+    if not is_tensor(out):
+        import torch
+
+        out = torch.as_tensor(np.asarray(out, dtype=np.float64), device=x.device)
+    n = x.shape[0]
+    if out.numel() != n:
+        raise ValueError(
+            f"critic must return one score per sample, shape ({n},) or ({n}, 1); got shape "
+            f"{tuple(out.shape)} for an input of shape {tuple(x.shape)}"
+        )
+    return out.reshape(n)
+
+
+
+MEMORY_BUDGET = 4 * 2**30  # bytes train_critic and audit_critic may plan to use
+
+
+def training_bytes(dim: int, hidden: Sequence[int], batch_size: int,
+                   eval_size: int) -> tuple[int, int]:
+    """(parameter bytes, per-step bytes) of training an MLP d → hidden → 1.
+
+    Parameters: 16 bytes each (float32 weight, gradient and Adam's two moments).
+    A step: 96 bytes per sample and unit, units = d + Σ hidden + 1 (float32 activations of
+    the real, fake and interpolated batches and the graph kept for the penalty's double
+    backward, about 8 copies), plus the two evaluation sets (float32, 4 bytes per unit).
+    """
+    widths = [dim, *hidden, 1]
+    params = sum((a + 1) * b for a, b in itertools.pairwise(widths))
+    units = sum(widths)
+    return 16 * params, 96 * batch_size * units + 8 * eval_size * units
+
+
+def check_training_size(dim: int, hidden: Sequence[int], batch_size: int, eval_size: int,
+                        *, budget: float = MEMORY_BUDGET,
+                        names: dict[str, str] | None = None) -> None:
+    """ValueError, naming the argument that drives it, when the estimate of
+    :func:`training_bytes` exceeds ``budget`` bytes (``names`` renames the arguments,
+    e.g. for command-line options)."""
+    names = {"dim": "d", "hidden": "hidden", "batch_size": "batch_size",
+             "eval_size": "eval_size", **(names or {})}
+    param_bytes, step_bytes = training_bytes(dim, hidden, batch_size, eval_size)
+    if param_bytes + step_bytes <= budget:
+        return
+    # name the argument whose reduction to 1 saves the most
+    reduced = {"dim": (1, hidden, batch_size, eval_size),
+               "hidden": (dim, tuple(1 for _ in hidden), batch_size, eval_size),
+               "batch_size": (dim, hidden, 1, eval_size),
+               "eval_size": (dim, hidden, batch_size, 1)}
+    name = min(reduced, key=lambda k: sum(training_bytes(*reduced[k])))
+    value = {"dim": dim, "hidden": ",".join(map(str, hidden)), "batch_size": batch_size,
+             "eval_size": eval_size}[name]
+    raise ValueError(
+        f"{names[name]}={value} needs about {(param_bytes + step_bytes) / 2**30:.3g} GiB to "
+        f"train (d={dim}, hidden {tuple(hidden)}, batch {batch_size}), over the memory "
+        f"budget of {budget / 2**30:.3g} GiB; lower {names[name]}")
+
+
+
+def seeded_module(build: Callable[[], torch.nn.Module], seed: int | None):
+    """Build a module with a seeded initialisation, leaving torch's global RNG untouched."""
+    import torch
+
+    if seed is None:
+        return build()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
