@@ -58,7 +58,8 @@ def _run(path: Path, blocks, tmp_path: Path, timeout: float) -> None:
     script = tmp_path / "blocks.py"
     script.write_text("".join(parts), encoding="utf-8")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]), MPLBACKEND="Agg")
+        [str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]), MPLBACKEND="Agg",
+        OMP_NUM_THREADS="1")  # the suite runs one process per core: torch's threads would fight
     env.pop("CI", None)
     proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=timeout)
