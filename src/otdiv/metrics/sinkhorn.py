@@ -54,8 +54,8 @@ from otdiv._array import (
     is_tensor,
     to_numpy64,
 )
-from otdiv.metrics.envelope import add_weight_gradients
-from otdiv.metrics.results import TransportResult, warn_not_converged
+from otdiv.ot.envelope import add_weight_gradients
+from otdiv.ot.results import MAX_ITER, NOT_FINITE, OPTIMAL, TransportResult, warn_not_converged
 
 BACKENDS = ("auto", "numba", "torch")
 DEFAULT_MAX_ITER = 10_000
@@ -603,7 +603,8 @@ def _solve(prob, a, b, eps, tol, max_iter, scaling, what, symmetric=False):
 def _result(value, dual, transport_cost, f, g, err, n_iter, converged, method, plan_fn):
     return TransportResult(
         value=value, cost=dual, f=to_numpy64(f), g=to_numpy64(g), converged=converged,
-        status="converged" if converged else "max_iter_reached", method=method,
+        status=OPTIMAL if converged else MAX_ITER if math.isfinite(err) else NOT_FINITE,
+        method=method,
         n_iter=n_iter, marginal_error=err, transport_cost=transport_cost, _plan_fn=plan_fn,
     )
 
@@ -728,15 +729,6 @@ def _torch_value(x, y, a, b, f, g, dual, eps, p, budget):
     return add_weight_gradients(value, a, f, b, g), float(pc.detach())
 
 
-def _weight_terms(value, a, f, b, g):
-    """value + Σ_i (a − sg(a))_i f_i + the same for b, per problem (sum over the last axis only,
-    so that each problem's value depends on its own weights)."""
-    for w, pot in ((a, f), (b, g)):
-        if w.requires_grad:
-            value = value + ((w - w.detach()) * pot).sum(-1)
-    return value
-
-
 def _sinkhorn_batched(x, y, a, b, *, eps, p, tol, max_iter, eps_scaling, dense_budget):
     """B independent OT_eps problems (validated torch tensors x (B, n, d), y (B, m, d),
     a (B, n), b (B, m)); returns a TransportResult with per-problem fields."""
@@ -762,10 +754,11 @@ def _sinkhorn_batched(x, y, a, b, *, eps, p, tol, max_iter, eps_scaling, dense_b
         )
     chunk = rows_per_chunk(y.shape[-2] * x.shape[0], dense_budget)
     pc = PlanCost.apply(x, y, u, v, eps, p, chunk)  # (B,): ⟨P_k, C_k⟩, gradient in x and y
-    value = _weight_terms(dual + (pc - pc.detach()), a, f, b, g)
+    value = add_weight_gradients(dual + (pc - pc.detach()), a, f, b, g)
     return TransportResult(
         value=value, cost=to_numpy64(dual), f=to_numpy64(f), g=to_numpy64(g), converged=ok_np,
-        status="converged" if ok_np.all() else "max_iter_reached",
+        status=(OPTIMAL if ok_np.all() else MAX_ITER if np.isfinite(err_np).all()
+                else NOT_FINITE),
         method="sinkhorn_log/torch/batched", n_iter=n_iter_np, marginal_error=err_np,
         transport_cost=to_numpy64(pc.detach()),
         _plan_fn=lambda: to_numpy64(prob.plan(f, g, eps)),
