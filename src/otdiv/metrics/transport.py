@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from otdiv._array import array_kind, as_float_array, as_weights, check_positive, to_numpy64
+from otdiv.ot import entropic
 from otdiv.ot.envelope import matrix_value
 from otdiv.ot.exact import solve_cost
 from otdiv.ot.results import TransportResult, support_marginal_error, warn_not_converged
@@ -50,9 +51,7 @@ def transport(a, b, cost, *, eps: float | None = None, **solver_options) -> Tran
         )
     if eps is not None:
         check_positive(eps, "eps")
-        from otdiv.metrics.sinkhorn import transport_entropic  # moves to otdiv.ot (step 3)
-
-        return transport_entropic(a, b, C, eps=eps, kind=kind, **solver_options)
+        return entropic.cost_matrix(a, b, C, eps=eps, kind=kind, **solver_options)
     if solver_options:
         raise TypeError(f"unexpected options for the exact solver: {', '.join(solver_options)}")
     sol = solve_cost(an, bn, Cn)

@@ -37,11 +37,6 @@ def support_marginal_error(rows, cols, mass, a, b) -> float:
     return float(np.abs(row - a).sum() + np.abs(col - b).sum())
 
 
-def dense_marginal_error(plan, a, b) -> float:
-    """‖P1 − a‖₁ + ‖Pᵀ1 − b‖₁ of a dense plan (numpy arrays)."""
-    return float(np.abs(plan.sum(1) - a).sum() + np.abs(plan.sum(0) - b).sum())
-
-
 @dataclass(frozen=True)
 class TransportResult:
     r"""The solution of one (exact or entropic) optimal-transport problem, or of a batch.
@@ -61,7 +56,9 @@ class TransportResult:
             W_p^p for point clouds) or OT_eps = ⟨P, C⟩ + eps·KL(P ‖ a⊗b) (entropic).
         transport_cost: ⟨P, C⟩ of the returned plan, for every solver (equal to ``cost``
             for the exact solvers).
-        f, g: dual potentials, ⟨a, f⟩ + ⟨b, g⟩ = cost (numpy arrays, float64).
+        f, g: dual potentials (numpy arrays, float64): ⟨a, f⟩ + ⟨b, g⟩ = cost for the exact
+            solvers and, at convergence, for the entropic ones (whose ``cost`` is the dual
+            objective ⟨a, f⟩ + ⟨b, g⟩ − eps·(ΣP − 1) at the returned potentials).
         converged: True exactly when ``status == "optimal"``.
         status: one word of :data:`STATUSES` for every solver: ``"optimal"`` — the solver's
             optimality test holds (exact: no pair has a negative reduced cost, a dense
