@@ -3,8 +3,9 @@ one implementation per kind of cost × backend, and the one table that picks amo
 
 Every geometry answers the same few questions (the protocol the loops in
 :mod:`otdiv.ot.sinkhorn` rely on): ``rows(g, eps)`` = T_b(g), ``cols(f, eps)`` = T_a(f),
-``cmax`` (>= every C_ij, the start of the annealing), ``zeros_m``, ``marginal_error``,
-``transport_cost`` ⟨P, C⟩ and ``plan`` for the plan P(f, g) = a⊗b ∘ exp((f ⊕ g − C)/eps).
+``cmax`` (>= every C_ij, the start of the annealing), ``transport_cost`` ⟨P, C⟩ and
+``plan`` for the plan P(f, g) = a⊗b ∘ exp((f ⊕ g − C)/eps) (the loops measure its marginals
+from the potentials themselves).
 
 =================  ==========================================  ================================
 geometry           cost                                        when (:func:`geometry`)
@@ -42,20 +43,7 @@ def bregman(t):
         return np.where(np.abs(t) < 1e-3, series, np.expm1(np.minimum(t, EXP_CAP)) - t)
 
 
-class _Numpy:
-    """The few vector operations the iteration needs, on float64 numpy arrays."""
-
-    @staticmethod
-    def zeros_m(m):
-        return np.zeros(m)
-
-    @staticmethod
-    def marginal_error(a, f, f_next, eps):
-        """Σ_i a_i |exp((f_i − f_next_i)/eps) − 1|: the L1 error of a marginal of the plan."""
-        return float(a @ np.abs(np.expm1(np.minimum((f - f_next) / eps, EXP_CAP))))
-
-
-class NumbaClouds(_Numpy):
+class NumbaClouds:
     """Point clouds on the CPU; costs recomputed on the fly (never an n × m array)."""
 
     method = "sinkhorn_log/numba"
@@ -119,7 +107,6 @@ class NumbaGibbs:
         self.g_k, self.k, self.p, self.cmax = gibbs_numba, exact.k, p, exact.cmax
         self.x, self.y, self.xt, self.yt = exact.x, exact.y, exact.xt, exact.yt
         self.la, self.lb = exact.la, exact.lb
-        self.zeros_m, self.marginal_error = exact.zeros_m, exact.marginal_error
         self.transport_cost, self.plan = exact.transport_cost, exact.plan
         # the support: None when every point has positive weight
         self.ia = None if (a > 0).all() else np.flatnonzero(a > 0)
@@ -191,7 +178,7 @@ def _take_rows(pts, idx):
     return pts if idx is None else np.ascontiguousarray(pts[idx])
 
 
-class NumbaCost(_Numpy):
+class NumbaCost:
     """A given (n, m) cost matrix on the CPU."""
 
     method = "sinkhorn_log/numba"
@@ -270,9 +257,6 @@ class TorchCost:
         c = self.c if self.c is not None else cost_matrix(self.x, self.y, self.p)
         return self.k.plan_block(c, self.la + f / eps, self.lb + g / eps, eps)
 
-    def zeros_m(self, m):
-        return self.torch.zeros(m, dtype=self.a.dtype, device=self.a.device)
-
     def subset(self, idx):
         """The same problem restricted to the batch entries ``idx`` (batched problems only)."""
         sub = copy.copy(self)
@@ -281,15 +265,6 @@ class TorchCost:
             if t is not None:
                 setattr(sub, name, t[idx])
         return sub
-
-    def batch_marginal_error(self, a, f, f_next, eps):
-        """Per-problem Σ_i a_i |exp((f_i − f_next_i)/eps) − 1| over the last axis: (B,)."""
-        ratio = ((f - f_next) / eps).clamp(max=EXP_CAP)
-        return (a * self.torch.expm1(ratio).abs()).sum(-1)
-
-    def marginal_error(self, a, f, f_next, eps):
-        ratio = ((f - f_next) / eps).clamp(max=EXP_CAP)
-        return float((a * self.torch.expm1(ratio).abs()).sum())
 
 
 def _log_weights(w, log_zero):
@@ -324,12 +299,9 @@ class Centred:
     def __init__(self, base, budget=DENSE_BUDGET):
         self.base, self.cmax, self.budget = base, base.cmax, max(1, int(budget))
         self.a, self.b = base.a, base.b
-        self.zeros_m, self.marginal_error = base.zeros_m, base.marginal_error
         self.transport_cost, self.plan = getattr(base, "transport_cost", None), base.plan
         self.torch = getattr(base, "torch", None)
         self.method = "sinkhorn_centred/" + ("torch" if self.torch else "numba")
-        if self.torch is not None:
-            self.batch_marginal_error = base.batch_marginal_error
 
     def subset(self, idx):
         sub = copy.copy(self)

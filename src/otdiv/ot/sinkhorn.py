@@ -59,19 +59,35 @@ class Run(NamedTuple):
     excess: float = 0.0
 
 
-def _excess(a, f, f_next, eps) -> float:
-    """ΣP − 1 = Σ_i a_i (exp((f_i − f_next_i)/eps) − 1) for f_next = T_b(g) (signed)."""
+def _row_sums(a, f, f_next, eps, signed: bool = False):
+    """Σ_i a_i |exp((f_i − f_next_i)/eps) − 1| over the last axis: the L1 error of the row
+    marginal of P(f, g) when f_next = T_b(g) (Σ_j P_ij = a_i exp((f_i − f_next_i)/eps)); with
+    signed=True, the mass excess ΣP − 1 instead. A float, or a (B,) tensor for a batch."""
     t = (f - f_next) / eps
-    if is_tensor(t):
-        import torch
+    if isinstance(t, np.ndarray):
+        e = np.expm1(np.minimum(t, EXP_CAP))
+        return float(a @ (e if signed else np.abs(e)))
+    import torch
 
-        return float((a * torch.expm1(t.clamp(max=EXP_CAP))).sum())
-    return float(a @ np.expm1(np.minimum(t, EXP_CAP)))
+    e = torch.expm1(t.clamp(max=EXP_CAP))
+    out = (a * (e if signed else e.abs())).sum(-1)
+    return float(out) if out.dim() == 0 else out
 
-def plan_error(prob, a, b, f, g, f_next, g_next, eps):
+
+def _excess(a, f, f_next, eps) -> float:
+    """ΣP − 1 = Σ_i a_i (exp((f_i − f_next_i)/eps) − 1) for f_next = T_b(g)."""
+    return _row_sums(a, f, f_next, eps, signed=True)
+
+
+def _zeros(w):
+    """Zero potentials of w's length, kind, dtype and device."""
+    return np.zeros(w.shape[-1]) if isinstance(w, np.ndarray) else w.new_zeros(w.shape[-1])
+
+
+def plan_error(a, b, f, g, f_next, g_next, eps):
     """The L1 marginal error ‖P1 − a‖₁ + ‖Pᵀ1 − b‖₁ of the plan P(f, g), from the soft-mins
     f_next = T_b(g) and g_next = T_a(f): every loop measures the plan it returns with this."""
-    return prob.marginal_error(a, f, f_next, eps) + prob.marginal_error(b, g, g_next, eps)
+    return _row_sums(a, f, f_next, eps) + _row_sums(b, g, g_next, eps)
 
 
 def annealing(cmax: float, eps: float, scaling: float | None) -> list[float]:
@@ -105,7 +121,7 @@ def iterate(prob, a, b, eps, tol, max_iter, scaling, init=None):
     mass = float(a.sum())
     if init is None:
         schedule = annealing(prob.cmax, eps, scaling)[-max_iter:]  # annealing counts as sweeps
-        f = prob.rows(prob.zeros_m(b.shape[-1]), schedule[0])
+        f = prob.rows(_zeros(b), schedule[0])
         g = prob.cols(f, schedule[0])
         for e in schedule[1:]:
             # symmetric (averaged, simultaneous) updates, as GeomLoss anneals: alternating ones
@@ -123,7 +139,7 @@ def iterate(prob, a, b, eps, tol, max_iter, scaling, init=None):
         g_new = g_plain if omega == 1.0 else relaxed(b, g, g_plain, omega, eps)
         f_plain = prob.rows(g_new, eps)
         n_iter += 1
-        err = plan_error(prob, a, b, f, g_new, f_plain, g_plain, eps)
+        err = plan_error(a, b, f, g_new, f_plain, g_plain, eps)
         if omega != 1.0 and math.isfinite(err) and (
                 n_iter >= max_iter or (err <= plain_window(omega) * tol * mass
                                        and n_iter % PLAIN_EVERY == 0)):
@@ -131,7 +147,7 @@ def iterate(prob, a, b, eps, tol, max_iter, scaling, init=None):
             # 2 / (2 − ω) times that of the plain g = T_a(f), whose plan is measured with one
             # more soft-min (its columns are exact) and returned when it is the better one
             f_next = prob.rows(g_plain, eps)
-            plain_err = plan_error(prob, a, b, f, g_plain, f_next, g_plain, eps)
+            plain_err = plan_error(a, b, f, g_plain, f_next, g_plain, eps)
             if plain_err < err and (plain_err <= tol * mass or n_iter >= max_iter):
                 return Run(f, g_plain, plain_err, n_iter, plain_err <= tol * mass,
                            _excess(a, f, f_next, eps))
@@ -156,7 +172,7 @@ def iterate_symmetric(prob, a, eps, tol, max_iter, scaling, init=None):
     mass = float(a.sum())
     if init is None:
         schedule = annealing(prob.cmax, eps, scaling)[-max_iter:]
-        f = prob.rows(prob.zeros_m(a.shape[-1]), schedule[0])
+        f = prob.rows(_zeros(a), schedule[0])
         for e in schedule[:-1]:
             f = 0.5 * (f + prob.rows(f, e))
     else:
@@ -165,7 +181,7 @@ def iterate_symmetric(prob, a, eps, tol, max_iter, scaling, init=None):
     while True:
         f_next = prob.rows(f, eps)
         n_iter += 1
-        err = 2 * prob.marginal_error(a, f, f_next, eps)
+        err = 2 * _row_sums(a, f, f_next, eps)
         if err <= tol * mass or n_iter >= max_iter or not math.isfinite(err):
             return Run(f, f, err, n_iter, err <= tol * mass, _excess(a, f, f_next, eps))
         f = 0.5 * (f + f_next)
@@ -186,7 +202,7 @@ def iterate_batched(prob, eps, tol, max_iter, scaling):
     a, b = prob.a, prob.b
     mass = a.sum(-1)
     schedule = annealing(prob.cmax, eps, scaling)[-max_iter:]
-    f = prob.rows(prob.zeros_m(b.shape[-1]), schedule[0])
+    f = prob.rows(_zeros(b), schedule[0])
     for e in schedule[:-1]:
         f = prob.rows(prob.cols(f, e), e)
     g = torch.zeros_like(b)
@@ -199,7 +215,7 @@ def iterate_batched(prob, eps, tol, max_iter, scaling):
         f_act = f[active]
         g_act = sub.cols(f_act, eps)
         f_next = sub.rows(g_act, eps)
-        e_act = sub.batch_marginal_error(sub.a, f_act, f_next, eps)
+        e_act = _row_sums(sub.a, f_act, f_next, eps)
         n_iter[active] += 1
         err[active] = e_act
         g[active] = g_act
