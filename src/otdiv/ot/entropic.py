@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from otdiv._array import to_numpy64
-from otdiv.ot.envelope import add_weight_gradients
+from otdiv.ot.envelope import matrix_value, plan_cost_value
 from otdiv.ot.geometry import DENSE_BUDGET, geometry
 from otdiv.ot.results import (
     MAX_ITER,
@@ -118,7 +118,7 @@ def _clouds_unit(x, y, a, b, kind, *, eps, p, tol, max_iter, eps_scaling, backen
 
             ft = torch.as_tensor(f, dtype=x.dtype, device=x.device)
             gt = torch.as_tensor(g, dtype=x.dtype, device=x.device)
-            value = _torch_value(x, y, a, b, ft, gt, dual, eps, p, budget)[0]
+            value = plan_cost_value(x, y, a, b, ft, gt, dual, eps, p, budget)[0]
         else:
             value = dual
         return _result(value, dual, tcost, f, g, err, n_iter, ok, geo.method,
@@ -132,30 +132,9 @@ def _clouds_unit(x, y, a, b, kind, *, eps, p, tol, max_iter, eps_scaling, backen
         f, g, err, n_iter, ok, excess = solve(geo, geo.a, geo.b, eps, tol, max_iter,
                                               eps_scaling, what, symmetric)
         dual_t = (geo.a * f).sum() + (geo.b * g).sum() - eps * excess
-    value, tcost = _torch_value(x, y, a, b, f, g, dual_t, eps, p, budget)
+    value, tcost = plan_cost_value(x, y, a, b, f, g, dual_t, eps, p, budget)
     return _result(value, float(dual_t), tcost, f, g, err, n_iter, ok, geo.method,
                    lambda: to_numpy64(geo.plan(f, g, eps)))
-
-
-def _torch_value(x, y, a, b, f, g, dual, eps, p, budget):
-    """dual + ⟨P, C(x, y)⟩ − sg(⟨P, C⟩) + weight terms: value = dual, ∂/∂x = Σ_j P_ij ∇c, ∂/∂a = f.
-
-    Batched-aware (sums over the last axes). Returns (value tensor, ⟨P, C⟩ detached: a float,
-    or a numpy array for a batch).
-    """
-    import torch
-
-    from otdiv.kernels.softmin_torch import PlanCost, rows_per_chunk
-
-    with torch.no_grad():
-        u = torch.log(a.detach()) + f / eps
-        v = torch.log(b.detach()) + g / eps
-    batch = x.shape[0] if x.dim() == 3 else 1
-    chunk = rows_per_chunk(y.shape[-2] * batch, budget)
-    pc = PlanCost.apply(x, y, u, v, eps, p, chunk)
-    value = torch.as_tensor(dual, dtype=x.dtype, device=x.device) + (pc - pc.detach())
-    tcost = float(pc.detach()) if x.dim() == 2 else to_numpy64(pc.detach())
-    return add_weight_gradients(value, a, f, b, g), tcost
 
 
 def batched(x, y, a, b, *, eps, p, tol, max_iter, eps_scaling,
@@ -179,7 +158,7 @@ def batched(x, y, a, b, *, eps, p, tol, max_iter, eps_scaling,
             f"tol={tol:g} after max_iter={max_iter} Sinkhorn sweeps; raise max_iter, raise "
             "eps, or loosen tol",
         )
-    value, tcost = _torch_value(x, y, a, b, f, g, dual, eps, p, budget)
+    value, tcost = plan_cost_value(x, y, a, b, f, g, dual, eps, p, budget)
     return _result(value, to_numpy64(dual), tcost, f, g, err_np, n_iter_np, ok_np,
                    geo.method + "/batched", lambda: to_numpy64(geo.plan(f, g, eps)))
 
@@ -211,8 +190,7 @@ def cost_matrix(a, b, C, *, eps: float, kind: str, tol: float = 1e-6,
         P = geo.plan(f, g, eps)
         dual_t = (geo.a * f).sum() + (geo.b * g).sum() - eps * excess
         tcost = float((P * C.detach()).sum())
-    value = dual_t + ((P * C).sum() - tcost)
-    value = add_weight_gradients(value, a, f, b, g)
+    value = matrix_value(C, a, b, P, f, g, value=dual_t)
     return _result(value, float(dual_t), tcost, f, g, err, n_iter, ok, geo.method,
                    lambda: to_numpy64(P))
 

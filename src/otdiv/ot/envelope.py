@@ -41,13 +41,40 @@ def support_value(x, y, a, b, rows, cols, mass, f, g, p: float):
     return add_weight_gradients(value, a, f, b, g)
 
 
-def matrix_value(C, a, b, plan, f, g):
-    """⟨P*, C⟩ + weight terms for a given cost matrix C (tensor): value and gradients in C
-    (= P*), a (= f) and b (= g); plan is numpy or a tensor."""
+def matrix_value(C, a, b, plan, f, g, value=None):
+    """``value`` + ⟨P, C⟩ − sg(⟨P, C⟩) + weight terms for a given cost matrix C (tensor):
+    the value (⟨P, C⟩ itself when ``value`` is None: the exact optimum) with the gradients
+    ∂/∂C = P, ∂/∂a = f, ∂/∂b = g; plan is numpy or a tensor."""
     import torch
 
     P = torch.as_tensor(plan, dtype=C.dtype, device=C.device)
-    return add_weight_gradients((P * C).sum(), a, f, b, g)
+    pc = (P * C).sum()
+    value = pc if value is None else value + (pc - pc.detach())
+    return add_weight_gradients(value, a, f, b, g)
+
+
+def plan_cost_value(x, y, a, b, f, g, value, eps, p, budget):
+    """``value`` + ⟨P, C(x, y)⟩ − sg(⟨P, C⟩) + weight terms for the entropic plan
+    P = a⊗b ∘ exp((f ⊕ g − C)/eps), C_ij = |x_i − y_j|^p: the value (OT_eps) with the
+    gradients ∂/∂x_i = Σ_j P_ij ∇_x c(x_i, y_j), ∂/∂a = f, ∂/∂b = g, formed in row chunks
+    within ``budget`` entries (batched (B, n, d) too).
+
+    Returns (value tensor, ⟨P, C⟩ detached: a float, or a numpy array for a batch).
+    """
+    import torch
+
+    from otdiv._array import to_numpy64
+    from otdiv.kernels.softmin_torch import PlanCost, rows_per_chunk
+
+    with torch.no_grad():
+        u = torch.log(a.detach()) + f / eps
+        v = torch.log(b.detach()) + g / eps
+    batch = x.shape[0] if x.dim() == 3 else 1
+    chunk = rows_per_chunk(y.shape[-2] * batch, budget)
+    pc = PlanCost.apply(x, y, u, v, eps, p, chunk)
+    value = torch.as_tensor(value, dtype=x.dtype, device=x.device) + (pc - pc.detach())
+    tcost = float(pc.detach()) if x.dim() == 2 else to_numpy64(pc.detach())
+    return add_weight_gradients(value, a, f, b, g), tcost
 
 
 def root(value_p, p: float):
