@@ -47,7 +47,7 @@ DEFAULT_EPS_SCALING = 0.5
 class Run(NamedTuple):
     """What a loop returns: the potentials of the returned plan P(f, g), that plan's L1
     marginal error, the sweeps used (annealing included), whether error <= tol · mass, and
-    its mass excess ΣP − 1 (the dual objective at (f, g) is ⟨a, f⟩ + ⟨b, g⟩ − eps · excess,
+    its mass excess ΣP − Σa (the dual objective at (f, g) is ⟨a, f⟩ + ⟨b, g⟩ − eps · excess,
     which every loop's caller reports: exact at the fixed point, and below it the one
     lower bound on OT_eps whose error is second order in that of the potentials)."""
 
@@ -62,7 +62,7 @@ class Run(NamedTuple):
 def _row_sums(a, f, f_next, eps, signed: bool = False):
     """Σ_i a_i |exp((f_i − f_next_i)/eps) − 1| over the last axis: the L1 error of the row
     marginal of P(f, g) when f_next = T_b(g) (Σ_j P_ij = a_i exp((f_i − f_next_i)/eps)); with
-    signed=True, the mass excess ΣP − 1 instead. A float, or a (B,) tensor for a batch."""
+    signed=True, the mass excess ΣP − Σa instead. A float, or a (B,) tensor for a batch."""
     t = (f - f_next) / eps
     if isinstance(t, np.ndarray):
         e = np.expm1(np.minimum(t, EXP_CAP))
@@ -75,7 +75,7 @@ def _row_sums(a, f, f_next, eps, signed: bool = False):
 
 
 def _excess(a, f, f_next, eps) -> float:
-    """ΣP − 1 = Σ_i a_i (exp((f_i − f_next_i)/eps) − 1) for f_next = T_b(g)."""
+    """ΣP − Σa = Σ_i a_i (exp((f_i − f_next_i)/eps) − 1) for f_next = T_b(g)."""
     return _row_sums(a, f, f_next, eps, signed=True)
 
 
