@@ -123,3 +123,16 @@ def test_batched_and_cost_matrix_paths():
         r = transport(*args, eps=eps)
         np.testing.assert_allclose(float(r.value), float(a @ C @ b), rtol=1e-12)
         assert r.converged and r.marginal_error <= 1e-12
+
+
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_row_blocks_within_a_small_budget_change_nothing(kind):
+    # the centred soft-min forms the cost in blocks of rows within memory_budget
+    x, y, a, b = _data(6, n=40, m=30)
+    if kind == "torch":
+        x, y, a, b = (torch.tensor(v) for v in (x, y, a, b))
+    whole = sinkhorn(x, y, a, b, eps=1e6, return_result=True)
+    blocks = sinkhorn(x, y, a, b, eps=1e6, memory_budget=8 * 7 * 30, return_result=True)
+    assert whole.method == blocks.method and whole.method.startswith("sinkhorn_centred")
+    np.testing.assert_allclose(float(blocks.value), float(whole.value), rtol=1e-14)
+    np.testing.assert_allclose(blocks.f, whole.f, rtol=1e-12, atol=1e-12)
