@@ -23,15 +23,15 @@ TOL = 1e-6
 
 
 def otdiv_sweeps(x, y, eps: float) -> dict[str, object]:
-    """PRIVATE otdiv INTERNALS, the only ones in this script (issue 17: switch to the OT
-    core's documented geometries at merge). Callables running one sweep (two soft-min
-    passes) of otdiv's stored float32 Gibbs kernel ("scaling") and of its online log-domain
-    kernel ("online"), and one build of the stored kernel ("kernel build")."""
-    from otdiv.metrics.sinkhorn import _NumbaClouds, _NumbaGibbs
+    """The OT core's documented geometries (docs/architecture.md, otdiv.ot.geometry), the
+    only internals this script uses. Callables running one sweep (two soft-min passes) of
+    otdiv's stored float32 Gibbs kernel ("scaling") and of its online log-domain kernel
+    ("online"), and one build of the stored kernel ("kernel build")."""
+    from otdiv.ot.geometry import NumbaClouds, NumbaGibbs
 
     a = np.full(len(x), 1 / len(x))
-    online = _NumbaClouds(x, y, a, a, 2.0)
-    gibbs = _NumbaGibbs(x, y, a, a, 2.0, np.float32)
+    online = NumbaClouds(x, y, a, a, 2.0)
+    gibbs = NumbaGibbs(online, np.float32)
     f = online.rows(np.zeros(len(x)), eps)
     gibbs.cols(f, eps)  # builds the kernel around f (once per eps)
     return {
@@ -179,7 +179,7 @@ def main():
     cmax = float(C.max())
     a = np.full(S.N, 1 / S.N)
     otdiv.sinkhorn(x[:50], y[:50], eps=0.1)  # compile the kernels outside the timings
-    otdiv.sinkhorn(x[:50], y[:50], eps=0.1, dense_budget=1)
+    otdiv.sinkhorn(x[:50], y[:50], eps=0.1, memory_budget=8)
     lines = [f"## Sinkhorn\n\n`benchmarks/bench_sinkhorn.py`: n = m = {S.N}, d = 2, p = 2, "
              f"float64, uniform weights, eps relative to max C = {cmax:.3g}; every solver "
              f"run to an L1 marginal error <= {TOL:g} of its returned plan (POT: loosest "
@@ -207,10 +207,10 @@ def main():
         t_o, res = timed(lambda eps=eps: otdiv.sinkhorn(x, y, eps=eps, tol=TOL,
                                                         return_result=True))
         t_l, res_l = timed(lambda eps=eps: otdiv.sinkhorn(x, y, eps=eps, tol=TOL,
-                                                          return_result=True, dense_budget=1))
+                                                          return_result=True, memory_budget=8))
         rows = [[f"otdiv (auto: {res.method})", t_o, res.n_iter, f"{res.marginal_error:.1e}",
                  1.0],
-                [f"otdiv online ({res_l.method}, dense_budget=1)", t_l, res_l.n_iter,
+                [f"otdiv online ({res_l.method}, memory_budget=8)", t_l, res_l.n_iter,
                  f"{res_l.marginal_error:.1e}", t_o / t_l]]
         t_p, err_p, it_p = pot_plain(a, a, C, eps)
         rows.append(["POT sinkhorn", t_p if t_p else "—", it_p, err_p,
@@ -254,7 +254,7 @@ def memory_sections(lines: list[str], keops: bool) -> None:
     eps = 0.01 * 3  # max C <= 3 in the unit cube, d = 3
     code = (f"import time, numpy as np, otdiv\nrng = np.random.default_rng(0)\n"
             f"x, y = rng.random(({S.LARGE_N}, 3)), rng.random(({S.LARGE_N}, 3))\n"
-            "otdiv.sinkhorn(x[:50], y[:50], eps=0.1, dense_budget=1)\n"
+            "otdiv.sinkhorn(x[:50], y[:50], eps=0.1, memory_budget=8)\n"
             "t = time.perf_counter()\n"
             f"r = otdiv.sinkhorn(x, y, eps={eps}, tol={TOL}, return_result=True)\n"
             "print(time.perf_counter() - t, r.n_iter, r.marginal_error, r.method)\n")

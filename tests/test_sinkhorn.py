@@ -42,8 +42,9 @@ def plan_errors(P, a, b):
 
 
 # the numba backend's two kernels: the stored (scaling-domain) Gibbs kernel, and the online
-# log-domain one that a budget of one entry forces
+# log-domain one that a budget of one entry (8 bytes) forces
 NUMBA_PATHS = pytest.mark.parametrize("budget", [1 << 25, 1], ids=["gibbs", "online"])
+# budgets below are in stored entries; memory_budget takes bytes, 8 an entry
 
 
 @NUMBA_PATHS
@@ -55,7 +56,7 @@ def test_value_and_transport_cost_match_pot(rng, p, d, budget):
     C = sqdist(x, y, p)
     eps = 0.05 * C.max()
     res = sinkhorn(x, y, a, b, eps=eps, p=p, tol=1e-10, return_result=True,
-                   dense_budget=budget)
+                   memory_budget=8 * budget)
     pot = ot.solve(C, a, b, reg=eps, tol=1e-13, max_iter=100_000)
     np.testing.assert_allclose(res.value, float(pot.value), rtol=1e-8)
     cost2 = ot.sinkhorn2(a, b, C, eps, method="sinkhorn_log", stopThr=1e-13, numItermax=100_000)
@@ -110,7 +111,7 @@ def test_result_fields_are_consistent_with_the_plan(rng, budget, tol):
     x, y = cloud(rng, 50, 2), cloud(rng, 40, 2, 0.5)
     a, b = weights(rng, 50), weights(rng, 40)
     eps = 0.01
-    res = sinkhorn(x, y, a, b, eps=eps, tol=tol, return_result=True, dense_budget=budget)
+    res = sinkhorn(x, y, a, b, eps=eps, tol=tol, return_result=True, memory_budget=8 * budget)
     assert res.method == ("sinkhorn_scaling/numba" if budget > 1 else "sinkhorn_log/numba")
     P, C = res.plan, sqdist(x, y)
     np.testing.assert_allclose(res.marginal_error, plan_errors(P, a, b), rtol=1e-6, atol=1e-14)
@@ -186,8 +187,8 @@ def test_zero_weights_equal_dropping_the_points(rng, budget):
     a[[3, 7, 11]] = 0.0
     b[[0, 14]] = 0.0
     ka, kb = a > 0, b > 0
-    full = sinkhorn(x, y, a, b, eps=0.05, tol=1e-11, dense_budget=budget)
-    dropped = sinkhorn(x[ka], y[kb], a[ka], b[kb], eps=0.05, tol=1e-11, dense_budget=budget)
+    full = sinkhorn(x, y, a, b, eps=0.05, tol=1e-11, memory_budget=8 * budget)
+    dropped = sinkhorn(x[ka], y[kb], a[ka], b[kb], eps=0.05, tol=1e-11, memory_budget=8 * budget)
     np.testing.assert_allclose(full, dropped, rtol=1e-9)
 
 
@@ -228,7 +229,7 @@ def test_scaling_path_absorbs_far_clusters_at_small_eps(rng, rel_eps):
         warnings.simplefilter("error")  # no overflow or underflow RuntimeWarning either
         gibbs = sinkhorn(x, y, a, b, eps=eps, tol=1e-5, max_iter=100_000, return_result=True)
         online = sinkhorn(x, y, a, b, eps=eps, tol=1e-5, max_iter=100_000, return_result=True,
-                          dense_budget=1)
+                          memory_budget=8)
     assert gibbs.method == "sinkhorn_scaling/numba" and online.method == "sinkhorn_log/numba"
     assert gibbs.converged and np.isfinite(gibbs.f).all() and np.isfinite(gibbs.g).all()
     np.testing.assert_allclose(gibbs.value, online.value, rtol=1e-6)
@@ -251,7 +252,7 @@ def test_scaling_path_zero_weight_points_far_away(rng, tol):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         gibbs = sinkhorn(x, y, a, b, eps=eps, tol=tol, return_result=True)
-        online = sinkhorn(x, y, a, b, eps=eps, tol=tol, return_result=True, dense_budget=1)
+        online = sinkhorn(x, y, a, b, eps=eps, tol=tol, return_result=True, memory_budget=8)
     assert gibbs.method == "sinkhorn_scaling/numba" and gibbs.converged
     pot = ot.solve(sqdist(x[ka], y[kb]), a[ka] / a[ka].sum(), b[kb] / b[kb].sum(), reg=eps,
                    tol=1e-13, max_iter=100_000)
@@ -371,7 +372,7 @@ def test_torch_returns_a_tensor_matching_numpy(rng):
         v = sinkhorn(torch.tensor(x), torch.tensor(y), eps=0.02, tol=1e-10, backend=backend)
         assert isinstance(v, torch.Tensor) and v.dim() == 0 and v.dtype == torch.float64
         np.testing.assert_allclose(v.item(), ref, rtol=1e-9)
-    chunked = sinkhorn(torch.tensor(x), torch.tensor(y), eps=0.02, tol=1e-10, dense_budget=50)
+    chunked = sinkhorn(torch.tensor(x), torch.tensor(y), eps=0.02, tol=1e-10, memory_budget=8 * 50)
     np.testing.assert_allclose(chunked.item(), ref, rtol=1e-9)
 
 
@@ -385,7 +386,7 @@ def test_gradients_match_finite_differences(rng, backend, budget):
 
     def fn(x, y, a, b):
         return sinkhorn(x, y, a, b, eps=0.05, p=2, tol=1e-13, backend=backend,
-                        dense_budget=budget)
+                        memory_budget=8 * budget)
 
     assert torch.autograd.gradcheck(fn, (x, y, a, b), eps=1e-6, atol=1e-6, rtol=1e-4)
 
@@ -442,7 +443,7 @@ def test_batched_values_match_unbatched_and_pot(rng, p, budget):
     x, y, a, b = batch(rng, 3, 30, 22, 2)
     eps = 0.05
     res = sinkhorn(*map(torch.tensor, (x, y, a, b)), eps=eps, p=p, tol=1e-10,
-                   dense_budget=budget, return_result=True)
+                   memory_budget=8 * budget, return_result=True)
     assert res.value.shape == (3,) and res.converged.all()
     for k in range(3):
         C = sqdist(x[k], y[k], p)
@@ -499,7 +500,7 @@ def test_batched_gradients_match_finite_differences(rng, budget):
     args = tuple(torch.tensor(v, requires_grad=True) for v in (x, y, a, b))
 
     def fn(x, y, a, b):  # the full (B,) Jacobian: cross-problem derivatives must be 0
-        return sinkhorn(x, y, a, b, eps=0.1, tol=1e-13, dense_budget=budget)
+        return sinkhorn(x, y, a, b, eps=0.1, tol=1e-13, memory_budget=8 * budget)
 
     assert torch.autograd.gradcheck(fn, args, eps=1e-6, atol=1e-6, rtol=1e-4)
 
@@ -562,6 +563,15 @@ def test_bad_arrays_raise():
         transport(np.ones(2), np.ones(2), np.zeros((2, 2)), eps=1.0, tol=-1.0)
 
 
+def test_deprecated_dense_budget_is_the_budget_in_entries(rng):
+    x, y = rng.normal(size=(30, 2)), rng.normal(size=(20, 2))
+    for entries in (1, 1 << 25):  # online and stored-kernel paths
+        with pytest.warns(DeprecationWarning, match="memory_budget in bytes"):
+            old = sinkhorn(x, y, eps=0.1, dense_budget=entries, return_result=True)
+        new = sinkhorn(x, y, eps=0.1, memory_budget=8 * entries, return_result=True)
+        assert old.method == new.method and old.value == new.value
+
+
 def test_docstring_example():
     assert round(sinkhorn(np.array([0.0]), np.array([2.0]), eps=0.1), 6) == 4.0
 
@@ -571,7 +581,7 @@ def test_cuda_matches_cpu_and_stays_on_device(rng):
     x, y = cloud(rng, 300, 3), cloud(rng, 200, 3, 0.2)
     ref = sinkhorn(x, y, eps=0.01, tol=1e-9)
     xc = torch.tensor(x, device="cuda", requires_grad=True)
-    v = sinkhorn(xc, torch.tensor(y, device="cuda"), eps=0.01, tol=1e-9, dense_budget=10_000)
+    v = sinkhorn(xc, torch.tensor(y, device="cuda"), eps=0.01, tol=1e-9, memory_budget=8 * 10_000)
     v.backward()
     assert v.device.type == "cuda" and xc.grad.device.type == "cuda"
     np.testing.assert_allclose(v.item(), ref, rtol=1e-8)

@@ -80,7 +80,7 @@ def test_marginal_error_is_that_of_the_returned_plan(rel_eps):
     assert measured <= TOL and abs(measured - res.marginal_error) <= TOL
 
 
-@pytest.mark.parametrize("eps", [4e-16, 1e-19, 1e-300, 1e20])
+@pytest.mark.parametrize("eps", [4e-16, 1e-19, 1e-300])  # large eps: test_sinkhorn_large_eps.py
 @pytest.mark.parametrize("dtype", ["numpy", torch.float64, torch.float32])
 def test_eps_the_precision_cannot_resolve_is_refused(eps, dtype):
     rng = np.random.default_rng(0)

@@ -158,12 +158,10 @@ def test_sparse_simplex_huge_coordinates():
     assert wasserstein(x, y, method="sparse_simplex") == pytest.approx(1.0, rel=1e-12)
 
 
-@pytest.mark.parametrize("n", [128, 100])
-def test_sparse_simplex_coarse_to_fine_levels(rng, monkeypatch, n):
-    # a small base size so the recursion runs through several levels (100 -> 50 -> 25: odd)
-    from otdiv.metrics import network_simplex
-
-    monkeypatch.setattr(network_simplex, "_BASE", 16)
+@pytest.mark.parametrize("n", [1000, 1002])
+def test_sparse_simplex_coarse_to_fine_levels(rng, n):
+    # assignment problems above the coarse-to-fine base size (500 points): 1000 -> 500, and
+    # 1002 -> 501, an odd size where the recursion stops
     x, y = rng.normal(size=(n, 2)), rng.normal(size=(n, 2)) * 1.5 + 0.5
     res = wasserstein(x, y, method="sparse_simplex", return_result=True)
     u = np.full(n, 1 / n)
@@ -193,22 +191,28 @@ def test_sparse_simplex_pivot_cap_warns_and_flags(rng):
     assert res.cost > pot_wp(x, y) * (1 + 1e-6)  # a feasible plan, not the optimum
 
 
-def test_auto_method_table():
-    from otdiv.metrics.wasserstein import DEFAULT_MEMORY_BUDGET, _auto_method
-
-    budget = DEFAULT_MEMORY_BUDGET
-    assert _auto_method(10, 10, 1, 1.0, True, budget) == "1d"
-    assert _auto_method(4000, 4000, 2, 1.0, True, budget) == "sparse_simplex"
-    assert _auto_method(4000, 4000, 2, 1.0, False, budget) == "network_simplex"
-    assert _auto_method(200, 200, 2, 1.0, True, budget) == "network_simplex"
-    assert _auto_method(20_000, 20_000, 2, 1.0, True, budget) == "sparse_simplex"
-    assert _auto_method(20_000, 20_000, 2, 2.0, False, budget) == "network_simplex_lazy"
-    assert _auto_method(20_000, 20_000, 2, 3.0, False, budget) == "sparse_simplex"
+@pytest.mark.parametrize("n, d, p, weighted, budget, expected", [
+    (10, 1, 1.0, False, None, "1d"),
+    (1000, 2, 1.0, False, None, "sparse_simplex"),  # an assignment problem, n = m >= 1000
+    (300, 2, 1.0, True, None, "network_simplex"),  # weighted: POT's dense simplex
+    (200, 2, 1.0, False, None, "network_simplex"),  # small
+    (60, 2, 1.0, False, 1e3, "sparse_simplex"),  # beyond the memory budget
+    (60, 2, 2.0, True, 1e3, "network_simplex_lazy"),  # beyond it, weighted, p = 2
+    (60, 2, 3.0, True, 1e3, "sparse_simplex"),  # beyond it, weighted, p = 3
+])
+def test_auto_picks_its_documented_method_and_the_optimum(rng, n, d, p, weighted, budget,
+                                                          expected):
+    x, y = rng.normal(size=(n, d)), rng.normal(size=(n, d)) + 0.5
+    a = rng.random(n) + 0.1 if weighted else None
+    opts = {} if budget is None else {"memory_budget": budget}
+    res = wasserstein(x, y, a, p=p, return_result=True, **opts)
+    assert res.method == expected and res.status == "optimal"
+    np.testing.assert_allclose(res.value, pot_wp(x, y, a, None, p), rtol=1e-10)
 
 
 @given(st.integers(1, 300), st.integers(1, 4), st.integers(0, 2**32 - 1))
 def test_kd_order_is_a_permutation_that_halves_space(n, d, seed):
-    from otdiv.metrics.network_simplex import kd_order
+    from otdiv.ot.network_simplex import kd_order
 
     z = np.random.default_rng(seed).normal(size=(n, d))
     order = kd_order(z)

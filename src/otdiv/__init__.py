@@ -24,9 +24,9 @@ _PUBLIC = {
     "jsd_knn": "otdiv.metrics.divergence",
     "lipschitz_empirical": "otdiv.metrics.lipschitz",
     "lipschitz_bounds": "otdiv.metrics.lipschitz",
-    "TransportResult": "otdiv.metrics.results",
+    "TransportResult": "otdiv.ot.results",
     "LipschitzBounds": "otdiv.metrics.lipschitz",
-    "ConvergenceWarning": "otdiv.metrics.results",
+    "ConvergenceWarning": "otdiv.ot.results",
     "pairwise": "otdiv.metrics.pairwise",
     # layer 2
     "wgan_critic_loss": "otdiv.gan.losses",

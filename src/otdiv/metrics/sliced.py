@@ -142,7 +142,7 @@ def sliced_wasserstein(
     s = _unit_scale(to_numpy64(x) if kind == "numpy" else x.detach(),
                     to_numpy64(y) if kind == "numpy" else y.detach())
     if kind == "torch":
-        from otdiv.metrics.envelope import root
+        from otdiv.ot.envelope import root
 
         xs, ys = x / s, y / s
         total = sum(_sliced_torch(xs, ys, a, b, _directions(rng, x.shape[1], c), p,

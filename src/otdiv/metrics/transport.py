@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import warnings
-
-import numpy as np
-
 from otdiv._array import array_kind, as_float_array, as_weights, check_positive, to_numpy64
-from otdiv.metrics.envelope import add_weight_gradients
-from otdiv.metrics.results import TransportResult, warn_not_converged
+from otdiv.ot import entropic
+from otdiv.ot.envelope import matrix_value
+from otdiv.ot.exact import solve_cost
+from otdiv.ot.results import TransportResult, support_marginal_error, warn_not_converged
 
 MASS_RTOL = 1e-6
 
@@ -42,12 +40,8 @@ def transport(a, b, cost, *, eps: float | None = None, **solver_options) -> Tran
     a = as_weights(a, n, "a", like=C, normalize=False)
     b = as_weights(b, m, "b", like=C, normalize=False)
     an, bn, Cn = to_numpy64(a), to_numpy64(b), to_numpy64(C)
-    # masses and costs are rescaled to order 1 before any solver sees them (the problem is
-    # homogeneous: OT(s a, s b, c C) = s c OT(a, b, C)); POT's simplex has absolute
-    # tolerances and crashes on masses near the float range's ends
-    scale = max(an.max(), bn.max())
-    an, bn = an / scale, bn / scale
-    sa, sb = an.sum(), bn.sum()
+    scale = max(an.max(), bn.max())  # the total masses compared without overflow
+    sa, sb = (an / scale).sum(), (bn / scale).sum()
     if abs(sa - sb) > MASS_RTOL * max(sa, sb):
         raise ValueError(
             f"a and b must have the same total mass (relative tolerance {MASS_RTOL:g}); got "
@@ -57,39 +51,22 @@ def transport(a, b, cost, *, eps: float | None = None, **solver_options) -> Tran
         )
     if eps is not None:
         check_positive(eps, "eps")
-        from otdiv.metrics.sinkhorn import transport_entropic
-
-        return transport_entropic(a, b, C, eps=eps, kind=kind, **solver_options)
+        return entropic.cost_matrix(a, b, C, eps=eps, kind=kind, **solver_options)
     if solver_options:
         raise TypeError(f"unexpected options for the exact solver: {', '.join(solver_options)}")
-
-    import ot
-
-    cmax = float(np.abs(Cn).max())
-    unit = Cn / cmax if cmax > 0 else Cn
-    au, bu = an / sa, bn / sb  # each sums to 1 up to rounding
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        plan_u, log = ot.emd(au, bu, unit, numItermax=2**62, log=True)
-    converged = log["result_code"] == 1
-    if not converged:
-        warn_not_converged("transport", f"network simplex status {log['warning']!r}")
-    c = cmax if cmax > 0 else 1.0
-    with np.errstate(over="ignore"):  # a value past the float range is inf, as it should be
-        cost_value = float((plan_u * unit).sum()) * c * sa * scale
-    f, g = log["u"] * c, log["v"] * c
-    plan = (plan_u * sa) * scale  # entries <= min(a_i, b_j): finite even if the total is not
+    sol = solve_cost(an, bn, Cn)
+    if not sol.converged:
+        warn_not_converged("transport", f"network simplex status {sol.status!r}")
     if kind == "torch":
-        import torch
-
-        P = torch.as_tensor(plan, dtype=C.dtype, device=C.device)
-        value = add_weight_gradients((P * C).sum(), a, f, b, g)
+        value = matrix_value(C, a, b, sol.dense_plan(n, m), sol.f, sol.g)
     else:
-        value = cost_value
+        value = sol.cost
     return TransportResult(
-        value=value, cost=cost_value, f=f, g=g, converged=converged,
-        status="optimal" if converged else "not_optimal", method="network_simplex",
-        transport_cost=cost_value, _plan_fn=lambda: plan,
+        value=value, cost=sol.cost, f=sol.f, g=sol.g, converged=sol.converged,
+        status=sol.status, method="network_simplex",
+        marginal_error=support_marginal_error(sol.rows, sol.cols, sol.mass, an, bn),
+        transport_cost=sol.cost, plan_support=(sol.rows, sol.cols, sol.mass),
+        _plan_fn=lambda: sol.dense_plan(n, m),
     )
 
 
