@@ -264,10 +264,59 @@ def to_numpy64(x: Array) -> np.ndarray:
 
 
 def output(value: Array, kind: str):
-    """Python float for numpy inputs; tensors are returned as they are."""
+    """The one way out: a Python float for a 0-d numpy result, a numpy array for a batched
+    one; tensors are returned as they are."""
     if kind == "numpy":
-        return float(value)
+        return float(value) if np.ndim(value) == 0 else np.asarray(value)
     return value
+
+
+def namespace(kind: str):
+    """The module of an array kind, for a formula written once for both: ``numpy``, or
+    ``torch`` (imported only for torch input). The two spell alike what otdiv's formulas use:
+    where, exp, log, logaddexp, clip, amax(x, axis), moveaxis."""
+    if kind == "torch":
+        import torch
+
+        return torch
+    return np
+
+
+def detached(x: Array) -> Array:
+    """x without its autograd graph (a tensor's ``detach()``; numpy arrays as they are)."""
+    return x.detach() if is_tensor(x) else x
+
+
+def broadcast_pair(x: Array, y: Array, names: Sequence[str] = ("x", "y")) -> tuple[Array, Array]:
+    """x and y broadcast to one shape (torch: in their promoted dtype, differentiably); a
+    ValueError naming both shapes when they do not broadcast."""
+    x, y = common_dtype(x, y)
+    try:
+        if is_tensor(x):
+            import torch
+
+            return tuple(torch.broadcast_tensors(x, y))
+        return tuple(np.broadcast_arrays(x, y))
+    except (RuntimeError, ValueError):
+        raise ValueError(
+            f"{names[0]} and {names[1]} must have broadcastable shapes, got "
+            f"{names[0]}.shape={tuple(x.shape)} and {names[1]}.shape={tuple(y.shape)}"
+        ) from None
+
+
+def times_pow2(x: Array, e: int) -> Array:
+    """x · 2^e, exact (no rounding unless entries leave the normal range), for either kind.
+
+    torch multiplies by two factors 2^⌊e/2⌋ · 2^(e−⌊e/2⌋): 2^e itself may be no float of x's
+    dtype (float32: 2^149 for a subnormal row); numpy uses ``ldexp``.
+    """
+    if is_tensor(x):
+        import torch
+
+        half = e // 2
+        x = x * torch.pow(2.0, torch.tensor(float(half), dtype=x.dtype))
+        return x * torch.pow(2.0, torch.tensor(float(e - half), dtype=x.dtype))
+    return np.ldexp(x, e)
 
 
 def check_axis(axis: object, ndim: int, name: str = "axis") -> int:
