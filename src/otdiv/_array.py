@@ -15,6 +15,7 @@ never pay for it.
 
 from __future__ import annotations
 
+import math
 import numbers
 import sys
 from collections.abc import Sequence
@@ -376,3 +377,56 @@ def check_histograms(
             "total mass"
         )
     return sums
+
+
+def check_scores(s: Array, n: int, name: str, *, what: str = "score", per: str = "sample",
+                 verb: str = "hold", tensor: bool = False, detail: str = "") -> Array:
+    """One score per sample: ``s`` holds n entries along its first axis — shape (n,) or
+    (n, 1) — and comes back as shape (n,), of its own kind (a tensor keeps its graph).
+
+    The one rule for a critic's output and for given scores or values (gan, lipschitz,
+    testing, audit). ``tensor=True``: anything but a torch tensor is a TypeError. The
+    ValueError reads "``name`` must ``verb`` one ``what`` per ``per``, shape (n,) or (n, 1);
+    got shape ...``detail``".
+    """
+    if tensor and not is_tensor(s):
+        raise TypeError(f"{name} must {verb} a torch tensor, got {type(s).__name__}")
+    shape = tuple(np.shape(s)) if not is_tensor(s) else tuple(s.shape)
+    if len(shape) == 0 or shape[0] != n or math.prod(shape) != n:
+        raise ValueError(f"{name} must {verb} one {what} per {per}, shape ({n},) or ({n}, 1); "
+                         f"got shape {shape}{detail}")
+    return s.reshape(n) if is_tensor(s) else np.reshape(s, n)
+
+
+def check_callable(value: object, name: str, hint: str = "") -> None:
+    """A TypeError naming ``name`` unless ``value`` is callable (``hint``: what it may be,
+    e.g. " (an nn.Module or a function)")."""
+    if not callable(value):
+        raise TypeError(f"{name} must be callable{hint}, got {type(value).__name__}")
+
+
+def require_tensor(x: object, name: str, why: str) -> None:
+    """A TypeError naming ``name`` unless ``x`` is a torch tensor, for torch-only functions
+    (``why``: e.g. "otdiv's GAN losses are torch only")."""
+    if not is_tensor(x):
+        raise TypeError(f"{name} must be a torch tensor ({why}), got {type(x).__name__}")
+
+
+def check_batch(x: object, name: str, why: str) -> Array:
+    """A batch of samples fed to a network: a finite floating-point tensor of shape (n, ...),
+    n >= 1, kept in its dtype (a half-precision network needs half inputs)."""
+    require_tensor(x, name, why)
+    import torch
+
+    if not torch.is_floating_point(x):
+        raise TypeError(
+            f"{name} must be a floating-point tensor, got dtype {x.dtype}; convert it "
+            f"(e.g. {name}.float()) before feeding the critic"
+        )
+    if x.ndim == 0 or x.shape[0] == 0 or x.numel() == 0:
+        raise ValueError(
+            f"{name} must have shape (n, ...) with n >= 1 samples, got shape {tuple(x.shape)}"
+        )
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or inf; all entries must be finite")
+    return x

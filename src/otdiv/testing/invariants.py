@@ -23,7 +23,9 @@ from otdiv._array import (
     array_kind,
     as_points,
     as_weights,
+    check_callable,
     check_positive,
+    check_scores,
     is_tensor,
     to_numpy64,
 )
@@ -154,8 +156,7 @@ def assert_metric(
     check = "assert_metric"
     if len(samples) < 2:
         raise ValueError(f"{check} needs at least two samples, got {len(samples)}")
-    if not callable(dist):
-        raise TypeError(f"dist must be callable, got {type(dist).__name__}")
+    check_callable(dist, "dist")
     atol, rtol = _check_tolerances(atol, rtol)
     names = _labels(len(samples))
     values: dict[tuple[int, int], float] = {}
@@ -233,8 +234,7 @@ def assert_divergence(
     check = "assert_divergence"
     if not samples:
         raise ValueError(f"{check} needs at least one sample")
-    if not callable(div):
-        raise TypeError(f"div must be callable, got {type(div).__name__}")
+    check_callable(div, "div")
     if not isinstance(symmetric, (bool, np.bool_)):
         raise TypeError(f"symmetric must be a bool, got {type(symmetric).__name__}")
     if upper is not None:
@@ -364,8 +364,7 @@ def assert_lipschitz(
         AssertionError: with the pair, the values and the ratio they certify.
     """
     check = "assert_lipschitz"
-    if not callable(f):
-        raise TypeError(f"f must be callable, got {type(f).__name__}")
+    check_callable(f, "f")
     L = check_positive(L, "L")
     rtol = _nonnegative(rtol, "rtol")
     if atol is not None:
@@ -452,8 +451,7 @@ def assert_kantorovich_bound(
         AssertionError: with the samples, both means, W_1 and the constant they certify.
     """
     check = "assert_kantorovich_bound"
-    if not callable(critic):
-        raise TypeError(f"critic must be callable, got {type(critic).__name__}")
+    check_callable(critic, "critic")
     L = check_positive(L, "L")
     rtol = _nonnegative(rtol, "rtol")
     if atol is not None:
@@ -466,12 +464,8 @@ def assert_kantorovich_bound(
     bn = to_numpy64(as_weights(b, ys.shape[0], "b", like=ys))
     (fx, eps_x), (fy, eps_y) = _evaluate(critic, xs, "x", check), _evaluate(critic, ys, "y",
                                                                               check)
-    for out, name in ((fx, "x"), (fy, "y")):
-        if out.shape[1] != 1:
-            raise ValueError(
-                f"{check}: the critic must return one score per point of {name}, got "
-                f"{out.shape[1]} values per point"
-            )
+    fx, fy = (check_scores(out, out.shape[0], f"{check}: the critic", verb="return",
+                           per=f"point of {name}") for out, name in ((fx, "x"), (fy, "y")))
     if w1 is None:
         from otdiv.metrics.wasserstein import wasserstein
 
@@ -481,7 +475,7 @@ def assert_kantorovich_bound(
         atol = _default_atol(max(eps_x, eps_y), L, [fx, fy],
                              [to_numpy64(xs), to_numpy64(ys)])
     atol, rtol = _check_tolerances(atol, rtol)
-    mean_x, mean_y = float(an @ fx[:, 0]), float(bn @ fy[:, 0])
+    mean_x, mean_y = float(an @ fx), float(bn @ fy)
     gap = mean_x - mean_y
     if abs(gap) <= L * w1 * (1 + rtol) + atol:
         return
