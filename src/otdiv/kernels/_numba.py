@@ -70,10 +70,13 @@ THREADING_LAYER = _choose_threading_layer()
 
 # Waking numba's thread pool and waiting at the parallel region's barrier costs 0.1-10 ms
 # (a scheduler slice on a loaded machine), which is more than a small loop: property-based
-# suites call the kernels thousands of times on a few hundred points. Work is counted in
-# inner-loop steps (a pair times its coordinates, or a matrix entry); below this many steps
-# the serial compilation of the same loop runs.
-PARALLEL_MIN_WORK = 1 << 22
+# suites call the kernels thousands of times on a few points. Work is counted in inner-loop
+# steps (a pair times its coordinates, or a matrix entry); below this many steps the serial
+# compilation of the same loop runs. Measured on 2 shared cores (load 3), best of 20: at
+# 0.2-2 M steps the twins take the same time (cost matrix, soft-min, matvec), at 8 M the
+# parallel one is 10 % faster; 2^19 keeps a few hundred points serial and problems of
+# n = m = 1000 (the benchmarks' warm-up size) on the parallel twins.
+PARALLEL_MIN_WORK = 1 << 19
 
 
 class Twins:
