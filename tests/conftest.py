@@ -1,4 +1,5 @@
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -12,6 +13,11 @@ settings.register_profile(
 settings.register_profile("suite-ci", parent=settings.get_profile("suite"), derandomize=True,
                           database=None)
 settings.load_profile("suite-ci" if os.environ.get("CI") else "suite")
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "threads(numba=None, torch=None): run with that many numba / torch threads")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -28,3 +34,28 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+@pytest.fixture(autouse=True)
+def threads(request):
+    """The one thread fixture: numba's and torch's thread counts are restored after every
+    test (the audit and the CLI set torch to one thread), and a test or module marked
+    ``@pytest.mark.threads(numba=1)`` / ``threads(torch=1)`` runs with that many.
+
+    One numba thread for property-based modules: thousands of calls on a few points, where
+    waking numba's pool costs ~50x the work on a busy 2-core machine (the kernels are the
+    same code either way); one torch thread for tiny MLPs, whose intra-op threads only add
+    contention on a shared CPU.
+    """
+    marker = request.node.get_closest_marker("threads")
+    pins = dict(marker.kwargs) if marker else {}
+    libs = {name: sys.modules.get(name) for name in ("numba", "torch")}
+    for name in pins:
+        if libs[name] is None:
+            libs[name] = __import__(name)
+    before = {name: lib.get_num_threads() for name, lib in libs.items() if lib is not None}
+    for name, n in pins.items():
+        libs[name].set_num_threads(n)
+    yield
+    for name, n in before.items():
+        libs[name].set_num_threads(n)

@@ -36,14 +36,7 @@ from otdiv.audit.report import (
 from otdiv.audit.toys import mean_gaussian_norm, paper_mixture
 from otdiv.gan.constraints import spectral_normalize_
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny MLPs: intra-op threads only add contention on a shared CPU
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.threads(torch=1)  # tiny MLPs (see conftest.threads)
 
 
 def _pot_w1(x, y):

@@ -28,15 +28,6 @@ def _one_line_error(capsys_or_proc, rc: int) -> str:
     return lines[0]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)  # the audit command sets one thread on CPU
-
-
 def test_help_is_light():
     code = ("import sys; from otdiv.cli import build_parser; build_parser(); "
             "print(sorted(m for m in ('numpy', 'torch', 'numba', 'matplotlib') "

@@ -16,15 +16,6 @@ from otdiv.cli import main
 TINY = ["--steps", "20", "--hidden", "8,8", "--n", "60", "--repeats", "1", "--no-progress"]
 
 
-@pytest.fixture(autouse=True)
-def _restore_threads():
-    import torch
-
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
-
-
 def _one_line(err: str) -> str:
     lines = err.strip().splitlines()
     assert len(lines) == 1, err

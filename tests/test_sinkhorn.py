@@ -309,7 +309,7 @@ def test_gibbs_kernels_against_numpy(rng):
             v, w = rng.random(90), rng.random(70)
             np.testing.assert_allclose(k.matvec(K, v), K.astype(float) @ v, rtol=1e-12)
             np.testing.assert_allclose(k.rmatvec(K, w), K.astype(float).T @ w, rtol=1e-12)
-    # above SERIAL_BELOW the parallel twins run, over several row blocks with remainders
+    # above PARALLEL_MIN_WORK the parallel twins run, over several row blocks with remainders
     K = rng.random((2051, 2050)).astype(np.float32)
     v, w = rng.random(2050), rng.random(2051)
     np.testing.assert_allclose(k.matvec(K, v), K.astype(float) @ v, rtol=1e-12)

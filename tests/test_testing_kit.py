@@ -24,16 +24,7 @@ from otdiv.testing import (
 )
 from otdiv.testing import strategies as ots
 
-
-@pytest.fixture(autouse=True, scope="module")
-def serial_numba():
-    # thousands of calls on a few points: numba's thread pool start-up would dominate
-    import numba
-
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
-    yield
-    numba.set_num_threads(before)
+pytestmark = pytest.mark.threads(numba=1)  # thousands of calls on a few points
 
 
 # ---------------------------------------------------------------------------- references

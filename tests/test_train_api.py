@@ -15,13 +15,6 @@ import otdiv.audit.train as train_module
 from otdiv.audit.train import AUTO_ONE_THREAD_WORK, resolve_threads, train_critic
 
 
-@pytest.fixture(autouse=True)
-def _restore_threads():
-    before = torch.get_num_threads()
-    yield
-    torch.set_num_threads(before)
-
-
 class _Spy(torch.nn.Module):
     """A linear critic that records torch's thread count at every training forward pass."""
 

@@ -21,16 +21,7 @@ P = st.sampled_from([1.0, 1.5, 2.0, 3.0])
 REPRO = ots.Measure(np.arange(4.0), np.array([0.1, 0.4, 0.1, 0.0]))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def serial_numba():
-    # these inputs have a few points: starting numba's thread pool for each of thousands of
-    # calls costs ~50x the work on a busy 2-core machine (the kernels are the same code)
-    import numba
-
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
-    yield
-    numba.set_num_threads(before)
+pytestmark = pytest.mark.threads(numba=1)  # thousands of calls on a few points
 
 SMALL = {"max_n": 6}
 

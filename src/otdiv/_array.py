@@ -15,6 +15,7 @@ never pay for it.
 
 from __future__ import annotations
 
+import math
 import numbers
 import sys
 from collections.abc import Sequence
@@ -264,10 +265,59 @@ def to_numpy64(x: Array) -> np.ndarray:
 
 
 def output(value: Array, kind: str):
-    """Python float for numpy inputs; tensors are returned as they are."""
+    """The one way out: a Python float for a 0-d numpy result, a numpy array for a batched
+    one; tensors are returned as they are."""
     if kind == "numpy":
-        return float(value)
+        return float(value) if np.ndim(value) == 0 else np.asarray(value)
     return value
+
+
+def namespace(kind: str):
+    """The module of an array kind, for a formula written once for both: ``numpy``, or
+    ``torch`` (imported only for torch input). The two spell alike what otdiv's formulas use:
+    where, exp, log, logaddexp, clip, amax(x, axis), moveaxis."""
+    if kind == "torch":
+        import torch
+
+        return torch
+    return np
+
+
+def detached(x: Array) -> Array:
+    """x without its autograd graph (a tensor's ``detach()``; numpy arrays as they are)."""
+    return x.detach() if is_tensor(x) else x
+
+
+def broadcast_pair(x: Array, y: Array, names: Sequence[str] = ("x", "y")) -> tuple[Array, Array]:
+    """x and y broadcast to one shape (torch: in their promoted dtype, differentiably); a
+    ValueError naming both shapes when they do not broadcast."""
+    x, y = common_dtype(x, y)
+    try:
+        if is_tensor(x):
+            import torch
+
+            return tuple(torch.broadcast_tensors(x, y))
+        return tuple(np.broadcast_arrays(x, y))
+    except (RuntimeError, ValueError):
+        raise ValueError(
+            f"{names[0]} and {names[1]} must have broadcastable shapes, got "
+            f"{names[0]}.shape={tuple(x.shape)} and {names[1]}.shape={tuple(y.shape)}"
+        ) from None
+
+
+def times_pow2(x: Array, e: int) -> Array:
+    """x · 2^e, exact (no rounding unless entries leave the normal range), for either kind.
+
+    torch multiplies by two factors 2^⌊e/2⌋ · 2^(e−⌊e/2⌋): 2^e itself may be no float of x's
+    dtype (float32: 2^149 for a subnormal row); numpy uses ``ldexp``.
+    """
+    if is_tensor(x):
+        import torch
+
+        half = e // 2
+        x = x * torch.pow(2.0, torch.tensor(float(half), dtype=x.dtype))
+        return x * torch.pow(2.0, torch.tensor(float(e - half), dtype=x.dtype))
+    return np.ldexp(x, e)
 
 
 def check_axis(axis: object, ndim: int, name: str = "axis") -> int:
@@ -327,3 +377,56 @@ def check_histograms(
             "total mass"
         )
     return sums
+
+
+def check_scores(s: Array, n: int, name: str, *, what: str = "score", per: str = "sample",
+                 verb: str = "hold", tensor: bool = False, detail: str = "") -> Array:
+    """One score per sample: ``s`` holds n entries along its first axis — shape (n,) or
+    (n, 1) — and comes back as shape (n,), of its own kind (a tensor keeps its graph).
+
+    The one rule for a critic's output and for given scores or values (gan, lipschitz,
+    testing, audit). ``tensor=True``: anything but a torch tensor is a TypeError. The
+    ValueError reads "``name`` must ``verb`` one ``what`` per ``per``, shape (n,) or (n, 1);
+    got shape ...``detail``".
+    """
+    if tensor and not is_tensor(s):
+        raise TypeError(f"{name} must {verb} a torch tensor, got {type(s).__name__}")
+    shape = tuple(np.shape(s)) if not is_tensor(s) else tuple(s.shape)
+    if len(shape) == 0 or shape[0] != n or math.prod(shape) != n:
+        raise ValueError(f"{name} must {verb} one {what} per {per}, shape ({n},) or ({n}, 1); "
+                         f"got shape {shape}{detail}")
+    return s.reshape(n) if is_tensor(s) else np.reshape(s, n)
+
+
+def check_callable(value: object, name: str, hint: str = "") -> None:
+    """A TypeError naming ``name`` unless ``value`` is callable (``hint``: what it may be,
+    e.g. " (an nn.Module or a function)")."""
+    if not callable(value):
+        raise TypeError(f"{name} must be callable{hint}, got {type(value).__name__}")
+
+
+def require_tensor(x: object, name: str, why: str) -> None:
+    """A TypeError naming ``name`` unless ``x`` is a torch tensor, for torch-only functions
+    (``why``: e.g. "otdiv's GAN losses are torch only")."""
+    if not is_tensor(x):
+        raise TypeError(f"{name} must be a torch tensor ({why}), got {type(x).__name__}")
+
+
+def check_batch(x: object, name: str, why: str) -> Array:
+    """A batch of samples fed to a network: a finite floating-point tensor of shape (n, ...),
+    n >= 1, kept in its dtype (a half-precision network needs half inputs)."""
+    require_tensor(x, name, why)
+    import torch
+
+    if not torch.is_floating_point(x):
+        raise TypeError(
+            f"{name} must be a floating-point tensor, got dtype {x.dtype}; convert it "
+            f"(e.g. {name}.float()) before feeding the critic"
+        )
+    if x.ndim == 0 or x.shape[0] == 0 or x.numel() == 0:
+        raise ValueError(
+            f"{name} must have shape (n, ...) with n >= 1 samples, got shape {tuple(x.shape)}"
+        )
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or inf; all entries must be finite")
+    return x

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from otdiv._array import check_int, check_positive, is_tensor
+from otdiv._array import check_int, check_positive, check_scores, is_tensor
 
 if TYPE_CHECKING:
     import torch
@@ -95,13 +95,8 @@ def scores(critic: Callable, x: torch.Tensor) -> torch.Tensor:
         import torch
 
         out = torch.as_tensor(np.asarray(out, dtype=np.float64), device=x.device)
-    n = x.shape[0]
-    if out.numel() != n:
-        raise ValueError(
-            f"critic must return one score per sample, shape ({n},) or ({n}, 1); got shape "
-            f"{tuple(out.shape)} for an input of shape {tuple(x.shape)}"
-        )
-    return out.reshape(n)
+    return check_scores(out, x.shape[0], "critic", verb="return",
+                        detail=f" for an input of shape {tuple(x.shape)}")
 
 
 

@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING
 
 from otdiv._array import (
     array_kind,
+    check_batch,
+    check_callable,
     check_choice,
     check_int,
     check_nonnegative,
     check_positive,
-    is_tensor,
+    check_scores,
 )
 from otdiv.gan.losses import wgan_critic_loss
 
@@ -49,41 +51,9 @@ class CriticLossResult:
     penalty: torch.Tensor
 
 
-def _check_samples(x: object, name: str) -> torch.Tensor:
-    """Samples fed to the critic: a finite floating tensor with a non-empty batch dimension.
-
-    Unlike scores, samples keep their dtype (a half-precision critic needs half inputs).
-    """
-    if not is_tensor(x):
-        raise TypeError(
-            f"{name} must be a torch tensor (otdiv's gradient penalties are torch only), "
-            f"got {type(x).__name__}"
-        )
-    import torch
-
-    if not torch.is_floating_point(x):
-        raise TypeError(
-            f"{name} must be a floating-point tensor, got dtype {x.dtype}; convert it "
-            f"(e.g. {name}.float()) before feeding the critic"
-        )
-    if x.ndim == 0 or x.shape[0] == 0 or x.numel() == 0:
-        raise ValueError(
-            f"{name} must have shape (n, ...) with n >= 1 samples, got shape {tuple(x.shape)}"
-        )
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} contains NaN or inf; all entries must be finite")
-    return x
-
-
-def _check_critic(critic: object) -> None:
-    if not callable(critic):
-        raise TypeError(
-            f"critic must be callable (an nn.Module or a function), got {type(critic).__name__}"
-        )
-
-
 def _check_pair(real: object, fake: object, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
-    r, f = _check_samples(real, "real"), _check_samples(fake, "fake")
+    r, f = (check_batch(v, name, "otdiv's gradient penalties are torch only")
+            for v, name in ((real, "real"), (fake, "fake")))
     array_kind({"real": r, "fake": f})  # same device
     if r.dtype != f.dtype:
         raise ValueError(f"real and fake must have the same dtype, got {r.dtype} and {f.dtype}")
@@ -103,17 +73,9 @@ def _check_pair(real: object, fake: object, kind: str) -> tuple[torch.Tensor, to
 
 
 def _scores(critic: Callable, x: torch.Tensor) -> torch.Tensor:
-    """critic(x), checked to hold exactly one score per sample."""
-    out = critic(x)
-    if not is_tensor(out):
-        raise TypeError(f"critic must return a torch tensor, got {type(out).__name__}")
-    n = x.shape[0]
-    if out.ndim == 0 or out.shape[0] != n or out.numel() != n:
-        raise ValueError(
-            f"critic must return one score per sample, shape ({n},) or ({n}, 1); got shape "
-            f"{tuple(out.shape)} for an input of shape {tuple(x.shape)}"
-        )
-    return out
+    """critic(x) as n scores (``check_scores``: shape (n,) or (n, 1), returned as (n,))."""
+    return check_scores(critic(x), x.shape[0], "critic", verb="return", tensor=True,
+                        detail=f" for an input of shape {tuple(x.shape)}")
 
 
 def _penalty_at(
@@ -174,7 +136,7 @@ def _check_generator(generator: object, device) -> None:
 
 
 def _check_options(critic, real, fake, kind, target, generator):
-    _check_critic(critic)
+    check_callable(critic, "critic", " (an nn.Module or a function)")
     kind = check_choice(kind, "kind", PENALTY_KINDS)
     target = check_positive(target, "target")
     if kind in ("r1", "r2") and target != 1.0:

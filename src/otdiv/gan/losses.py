@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from otdiv._array import array_kind, as_float_array, check_choice, is_tensor
+from otdiv._array import array_kind, as_float_array, check_choice, require_tensor
 
 if TYPE_CHECKING:
     import torch
@@ -25,11 +25,7 @@ GENERATOR_KINDS = DISCRIMINATOR_KINDS
 
 def as_scores(x: object, name: str) -> torch.Tensor:
     """A non-empty, finite, real tensor of scores; float16/bfloat16 promoted to float32."""
-    if not is_tensor(x):
-        raise TypeError(
-            f"{name} must be a torch tensor (otdiv's GAN losses are torch only), "
-            f"got {type(x).__name__}"
-        )
+    require_tensor(x, name, "otdiv's GAN losses are torch only")
     t = as_float_array(x, name)
     if t.numel() == 0:
         raise ValueError(f"{name} is empty; it needs at least one score")

@@ -11,6 +11,8 @@ A layer the user chose (``NUMBA_THREADING_LAYER`` or ``numba.config.THREADING_LA
 kept.
 
 Every numba kernel module imports ``nb`` from here, so the choice precedes the first launch.
+The serial/parallel twins of small kernels (``twins``) live here too, with their one work
+threshold.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import glob
 import os
 import site
 import sys
+import types
 
 import numba as nb
 
@@ -63,3 +66,39 @@ def _choose_threading_layer() -> str:
 
 
 THREADING_LAYER = _choose_threading_layer()
+
+
+# Waking numba's thread pool and waiting at the parallel region's barrier costs 0.1-10 ms
+# (a scheduler slice on a loaded machine), which is more than a small loop: property-based
+# suites call the kernels thousands of times on a few points. Work is counted in inner-loop
+# steps (a pair times its coordinates, or a matrix entry); below this many steps the serial
+# compilation of the same loop runs. Measured on 2 shared cores (load 3), best of 20: at
+# 0.2-2 M steps the twins take the same time (cost matrix, soft-min, matvec), at 8 M the
+# parallel one is 10 % faster; 2^19 keeps a few hundred points serial and problems of
+# n = m = 1000 (the benchmarks' warm-up size) on the parallel twins.
+PARALLEL_MIN_WORK = 1 << 19
+
+
+class Twins:
+    """One loop compiled twice, serially and with ``parallel=True``; calling it with the
+    call's work (inner-loop steps) runs the serial twin below ``PARALLEL_MIN_WORK``.
+
+    The loop is written once with ``nb.prange`` (a plain range in the serial twin), so both
+    twins compute the same numbers. Both compile lazily, on their first call, and are cached
+    on disk; the serial twin gets its own name because numba's cache is keyed by the
+    function's qualified name.
+    """
+
+    def __init__(self, fn, **options):
+        twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + "_serial")
+        twin.__qualname__ = fn.__qualname__ + "_serial"
+        self.serial = nb.njit(cache=True, **options)(twin)
+        self.parallel = nb.njit(parallel=True, cache=True, **options)(fn)
+
+    def __call__(self, work: int, *args):
+        return (self.parallel if work >= PARALLEL_MIN_WORK else self.serial)(*args)
+
+
+def twins(**options):
+    """Decorator form of :class:`Twins`: ``@twins(fastmath=True)`` over a loop."""
+    return lambda fn: Twins(fn, **options)

@@ -5,13 +5,19 @@ from __future__ import annotations
 import torch
 
 
+def power(t: torch.Tensor, q: float) -> torch.Tensor:
+    """t^q for t >= 0, q >= 1/2 (numba's ``kernels.power``) with a zero (sub)gradient where
+    t = 0, instead of the NaN of sqrt'(0)·0."""
+    if q == 1.0:
+        return t
+    positive = t > 0
+    safe = torch.where(positive, t, torch.ones_like(t))
+    return torch.where(positive, safe**q, torch.zeros_like(t))
+
+
 def power_of_sq(sq: torch.Tensor, p: float) -> torch.Tensor:
-    """sq^(p/2) with a zero (sub)gradient where sq = 0, instead of the NaN of sqrt'(0)·0."""
-    if p == 2.0:
-        return sq
-    positive = sq > 0
-    safe = torch.where(positive, sq, torch.ones_like(sq))
-    return torch.where(positive, safe ** (0.5 * p), torch.zeros_like(sq))
+    """sq^(p/2): the p-th power of a distance from its square."""
+    return power(sq, 0.5 * p)
 
 
 def pair_cost(x: torch.Tensor, y: torch.Tensor, rows, cols, p: float) -> torch.Tensor:

@@ -20,19 +20,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from otdiv.kernels._numba import nb
-from otdiv.kernels.cost_numba import _serial_and_parallel
-from otdiv.kernels.softmin_numba import (
-    _FLOOR,
-    SERIAL_BELOW,
-    _blocks,
-    _exp_poly,
-    _power_of_sq,
-    sq_dists,
-)
+from otdiv.kernels._numba import nb, twins
+from otdiv.kernels.power import power_fast
+from otdiv.kernels.softmin_numba import _FLOOR, _blocks, _exp_poly, sq_dists
 
 
-def _ctransform_py(x, yt, g, p, out, n_blocks):
+@twins(fastmath=True)
+def _ctransform(x, yt, g, p, out, n_blocks):
     n = x.shape[0]
     m = yt.shape[1]
     for blk in nb.prange(n_blocks):
@@ -41,17 +35,8 @@ def _ctransform_py(x, yt, g, p, out, n_blocks):
             sq_dists(x, yt, i, sq)
             best = np.inf
             for j in range(m):
-                best = min(best, _power_of_sq(sq[j], p) - g[j])
+                best = min(best, power_fast(sq[j], 0.5 * p) - g[j])
             out[i] = best
-
-
-def _pick(kernels, work: int):
-    """The serial twin below SERIAL_BELOW units of work: a parallel region's barrier costs
-    more than a small loop (most of all on a busy machine)."""
-    return kernels[0] if work < SERIAL_BELOW else kernels[1]
-
-
-_ctransform = _serial_and_parallel(_ctransform_py, fastmath=True)
 
 
 def ctransform(x, yt, g, p: float) -> np.ndarray:
@@ -59,11 +44,12 @@ def ctransform(x, yt, g, p: float) -> np.ndarray:
     float64."""
     n = x.shape[0]
     out = np.empty(n, dtype=np.float64)
-    _pick(_ctransform, n * yt.shape[1])(x, yt, g, float(p), out, _blocks(n))
+    _ctransform(n * yt.size, x, yt, g, float(p), out, _blocks(n))
     return out
 
 
-def _gibbs_py(x, yt, F, G, inv_eps, p, out, n_blocks):
+@twins(fastmath=True)
+def _gibbs(x, yt, F, G, inv_eps, p, out, n_blocks):
     n = x.shape[0]
     m = yt.shape[1]
     for blk in nb.prange(n_blocks):
@@ -75,23 +61,21 @@ def _gibbs_py(x, yt, F, G, inv_eps, p, out, n_blocks):
             # three simple loops, not one: LLVM vectorises each of these (measured 5x faster
             # than the fused loop)
             for j in range(m):
-                buf[j] = max((F[i] + G[j] - _power_of_sq(buf[j], p)) * inv_eps, _FLOOR)
+                buf[j] = max((F[i] + G[j] - power_fast(buf[j], 0.5 * p)) * inv_eps, _FLOOR)
             for j in range(m):
                 buf[j] = _exp_poly(buf[j], bits, j) * scale[j]
             for j in range(m):
                 out[i, j] = buf[j]  # rounded to out's dtype (float32 or float64)
 
 
-_gibbs = _serial_and_parallel(_gibbs_py, fastmath=True)
-
-
 def gibbs(x, yt, F, G, eps: float, p: float, out: np.ndarray) -> np.ndarray:
     """out_ij = exp((F_i + G_j − ‖x_i − y_j‖^p)/eps) into a float32 or float64 (n, m) array."""
-    _pick(_gibbs, out.size)(x, yt, F, G, 1.0 / eps, float(p), out, _blocks(x.shape[0]))
+    _gibbs(out.size * yt.shape[0], x, yt, F, G, 1.0 / eps, float(p), out, _blocks(x.shape[0]))
     return out
 
 
-def _matvec_py(K, w, out, n_blocks):
+@twins(fastmath=True)
+def _matvec(K, w, out, n_blocks):
     # four rows per pass share each load of w (measured 1.7x faster than one row at a time)
     n, m = K.shape
     for blk in nb.prange(n_blocks):
@@ -114,7 +98,8 @@ def _matvec_py(K, w, out, n_blocks):
             i += 1
 
 
-def _rmatvec_py(K, w, acc, n_blocks):
+@twins(fastmath=True)
+def _rmatvec(K, w, acc, n_blocks):
     # each worker sums its block of rows into its own row of acc (four rows per pass over
     # the accumulator); the caller adds the workers' rows
     n, m = K.shape
@@ -135,10 +120,6 @@ def _rmatvec_py(K, w, acc, n_blocks):
             i += 1
 
 
-_matvec = _serial_and_parallel(_matvec_py, fastmath=True)
-_rmatvec = _serial_and_parallel(_rmatvec_py, fastmath=True)
-
-
 def _workers(n: int) -> int:
     return max(1, min(n // 64, nb.get_num_threads()))
 
@@ -146,7 +127,7 @@ def _workers(n: int) -> int:
 def matvec(K: np.ndarray, w: np.ndarray) -> np.ndarray:
     """K @ w for a float32 or float64 (n, m) K and float64 w, accumulated in float64."""
     out = np.empty(K.shape[0], dtype=np.float64)
-    _pick(_matvec, K.size)(K, w, out, _workers(K.shape[0]))
+    _matvec(K.size, K, w, out, _workers(K.shape[0]))
     return out
 
 
@@ -154,5 +135,5 @@ def rmatvec(K: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Kᵀ @ w for a float32 or float64 (n, m) K and float64 w, accumulated in float64."""
     blocks = _workers(K.shape[0])
     acc = np.empty((blocks, K.shape[1]), dtype=np.float64)
-    _pick(_rmatvec, K.size)(K, w, acc, blocks)
+    _rmatvec(K.size, K, w, acc, blocks)
     return acc.sum(0)

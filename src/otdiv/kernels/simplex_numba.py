@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from otdiv.kernels._numba import nb
-from otdiv.kernels.cost_numba import _power_of_sq, _serial_and_parallel
+from otdiv.kernels._numba import nb, twins
+from otdiv.kernels.power import power
 
 
 @nb.njit(cache=True)
@@ -267,7 +267,8 @@ def _row_violations(c_row, f_i, g, tol, out_row):
     return count
 
 
-def _most_negative_py(x, y, p, f, g, tol, out):
+@twins()
+def _most_negative(x, y, p, f, g, tol, out):
     """For each row i, the columns j with the ``out.shape[1]`` most negative violated
     reduced costs (``_row_violations``), costs computed on the fly; returns the count of
     violated pairs."""
@@ -281,42 +282,32 @@ def _most_negative_py(x, y, p, f, g, tol, out):
             for t in range(d):
                 u = x[i, t] - y[j, t]
                 sq += u * u
-            c_row[j] = _power_of_sq(sq, p)
+            c_row[j] = power(sq, 0.5 * p)
         counts[i] = _row_violations(c_row, f[i], g, tol, out[i])
     return counts.sum()
-
-
-_most_negative_serial, _most_negative_parallel = _serial_and_parallel(_most_negative_py)
 
 
 def most_negative(x, y, p, f, g, tol, per_row):
     """(rows, cols) of up to ``per_row`` violated pairs per row, and the number of violated
     pairs in all (priced on the fly, O(n + m) memory beyond the output)."""
     out = np.empty((x.shape[0], per_row), np.int64)
-    kernel = (_most_negative_parallel if x.shape[0] * y.shape[0] * x.shape[1] >= 200_000
-              else _most_negative_serial)
-    total = kernel(x, y, float(p), f, g, float(tol), out)
+    total = _most_negative(x.shape[0] * y.size, x, y, float(p), f, g, float(tol), out)
     rows, slots = np.nonzero(out >= 0)
     return rows, out[rows, slots], int(total)
 
 
-def _most_negative_dense_py(c, f, g, tol, out):
+@twins()
+def _most_negative_dense(c, f, g, tol, out):
     counts = np.zeros(out.shape[0], np.int64)
     for i in nb.prange(out.shape[0]):
         counts[i] = _row_violations(c[i], f[i], g, tol, out[i])
     return counts.sum()
 
 
-_most_negative_dense_serial, _most_negative_dense_parallel = _serial_and_parallel(
-    _most_negative_dense_py)
-
-
 def most_negative_dense(c, f, g, tol, per_row):
     """``most_negative`` on a stored cost matrix c."""
     out = np.empty((c.shape[0], per_row), np.int64)
-    kernel = (_most_negative_dense_parallel if c.size >= 200_000
-              else _most_negative_dense_serial)
-    total = kernel(c, f, g, float(tol), out)
+    total = _most_negative_dense(c.size, c, f, g, float(tol), out)
     rows, slots = np.nonzero(out >= 0)
     return rows, out[rows, slots], int(total)
 

@@ -21,24 +21,14 @@ import math
 
 import numpy as np
 
-from otdiv.kernels._numba import nb
+from otdiv.kernels._numba import nb, twins
+from otdiv.kernels.power import power, power_fast
 
 _LOG2E = 1.4426950408889634
 _LN2_HI = 0.693145751953125  # ln 2 split so that k · _LN2_HI is exact for |k| < 2^11
 _LN2_LO = 1.42860682030941723212e-6
 _FLOOR = -700.0  # exp(-700) ~ 1e-304: negligible next to the row maximum's exp(0) = 1
 NEG_LARGE = -1e30  # stands for log 0 (a zero weight) while keeping fastmath's finite rules
-
-
-# A fastmath twin of cost_numba._power_of_sq: inlining that one does not carry this module's
-# fastmath flags, and the soft-min sweep then runs about 2x slower (measured, 54 vs 103 ms).
-@nb.njit(inline="always", fastmath=True)
-def _power_of_sq(sq, p):
-    if p == 2.0:
-        return sq
-    if p == 1.0:
-        return math.sqrt(sq)
-    return sq ** (0.5 * p)
 
 
 @nb.njit(inline="always", fastmath=True)
@@ -67,10 +57,6 @@ def _logsumexp_buffer(buf, bits, m):
     return top + math.log(total)
 
 
-SERIAL_BELOW = 1 << 22  # pairs per call under which one thread wins: a parallel region's
-# barrier waits for every worker, which on a busy machine costs a scheduler slice (~ms)
-
-
 def _blocks(n: int) -> int:
     return max(1, min(n, 8 * nb.get_num_threads()))
 
@@ -95,25 +81,18 @@ def _points_rows(x, yt, h, inv_eps, p, out, lo, hi, buf, bits):
     for i in range(lo, hi):
         sq_dists(x, yt, i, buf)
         for j in range(m):
-            buf[j] = h[j] - _power_of_sq(buf[j], p) * inv_eps
+            buf[j] = h[j] - power_fast(buf[j], 0.5 * p) * inv_eps
         out[i] = _logsumexp_buffer(buf, bits, m)
 
 
-@nb.njit(parallel=True, fastmath=True, cache=True)
-def _softmin_points_parallel(x, yt, h, inv_eps, p, out, n_blocks):
+@twins(fastmath=True)
+def _softmin_points(x, yt, h, inv_eps, p, out, n_blocks):
     n, m = x.shape[0], yt.shape[1]
     for blk in nb.prange(n_blocks):
         buf = np.empty(m, dtype=np.float64)
         bits = np.empty(m, dtype=np.int64)
         _points_rows(x, yt, h, inv_eps, p, out, blk * n // n_blocks, (blk + 1) * n // n_blocks,
                      buf, bits)
-
-
-@nb.njit(fastmath=True, cache=True)
-def _softmin_points_serial(x, yt, h, inv_eps, p, out):
-    m = yt.shape[1]
-    _points_rows(x, yt, h, inv_eps, p, out, 0, x.shape[0], np.empty(m, dtype=np.float64),
-                 np.empty(m, dtype=np.int64))
 
 
 def softmin_points(x, yt, h, eps: float, p: float, out=None) -> np.ndarray:
@@ -124,10 +103,7 @@ def softmin_points(x, yt, h, eps: float, p: float, out=None) -> np.ndarray:
     """
     n = x.shape[0]
     out = np.empty(n, dtype=np.float64) if out is None else out
-    if n * yt.shape[1] < SERIAL_BELOW:
-        _softmin_points_serial(x, yt, h, 1.0 / eps, float(p), out)
-    else:
-        _softmin_points_parallel(x, yt, h, 1.0 / eps, float(p), out, _blocks(n))
+    _softmin_points(n * yt.size, x, yt, h, 1.0 / eps, float(p), out, _blocks(n))
     return out
 
 
@@ -140,8 +116,8 @@ def _dense_rows(cost, h, inv_eps, out, lo, hi, buf, bits):
         out[i] = _logsumexp_buffer(buf, bits, m)
 
 
-@nb.njit(parallel=True, fastmath=True, cache=True)
-def _softmin_dense_parallel(cost, h, inv_eps, out, n_blocks):
+@twins(fastmath=True)
+def _softmin_dense(cost, h, inv_eps, out, n_blocks):
     n, m = cost.shape
     for blk in nb.prange(n_blocks):
         buf = np.empty(m, dtype=np.float64)
@@ -150,21 +126,11 @@ def _softmin_dense_parallel(cost, h, inv_eps, out, n_blocks):
                     buf, bits)
 
 
-@nb.njit(fastmath=True, cache=True)
-def _softmin_dense_serial(cost, h, inv_eps, out):
-    m = cost.shape[1]
-    _dense_rows(cost, h, inv_eps, out, 0, cost.shape[0], np.empty(m, dtype=np.float64),
-                np.empty(m, dtype=np.int64))
-
-
 def softmin_dense(cost, h, eps: float, out=None) -> np.ndarray:
     """lse_i = log Σ_j exp(h_j − C_ij / eps) for a C-contiguous (n, m) cost matrix."""
     n = cost.shape[0]
     out = np.empty(n, dtype=np.float64) if out is None else out
-    if cost.size < SERIAL_BELOW:
-        _softmin_dense_serial(cost, h, 1.0 / eps, out)
-    else:
-        _softmin_dense_parallel(cost, h, 1.0 / eps, out, _blocks(n))
+    _softmin_dense(cost.size, cost, h, 1.0 / eps, out, _blocks(n))
     return out
 
 
@@ -185,7 +151,7 @@ def _plan_cost_points(x, yt, u, v, inv_eps, p, out, n_blocks):
                     sq[j] += t * t
             s = 0.0
             for j in range(m):
-                c = _power_of_sq(sq[j], p)
+                c = power(sq[j], 0.5 * p)
                 s += math.exp(u[i] + v[j] - c * inv_eps) * c
             out[i] = s
 

@@ -9,16 +9,12 @@ from __future__ import annotations
 import numpy as np
 
 from otdiv.kernels._numba import nb
+from otdiv.kernels.power import power
 
 
 @nb.njit(inline="always")
 def _c(u, p):
-    u = abs(u)
-    if p == 1.0:
-        return u
-    if p == 2.0:
-        return u * u
-    return u**p
+    return power(abs(u), p)
 
 
 @nb.njit(cache=True)

@@ -1,14 +1,11 @@
-"""Kullback–Leibler and Jensen–Shannon divergences: histograms, logits and k-NN estimates.
+"""Kullback–Leibler and Jensen–Shannon divergences of histograms and logits (``kl``, ``jsd``).
 
-Histograms (``kl``, ``jsd``) are normalised along ``axis`` and batched over every other axis.
-The numpy path is one fused numba pass over the rows (src/otdiv/kernels/divergence_numba.py),
-which also yields the sums and sign counts that validate and normalise them. The torch path is
-written with masked ``torch.where`` so that zero bins give exact values *and* finite
-gradients, and runs on any device.
-
-Samples (``kl_knn``, ``jsd_knn``) use k-nearest-neighbour distances from scipy's KD-tree; on
-torch the neighbour indices come from the tree and the distances are recomputed with torch, so
-the estimates are differentiable with respect to the sample positions.
+Histograms are normalised along ``axis`` and batched over every other axis. The numpy path is
+one fused numba pass over the rows (src/otdiv/kernels/divergence_numba.py), which also yields
+the sums and sign counts that validate and normalise them. The torch path is written with
+masked ``torch.where`` so that zero bins give exact values *and* finite gradients, and runs
+on any device. Logits take one path for both kinds (log-softmax in quarters). The k-NN
+estimates from samples are ``otdiv.metrics.knn``.
 """
 
 from __future__ import annotations
@@ -23,13 +20,12 @@ from otdiv._array import (
     Array,
     array_kind,
     as_float_array,
-    as_points,
+    broadcast_pair,
     check_axis,
     check_histograms,
-    check_int,
-    check_same_dim,
-    check_seed,
-    to_numpy64,
+    detached,
+    namespace,
+    output,
 )
 
 LOG2 = math.log(2.0)
@@ -71,28 +67,14 @@ def _prepare(p, q, axis, logits: bool):
     for name, h in (("p", p), ("q", q)):
         if h.ndim == 0:
             raise ValueError(f"{name} must have at least one dimension (the bins), got a scalar")
-    try:
-        if kind == "torch":
-            import torch
-
-            dtype = torch.promote_types(p.dtype, q.dtype)
-            p, q = torch.broadcast_tensors(p.to(dtype), q.to(dtype))
-        else:
-            p, q = np.broadcast_arrays(p, q)
-    except (RuntimeError, ValueError):
-        raise ValueError(
-            f"p and q must have broadcastable shapes, got p.shape={tuple(p.shape)} and "
-            f"q.shape={tuple(q.shape)}"
-        ) from None
+    p, q = broadcast_pair(p, q, ("p", "q"))
     axis = check_axis(axis, p.ndim)
     if p.shape[axis] == 0:
         raise ValueError(f"p and q have no bins along axis {axis}; they need at least one")
-    if kind == "torch":
-        P, Q = p.movedim(axis, -1), q.movedim(axis, -1)
-        batch = tuple(P.shape[:-1])
-    else:
-        P, Q = np.moveaxis(p, axis, -1), np.moveaxis(q, axis, -1)
-        batch = P.shape[:-1]
+    xp = namespace(kind)
+    P, Q = xp.moveaxis(p, axis, -1), xp.moveaxis(q, axis, -1)
+    batch = tuple(P.shape[:-1])
+    if kind == "numpy":
         bins = P.shape[-1]
         P = np.ascontiguousarray(P).reshape(-1, bins)
         Q = np.ascontiguousarray(Q).reshape(-1, bins)
@@ -104,11 +86,8 @@ def _prepare(p, q, axis, logits: bool):
 
 def _finish(values, kind: str, batch: tuple, scale: float, upper: float):
     """Scale to ``base``, clip the rounding outside [0, upper], give the kind of the input."""
-    if kind == "torch":
-        values = values.clamp(min=0.0, max=upper)
-        return (values * scale if scale != 1.0 else values).reshape(batch)
-    values = np.clip(values, 0.0, upper) * scale
-    return float(values[0]) if batch == () else values.reshape(batch)
+    values = namespace(kind).clip(values, 0.0, upper)
+    return output((values * scale if scale != 1.0 else values).reshape(batch), kind)
 
 
 # ---------------------------------------------------------------------------- numpy
@@ -130,13 +109,6 @@ def _histogram_numpy(kernel, P, Q, batch):
     check_histograms(Q.reshape(shape), "q", sums=stats[:, 1],
                      mins=None if stats[:, 3].any() else np.zeros(Q.shape[0]))
     return out
-
-
-def _log_softmax_numpy(x: np.ndarray) -> np.ndarray:
-    from scipy.special import log_softmax
-
-    with np.errstate(over="ignore"):  # x − max x may pass −1.8e308: −inf, whose exp is 0
-        return log_softmax(x, axis=-1)
 
 
 # ---------------------------------------------------------------------------- torch
@@ -268,20 +240,13 @@ def _log_softmax_quarter(x, kind: str):
     log softmax(x)_j = (x_j − max x) − log Σ exp(x − max x) lies in [−3.6e308, 0]: a quarter
     of it is always a float, so that differences of two of them cannot overflow either.
     """
-    if kind == "torch":
-        import torch
-
-        top = x.detach().amax(-1, keepdim=True)
-        t = x - top  # −inf where the gap overflows: exp gives the right 0, with 0 gradient
-        e = torch.exp(t)
-        total = e.sum(-1, keepdim=True)
-        return (x / 4 - top / 4) - torch.log(total) / 4, e / total
-    top = x.max(-1, keepdims=True)
+    xp = namespace(kind)
+    top = xp.amax(detached(x), -1)[..., None]
     with np.errstate(over="ignore"):
-        t = x - top
-    e = np.exp(t)
-    total = e.sum(-1, keepdims=True)
-    return (x / 4 - top / 4) - np.log(total) / 4, e / total
+        t = x - top  # −inf where the gap overflows: exp gives the right 0, with 0 gradient
+    e = xp.exp(t)
+    total = e.sum(-1)[..., None]
+    return (x / 4 - top / 4) - xp.log(total) / 4, e / total
 
 
 def _kl_logits(P, Q, kind: str):
@@ -291,20 +256,13 @@ def _kl_logits(P, Q, kind: str):
     ±1e308 while p_j · (lp_j − lq_j) stays a float; bins with p_j = 0 are masked (their
     difference may be huge) so that no 0 · inf reaches the value or the gradient.
     """
-    where = np.where
-    if kind == "torch":
-        import torch
-
-        where = torch.where
     lp4, p = _log_softmax_quarter(P, kind)
     lq4, _ = _log_softmax_quarter(Q, kind)
-    d4 = where(p > 0, lp4 - lq4, 0.0)
+    d4 = namespace(kind).where(p > 0, lp4 - lq4, 0.0)
     k4 = (p * d4).sum(-1)
-    if kind == "numpy":
+    if not getattr(k4, "requires_grad", False):
         with np.errstate(over="ignore"):  # a KL past 1.8e308 is inf, the float it rounds to
             return 4 * k4
-    if not k4.requires_grad:
-        return 4 * k4
     # Same value, and since Σ p = 1 the same gradient, but the slope in p_j is d_j − KL, not
     # d_j: near the top of the range d_j (6e38 in float32) overflows where the true
     # gradient p_j (d_j − KL) does not
@@ -320,19 +278,15 @@ def _jsd_logits(P, Q, kind: str):
     are masked on both sides of each where, so that −inf − (−inf) reaches neither the value
     nor the gradient.
     """
-    if kind == "torch":
-        import torch
-
-        lp, lq = P.log_softmax(-1), Q.log_softmax(-1)
-        where, exp, logaddexp = torch.where, torch.exp, torch.logaddexp
-    else:
-        lp, lq = _log_softmax_numpy(P), _log_softmax_numpy(Q)
-        where, exp, logaddexp = np.where, np.exp, np.logaddexp
-    p, q = exp(lp), exp(lq)
+    xp = namespace(kind)
+    lp4, p = _log_softmax_quarter(P, kind)
+    lq4, q = _log_softmax_quarter(Q, kind)
+    with np.errstate(over="ignore"):  # a log-probability below −1.8e308 is −inf: p = 0 there
+        lp, lq = 4 * lp4, 4 * lq4
     some = (p > 0) | (q > 0)
-    lm = logaddexp(where(some, lp, 0.0), where(some, lq, 0.0)) - LOG2
-    ta = p * where(p > 0, lp - lm, 0.0)
-    tb = q * where(q > 0, lq - lm, 0.0)
+    lm = xp.logaddexp(xp.where(some, lp, 0.0), xp.where(some, lq, 0.0)) - LOG2
+    ta = p * xp.where(p > 0, lp - lm, 0.0)
+    tb = q * xp.where(q > 0, lq - lm, 0.0)
     return 0.5 * (ta + tb).sum(-1)
 
 
@@ -400,168 +354,3 @@ def jsd(p: Array, q: Array, *, axis: int = -1, base: float | None = None,
     else:
         values = _histogram_numpy("jsd_rows", P, Q, batch)
     return _finish(values, kind, batch, scale, LOG2)
-
-
-# ---------------------------------------------------------------------------- k-NN estimators
-
-
-def _kth_neighbour(points: np.ndarray, queries: np.ndarray, k: int, *, self_included: bool):
-    """(distance, index) of each query's k-th nearest neighbour among ``points``.
-
-    With ``self_included`` the queries are the points themselves, and the (k+1)-th neighbour
-    is taken so that a point is not its own neighbour (duplicates still count as neighbours).
-    """
-    from scipy.spatial import cKDTree
-
-    kk = k + 1 if self_included else k
-    dist, idx = cKDTree(points).query(queries, k=[kk], workers=-1)
-    return dist[:, 0], idx[:, 0]
-
-
-def _log_distances(x, y, idx, dist_np, kind):
-    """mean log ‖x_i − y_idx(i)‖: from the tree's distances, or differentiably with torch."""
-    if kind == "torch":
-        import torch
-
-        ix = torch.as_tensor(idx, device=x.device)
-        return torch.log(torch.linalg.vector_norm(x - y[ix], dim=1)).mean()
-    return float(np.mean(np.log(dist_np)))
-
-
-def _prepare_samples(x, y, k, *, need_x: int, need_y: int):
-    kind = array_kind({"x": x, "y": y})
-    x, y = as_points(x, "x"), as_points(y, "y")
-    check_same_dim(x, y)
-    k = check_int(k, "k")
-    if kind == "torch" and x.dtype != y.dtype:
-        import torch
-
-        dtype = torch.promote_types(x.dtype, y.dtype)
-        x, y = x.to(dtype), y.to(dtype)
-    for name, pts, need in (("x", x, need_x), ("y", y, need_y)):
-        if pts.shape[0] < need:
-            raise ValueError(
-                f"{name} has {pts.shape[0]} points; k={k} needs at least {need} "
-                "(lower k or draw more samples)"
-            )
-    # The estimates depend on distances only through their ratios (log ν − log ρ, and the
-    # entropies' d·log ε in a combination whose weights sum to 0), so dividing the samples by
-    # a common power of two changes nothing exactly, and keeps the KD-tree's squared distances
-    # (and torch's norms) inside the float range: coordinates of 1e±200 in float64 or 1e±30
-    # in float32 would otherwise overflow to inf or underflow to a false repeat.
-    xn, yn = to_numpy64(x), to_numpy64(y)
-    top = max(float(np.abs(xn).max()), float(np.abs(yn).max()))
-    if top > 0:
-        e = -math.frexp(top)[1]  # top · 2^e in [0.5, 1)
-        xn, yn = np.ldexp(xn, e), np.ldexp(yn, e)
-        if kind == "torch":
-            import torch
-
-            half = e // 2  # two factors: 2^e itself may be out of range (float32: 2^149)
-            x = x * torch.pow(2.0, torch.tensor(float(half), dtype=x.dtype))
-            x = x * torch.pow(2.0, torch.tensor(float(e - half), dtype=x.dtype))
-            y = y * torch.pow(2.0, torch.tensor(float(half), dtype=y.dtype))
-            y = y * torch.pow(2.0, torch.tensor(float(e - half), dtype=y.dtype))
-        else:
-            x, y = xn, yn
-    return kind, x, y, xn, yn, k
-
-
-def _no_ties(dist: np.ndarray, what: str, k: int) -> None:
-    if (dist == 0).any():
-        i = int(np.argmax(dist == 0))
-        raise ValueError(
-            f"{what} (point {i}): its k-th nearest-neighbour distance is 0 for k={k}. k-NN "
-            "estimators assume samples from densities, which repeat no point; raise k above "
-            "the largest number of repeats, or dequantise the data (add small noise)"
-        )
-
-
-def kl_knn(x: Array, y: Array, *, k: int = 1) -> float | Array:
-    r"""KL(P ‖ Q) ≈ (d/n) Σ_i log(ν_k(i) / ρ_k(i)) + log(m / (n − 1)) from x ~ P, y ~ Q.
-
-    The k-nearest-neighbour estimator of Wang, Kulkarni and Verdú (2009): ρ_k(i) is the
-    distance from x_i to its k-th nearest neighbour among the other points of x, ν_k(i) its
-    distance to the k-th nearest point of y (Euclidean, found with scipy's KD-tree on all
-    cores). x: (n,) or (n, d) with n > k; y: (m,) or (m, d) with m >= k.
-
-    Assumptions: x and y are i.i.d. samples of distributions with densities on R^d. It is
-    then asymptotically unbiased and consistent for any fixed k; larger k lowers the variance
-    and raises the bias at a given n.
-
-    When the assumptions fail the estimate still comes back finite but means something else:
-    on singular supports (P on a manifold of dimension d_0 < d) or disjoint supports, where
-    the true KL is +inf, it grows without bound, like (d / d_0) log n for a singular P, as
-    the samples grow (see the divergences page). Exactly repeated points are a ValueError
-    (a distance of 0 has no logarithm): dequantise or raise k.
-
-    numpy in, Python float out; torch in, a 0-d tensor out, differentiable with respect to x
-    and y through the neighbour distances (the neighbours themselves are piecewise constant).
-    """
-    kind, x, y, xn, yn, k = _prepare_samples(x, y, k, need_x=k + 1, need_y=k)
-    n, d = x.shape
-    m = y.shape[0]
-    rho, i_rho = _kth_neighbour(xn, xn, k, self_included=True)
-    nu, i_nu = _kth_neighbour(yn, xn, k, self_included=False)
-    _no_ties(rho, "x has repeated points", k)
-    _no_ties(nu, "x has points that coincide with points of y", k)
-    value = d * (_log_distances(x, y, i_nu, nu, kind) - _log_distances(x, x, i_rho, rho, kind))
-    return value + math.log(m / (n - 1))
-
-
-def _entropy_terms(points, pts_np, k, kind, what: str):
-    """Kozachenko–Leonenko entropy without its constants: ψ(N) + d · mean log ε_k."""
-    from scipy.special import digamma
-
-    eps, idx = _kth_neighbour(pts_np, pts_np, k, self_included=True)
-    _no_ties(eps, what, k)
-    n, d = pts_np.shape
-    return float(digamma(n)) + d * _log_distances(points, points, idx, eps, kind)
-
-
-def jsd_knn(x: Array, y: Array, *, k: int = 5, seed: int | None = 0) -> float | Array:
-    r"""JSD(P, Q) = H(M) − ½ H(P) − ½ H(Q), M = (P + Q)/2, each H a k-NN entropy estimate.
-
-    Ĥ = ψ(N) − ψ(k) + log V_d + (d/N) Σ_i log ε_k(i) (Kozachenko–Leonenko, in the form of
-    Kraskov et al. 2004) with ε_k(i) the distance from point i to its k-th nearest neighbour
-    among the N points of its sample; ψ(k) and the unit-ball volume V_d cancel in the
-    combination. H(P) uses all of x, H(Q) all of y, and H(M) the pooled sample x ∪ y, which is
-    a sample of M when n = m; when n ≠ m the larger sample is thinned at random (``seed``) to
-    the size of the smaller one for the pooled term only. The result is clipped to
-    [0, log 2], the range of the JSD (in nats).
-
-    Assumptions: i.i.d. samples of distributions with densities on R^d; consistent for a
-    fixed k as n, m grow. Unlike the KL estimate it stays meaningful when the densities
-    assumption fails by disjoint or singular supports that are far apart relative to the
-    sample spacing: the pooled distances then equal the within-sample ones and the estimate
-    tends to log 2, the true value (e.g. the parallel lines of the divergences page).
-    Exactly repeated points are a ValueError, as for :func:`kl_knn`.
-
-    numpy in, Python float out; torch in, a 0-d tensor, differentiable with respect to x and
-    y through the neighbour distances.
-    """
-    seed = check_seed(seed)
-    kind, x, y, xn, yn, k = _prepare_samples(x, y, k, need_x=k + 1, need_y=k + 1)
-    n, m = x.shape[0], y.shape[0]
-    if n != m:
-        size = min(n, m)
-        rng = np.random.default_rng(seed)
-        ix = np.sort(rng.choice(n, size, replace=False)) if n > size else np.arange(n)
-        iy = np.sort(rng.choice(m, size, replace=False)) if m > size else np.arange(m)
-    else:
-        ix, iy = np.arange(n), np.arange(m)
-    if kind == "torch":
-        import torch
-
-        z = torch.cat([x[torch.as_tensor(ix, device=x.device)],
-                       y[torch.as_tensor(iy, device=y.device)]])
-    zn = np.concatenate([xn[ix], yn[iy]])
-    if kind == "numpy":
-        z = zn
-    h_x = _entropy_terms(x, xn, k, kind, "x has repeated points")
-    h_y = _entropy_terms(y, yn, k, kind, "y has repeated points")
-    h_z = _entropy_terms(z, zn, k, kind, "x and y share points (in their pooled sample)")
-    value = h_z - 0.5 * h_x - 0.5 * h_y
-    if kind == "torch":
-        return value.clamp(0.0, LOG2)
-    return min(max(value, 0.0), LOG2)

@@ -29,8 +29,8 @@ METRICS: dict[str, tuple[str, bool, bool]] = {
     "sinkhorn": ("otdiv.metrics.sinkhorn", False, True),
     "sinkhorn_divergence": ("otdiv.metrics.sinkhorn", True, True),
     "sliced_wasserstein": ("otdiv.metrics.sliced", True, True),
-    "kl_knn": ("otdiv.metrics.divergence", True, False),
-    "jsd_knn": ("otdiv.metrics.divergence", True, True),
+    "kl_knn": ("otdiv.metrics.knn", True, False),
+    "jsd_knn": ("otdiv.metrics.knn", True, True),
 }
 
 MIN_TASK_SECONDS = 0.1  # a task's estimated work; Dask's overhead is ~1-3 ms per task

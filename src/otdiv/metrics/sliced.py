@@ -61,13 +61,13 @@ def _by_row_blocks(op, *pairs) -> None:
 def _sliced_torch(x, y, a, b, theta, p, uniform):
     import torch
 
-    from otdiv.kernels.cost_torch import power_of_sq
+    from otdiv.kernels.cost_torch import power
 
     th = torch.as_tensor(theta, dtype=x.dtype, device=x.device)
     xp, yp = x @ th, y @ th  # (n, L), (m, L)
     if uniform and x.shape[0] == y.shape[0]:
         diff = torch.sort(xp, dim=0).values - torch.sort(yp, dim=0).values
-        return power_of_sq(diff * diff, p).mean(0)
+        return power(diff.abs(), p).mean(0)
     # weighted or unequal sizes: couple quantiles on the merged grid of cumulative weights
     ix, iy = torch.argsort(xp, dim=0), torch.argsort(yp, dim=0)
     ca = torch.cumsum(a[ix], dim=0)
@@ -84,7 +84,7 @@ def _sliced_torch(x, y, a, b, theta, p, uniform):
     xs = torch.gather(torch.gather(xp, 0, ix), 0, qi)
     ys = torch.gather(torch.gather(yp, 0, iy), 0, qj)
     diff = xs - ys
-    return (widths * power_of_sq(diff * diff, p)).sum(0)
+    return (widths * power(diff.abs(), p)).sum(0)
 
 
 def sliced_wasserstein(

@@ -7,18 +7,12 @@ from __future__ import annotations
 
 import math
 
-from otdiv._array import is_tensor
+from otdiv._array import check_scores
 
 
 def _scores(critic, z):
-    out = critic(z)
-    if not is_tensor(out) or out.numel() != z.shape[0]:
-        shape = tuple(out.shape) if is_tensor(out) else type(out).__name__
-        raise ValueError(
-            f"critic must return one score per sample: {z.shape[0]} inputs gave {shape}; "
-            "expected a tensor of shape (n,) or (n, 1)"
-        )
-    return out.reshape(-1)
+    return check_scores(critic(z), z.shape[0], "critic", verb="return", tensor=True,
+                        detail=f" for an input of shape {tuple(z.shape)}")
 
 
 def _differentiable(scores):

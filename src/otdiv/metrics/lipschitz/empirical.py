@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from otdiv._array import array_kind, as_float_array, is_tensor, to_numpy64
+from otdiv._array import array_kind, as_float_array, check_scores, is_tensor, to_numpy64
 
 
 @dataclass(frozen=True)
@@ -113,12 +113,8 @@ def lipschitz_empirical(x_or_f, fx_or_x, *, return_result: bool = False):
     pts = to_numpy64(_as_samples(xs, "x"))
     vals = to_numpy64(as_float_array(fx, fname))
     n = pts.shape[0]
-    if vals.size != n or (vals.ndim > 1 and vals.shape[0] != n):
-        raise ValueError(
-            f"{fname} must hold one value per point: x has {n} points but {fname} has shape "
-            f"{tuple(vals.shape)}; expected ({n},) or ({n}, 1)"
-        )
-    vals = vals.reshape(-1)
+    vals = check_scores(vals, n, fname, what="value", per="point",
+                        detail=f" (x has {n} points)")
     # the slope is homogeneous: |c f_i - c f_j| / ||s x_i - s x_j|| = (c/s) slope, so the
     # kernel sees data of magnitude <= 1 whatever the scale of the input
     sx, sf = _max_abs(pts), _max_abs(vals)
