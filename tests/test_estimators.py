@@ -16,7 +16,13 @@ from hypothesis import strategies as st
 from scipy.optimize import minimize_scalar
 
 from otdiv.audit import audit_critic, make_toy
-from otdiv.audit.estimators import interpolates, penalty_corrected, slope_corrected
+from otdiv.audit.estimators import (
+    ctransform_pairs,
+    interpolates,
+    penalty_corrected,
+    segment_points,
+    slope_corrected,
+)
 from otdiv.audit.funnels import MinFunnel
 
 
@@ -121,6 +127,8 @@ def test_translate_optimal_potential_and_its_scaled_copies(s):
     assert a.estimate == pytest.approx(s * base.estimate, rel=1e-12)        # raw = s W1
     assert a.interp_grad_norm == pytest.approx(s, rel=1e-12)
     assert a.slope_corrected == pytest.approx(base.estimate, rel=1e-12)     # corrected = W1
+    assert a.ctransform_grad_norm == pytest.approx(s, rel=1e-12)
+    assert a.ctransform_corrected == pytest.approx(base.estimate, rel=1e-12)
     assert a.penalty_corrected == pytest.approx(penalty_corrected(a.estimate, 10.0))
     for audit in (a, base):  # certified: at most exact W1 between the same samples
         assert audit.envelope_lower <= audit.exact_w1 * (1 + 1e-12)
@@ -158,6 +166,7 @@ def test_minfunnel_optimal_potential(s):
     assert abs(a.estimate / s - mf.w1) < 5 * se                       # raw of u = W1
     assert a.interp_grad_norm == pytest.approx(s, rel=1e-9)            # |∇u| = 1 a.e.
     assert a.slope_corrected == pytest.approx(ux.mean() - uy.mean(), rel=1e-9)
+    assert a.ctransform_corrected == pytest.approx(ux.mean() - uy.mean(), rel=1e-9)
     assert a.envelope_lower <= exact_w1(x, y) * (1 + 1e-12)
 
 
@@ -213,3 +222,24 @@ def test_audit_checks_lambda():
     with pytest.raises(ValueError, match="lambda_gp"):
         audit_critic(Linear(np.ones(2)), toy.sample_real, toy.sample_fake, n=10,
                      lambda_gp=-1.0, lipschitz=False, device="cpu")
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 30), m=st.integers(1, 30),
+       d=st.integers(1, 4), slope=st.floats(0.1, 10))
+def test_ctransform_pairs_are_the_brute_force_minimisers(seed, n, m, d, slope):
+    rng = np.random.default_rng(seed)
+    x, y = rng.standard_normal((n, d)), rng.standard_normal((m, d))
+    fx, fy = rng.standard_normal(n) * 3, rng.standard_normal(m) * 3
+    rows, cols = ctransform_pairs(x, y, fx, fy, slope)
+    dist = np.linalg.norm(x[:, None, :] - y[None, :, :], axis=2)
+    h = fy[None, :] / slope + dist            # (n, m): x_i's c-transform candidates
+    k = fx[:, None] / slope - dist            # y_j's
+    assert len(rows) == len(cols) == n + m
+    np.testing.assert_array_equal(rows[:n], np.arange(n))
+    np.testing.assert_array_equal(cols[n:], np.arange(m))
+    np.testing.assert_allclose(h[np.arange(n), cols[:n]], h.min(axis=1), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(k[rows[n:], np.arange(m)], k.max(axis=0), rtol=1e-12, atol=1e-12)
+    pts, w = segment_points(x, y, rows, cols, rng, k=3)
+    assert pts.shape == (3 * (n + m), d)
+    np.testing.assert_allclose(w.sum(), np.linalg.norm(x[rows] - y[cols], axis=1).sum())
