@@ -47,7 +47,9 @@ from otdiv._array import (
 )
 from otdiv.audit.envelope import envelope_bound
 from otdiv.audit.estimators import (
+    PENALTY_KINDS,
     ctransform_pairs,
+    flow_corrected,
     interpolates,
     penalty_corrected,
     segment_points,
@@ -108,6 +110,14 @@ class CriticAudit:
         ctransform_corrected: mean over draws of estimate / G_c — the
             **c-transform-corrected estimate**: no exact OT, O(n² d); not a bound.
             ``rel_error_ctransform_corrected`` its error against the truth.
+        flow_grad_norm: G_V, the mean over draws of the flux-weighted slope
+            E_μ[‖∇f‖ w] / E_μ[|w|] at the interpolates, w = (‖∇f‖ − 1)_+ (one-sided
+            penalty) or ‖∇f‖ − 1 (two-sided): the slope where the congested flow of the
+            penalised problem carries the mass (:func:`~otdiv.audit.estimators.
+            flow_corrected`); nan when no interpolate is steeper than 1.
+        flow_corrected: mean over draws of estimate / G_V — the **flow-corrected
+            estimate**: no exact OT, no λ; exact for a uniform slope; not a bound.
+            ``rel_error_flow_corrected`` its error against the truth.
     """
 
     estimate: float
@@ -143,6 +153,9 @@ class CriticAudit:
     ctransform_grad_norm: float = float("nan")
     ctransform_corrected: float = float("nan")
     rel_error_ctransform_corrected: float = float("nan")
+    flow_grad_norm: float = float("nan")
+    flow_corrected: float = float("nan")
+    rel_error_flow_corrected: float = float("nan")
 
     @property
     def gap(self) -> float | None:
@@ -243,6 +256,7 @@ def audit_critic(
     lipschitz_points: int = 1000,
     envelope: bool = True,
     lambda_gp: float | None = None,
+    penalty: str = "one-sided",
     device: object = "auto",
     seed: int | None = 0,
 ) -> CriticAudit:
@@ -267,6 +281,8 @@ def audit_critic(
             n = 2000 on one core).
         lambda_gp: the gradient-penalty weight λ the critic was trained with (GP or LP):
             adds the ``penalty_corrected`` estimate. None (default): not computed.
+        penalty: "one-sided" (LP, default) or "two-sided" (GP): the weights of the
+            ``flow_corrected`` estimate.
         device: where the critic runs: "auto", "cpu", "cuda" or a torch.device. A module
             already on a device is moved there.
         seed: seeds the draws (None: random; else an integer in [0, 2**63)), checked first.
@@ -289,12 +305,14 @@ def audit_critic(
         w1 = float(w1) if w1 == 0 else check_positive(w1, "w1")
     if lambda_gp is not None:
         lambda_gp = check_nonnegative(lambda_gp, "lambda_gp")
+    if penalty not in PENALTY_KINDS:
+        raise ValueError(f"penalty must be one of {PENALTY_KINDS}, got {penalty!r}")
     dev = resolve_device(device)
     src_real, src_fake = _sources(real, fake)
     check_audit_size(n, src_real.dim, lipschitz_points)
     if not isinstance(critic, torch.nn.Module):
         return _audit(critic, src_real, src_fake, n, repeats, w1, lipschitz, lipschitz_points,
-                      envelope, dev, seed, torch.float32, lambda_gp)
+                      envelope, dev, seed, torch.float32, lambda_gp, penalty)
     modes = {m: m.training for m in critic.modules()}
     try:
         critic = critic.to(dev).eval()
@@ -302,7 +320,7 @@ def audit_critic(
         dtype = params[0].dtype if params and params[0].is_floating_point() else \
             torch.float32
         return _audit(critic, src_real, src_fake, n, repeats, w1, lipschitz,
-                      lipschitz_points, envelope, dev, seed, dtype, lambda_gp)
+                      lipschitz_points, envelope, dev, seed, dtype, lambda_gp, penalty)
     finally:
         for module, training in modes.items():  # the caller's train/eval modes, restored
             module.train(training)
@@ -321,7 +339,7 @@ def check_audit_size(n: int, dim: int, lipschitz_points: int = 1000, *,
 
 
 def _audit(critic, src_real, src_fake, n, repeats, w1, lipschitz, lipschitz_points, envelope,
-           dev, seed, dtype, lambda_gp=None) -> CriticAudit:
+           dev, seed, dtype, lambda_gp=None, penalty="one-sided") -> CriticAudit:
     import torch
 
     from otdiv.metrics.wasserstein import wasserstein
@@ -398,6 +416,10 @@ def _audit(critic, src_real, src_fake, n, repeats, w1, lipschitz, lipschitz_poin
     interp_g = float(np.mean([c[1] for c in corrected]))
     slope_est = float(np.mean([c[0] for c in corrected]))
     pen = None if lambda_gp is None else penalty_corrected(est, lambda_gp)
+    flows = [flow_corrected(e, g, penalty) if g is not None else (float("nan"),) * 2
+             for e, g in zip(estimates, interp, strict=True)]
+    flow_g = float(np.mean([v[1] for v in flows]))
+    flow_est = float(np.mean([v[0] for v in flows]))
     ray_g = float(np.mean(rays))
     ray_est = float(np.mean(np.asarray(estimates) / np.asarray(rays)))
 
@@ -418,7 +440,8 @@ def _audit(critic, src_real, src_fake, n, repeats, w1, lipschitz, lipschitz_poin
         rel_error_slope_corrected=rel(slope_est, truth), lambda_gp=lambda_gp,
         penalty_corrected=pen, rel_error_penalty_corrected=None if pen is None else
         rel(pen, truth), ctransform_grad_norm=ray_g, ctransform_corrected=ray_est,
-        rel_error_ctransform_corrected=rel(ray_est, truth),
+        rel_error_ctransform_corrected=rel(ray_est, truth), flow_grad_norm=flow_g,
+        flow_corrected=flow_est, rel_error_flow_corrected=rel(flow_est, truth),
     )
 
 

@@ -10,7 +10,7 @@ critics s·u, u an optimal 1-Lipschitz potential with ‖∇u‖ = 1 μ-almost e
 objective is s W1 − λ (s − 1)², largest at s = 1 + W1 / (2λ): the raw estimate
 E_P f − E_Q f = s W1 overshoots W1 by the slope s (Milne & Nachman 2022: the penalised
 problem is a congested transport problem; the slope is where the transport is dense).
-Three ways to divide it out without the transport plan:
+Four ways to divide it out without the transport plan:
 
 * :func:`penalty_corrected` — the slope predicted from λ alone: solving
   raw = W1 (1 + W1 / (2λ)) for W1 gives W1 = λ (√(1 + 2 raw / λ) − 1). Needs λ; assumes
@@ -27,6 +27,16 @@ Three ways to divide it out without the transport plan:
   potential those pairs lie on transport rays, so this is the gradient-normalised estimate
   of :mod:`otdiv.audit.critic` with the exact OT plan replaced by the critic's, in
   O(n m d) time. Assumes the critic's shape is right up to its slope.
+
+* :func:`flow_corrected` — the slope weighted by the congested flow. At the optimum of the
+  penalised problem (over all functions), V = 2λ μ (‖∇f‖ − 1)_+ ∇f/‖∇f‖ (LP; (‖∇f‖ − 1)
+  for GP) is a transport flow, div V = Q − P (the Euler–Lagrange equation), so
+  E_P f − E_Q f = ∫ ∇f · V = 2λ E_μ[‖∇f‖ w], w = (‖∇f‖ − 1)_+ (GP: ‖∇f‖ − 1), and the
+  flow carries mass along ∫ |V| = 2λ E_μ[|w|] — the congested-transport picture of
+  Milne & Nachman 2022. The flux-weighted slope G_V = E_μ[‖∇f‖ w] / E_μ[|w|] is the slope
+  where the mass moves, and raw / G_V = ∫ |V| (λ cancels). For the uniform slope s of the
+  model above, G_V = s. Needs the gradient at the interpolates and the penalty's kind;
+  undefined (nan) when no interpolate has ‖∇f‖ > 1 (a clipped or spectral critic).
 
 None of them is a bound. The certified lower bound on W1 between samples is the envelope of
 :mod:`otdiv.audit.envelope`.
@@ -136,3 +146,27 @@ def segment_points(x: np.ndarray, y: np.ndarray, rows: np.ndarray, cols: np.ndar
     t = (np.arange(k)[None, :] + rng.random((len(rows), k))) / k
     pts = (y[cols][:, None, :] + t[..., None] * seg[:, None, :]).reshape(-1, x.shape[1])
     return pts, np.repeat(length / k, k)
+
+
+PENALTY_KINDS = ("one-sided", "two-sided")
+
+
+def flow_corrected(raw: float, grad_norms: np.ndarray,
+                   kind: str = "one-sided") -> tuple[float, float]:
+    """(raw / G_V, G_V), G_V = E_μ[‖∇f‖ w] / E_μ[|w|], w = (‖∇f‖ − 1)_+ ("one-sided", LP)
+    or ‖∇f‖ − 1 ("two-sided", GP): the slope weighted by the congested flow (module
+    docstring). ``grad_norms``: ‖∇f‖ at points of :func:`interpolates`. (nan, nan) when
+    E_μ|w| = 0 or G_V is not positive and finite."""
+    if kind not in PENALTY_KINDS:
+        raise ValueError(f"kind must be one of {PENALTY_KINDS}, got {kind!r}")
+    g = np.asarray(grad_norms, dtype=np.float64).reshape(-1)
+    if len(g) == 0 or not np.isfinite(g).all():
+        return float("nan"), float("nan")
+    w = np.maximum(g - 1.0, 0.0) if kind == "one-sided" else g - 1.0
+    mass = float(np.mean(np.abs(w)))
+    if mass <= 0:
+        return float("nan"), float("nan")
+    slope = float(np.mean(g * w)) / mass
+    if not (math.isfinite(slope) and slope > 0):
+        return float("nan"), float("nan")
+    return float(raw) / slope, slope
