@@ -18,6 +18,7 @@ from scipy.optimize import minimize_scalar
 from otdiv.audit import audit_critic, make_toy
 from otdiv.audit.estimators import (
     ctransform_pairs,
+    flow_corrected,
     interpolates,
     penalty_corrected,
     segment_points,
@@ -110,6 +111,28 @@ def test_interpolates_lie_on_segments_between_the_samples():
         interpolates(x, y[:, :2], rng)
 
 
+@settings(max_examples=100, deadline=None)
+@given(g=st.lists(st.floats(0, 50), min_size=1, max_size=40), raw=st.floats(-10, 10))
+def test_flow_slope_is_a_mean_of_the_slopes_above_one(g, raw):
+    g = np.asarray(g)
+    est, slope = flow_corrected(raw, g)
+    steep = g[g > 1]
+    if len(steep) == 0:
+        assert math.isnan(est) and math.isnan(slope)
+        return
+    # a weighted mean of the gradient norms above 1, weights g − 1
+    assert steep.min() * (1 - 1e-12) <= slope <= steep.max() * (1 + 1e-12)
+    assert slope == pytest.approx(np.sum(steep * (steep - 1)) / np.sum(steep - 1), rel=1e-9)
+    assert est == pytest.approx(raw / slope, rel=1e-12)
+
+
+def test_flow_slope_two_sided_and_checks():
+    assert flow_corrected(3.0, np.full(5, 1.5), "two-sided") == (2.0, 1.5)
+    assert all(math.isnan(v) for v in flow_corrected(3.0, np.full(5, 0.5), "two-sided"))
+    with pytest.raises(ValueError, match="kind"):
+        flow_corrected(1.0, np.ones(3), "both")
+
+
 # ------------------------------------------------------- audits of known critics
 
 
@@ -129,6 +152,11 @@ def test_translate_optimal_potential_and_its_scaled_copies(s):
     assert a.slope_corrected == pytest.approx(base.estimate, rel=1e-12)     # corrected = W1
     assert a.ctransform_grad_norm == pytest.approx(s, rel=1e-12)
     assert a.ctransform_corrected == pytest.approx(base.estimate, rel=1e-12)
+    if s > 1:  # the flow runs only where the slope is above 1
+        assert a.flow_grad_norm == pytest.approx(s, rel=1e-12)
+        assert a.flow_corrected == pytest.approx(base.estimate, rel=1e-12)
+    else:
+        assert math.isnan(a.flow_corrected)
     assert a.penalty_corrected == pytest.approx(penalty_corrected(a.estimate, 10.0))
     for audit in (a, base):  # certified: at most exact W1 between the same samples
         assert audit.envelope_lower <= audit.exact_w1 * (1 + 1e-12)
@@ -167,6 +195,8 @@ def test_minfunnel_optimal_potential(s):
     assert a.interp_grad_norm == pytest.approx(s, rel=1e-9)            # |∇u| = 1 a.e.
     assert a.slope_corrected == pytest.approx(ux.mean() - uy.mean(), rel=1e-9)
     assert a.ctransform_corrected == pytest.approx(ux.mean() - uy.mean(), rel=1e-9)
+    if s > 1:
+        assert a.flow_corrected == pytest.approx(ux.mean() - uy.mean(), rel=1e-9)
     assert a.envelope_lower <= exact_w1(x, y) * (1 + 1e-12)
 
 
