@@ -10,8 +10,9 @@ against the truth (the population W1 when known, else exact W1 of the samples), 
 certificate / exact W1, and wall seconds.
 
 Problems: ``8gaussians``, ``25gaussians``, ``swissroll``, ``translate:D``, ``scale:D``,
-``funnels:D:K``. Default critic: the recommended one — LP, Softplus(30), 3 × 96, Adam
-2e-3, cosine schedule. ``--device auto`` trains and audits on CUDA when present.
+``funnels:D:K``, ``funnels:all`` (the 28 settings of Korotin et al. 2022). Default critic:
+the recommended one — LP, Softplus(30), 3 × 96, Adam 2e-3, cosine schedule. ``--device
+auto`` trains and audits on CUDA when present.
 
 Until the subcommand is registered in :mod:`otdiv.cli`, run it as
 ``python -m otdiv.cli.benchmark_critics [options]``.
@@ -64,7 +65,7 @@ def row(label: str, toy, constraint: str, seed: int, args) -> tuple[str, dict]:
     t0 = time.perf_counter()
     lr = 5e-5 if constraint == "clip" else args.lr
     trained = train_critic(toy.sample_real, toy.sample_fake, constraint=constraint,
-                           steps=args.steps, hidden=(args.hidden,) * 3,
+                           steps=args.steps, hidden=(args.hidden or max(2 * toy.dim, 128),) * 3,
                            softplus_beta=args.softplus_beta or None, lr=lr,
                            lambda_gp=args.lambda_gp, schedule="cosine", device=args.device,
                            seed=seed, progress=False)
@@ -91,7 +92,15 @@ def row(label: str, toy, constraint: str, seed: int, args) -> tuple[str, dict]:
 def _run(args) -> int:
     from otdiv.audit import CONSTRAINTS
 
-    problems = [problem(p) for p in args.problems.split(",") if p.strip()]
+    specs = []
+    for p in args.problems.split(","):
+        if p.strip() == "funnels:all":  # the 28 settings of Korotin et al. 2022
+            from otdiv.audit.funnels import FUNNEL_SETTINGS
+
+            specs += [f"funnels:{d}:{k}" for d, k in FUNNEL_SETTINGS]
+        elif p.strip():
+            specs.append(p)
+    problems = [problem(p) for p in specs]
     constraints = [c.strip() for c in args.constraints.split(",") if c.strip()]
     for c in constraints:
         if c not in CONSTRAINTS:
@@ -118,11 +127,13 @@ def _run(args) -> int:
 def _add_arguments(p) -> None:
     p.add_argument("--problems", default=DEFAULT_PROBLEMS,
                    help="comma-separated: 8gaussians, 25gaussians, swissroll, translate:D, "
-                   "scale:D, funnels:D:K (default: %(default)s)")
+                   "scale:D, funnels:D:K, funnels:all (the 28 settings of Korotin et al.) "
+                   "(default: %(default)s)")
     p.add_argument("--constraints", default="lp", help="comma-separated (default: lp)")
     p.add_argument("--seeds", default="0", help="comma-separated (default: 0)")
     p.add_argument("--steps", type=int_arg(1), default=3000)
-    p.add_argument("--hidden", type=int_arg(1), default=96, help="width of the 3 layers")
+    p.add_argument("--hidden", type=int_arg(0), default=96,
+                   help="width of the 3 layers; 0: max(2 d, 128), as Korotin et al. (default 96)")
     p.add_argument("--softplus-beta", type=float_arg(0.0), default=30.0,
                    help="β of the Softplus activation; 0 for ReLU (default: 30)")
     p.add_argument("--lr", type=float_arg(0.0, strict=True), default=2e-3)
