@@ -49,7 +49,6 @@ from otdiv.audit.envelope import envelope_bound
 from otdiv.audit.estimators import (
     PENALTY_KINDS,
     ctransform_pairs,
-    flow_balance,
     flow_corrected,
     interpolates,
     penalty_corrected,
@@ -119,10 +118,6 @@ class CriticAudit:
         flow_corrected: mean over draws of estimate / G_V — the **flow-corrected
             estimate**: no exact OT, no λ; exact for a uniform slope; not a bound.
             ``rel_error_flow_corrected`` its error against the truth.
-        flow_balance: mean over draws of 2λ E_μ[‖∇f‖ w] / estimate, 1 at the optimum of
-            the penalised problem (:func:`~otdiv.audit.estimators.flow_balance`): an
-            OT-free check of the assumption behind ``flow_corrected``; None without
-            ``lambda_gp``.
     """
 
     estimate: float
@@ -161,7 +156,6 @@ class CriticAudit:
     flow_grad_norm: float = float("nan")
     flow_corrected: float = float("nan")
     rel_error_flow_corrected: float = float("nan")
-    flow_balance: float | None = None
 
     @property
     def gap(self) -> float | None:
@@ -425,9 +419,6 @@ def _audit(critic, src_real, src_fake, n, repeats, w1, lipschitz, lipschitz_poin
     flows = [flow_corrected(e, g, penalty) if g is not None else (float("nan"),) * 2
              for e, g in zip(estimates, interp, strict=True)]
     flow_g = float(np.mean([v[1] for v in flows]))
-    balance = None if lambda_gp is None else float(np.mean(
-        [flow_balance(e, g, lambda_gp, penalty) if g is not None else float("nan")
-         for e, g in zip(estimates, interp, strict=True)]))
     flow_est = float(np.mean([v[0] for v in flows]))
     ray_g = float(np.mean(rays))
     ray_est = float(np.mean(np.asarray(estimates) / np.asarray(rays)))
@@ -451,7 +442,6 @@ def _audit(critic, src_real, src_fake, n, repeats, w1, lipschitz, lipschitz_poin
         rel(pen, truth), ctransform_grad_norm=ray_g, ctransform_corrected=ray_est,
         rel_error_ctransform_corrected=rel(ray_est, truth), flow_grad_norm=flow_g,
         flow_corrected=flow_est, rel_error_flow_corrected=rel(flow_est, truth),
-        flow_balance=balance,
     )
 
 

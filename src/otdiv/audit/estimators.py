@@ -170,18 +170,3 @@ def flow_corrected(raw: float, grad_norms: np.ndarray,
     if not (math.isfinite(slope) and slope > 0):
         return float("nan"), float("nan")
     return float(raw) / slope, slope
-
-
-def flow_balance(raw: float, grad_norms: np.ndarray, lambda_gp: float,
-                 kind: str = "one-sided") -> float:
-    """2λ E_μ[‖∇f‖ w] / raw: 1 at the optimum of the penalised problem, where
-    raw = ∫ ∇f · V (module docstring) — how far the critic is from the optimum its
-    flow correction assumes. nan when raw <= 0 or the norms are not finite."""
-    if kind not in PENALTY_KINDS:
-        raise ValueError(f"kind must be one of {PENALTY_KINDS}, got {kind!r}")
-    lam = check_nonnegative(lambda_gp, "lambda_gp")
-    g = np.asarray(grad_norms, dtype=np.float64).reshape(-1)
-    if float(raw) <= 0 or len(g) == 0 or not np.isfinite(g).all():
-        return float("nan")
-    w = np.maximum(g - 1.0, 0.0) if kind == "one-sided" else g - 1.0
-    return 2.0 * lam * float(np.mean(g * w)) / float(raw)

@@ -32,7 +32,7 @@ DEFAULT_PROBLEMS = ("8gaussians,25gaussians,swissroll,translate:2,translate:16,s
 COLUMNS = ("problem", "constraint", "seed", "raw", "slope-corr.", "penalty-corr.",
            "c-transf.-corr.", "flow-corr.", "/G (OT)", "envelope cert.", "exact W1 (samples)",
            "population W1", "err raw", "err slope", "err penalty", "err c-transf.",
-           "err flow", "err /G", "cert / exact", "flow balance", "s")
+           "err flow", "err /G", "cert / exact", "s")
 
 
 def problem(spec: str):
@@ -83,7 +83,7 @@ def row(label: str, toy, constraint: str, seed: int, args) -> tuple[str, dict]:
              _pct(a.rel_error_slope_corrected), _pct(a.rel_error_penalty_corrected),
              _pct(a.rel_error_ctransform_corrected), _pct(a.rel_error_flow_corrected),
              _pct(a.rel_error_normalized), f"{a.envelope_lower / a.exact_w1:.3f}",
-             "" if a.flow_balance is None else f"{a.flow_balance:.3f}", f"{sec:.0f}")
+             f"{sec:.0f}")
     record = {"problem": label, "constraint": constraint, "seed": seed, "steps": args.steps,
               "seconds": sec, **a.to_dict()}
     return "| " + " | ".join(cells) + " |", record
