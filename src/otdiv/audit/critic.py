@@ -24,6 +24,12 @@ s W1 − λ (s − 1)² peaks at s = 1 + W1 / (2λ), so the raw estimate oversho
 factor, G = s, and estimate / G removes it. It errs low when ∇f is not aligned with the
 transport, and — in high dimension, where W1 between samples is far above the population
 W1 — its bound says nothing about the population value (docs/audit.md).
+
+Beside it, estimates that need no exact OT (:mod:`otdiv.audit.estimators`; measured in
+docs/critic_benchmark.md): ``flow_corrected`` = estimate / G_V, the slope weighted by the
+congested flow of the penalised problem at the penalty's interpolates (the one to quote
+for an LP critic in a few dimensions), ``penalty_corrected`` (λ only),
+``slope_corrected`` and ``ctransform_corrected``.
 """
 
 from __future__ import annotations
@@ -230,11 +236,8 @@ def _segment_grad_norm(critic: Callable, x: np.ndarray, y: np.ndarray, plan, dev
     rows, cols, mass = (np.asarray(v) for v in plan)
     keep = mass > 0
     rows, cols, mass = rows[keep], cols[keep], mass[keep]
-    seg = x[rows] - y[cols]
-    length = np.linalg.norm(seg, axis=1)
-    t = (np.arange(k)[None, :] + rng.random((len(rows), k))) / k  # stratified, (s, k)
-    pts = (y[cols][:, None, :] + t[..., None] * seg[:, None, :]).reshape(-1, x.shape[1])
-    weight = np.repeat(mass * length / k, k)
+    pts, weight = segment_points(x, y, rows, cols, rng, k)  # weights length / k
+    weight = weight * np.repeat(mass, k)
     if weight.sum() <= 0:
         return float("nan"), float("nan")
     norm = _grad_norms(critic, pts, device, dtype)
