@@ -117,7 +117,7 @@ class CriticAudit:
             **c-transform-corrected estimate**: no exact OT, O(n² d); not a bound.
             ``rel_error_ctransform_corrected`` its error against the truth.
         flow_grad_norm: G_V, the mean over draws of the flux-weighted slope
-            E_μ[‖∇f‖ w] / E_μ[|w|] at the interpolates, w = (‖∇f‖ − 1)_+ (one-sided
+            E_μ[‖∇f‖ w] / E_μ[abs(w)] at the interpolates, w = (‖∇f‖ − 1)_+ (one-sided
             penalty) or ‖∇f‖ − 1 (two-sided): the slope where the congested flow of the
             penalised problem carries the mass (:func:`~otdiv.audit.estimators.
             flow_corrected`); nan when no interpolate is steeper than 1.

@@ -32,9 +32,9 @@ Four ways to divide it out without the transport plan:
   penalised problem (over all functions), V = 2λ μ (‖∇f‖ − 1)_+ ∇f/‖∇f‖ (LP; (‖∇f‖ − 1)
   for GP) is a transport flow, div V = Q − P (the Euler–Lagrange equation), so
   E_P f − E_Q f = ∫ ∇f · V = 2λ E_μ[‖∇f‖ w], w = (‖∇f‖ − 1)_+ (GP: ‖∇f‖ − 1), and the
-  flow carries mass along ∫ |V| = 2λ E_μ[|w|] — the congested-transport picture of
-  Milne & Nachman 2022. The flux-weighted slope G_V = E_μ[‖∇f‖ w] / E_μ[|w|] is the slope
-  where the mass moves, and raw / G_V = ∫ |V| (λ cancels). For the uniform slope s of the
+  flow carries mass along ∫ ‖V‖ = 2λ E_μ[abs(w)] — the congested-transport picture of
+  Milne & Nachman 2022. The flux-weighted slope G_V = E_μ[‖∇f‖ w] / E_μ[abs(w)] is the slope
+  where the mass moves, and raw / G_V = ∫ ‖V‖ (λ cancels). For the uniform slope s of the
   model above, G_V = s. Needs the gradient at the interpolates and the penalty's kind;
   undefined (nan) when no interpolate has ‖∇f‖ > 1 (a clipped or spectral critic).
 
@@ -153,10 +153,10 @@ PENALTY_KINDS = ("one-sided", "two-sided")
 
 def flow_corrected(raw: float, grad_norms: np.ndarray,
                    kind: str = "one-sided") -> tuple[float, float]:
-    """(raw / G_V, G_V), G_V = E_μ[‖∇f‖ w] / E_μ[|w|], w = (‖∇f‖ − 1)_+ ("one-sided", LP)
+    """(raw / G_V, G_V), G_V = E_μ[‖∇f‖ w] / E_μ[abs(w)], w = (‖∇f‖ − 1)_+ ("one-sided", LP)
     or ‖∇f‖ − 1 ("two-sided", GP): the slope weighted by the congested flow (module
     docstring). ``grad_norms``: ‖∇f‖ at points of :func:`interpolates`. (nan, nan) when
-    E_μ|w| = 0 or G_V is not positive and finite."""
+    E_μ[abs(w)] = 0 or G_V is not positive and finite."""
     if kind not in PENALTY_KINDS:
         raise ValueError(f"kind must be one of {PENALTY_KINDS}, got {kind!r}")
     g = np.asarray(grad_norms, dtype=np.float64).reshape(-1)
