@@ -24,6 +24,12 @@ s W1 − λ (s − 1)² peaks at s = 1 + W1 / (2λ), so the raw estimate oversho
 factor, G = s, and estimate / G removes it. It errs low when ∇f is not aligned with the
 transport, and — in high dimension, where W1 between samples is far above the population
 W1 — its bound says nothing about the population value (docs/audit.md).
+
+Beside it, estimates that need no exact OT (:mod:`otdiv.audit.estimators`; measured in
+docs/critic_benchmark.md): ``flow_corrected`` = estimate / G_V, the slope weighted by the
+congested flow of the penalised problem at the penalty's interpolates (the one to quote
+for an LP critic in a few dimensions), ``penalty_corrected`` (λ only),
+``slope_corrected`` and ``ctransform_corrected``.
 """
 
 from __future__ import annotations
@@ -39,14 +45,23 @@ import numpy as np
 from otdiv._array import (
     as_points,
     check_int,
+    check_nonnegative,
     check_positive,
     check_same_dim,
     check_seed,
     to_numpy64,
 )
-from otdiv.audit.data import Data
-from otdiv.audit.data import sources as _sources
+from otdiv.audit.data import Data, sources
 from otdiv.audit.envelope import envelope_bound
+from otdiv.audit.estimators import (
+    PENALTY_KINDS,
+    ctransform_pairs,
+    flow_corrected,
+    interpolates,
+    penalty_corrected,
+    segment_points,
+    slope_corrected,
+)
 from otdiv.audit.models import MEMORY_BUDGET, resolve_device, scores
 
 
@@ -81,6 +96,35 @@ class CriticAudit:
             ``rel_error_normalized`` = it / truth − 1.
         n, m: held-out real and fake samples per draw; repeats: number of draws.
         seconds: wall time of the audit; ``w1_seconds`` the part spent in exact W1.
+        interp_grad_norm: G_μ, the mean over draws of the mean ‖∇f‖ at 2n random
+            interpolates t x_i + (1 − t) y_σ(i) of the draw — where the gradient penalty
+            samples the slope (:mod:`otdiv.audit.estimators`); nan when torch cannot
+            differentiate the critic.
+        slope_corrected: mean over draws of estimate / G_μ — the **slope-corrected
+            estimate**, which needs no exact OT: E_P u − E_Q u exactly for f = s·u with
+            ‖∇u‖ = 1 on the interpolates; not a bound. ``rel_error_slope_corrected`` =
+            it / truth − 1.
+        lambda_gp: the penalty weight λ the critic was trained with, when given.
+        penalty_corrected: λ (√(1 + 2 estimate / λ) − 1), the raw estimate with the slope
+            1 + W1 / (2λ) of a uniformly penalised critic removed (no OT, no gradient; not
+            a bound); None without ``lambda_gp``. ``rel_error_penalty_corrected`` its
+            error against the truth.
+        ctransform_grad_norm: G_c, the mean over draws of the length-weighted mean ‖∇f‖
+            along the critic's own transport segments (each point paired with the
+            minimiser of the c-transform of f / G, :func:`~otdiv.audit.estimators.
+            ctransform_pairs`; G from the interpolates, refined twice) — G of the
+            gradient-normalised estimate with the exact OT plan replaced by the critic's.
+        ctransform_corrected: mean over draws of estimate / G_c — the
+            **c-transform-corrected estimate**: no exact OT, O(n² d); not a bound.
+            ``rel_error_ctransform_corrected`` its error against the truth.
+        flow_grad_norm: G_V, the mean over draws of the flux-weighted slope
+            E_μ[‖∇f‖ w] / E_μ[abs(w)] at the interpolates, w = (‖∇f‖ − 1)_+ (one-sided
+            penalty) or ‖∇f‖ − 1 (two-sided): the slope where the congested flow of the
+            penalised problem carries the mass (:func:`~otdiv.audit.estimators.
+            flow_corrected`); nan when no interpolate is steeper than 1.
+        flow_corrected: mean over draws of estimate / G_V — the **flow-corrected
+            estimate**: no exact OT, no λ; exact for a uniform slope; not a bound.
+            ``rel_error_flow_corrected`` its error against the truth.
     """
 
     estimate: float
@@ -107,6 +151,18 @@ class CriticAudit:
     w1_seconds: float
     estimates: tuple[float, ...] = field(repr=False)
     exact_values: tuple[float, ...] = field(repr=False)
+    interp_grad_norm: float = float("nan")
+    slope_corrected: float = float("nan")
+    rel_error_slope_corrected: float = float("nan")
+    lambda_gp: float | None = None
+    penalty_corrected: float | None = None
+    rel_error_penalty_corrected: float | None = None
+    ctransform_grad_norm: float = float("nan")
+    ctransform_corrected: float = float("nan")
+    rel_error_ctransform_corrected: float = float("nan")
+    flow_grad_norm: float = float("nan")
+    flow_corrected: float = float("nan")
+    rel_error_flow_corrected: float = float("nan")
 
     @property
     def gap(self) -> float | None:
@@ -137,6 +193,40 @@ def _as_critic_fn(critic: Callable, device, dtype):
     return fn
 
 
+def _grad_norms(critic: Callable, pts: np.ndarray, device, dtype) -> np.ndarray | None:
+    """‖∇f‖ at each of the points (N, d); None when torch cannot differentiate the critic."""
+    import torch
+
+    t = torch.as_tensor(pts, dtype=dtype).to(device).requires_grad_(True)
+    try:
+        with torch.enable_grad():
+            (grad,) = torch.autograd.grad(scores(critic, t).sum(), t)
+    except RuntimeError:  # a callable outside autograd (numpy inside, no_grad, ...)
+        return None
+    return to_numpy64(grad.detach().reshape(len(pts), -1).norm(dim=1))
+
+
+def _ctransform_slope(critic, x, y, fx, fy, interp_norms, device, dtype,
+                      rng: np.random.Generator, rounds: int = 2) -> float:
+    """G_c: the length-weighted mean ‖∇f‖ along the critic's c-transform pairs (nan when
+    torch cannot differentiate the critic or its slope is not positive)."""
+    if interp_norms is None or not np.isfinite(interp_norms).all():
+        return float("nan")
+    slope = float(np.mean(interp_norms))
+    for _ in range(rounds):
+        if not (math.isfinite(slope) and slope > 0):
+            return float("nan")
+        rows, cols = ctransform_pairs(x, y, fx, fy, slope)
+        pts, weight = segment_points(x, y, rows, cols, rng)
+        if weight.sum() <= 0:
+            return float("nan")
+        norm = _grad_norms(critic, pts, device, dtype)
+        if norm is None:
+            return float("nan")
+        slope = float(np.average(norm, weights=weight))
+    return slope if slope > 0 else float("nan")
+
+
 def _segment_grad_norm(critic: Callable, x: np.ndarray, y: np.ndarray, plan, device, dtype,
                        rng: np.random.Generator, k: int = 4) -> tuple[float, float]:
     """(G, weighted std of ‖∇f‖) along the coupling's segments y_j + t (x_i − y_j).
@@ -144,25 +234,16 @@ def _segment_grad_norm(critic: Callable, x: np.ndarray, y: np.ndarray, plan, dev
     ``plan`` is (rows, cols, masses); each segment gets ``k`` stratified t in [0, 1] and the
     weight mass · length / k. (nan, nan) when torch cannot differentiate the critic.
     """
-    import torch
-
     rows, cols, mass = (np.asarray(v) for v in plan)
     keep = mass > 0
     rows, cols, mass = rows[keep], cols[keep], mass[keep]
-    seg = x[rows] - y[cols]
-    length = np.linalg.norm(seg, axis=1)
-    t = (np.arange(k)[None, :] + rng.random((len(rows), k))) / k  # stratified, (s, k)
-    pts = (y[cols][:, None, :] + t[..., None] * seg[:, None, :]).reshape(-1, x.shape[1])
-    weight = np.repeat(mass * length / k, k)
+    pts, weight = segment_points(x, y, rows, cols, rng, k)  # weights length / k
+    weight = weight * np.repeat(mass, k)
     if weight.sum() <= 0:
         return float("nan"), float("nan")
-    pts = torch.as_tensor(pts, dtype=dtype).to(device).requires_grad_(True)
-    try:
-        with torch.enable_grad():
-            (grad,) = torch.autograd.grad(scores(critic, pts).sum(), pts)
-    except RuntimeError:  # a callable outside autograd (numpy inside, no_grad, ...)
+    norm = _grad_norms(critic, pts, device, dtype)
+    if norm is None:
         return float("nan"), float("nan")
-    norm = to_numpy64(grad.detach().reshape(len(pts), -1).norm(dim=1))
     mean = float(np.average(norm, weights=weight))
     return mean, float(np.sqrt(np.average((norm - mean) ** 2, weights=weight)))
 
@@ -178,6 +259,8 @@ def audit_critic(
     lipschitz: bool = True,
     lipschitz_points: int = 1000,
     envelope: bool = True,
+    lambda_gp: float | None = None,
+    penalty: str = "one-sided",
     device: object = "auto",
     seed: int | None = 0,
 ) -> CriticAudit:
@@ -200,6 +283,10 @@ def audit_critic(
         lipschitz_points: points given to :func:`otdiv.lipschitz_bounds`.
         envelope: compute the envelope certificate on each draw (O(n^2 d), about 1 s for
             n = 2000 on one core).
+        lambda_gp: the gradient-penalty weight λ the critic was trained with (GP or LP):
+            adds the ``penalty_corrected`` estimate. None (default): not computed.
+        penalty: "one-sided" (LP, default) or "two-sided" (GP): the weights of the
+            ``flow_corrected`` estimate.
         device: where the critic runs: "auto", "cpu", "cuda" or a torch.device. A module
             already on a device is moved there.
         seed: seeds the draws (None: random; else an integer in [0, 2**63)), checked first.
@@ -220,12 +307,16 @@ def audit_critic(
     lipschitz_points = check_int(lipschitz_points, "lipschitz_points", minimum=2)
     if w1 is not None:
         w1 = float(w1) if w1 == 0 else check_positive(w1, "w1")
+    if lambda_gp is not None:
+        lambda_gp = check_nonnegative(lambda_gp, "lambda_gp")
+    if penalty not in PENALTY_KINDS:
+        raise ValueError(f"penalty must be one of {PENALTY_KINDS}, got {penalty!r}")
     dev = resolve_device(device)
-    src_real, src_fake = _sources(real, fake)
+    src_real, src_fake = sources(real, fake)
     check_audit_size(n, src_real.dim, lipschitz_points)
     if not isinstance(critic, torch.nn.Module):
         return _audit(critic, src_real, src_fake, n, repeats, w1, lipschitz, lipschitz_points,
-                      envelope, dev, seed, torch.float32)
+                      envelope, dev, seed, torch.float32, lambda_gp, penalty)
     modes = {m: m.training for m in critic.modules()}
     try:
         critic = critic.to(dev).eval()
@@ -233,7 +324,7 @@ def audit_critic(
         dtype = params[0].dtype if params and params[0].is_floating_point() else \
             torch.float32
         return _audit(critic, src_real, src_fake, n, repeats, w1, lipschitz,
-                      lipschitz_points, envelope, dev, seed, dtype)
+                      lipschitz_points, envelope, dev, seed, dtype, lambda_gp, penalty)
     finally:
         for module, training in modes.items():  # the caller's train/eval modes, restored
             module.train(training)
@@ -252,7 +343,7 @@ def check_audit_size(n: int, dim: int, lipschitz_points: int = 1000, *,
 
 
 def _audit(critic, src_real, src_fake, n, repeats, w1, lipschitz, lipschitz_points, envelope,
-           dev, seed, dtype) -> CriticAudit:
+           dev, seed, dtype, lambda_gp=None, penalty="one-sided") -> CriticAudit:
     import torch
 
     from otdiv.metrics.wasserstein import wasserstein
@@ -268,7 +359,9 @@ def _audit(critic, src_real, src_fake, n, repeats, w1, lipschitz, lipschitz_poin
 
     start = time.perf_counter()
     w1_time = 0.0
-    estimates, exact, norms, envelopes = [], [], [], []
+    # and one for the interpolates of the slope-corrected estimate
+    i_rng = np.random.default_rng(None if seed is None else [seed, 2])
+    estimates, exact, norms, envelopes, interp, rays = [], [], [], [], [], []
     first = None
     for _ in range(repeats):
         x = src_real.fixed(n, rng)
@@ -286,6 +379,8 @@ def _audit(critic, src_real, src_fake, n, repeats, w1, lipschitz, lipschitz_poin
         w1_time += time.perf_counter() - t0
         exact.append(float(res.value))
         norms.append(_segment_grad_norm(critic, x, y, res.plan_support, dev, dtype, t_rng))
+        interp.append(_grad_norms(critic, interpolates(x, y, i_rng, 2), dev, dtype))
+        rays.append(_ctransform_slope(critic, x, y, fx, fy, interp[-1], dev, dtype, i_rng))
 
     lower = upper = float("nan")
     reason = None
@@ -320,6 +415,18 @@ def _audit(critic, src_real, src_fake, n, repeats, w1, lipschitz, lipschitz_poin
     def rel(a: float, b: float) -> float:
         return a / b - 1.0 if b > 0 else float("nan")
 
+    corrected = [slope_corrected(e, g) if g is not None else (float("nan"),) * 3
+                 for e, g in zip(estimates, interp, strict=True)]
+    interp_g = float(np.mean([c[1] for c in corrected]))
+    slope_est = float(np.mean([c[0] for c in corrected]))
+    pen = None if lambda_gp is None else penalty_corrected(est, lambda_gp)
+    flows = [flow_corrected(e, g, penalty) if g is not None else (float("nan"),) * 2
+             for e, g in zip(estimates, interp, strict=True)]
+    flow_g = float(np.mean([v[1] for v in flows]))
+    flow_est = float(np.mean([v[0] for v in flows]))
+    ray_g = float(np.mean(rays))
+    ray_est = float(np.mean(np.asarray(estimates) / np.asarray(rays)))
+
     def spread(v: Sequence[float]) -> float:
         return float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
 
@@ -333,6 +440,12 @@ def _audit(critic, src_real, src_fake, n, repeats, w1, lipschitz, lipschitz_poin
         n=len(first[0]), m=len(first[1]), repeats=repeats,
         seconds=time.perf_counter() - start, w1_seconds=w1_time,
         estimates=tuple(estimates), exact_values=tuple(exact),
+        interp_grad_norm=interp_g, slope_corrected=slope_est,
+        rel_error_slope_corrected=rel(slope_est, truth), lambda_gp=lambda_gp,
+        penalty_corrected=pen, rel_error_penalty_corrected=None if pen is None else
+        rel(pen, truth), ctransform_grad_norm=ray_g, ctransform_corrected=ray_est,
+        rel_error_ctransform_corrected=rel(ray_est, truth), flow_grad_norm=flow_g,
+        flow_corrected=flow_est, rel_error_flow_corrected=rel(flow_est, truth),
     )
 
 

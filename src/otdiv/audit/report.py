@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 COLUMNS = ("problem", "constraint", "estimate", "exact W1", "closed form", "rel. error",
-           "slope G", "estimate / G", "rel. error (/ G)", "Lip lower", "Lip upper",
+           "slope G", "estimate / G", "rel. error (/ G)", "flow-corrected",
+           "rel. error (flow)", "Lip lower", "Lip upper",
            "certified", "time [s]", "CPU [s]")
 
 
@@ -38,7 +39,9 @@ def audit_row(problem: str, constraint: str, audit, seconds: float) -> dict[str,
     (a results.jsonl row's "audit"); seconds = train + audit.
 
     "rel. error" is the raw estimate's (estimate / truth − 1); "slope G" is
-    ``grad_norm``, "estimate / G" ``normalized_estimate`` and "rel. error (/ G)" its error.
+    ``grad_norm``, "estimate / G" ``normalized_estimate`` and "rel. error (/ G)" its error;
+    "flow-corrected" is the OT-free ``flow_corrected`` estimate (blank for audits written
+    before it existed, or for critics without a gradient penalty).
     """
     if isinstance(audit, Mapping):  # to_dict() writes inf and nan as strings
         audit = SimpleNamespace(**{k: float(v) if v in ("inf", "-inf", "nan") else v
@@ -53,6 +56,8 @@ def audit_row(problem: str, constraint: str, audit, seconds: float) -> dict[str,
         "slope G": _num(audit.grad_norm, ".3g"),
         "estimate / G": _num(audit.normalized_estimate),
         "rel. error (/ G)": _pct(audit.rel_error_normalized),
+        "flow-corrected": _num(getattr(audit, "flow_corrected", None)),
+        "rel. error (flow)": _pct(getattr(audit, "rel_error_flow_corrected", math.nan)),
         "Lip lower": _num(audit.lipschitz_lower, ".3g"),
         "Lip upper": _num(audit.lipschitz_upper, ".3g"),
         "certified": _num(audit.certified_lower),

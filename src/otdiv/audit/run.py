@@ -410,8 +410,11 @@ def _run(s: AuditSettings, label: Label) -> AuditRun:
         payload["critic_file"] = str(save_path)
         payload["training"] = _training_record(trained, hidden)
         write_json(out / "report.json", payload)  # kept if the audit fails
-    audit = critic_module.audit_critic(critic, *held, n=s.n, repeats=s.repeats, w1=w1,
-                                       device=device, seed=s.seed + 1)
+    penalised = constraint in ("gp", "lp")  # the OT-free corrections need the penalty
+    audit = critic_module.audit_critic(
+        critic, *held, n=s.n, repeats=s.repeats, w1=w1, device=device, seed=s.seed + 1,
+        lambda_gp=s.lambda_gp if penalised else None,
+        penalty="two-sided" if constraint == "gp" else "one-sided")
     seconds = time.perf_counter() - start
     row = audit_row(problem, constraint, audit, seconds)
     judged = verdict(audit, constraint=constraint, history=None if trained is None else

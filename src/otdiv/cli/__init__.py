@@ -1,7 +1,7 @@
 """The ``otdiv`` command. Heavy imports happen inside subcommands so ``--help`` is instant.
 
-One module per subcommand (distance, audit and demo); this one builds the parser and
-turns every error into one line on stderr with exit status 2.
+One module per subcommand (distance, audit and demo, sweep, benchmark-critics); this one
+builds the parser and turns every error into one line on stderr with exit status 2.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from otdiv.cli import audit, distance, sweep
+from otdiv.cli import audit, benchmark_critics, distance, sweep
 from otdiv.cli._common import CLIError, Parser, load_array
 
 __all__ = ["CLIError", "build_parser", "load_array", "main"]
@@ -23,6 +23,7 @@ def build_parser() -> Parser:
     distance.register(sub)
     audit.register(sub)
     sweep.register(sub)
+    benchmark_critics.register(sub)
     return parser
 
 

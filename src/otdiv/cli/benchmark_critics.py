@@ -1,0 +1,166 @@
+"""``otdiv benchmark-critics``: which W1 estimate of a trained critic to quote.
+
+For each problem × constraint × seed: train a critic (:func:`otdiv.audit.train_critic`),
+audit it on held-out samples (:func:`otdiv.audit.audit_critic`, with the training λ and
+the penalty's kind) and print one markdown row: the raw estimate, the OT-free corrections
+of :mod:`otdiv.audit.estimators` (slope-, penalty-, c-transform- and flow-corrected), the
+gradient-normalised estimate (needs exact OT; the reference), the envelope certificate,
+exact W1 between the samples, the population W1 where known, each estimate's error
+against the truth (the population W1 when known, else exact W1 of the samples), the
+certificate / exact W1, and wall seconds.
+
+Problems: ``8gaussians``, ``25gaussians``, ``swissroll``, ``translate:D``, ``scale:D``,
+``funnels:D:K``, ``funnels:all`` (the 28 settings of Korotin et al. 2022). Default critic:
+the recommended one — LP, Softplus(30), 3 × 96, Adam 2e-3, cosine schedule. ``--device
+auto`` trains and audits on CUDA when present.
+
+Until the subcommand is registered in :mod:`otdiv.cli`, run it as
+``python -m otdiv.cli.benchmark_critics [options]``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from otdiv.cli._common import CLIError, Parser, float_arg, int_arg
+
+PAPER = ("8gaussians", "25gaussians", "swissroll")
+DEFAULT_PROBLEMS = ("8gaussians,25gaussians,swissroll,translate:2,translate:16,scale:2,"
+                    "scale:16,funnels:2:4,funnels:16:4")
+COLUMNS = ("problem", "constraint", "seed", "raw", "slope-corr.", "penalty-corr.",
+           "c-transf.-corr.", "flow-corr.", "/G (OT)", "envelope cert.", "exact W1 (samples)",
+           "population W1", "err raw", "err slope", "err penalty", "err c-transf.",
+           "err flow", "err /G", "cert / exact", "s")
+
+
+def problem(spec: str):
+    """(label, toy) from 'name', 'translate:D', 'scale:D' or 'funnels:D:K'."""
+    from otdiv.audit import make_toy
+
+    parts = spec.strip().split(":")
+    try:
+        if parts[0] in PAPER and len(parts) == 1:
+            return parts[0], make_toy(parts[0])
+        if parts[0] in ("translate", "scale") and len(parts) == 2:
+            return f"{parts[0]} d={parts[1]}", make_toy(parts[0], d=int(parts[1]))
+        if parts[0] == "funnels" and len(parts) == 3:
+            d, k = int(parts[1]), int(parts[2])
+            return f"funnels d={d} K={k}", make_toy("funnels", d=d, funnels=k, seed=0)
+    except ValueError as exc:
+        raise CLIError(f"--problems: {spec!r}: {exc}") from None
+    raise CLIError(f"--problems: unknown problem {spec!r}; use 8gaussians, 25gaussians, "
+                   "swissroll, translate:D, scale:D or funnels:D:K")
+
+
+def _pct(v) -> str:
+    return "" if v is None or v != v else f"{100 * v:+.1f} %"
+
+
+def row(label: str, toy, constraint: str, seed: int, args) -> tuple[str, dict]:
+    """Train, audit, and format one row (markdown) with its JSON record."""
+    from otdiv.audit import audit_critic, train_critic
+
+    t0 = time.perf_counter()
+    lr = 5e-5 if constraint == "clip" else args.lr
+    trained = train_critic(toy.sample_real, toy.sample_fake, constraint=constraint,
+                           steps=args.steps, hidden=(args.hidden or max(2 * toy.dim, 128),) * 3,
+                           softplus_beta=args.softplus_beta or None, lr=lr,
+                           lambda_gp=args.lambda_gp, schedule="cosine", device=args.device,
+                           seed=seed, progress=False)
+    lam = args.lambda_gp if constraint in ("gp", "lp") else None
+    a = audit_critic(trained.critic, toy.sample_real, toy.sample_fake, n=args.n, repeats=2,
+                     w1=toy.w1, lambda_gp=lam, lipschitz=False, device=args.device,
+                     penalty="two-sided" if constraint == "gp" else "one-sided",
+                     seed=seed + 1000)
+    sec = time.perf_counter() - t0
+    pen = "" if a.penalty_corrected is None else f"{a.penalty_corrected:.4f}"
+    cells = (label, constraint, str(seed), f"{a.estimate:.4f}", f"{a.slope_corrected:.4f}",
+             pen, f"{a.ctransform_corrected:.4f}", f"{a.flow_corrected:.4f}",
+             f"{a.normalized_estimate:.4f}", f"{a.envelope_lower:.4f}", f"{a.exact_w1:.4f}",
+             "" if toy.w1 is None else f"{toy.w1:.4f}", _pct(a.rel_error),
+             _pct(a.rel_error_slope_corrected), _pct(a.rel_error_penalty_corrected),
+             _pct(a.rel_error_ctransform_corrected), _pct(a.rel_error_flow_corrected),
+             _pct(a.rel_error_normalized), f"{a.envelope_lower / a.exact_w1:.3f}",
+             f"{sec:.0f}")
+    record = {"problem": label, "constraint": constraint, "seed": seed, "steps": args.steps,
+              "seconds": sec, **a.to_dict()}
+    return "| " + " | ".join(cells) + " |", record
+
+
+def _run(args) -> int:
+    from otdiv.audit import CONSTRAINTS
+
+    specs = []
+    for p in args.problems.split(","):
+        if p.strip() == "funnels:all":  # the 28 settings of Korotin et al. 2022
+            from otdiv.audit.funnels import FUNNEL_SETTINGS
+
+            specs += [f"funnels:{d}:{k}" for d, k in FUNNEL_SETTINGS]
+        elif p.strip():
+            specs.append(p)
+    problems = [problem(p) for p in specs]
+    constraints = [c.strip() for c in args.constraints.split(",") if c.strip()]
+    for c in constraints:
+        if c not in CONSTRAINTS:
+            raise CLIError(f"--constraints: unknown constraint {c!r}; use {CONSTRAINTS}")
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError:
+        raise CLIError(f"--seeds must be whole numbers, got {args.seeds!r}") from None
+    print("| " + " | ".join(COLUMNS) + " |")
+    print("|" + "---|" * len(COLUMNS), flush=True)
+    records = []
+    for label, toy in problems:
+        for constraint in constraints:
+            for seed in seeds:
+                line, record = row(label, toy, constraint, seed, args)
+                print(line, flush=True)
+                records.append(record)
+                if args.json:
+                    with open(args.json, "w") as fh:
+                        json.dump(records, fh, indent=1)
+    return 0
+
+
+def _add_arguments(p) -> None:
+    p.add_argument("--problems", default=DEFAULT_PROBLEMS,
+                   help="comma-separated: 8gaussians, 25gaussians, swissroll, translate:D, "
+                   "scale:D, funnels:D:K, funnels:all (the 28 settings of Korotin et al.) "
+                   "(default: %(default)s)")
+    p.add_argument("--constraints", default="lp", help="comma-separated (default: lp)")
+    p.add_argument("--seeds", default="0", help="comma-separated (default: 0)")
+    p.add_argument("--steps", type=int_arg(1), default=3000)
+    p.add_argument("--hidden", type=int_arg(0), default=96,
+                   help="width of the 3 layers; 0: max(2 d, 128), as Korotin et al. (default 96)")
+    p.add_argument("--softplus-beta", type=float_arg(0.0), default=30.0,
+                   help="β of the Softplus activation; 0 for ReLU (default: 30)")
+    p.add_argument("--lr", type=float_arg(0.0, strict=True), default=2e-3)
+    p.add_argument("--lambda-gp", type=float_arg(0.0), default=10.0)
+    p.add_argument("--n", type=int_arg(2), default=2000, help="held-out points per side")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
+    p.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    p.set_defaults(func=_run)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("benchmark-critics",
+                       help="train critics and compare their OT-free W1 estimates",
+                       description=__doc__.splitlines()[2].strip())
+    _add_arguments(p)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = Parser(prog="otdiv benchmark-critics", description=__doc__.splitlines()[0])
+    _add_arguments(p)
+    args = p.parse_args(argv)
+    try:
+        return args.func(args)
+    except (CLIError, ValueError, TypeError) as exc:
+        print(f"otdiv benchmark-critics: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

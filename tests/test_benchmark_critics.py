@@ -1,0 +1,37 @@
+"""``otdiv benchmark-critics`` (run as python -m otdiv.cli.benchmark_critics): rows and checks."""
+
+import numpy as np
+import ot
+import pytest
+
+from otdiv.audit import make_toy
+from otdiv.cli.benchmark_critics import COLUMNS, main
+
+
+def test_one_short_row_reports_exact_w1_of_the_audited_samples(capsys, tmp_path):
+    out = tmp_path / "rows.json"
+    assert main(["--problems", "translate:2", "--steps", "5", "--n", "60", "--hidden", "8",
+                 "--device", "cpu", "--json", str(out)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3  # header, rule, one row
+    cells = dict(zip(COLUMNS, (c.strip() for c in lines[2].strip("|").split("|")),
+                     strict=True))
+    # the audit's draws: seed 0 + 1000, real then fake, two repeats; exact W1 by POT
+    toy = make_toy("translate", d=2)
+    rng = np.random.default_rng(1000)
+    w1 = []
+    for _ in range(2):
+        x, y = toy.sample_real(60, rng), toy.sample_fake(60, rng)
+        w1.append(ot.emd2(np.full(60, 1 / 60), np.full(60, 1 / 60),
+                          ot.dist(x, y, metric="euclidean")))
+    assert float(cells["exact W1 (samples)"]) == pytest.approx(np.mean(w1), abs=1e-4)
+    assert float(cells["envelope cert."]) <= float(cells["exact W1 (samples)"]) + 1e-4
+    assert out.exists()
+
+
+@pytest.mark.parametrize("argv, word", [(["--problems", "funnels:2"], "problems"),
+                                        (["--constraints", "nope"], "constraints"),
+                                        (["--seeds", "a"], "seeds")])
+def test_bad_arguments_are_one_line_errors(argv, word, capsys):
+    assert main(argv) == 2
+    assert word in capsys.readouterr().err
