@@ -30,12 +30,11 @@ EXACT_ITER = 10**12  # a pivot cap POT never reaches: its answer is then the opt
 
 
 def otdiv_directions(seed: int, d: int, count: int) -> np.ndarray:
-    """PRIVATE otdiv INTERNAL, the only one in this script (issue 17: switch at the OT-core
-    merge). The (d, count) unit directions ``sliced_wasserstein(..., n_projections=count,
-    seed=seed)`` draws, so that POT projects on the same ones."""
-    from otdiv.metrics.sliced import _directions
-
-    return _directions(np.random.default_rng(seed), d, count)
+    """The (d, count) unit directions ``sliced_wasserstein(..., n_projections=count,
+    seed=seed)`` draws (its docstring: the normalised rows of
+    ``default_rng(seed).standard_normal((count, d))``), so that POT projects on the same ones."""
+    theta = np.random.default_rng(seed).standard_normal((count, d))
+    return (theta / np.linalg.norm(theta, axis=1, keepdims=True)).T
 
 
 def rel(u: float, v: float) -> float:

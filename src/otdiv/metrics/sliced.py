@@ -26,8 +26,10 @@ MAX_WORK = 1 << 40  # (n + m) · n_projections above this would take hours: refu
 
 def _directions(rng: np.random.Generator, d: int, count: int) -> np.ndarray:
     """(d, count) unit vectors, uniform on the sphere, from numpy's generator (same on any
-    device)."""
-    theta = rng.standard_normal((d, count))
+    device). Drawn one direction after another, so that drawing in chunks of c1, c2, ...
+    gives the same directions as one draw of c1 + c2 + ...: the value for a seed does not
+    depend on how the projections are chunked."""
+    theta = rng.standard_normal((count, d)).T
     return theta / np.linalg.norm(theta, axis=0, keepdims=True)
 
 
@@ -113,7 +115,9 @@ def sliced_wasserstein(
             ``CHUNK_ENTRIES`` projected coordinates, 128 MiB, whatever L; (n + m) · L above
             2**40 is refused).
         seed: seed of numpy's generator for the directions (identical on CPU and GPU);
-            None or an integer in [0, 2**63).
+            None or an integer in [0, 2**63). The directions are the rows of
+            ``np.random.default_rng(seed).standard_normal((n_projections, d))``, each
+            normalised, whatever the chunking.
 
     Returns:
         SW_p as a float (numpy) or a 0-d tensor (torch), differentiable in x, y, a and b.
