@@ -110,8 +110,10 @@ def test_a_killed_worker_loses_no_job_and_runs_none_twice(client, tmp_path):
 
 def test_interrupted_sweep_resumes_with_exactly_the_missing_jobs(client, tmp_path):
     toml = tmp_path / "grid.toml"
-    toml.write_text('[grid]\ntoy = ["8gaussians", "swissroll"]\nseed = [0, 1, 2, 3]\n'
-                    '[fixed]\nsteps = 20\nn = 150\nrepeats = 1\nhidden = [16, 16]\n'
+    # four quick jobs and four slow ones: the sweep is surely still running when the quick
+    # rows are in (with eight quick jobs it could finish before the signal, exit 0)
+    toml.write_text('[grid]\ntoy = ["8gaussians"]\nseed = [0, 1, 2, 3]\nsteps = [20, 1500]\n'
+                    '[fixed]\nn = 150\nrepeats = 1\nhidden = [16, 16]\n'
                     'device = "cpu"\n')
     out = tmp_path / "out"
     results = out / "results.jsonl"
