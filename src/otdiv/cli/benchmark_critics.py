@@ -65,9 +65,10 @@ def row(label: str, toy, constraint: str, seed: int, args) -> tuple[str, dict]:
     t0 = time.perf_counter()
     lr = 5e-5 if constraint == "clip" else args.lr
     trained = train_critic(toy.sample_real, toy.sample_fake, constraint=constraint,
-                           steps=args.steps, hidden=(args.hidden or max(2 * toy.dim, 128),) * 3,
+                           steps=args.steps, batch_size=args.batch_size,
+                           hidden=(args.hidden or max(2 * toy.dim, 128),) * 3,
                            softplus_beta=args.softplus_beta or None, lr=lr,
-                           lambda_gp=args.lambda_gp, schedule="cosine", device=args.device,
+                           lambda_gp=args.lambda_gp, schedule=args.schedule, device=args.device,
                            seed=seed, progress=False)
     lam = args.lambda_gp if constraint in ("gp", "lp") else None
     a = audit_critic(trained.critic, toy.sample_real, toy.sample_fake, n=args.n, repeats=2,
@@ -75,6 +76,14 @@ def row(label: str, toy, constraint: str, seed: int, args) -> tuple[str, dict]:
                      penalty="two-sided" if constraint == "gp" else "one-sided",
                      seed=seed + 1000)
     sec = time.perf_counter() - t0
+    if args.save_critics:
+        import os
+
+        from otdiv.audit.checkpoint import save_critic
+
+        os.makedirs(args.save_critics, exist_ok=True)
+        name = f"{label.replace(' ', '_').replace('=', '')}_{constraint}_s{seed}.pt"
+        save_critic(trained.critic, os.path.join(args.save_critics, name))
     pen = "" if a.penalty_corrected is None else f"{a.penalty_corrected:.4f}"
     cells = (label, constraint, str(seed), f"{a.estimate:.4f}", f"{a.slope_corrected:.4f}",
              pen, f"{a.ctransform_corrected:.4f}", f"{a.flow_corrected:.4f}",
@@ -85,7 +94,8 @@ def row(label: str, toy, constraint: str, seed: int, args) -> tuple[str, dict]:
              _pct(a.rel_error_normalized), f"{a.envelope_lower / a.exact_w1:.3f}",
              f"{sec:.0f}")
     record = {"problem": label, "constraint": constraint, "seed": seed, "steps": args.steps,
-              "seconds": sec, **a.to_dict()}
+              "batch_size": args.batch_size, "hidden": args.hidden, "lr": lr,
+              "schedule": args.schedule, "seconds": sec, **a.to_dict()}
     return "| " + " | ".join(cells) + " |", record
 
 
@@ -132,6 +142,10 @@ def _add_arguments(p) -> None:
     p.add_argument("--constraints", default="lp", help="comma-separated (default: lp)")
     p.add_argument("--seeds", default="0", help="comma-separated (default: 0)")
     p.add_argument("--steps", type=int_arg(1), default=3000)
+    p.add_argument("--batch-size", type=int_arg(1), default=256,
+                   help="samples of each side per step (default: 256)")
+    p.add_argument("--schedule", choices=("constant", "cosine"), default="cosine",
+                   help="learning-rate schedule (default: cosine)")
     p.add_argument("--hidden", type=int_arg(0), default=96,
                    help="width of the 3 layers; 0: max(2 d, 128), as Korotin et al. (default 96)")
     p.add_argument("--softplus-beta", type=float_arg(0.0), default=30.0,
@@ -141,6 +155,8 @@ def _add_arguments(p) -> None:
     p.add_argument("--n", type=int_arg(2), default=2000, help="held-out points per side")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
     p.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    p.add_argument("--save-critics", default=None, metavar="DIR",
+                   help="also save each trained critic (otdiv.audit.checkpoint) in DIR")
     p.set_defaults(func=_run)
 
 
