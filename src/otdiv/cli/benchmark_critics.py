@@ -95,7 +95,7 @@ def row(label: str, toy, constraint: str, seed: int, args) -> tuple[str, dict]:
              f"{sec:.0f}")
     record = {"problem": label, "constraint": constraint, "seed": seed, "steps": args.steps,
               "batch_size": args.batch_size, "hidden": args.hidden, "lr": lr,
-              "schedule": args.schedule, "seconds": sec, **a.to_dict()}
+              "schedule": args.schedule, **a.to_dict(), "row_seconds": sec}
     return "| " + " | ".join(cells) + " |", record
 
 
