@@ -161,9 +161,9 @@ def _solve_network_simplex_lazy(x, y, a, b, p, *, max_iter, need_plan, **_) -> E
 
 def _solve_sparse_simplex(x, y, a, b, p, *, max_iter, uniform, memory_budget,
                           **_) -> ExactSolution:
-    from otdiv.ot.network_simplex import exact_transport
+    from otdiv.ot.multiscale import exact_transport
 
-    sol = exact_transport(x, y, a, b, p, uniform=uniform, max_pivots=max_iter,
+    sol = exact_transport(x, y, a, b, p, max_pivots=max_iter,
                           memory_budget=memory_budget)
     status = OPTIMAL if sol.converged else MAX_ITER
     return ExactSolution(sol.cost, sol.rows, sol.cols, sol.mass, sol.f, sol.g, sol.converged,
