@@ -39,6 +39,7 @@ from otdiv.kernels.cost_numba import cost_matrix, pair_cost
 _NEIGHBOURS = 16  # initial arcs: k nearest neighbours from each side
 _PER_ROW = 16  # violated pairs added per row and pricing round
 _DEBUG = bool(__import__("os").environ.get("MSDEBUG"))
+_BLOCK = float(__import__("os").environ.get("BLOCK", 0.05))
 _TOL = 1e-14  # reduced-cost tolerance, relative to max(c_ij, |f_i|, |g_j|)
 
 
@@ -174,7 +175,7 @@ def solve(x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray, p: float, 
         done, optimal, begin = sx.simplex(src, dst, cost, flow, src.shape[0], tree.parent,
                                           pred, up, tree.depth, tree.first, tree.nxt,
                                           tree.prv, tree.pi, begin, _TOL, max_pivots - pivots,
-                                          tree.work)
+                                          tree.work, max(int(_BLOCK * np.sqrt(src.shape[0])), 16))
         pivots += done
         rounds += 1
         if _DEBUG and n >= 4000:
