@@ -24,7 +24,6 @@ from otdiv.kernels.cost_numba import cost_matrix, pair_cost
 from otdiv.ot.network_simplex import SimplexSolution, Start, kd_order, solve
 
 _BASE = 500  # coarsest size of a side
-_DEBUG = bool(__import__("os").environ.get("MSDEBUG"))
 _LOCAL = 8  # neighbours on the own side that span a tree arc's neighbourhood
 
 
@@ -123,13 +122,10 @@ def multiscale_transport(x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndar
                         memory_budget=memory_budget)
             sol.pivots += pivots
             return sol
-        # pricing on the fly: the finest level prices all pairs once or twice at most
+        # all pairs priced on the fly: a few rounds at the finest level, none below it
         sol = solve(fx, fy, fa, fb, p, start=start, certify=level == 0,
                     max_pivots=max(max_pivots - pivots, 0), memory_budget=0.0)
         pivots += sol.pivots
-        if _DEBUG:
-            print(f"  level {fx.shape[0]}x{fy.shape[0]} arcs0={start.src.shape[0]} "
-                  f"pivots={sol.pivots} rounds={sol.rounds}")
     sol.pivots = pivots
     return sol
 

@@ -38,8 +38,7 @@ from otdiv.kernels.cost_numba import cost_matrix, pair_cost
 
 _NEIGHBOURS = 16  # initial arcs: k nearest neighbours from each side
 _PER_ROW = 16  # violated pairs added per row and pricing round
-_DEBUG = bool(__import__("os").environ.get("MSDEBUG"))
-_BLOCK = float(__import__("os").environ.get("BLOCK", 0.05))
+_BLOCK = 0.05  # entering arc: the best of blocks of _BLOCK·sqrt(arcs) arcs
 _TOL = 1e-14  # reduced-cost tolerance, relative to max(c_ij, |f_i|, |g_j|)
 
 
@@ -170,7 +169,7 @@ def solve(x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray, p: float, 
     cost = costs(src, dst - n)
     tree = _Tree(n, m)
     tree.rebuild(src, dst, pred, up, root, cost)
-    begin, pivots, rounds, local_rounds, converged = 0, 0, 0, 0, False
+    begin, pivots, rounds, converged = 0, 0, 0, False
     while pivots < max_pivots:
         done, optimal, begin = sx.simplex(src, dst, cost, flow, src.shape[0], tree.parent,
                                           pred, up, tree.depth, tree.first, tree.nxt,
@@ -178,8 +177,6 @@ def solve(x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray, p: float, 
                                           tree.work, max(int(_BLOCK * np.sqrt(src.shape[0])), 16))
         pivots += done
         rounds += 1
-        if _DEBUG and n >= 4000:
-            print(f"    round {rounds} arcs={src.shape[0]} pivots={done}")
         tree.rebuild(src, dst, pred, up, root, cost)
         if not optimal:
             break
@@ -194,7 +191,6 @@ def solve(x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray, p: float, 
                 dst = np.concatenate([dst, c + n])
                 flow = np.concatenate([flow, np.zeros(r.shape[0])])
                 cost = np.concatenate([cost, costs(r, c)])
-                local_rounds += 1
                 continue
         if not certify:
             break
