@@ -179,21 +179,15 @@ SOLVERS = {
 
 
 def auto_method(n: int, m: int, d: int, p: float, uniform: bool, memory_budget: float) -> str:
-    """``method="auto"``: the 1-D closed form when d = 1; ``"sparse_simplex"`` for uniform
-    weights with n = m >= 1000 (an assignment problem, where its coarse-to-fine start pays);
-    POT's dense simplex for other problems whose cost matrix and plan fit ``memory_budget``
-    (faster on small and weighted problems, docs/benchmarks.md); beyond the budget, POT's lazy
-    simplex for weighted p = 1, 2 and ``"sparse_simplex"`` otherwise."""
+    """``method="auto"``: the 1-D closed form when d = 1; otdiv's ``"sparse_simplex"`` (its
+    multiscale start) from n·m >= 10^6 pairs, weighted or not, and whenever the dense cost
+    matrix and plan would not fit ``memory_budget``; POT's dense simplex below (its lower
+    overhead wins on small problems: docs/benchmarks.md)."""
     if d == 1:
         return "1d"
-    assignment = uniform and n == m  # the coarse-to-fine start applies
-    if 16 * n * m > memory_budget:  # memory-light exact paths
-        return "network_simplex_lazy" if not assignment and p in (1.0, 2.0) else "sparse_simplex"
-    if assignment and n * m >= SPARSE_MIN_PAIRS:
+    if 16 * n * m > memory_budget or n * m >= SPARSE_MIN_PAIRS:
         return "sparse_simplex"
     return "network_simplex"
-
-
 
 
 def solve_cost(a: np.ndarray, b: np.ndarray, cost: np.ndarray) -> ExactSolution:
