@@ -6,8 +6,7 @@ The transportation problem
           \qquad c_{ij} = \|x_i - y_j\|_2^p,
 
 is solved by a primal network simplex (``otdiv.kernels.simplex_numba``) on a few arcs per
-point — the k nearest neighbours of each point on the other side and the arcs of the starting
-tree. When the simplex is optimal on those arcs, its potentials (f, g) are priced against
+point — the arcs of the starting tree and candidate arcs near it. When the simplex is optimal on those arcs, its potentials (f, g) are priced against
 all n·m pairs (from a stored cost matrix when it fits ``memory_budget``, else computed on
 the fly); the most violated pairs of each row are added and the same basis resumes. A pair
 is violated when c_ij − f_i − g_j < −tol · max(c_ij, |f_i|, |g_j|): a tolerance at the
@@ -17,13 +16,11 @@ needed pivot look like rounding. The loop ends when no pair is violated: then th
 potentials are feasible up to that rounding, with equality on the plan, so the plan is
 optimal for the dense problem.
 
-The starting tree is the north-west-corner coupling along two orderings. For uniform
-weights with n = m (an assignment problem) the orderings come from a coarse-to-fine pass:
-consecutive points of a k-d ordering are merged in pairs, the half-size problem is solved
-the same way (recursively, down to ``_BASE`` points), and its assignment, lifted to the
-better of the two matchings inside each pair of pairs, starts the fine simplex. Otherwise
-both sides are sorted along the principal axis of the union. The measurements behind these
-choices are in docs/architecture.md ("The exact solver").
+Without a ``Start`` the tree is the north-west-corner coupling along the principal axis of
+both clouds, and the arc set adds the k nearest neighbours of each point on the other side.
+``otdiv.ot.multiscale`` gives a ``Start`` instead: a coarse problem's plan lifted to a
+strongly feasible tree, with the neighbourhoods of the tree's arcs priced before all pairs.
+The measurements behind these choices are in docs/architecture.md ("The exact solver").
 """
 
 from __future__ import annotations
