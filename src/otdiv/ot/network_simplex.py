@@ -6,9 +6,10 @@ The transportation problem
           \qquad c_{ij} = \|x_i - y_j\|_2^p,
 
 is solved by a primal network simplex (``otdiv.kernels.simplex_numba``) on a few arcs per
-point — the arcs of the starting tree and candidate arcs near it. When the simplex is optimal on those arcs, its potentials (f, g) are priced against
-all n·m pairs (from a stored cost matrix when it fits ``memory_budget``, else computed on
-the fly); the most violated pairs of each row are added and the same basis resumes. A pair
+point — the arcs of the starting tree and candidate arcs near it. When the simplex is
+optimal on those arcs, its potentials (f, g) are priced against all n·m pairs (from a
+stored cost matrix when it fits ``memory_budget``, else computed on the fly); the most
+violated pairs of each row are added and the same basis resumes. A pair
 is violated when c_ij − f_i − g_j < −tol · max(c_ij, |f_i|, |g_j|): a tolerance at the
 rounding scale of the reduced cost itself (tol = ``_TOL``, 1e-14), as POT's solver uses,
 so that no scale of the coordinates — clusters far apart, one far outlier — makes a
