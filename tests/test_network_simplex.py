@@ -135,3 +135,22 @@ def test_split_masses_is_a_north_west_split():
                       np.array([0.3, 0.7]), 1e-15, node, amt)
     np.testing.assert_array_equal(node, [[0, 1], [1, -1]])
     np.testing.assert_allclose(amt, [[0.3, 0.2], [0.5, 0.0]])
+
+
+def test_spanning_basis_joins_components_no_candidate_reaches():
+    # two positive arcs 0 -> 0 and 1 -> 1 (nodes 2, 3 are the sinks), no candidate arcs:
+    # source 1's component hangs below the first joined sink by a new zero-flow arc
+    src = np.array([0, 1, 0], np.int64)  # one spare entry
+    dst = np.array([2, 3, 0], np.int64)
+    pred, up, used = lift.spanning_basis(2, 2, src, dst, 2, 2, np.zeros(2),
+                                         np.zeros(3, np.int64), np.zeros(0, np.int64))
+    assert used == 3 and (src[2], dst[2]) == (1, 2)
+    assert pred.tolist() == [-1, 2, 0, 1] and up.tolist() == [False, True, False, False]
+
+
+def test_spanning_basis_refuses_a_cycle():
+    src = np.array([0, 0, 1, 1, 0, 0], np.int64)
+    dst = np.array([2, 3, 2, 3, 0, 0], np.int64)
+    _, _, used = lift.spanning_basis(2, 2, src, dst, 4, 4, np.zeros(4),
+                                     np.zeros(3, np.int64), np.zeros(0, np.int64))
+    assert used == -1

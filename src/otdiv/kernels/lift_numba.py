@@ -128,7 +128,7 @@ def spanning_basis(n, m, src, dst, n_pos, n_arcs, key, in_ptr, in_arc):
     the smallest ``key`` first (Prim). ``in_ptr``/``in_arc``: the arcs into each sink (CSR
     over j). A component no arc reaches is joined by a new arc written at src[n_arcs:],
     dst[n_arcs:] (spare room of n entries). Returns (pred, up, arcs used), or arcs used −1
-    when the positive arcs hold a cycle."""
+    when there is no such tree (a cycle among the positive arcs)."""
     nodes = n + m
     comp = np.arange(nodes)
     for k in range(n_pos):
@@ -196,6 +196,8 @@ def spanning_basis(n, m, src, dst, n_pos, n_arcs, key, in_ptr, in_arc):
             scan += 1
         if scan == n:
             break
+        if first_sink < 0:  # nothing to hang it from: the caller starts cold
+            return pred, up, -1
         src[used], dst[used] = scan, first_sink
         pending, top = used, scan
         used += 1
