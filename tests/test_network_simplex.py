@@ -68,8 +68,9 @@ def test_multiscale_solution_is_the_optimum(n, m, weighted, zeros, p):
     check_optimal(x, y, a, b, p, sol)
 
 
-def test_multiscale_in_higher_dimension_and_fractional_p():
-    x, y, a, b = clouds(200, 260, 5, seed=7, weighted=True)
+@pytest.mark.parametrize("d", [5, 7])  # the multiscale start up to d = 5, a cold one beyond
+def test_higher_dimension_and_fractional_p(d):
+    x, y, a, b = clouds(200, 260, d, seed=7, weighted=True)
     sol = exact_transport(x, y, a, b, 1.5, max_pivots=UNLIMITED, memory_budget=1 << 30)
     check_optimal(x, y, a, b, 1.5, sol)
 
