@@ -193,11 +193,12 @@ def test_sparse_simplex_pivot_cap_warns_and_flags(rng):
 
 @pytest.mark.parametrize("n, d, p, weighted, budget, expected", [
     (10, 1, 1.0, False, None, "1d"),
-    (1000, 2, 1.0, False, None, "sparse_simplex"),  # an assignment problem, n = m >= 1000
-    (300, 2, 1.0, True, None, "network_simplex"),  # weighted: POT's dense simplex
+    (1000, 2, 1.0, False, None, "sparse_simplex"),  # n·m >= 10^6
+    (1000, 2, 2.0, True, None, "sparse_simplex"),  # n·m >= 10^6, weighted too
+    (300, 2, 1.0, True, None, "network_simplex"),  # small: POT's dense simplex
     (200, 2, 1.0, False, None, "network_simplex"),  # small
     (60, 2, 1.0, False, 1e3, "sparse_simplex"),  # beyond the memory budget
-    (60, 2, 2.0, True, 1e3, "network_simplex_lazy"),  # beyond it, weighted, p = 2
+    (60, 2, 2.0, True, 1e3, "sparse_simplex"),  # beyond it, weighted, p = 2
     (60, 2, 3.0, True, 1e3, "sparse_simplex"),  # beyond it, weighted, p = 3
 ])
 def test_auto_picks_its_documented_method_and_the_optimum(rng, n, d, p, weighted, budget,

@@ -122,12 +122,12 @@ def _remove_child(first, nxt, prv, p, c):
 
 @nb.njit(cache=True)
 def simplex(src, dst, cost, flow, n_arcs, parent, pred, up, depth, first, nxt, prv, pi,
-            start, tol, max_pivots, work):
+            start, tol, max_pivots, work, block):
     """Pivot until no arc among the first ``n_arcs`` has reduced cost
     r = c + π_u − π_v < −tol · max(c, |π_u|, |π_v|) (the rounding scale of r), or
-    ``max_pivots`` pivots. ``dst`` holds node indices (n + j). Returns (pivots done,
-    optimal on these arcs, next block start)."""
-    block = max(int(np.sqrt(n_arcs)), 16)
+    ``max_pivots`` pivots; the entering arc is the most negative of a block of ``block``
+    arcs. ``dst`` holds node indices (n + j). Returns (pivots done, optimal on these arcs,
+    next block start)."""
     pivots = 0
     k = start % n_arcs
     path = work

@@ -161,9 +161,9 @@ def _solve_network_simplex_lazy(x, y, a, b, p, *, max_iter, need_plan, **_) -> E
 
 def _solve_sparse_simplex(x, y, a, b, p, *, max_iter, uniform, memory_budget,
                           **_) -> ExactSolution:
-    from otdiv.ot.network_simplex import exact_transport
+    from otdiv.ot.multiscale import exact_transport
 
-    sol = exact_transport(x, y, a, b, p, uniform=uniform, max_pivots=max_iter,
+    sol = exact_transport(x, y, a, b, p, max_pivots=max_iter,
                           memory_budget=memory_budget)
     status = OPTIMAL if sol.converged else MAX_ITER
     return ExactSolution(sol.cost, sol.rows, sol.cols, sol.mass, sol.f, sol.g, sol.converged,
@@ -179,21 +179,15 @@ SOLVERS = {
 
 
 def auto_method(n: int, m: int, d: int, p: float, uniform: bool, memory_budget: float) -> str:
-    """``method="auto"``: the 1-D closed form when d = 1; ``"sparse_simplex"`` for uniform
-    weights with n = m >= 1000 (an assignment problem, where its coarse-to-fine start pays);
-    POT's dense simplex for other problems whose cost matrix and plan fit ``memory_budget``
-    (faster on small and weighted problems, docs/benchmarks.md); beyond the budget, POT's lazy
-    simplex for weighted p = 1, 2 and ``"sparse_simplex"`` otherwise."""
+    """``method="auto"``: the 1-D closed form when d = 1; otdiv's ``"sparse_simplex"`` (its
+    multiscale start) from n·m >= 10^6 pairs, weighted or not, and whenever the dense cost
+    matrix and plan would not fit ``memory_budget``; POT's dense simplex below (its lower
+    overhead wins on small problems: docs/benchmarks.md)."""
     if d == 1:
         return "1d"
-    assignment = uniform and n == m  # the coarse-to-fine start applies
-    if 16 * n * m > memory_budget:  # memory-light exact paths
-        return "network_simplex_lazy" if not assignment and p in (1.0, 2.0) else "sparse_simplex"
-    if assignment and n * m >= SPARSE_MIN_PAIRS:
+    if 16 * n * m > memory_budget or n * m >= SPARSE_MIN_PAIRS:
         return "sparse_simplex"
     return "network_simplex"
-
-
 
 
 def solve_cost(a: np.ndarray, b: np.ndarray, cost: np.ndarray) -> ExactSolution:
