@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from otdiv._pot import import_pot
 from otdiv.ot.results import INFEASIBLE, MAX_ITER, OPTIMAL, UNBOUNDED
 
 METHODS = ("auto", "1d", "sparse_simplex", "network_simplex", "network_simplex_lazy")
@@ -118,8 +119,7 @@ def _solve_network_simplex(x, y, a, b, p, *, max_iter, **_) -> ExactSolution:
 
 def emd(a, b, cost, max_iter) -> ExactSolution:
     """POT's dense network simplex on a cost matrix, as a sparse ExactSolution."""
-    import ot
-
+    ot = import_pot()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the status is read from result_code
         plan, log = ot.emd(a, b, cost, numItermax=max_iter, log=True)
@@ -131,8 +131,7 @@ def emd(a, b, cost, max_iter) -> ExactSolution:
 
 
 def _solve_network_simplex_lazy(x, y, a, b, p, *, max_iter, need_plan, **_) -> ExactSolution:
-    import ot
-
+    ot = import_pot()
     if p not in (1.0, 2.0):
         raise ValueError(
             f"method='network_simplex_lazy' supports p = 1 or 2, got p={p}; use "
