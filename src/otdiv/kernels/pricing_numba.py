@@ -1,0 +1,325 @@
+r"""Pricing all n·m pairs against dual potentials without costing most of them.
+
+The exact solver's certificate asks, for potentials (f, g), which pairs are violated,
+
+.. math:: r_{ij} = c_{ij} - f_i - g_j < -\mathrm{tol}\cdot\max(c_{ij}, |f_i|, |g_j|),
+          \qquad c_{ij} = \|x_i - y_j\|_2^p,
+
+and :func:`most_negative` answers exactly as the brute-force pass
+(``otdiv.kernels.simplex_numba.most_negative``) does — the same violated pairs, the same
+count, the same ``per_row`` most negative of each row (ties aside) — while costing only the
+pairs that a k-d tree over y cannot rule out. Each node of the tree holds the bounding box
+of its points and, per call, the largest g_j among them. A node is skipped for row i when
+
+.. math:: L - f_i - g_{\max} > 2^{-50}\,(L + |f_i| + |g_{\max}|),
+          \qquad L = (1 - 10^{-15})\,\mathrm{dist}(x_i, \mathrm{box})^p,
+
+computed in floating point. This never skips a violated pair, for any tol >= 0: L is below
+every cost c_ij of the node *as the brute force computes it* (the squared distance to the
+box is summed coordinate by coordinate in the same order, with every term no larger, and
+each rounding is monotone; the factor covers ``pow``), and the margin exceeds the rounding of
+the test itself, so the real number L − f_i − g_max is at least 2^-53 |L − f_i|. Then for
+every pair of the node c_ij − f_i − g_j ≥ 2^-53 |c_ij − f_i| (it grows with c_ij and falls
+with g_j), so its reduced cost computed as (c_ij − f_i) − g_j rounds to r >= 0, which no
+tol >= 0 calls violated. The tolerance rule itself is applied, unchanged, to the pairs that
+are costed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from otdiv.kernels._numba import nb, twins
+from otdiv.kernels.power import power
+
+_LEAF = 16  # points per leaf of the tree (at most)
+_ROWS = 32  # rows per parallel task
+_BELOW = 1.0 - 1e-15  # under every computed cost of a box (pow is accurate to < 1 ulp)
+_MARGIN = 2.0**-50  # > the rounding of the skip test: 4·2^-53 per operand
+_U = 2.0**-53  # unit roundoff
+
+
+@nb.njit(cache=True)
+def _select(key, perm, lo, hi, k):
+    """Reorder perm[lo:hi] so that key[perm[k]] is the k-th smallest of the range, with
+    no larger key before it and no smaller key after (quickselect, Hoare partition)."""
+    while hi - lo > 1:
+        mid = lo + (hi - lo) // 2
+        a, b, c = key[perm[lo]], key[perm[mid]], key[perm[hi - 1]]
+        pivot = max(min(a, b), min(max(a, b), c))  # median of three
+        i, j = lo, hi - 1
+        while i <= j:
+            while key[perm[i]] < pivot:
+                i += 1
+            while key[perm[j]] > pivot:
+                j -= 1
+            if i <= j:
+                perm[i], perm[j] = perm[j], perm[i]
+                i += 1
+                j -= 1
+        if k <= j:
+            hi = j + 1
+        elif k >= i:
+            lo = i
+        else:
+            return
+
+
+@nb.njit(cache=True)
+def build_tree(y, leaf):
+    """A balanced k-d tree over the points y (m, d): node k has children 2k+1, 2k+2 and holds
+    the points perm[start[k]:end[k]]; its box is [lo[k], hi[k]]. Every leaf is at the last
+    level (first leaf: ``first_leaf``) and holds at most ``leaf`` points. Each node splits at
+    the median of its widest coordinate."""
+    m, d = y.shape
+    levels = 0
+    while (m + (1 << levels) - 1) >> levels > leaf:
+        levels += 1
+    nodes = (1 << (levels + 1)) - 1
+    first_leaf = (1 << levels) - 1
+    start = np.empty(nodes, np.int64)
+    end = np.empty(nodes, np.int64)
+    lo = np.empty((nodes, d))
+    hi = np.empty((nodes, d))
+    perm = np.arange(m)
+    key = np.empty(m)
+    start[0], end[0] = 0, m
+    for k in range(nodes):
+        s, e = start[k], end[k]
+        for t in range(d):
+            lo[k, t], hi[k, t] = np.inf, -np.inf
+        for q in range(s, e):
+            for t in range(d):
+                v = y[perm[q], t]
+                lo[k, t] = min(lo[k, t], v)
+                hi[k, t] = max(hi[k, t], v)
+        if k >= first_leaf:
+            continue
+        dim, width = 0, -1.0
+        for t in range(d):
+            if e > s and hi[k, t] - lo[k, t] > width:
+                dim, width = t, hi[k, t] - lo[k, t]
+        mid = s + (e - s) // 2
+        for q in range(s, e):
+            key[perm[q]] = y[perm[q], dim]
+        if e - s > 1:
+            _select(key, perm, s, e, mid)
+        start[2 * k + 1], end[2 * k + 1] = s, mid
+        start[2 * k + 2], end[2 * k + 2] = mid, e
+    return perm, start, end, lo, hi, first_leaf
+
+
+@nb.njit(cache=True)
+def node_bounds(ys, gs, start, end, lo, hi, first_leaf):
+    """Per node, from g in tree order: gmax = max g_j, and a plane that bounds g from above,
+    g_j <= alpha + beta·(y_j − centre) (beta: the ridge least-squares slope of g over the
+    node's points, any slope being valid; alpha: the smallest offset that makes it a bound,
+    raised by (2d + 8)·2^-53·``amag`` for its rounding; ``amag``: the magnitude the offset was summed
+    from). Empty nodes get gmax = −inf."""
+    nodes = start.shape[0]
+    d = ys.shape[1]
+    gmax = np.full(nodes, -np.inf)
+    alpha = np.zeros(nodes)
+    amag = np.zeros(nodes)
+    beta = np.zeros((nodes, d))
+    cov = np.empty((d, d))
+    rhs = np.empty(d)
+    mean = np.empty(d)
+    for k in range(nodes):
+        s, e = start[k], end[k]
+        if e == s:
+            continue
+        cnt = e - s
+        gbar = 0.0
+        for t in range(d):
+            mean[t] = 0.0
+        for q in range(s, e):
+            gbar += gs[q]
+            gmax[k] = max(gmax[k], gs[q])
+            for t in range(d):
+                mean[t] += ys[q, t]
+        gbar /= cnt
+        for t in range(d):
+            mean[t] /= cnt
+            rhs[t] = 0.0
+            for u in range(d):
+                cov[t, u] = 0.0
+        for q in range(s, e):
+            dg = gs[q] - gbar
+            for t in range(d):
+                dt = ys[q, t] - mean[t]
+                rhs[t] += dt * dg
+                for u in range(d):
+                    cov[t, u] += dt * (ys[q, u] - mean[u])
+        trace = 0.0
+        for t in range(d):
+            trace += cov[t, t]
+        if trace > 0.0 and cnt > 1:
+            for t in range(d):
+                cov[t, t] += 1e-9 * trace
+            b = np.linalg.solve(cov, rhs)
+            ok = True
+            for t in range(d):
+                ok = ok and np.isfinite(b[t])
+            if ok:
+                for t in range(d):
+                    beta[k, t] = b[t]
+        best, mag = -np.inf, 0.0
+        for q in range(s, e):
+            v = gs[q]
+            a = abs(v)
+            for t in range(d):
+                w = beta[k, t] * (ys[q, t] - 0.5 * (lo[k, t] + hi[k, t]))
+                v -= w
+                a += abs(w)
+            best = max(best, v)
+            mag = max(mag, a)
+        amag[k] = mag
+        alpha[k] = best + mag * (2 * d + 8) * _U
+    return gmax, alpha, beta, amag
+
+
+@nb.njit(inline="always")
+def _offer(vals, idx, worst, r, j):
+    """Keep the len(vals) smallest offers: r replaces the largest kept value when smaller.
+    Returns the slot of the new largest."""
+    if r < vals[worst]:
+        vals[worst] = r
+        idx[worst] = j
+        for s in range(vals.shape[0]):
+            if vals[s] > vals[worst]:
+                worst = s
+    return worst
+
+
+@nb.njit(inline="always")
+def _plane_bound(xi, lo, hi, alpha, beta, amag, p, shrink):
+    """A lower bound on shrink·‖x_i − y‖^p − g(y) over the box [lo, hi] given the plane
+    g(y) <= alpha + beta·(y − centre): the box minimum of the convex function
+    shrink·‖x_i − y‖^p − beta·(y − centre), exact for p = 2 (separable), else from its
+    tangent plane at the centre. Returns the bound (as computed) and the magnitude of the
+    terms it was summed from (its rounding is a small multiple of 2^-53 times that)."""
+    d = xi.shape[0]
+    val = -alpha
+    mag = abs(alpha) + amag
+    if p == 2.0:
+        for t in range(d):
+            ctr = 0.5 * (lo[t] + hi[t])
+            yt = min(max(xi[t] + beta[t] / (2.0 * shrink), lo[t]), hi[t])
+            u = xi[t] - yt
+            a1 = shrink * u * u
+            a2 = beta[t] * (yt - ctr)
+            val += a1 - a2
+            mag += a1 + abs(a2)
+        return val, mag
+    dist2 = 0.0
+    for t in range(d):
+        u = 0.5 * (lo[t] + hi[t]) - xi[t]
+        dist2 += u * u
+    if dist2 == 0.0:  # no tangent plane at x_i itself (p = 1): no bound
+        return -np.inf, 0.0
+    hz = shrink * power(dist2, 0.5 * p)
+    coef = p * hz / dist2  # gradient = coef·(centre − x_i)
+    val += hz
+    mag += hz
+    for t in range(d):
+        ctr = 0.5 * (lo[t] + hi[t])
+        grad = coef * (ctr - xi[t])
+        w = grad - beta[t]
+        val += min(w * (lo[t] - ctr), w * (hi[t] - ctr))
+        mag += (abs(grad) + abs(beta[t])) * (hi[t] - lo[t])
+    return val, mag
+
+
+@twins()
+def _price(x, ys, perm, start, end, lo, hi, gmax, alpha, beta, amag, first_leaf, p, f, gs, tol,
+           out):
+    """For each row i: every pair of the leaves the tree cannot rule out is costed and judged
+    by the tolerance rule; the ``out.shape[1]`` most negative violated columns go to out[i]
+    (−1 where fewer). Returns the number of violated pairs and of pairs costed."""
+    n, per_row = out.shape
+    m, d = ys.shape
+    q = 0.5 * p
+    shrink = 1.0 - (p * (d + 2) + 8) * _U  # below computed/real cost, _plane_bound
+    slack = (8 * d + 8 * p + 32) * _U
+    nodes = start.shape[0]
+    depth = 0
+    while (1 << (depth + 1)) - 1 < nodes:
+        depth += 1
+    counts = np.zeros(n, np.int64)
+    costed = np.zeros(n, np.int64)
+    tasks = (n + _ROWS - 1) // _ROWS
+    for task in nb.prange(tasks):
+        stack = np.empty(depth + 2, np.int64)
+        vals = np.empty(per_row)
+        for i in range(task * _ROWS, min(n, (task + 1) * _ROWS)):
+            vals[:] = 0.0
+            out[i, :] = -1
+            worst, count = 0, 0
+            fi = f[i]
+            top = 0
+            stack[0] = 0
+            while top >= 0:
+                k = stack[top]
+                top -= 1
+                if start[k] == end[k]:
+                    continue
+                sq = 0.0
+                for t in range(d):
+                    u = 0.0
+                    if x[i, t] < lo[k, t]:
+                        u = lo[k, t] - x[i, t]
+                    elif x[i, t] > hi[k, t]:
+                        u = x[i, t] - hi[k, t]
+                    sq += u * u
+                bound = power(sq, q) * _BELOW
+                gm = gmax[k]
+                if bound - fi - gm > _MARGIN * (bound + abs(fi) + abs(gm)):
+                    continue
+                val, mag = _plane_bound(x[i], lo[k], hi[k], alpha[k], beta[k], amag[k], p,
+                                        shrink)
+                if val - fi > slack * (mag + abs(fi)):
+                    continue
+                if k < first_leaf:
+                    stack[top + 1] = 2 * k + 2
+                    stack[top + 2] = 2 * k + 1
+                    top += 2
+                    continue
+                costed[i] += end[k] - start[k]
+                for j in range(start[k], end[k]):
+                    sq = 0.0
+                    for t in range(d):
+                        u = x[i, t] - ys[j, t]
+                        sq += u * u
+                    c = power(sq, q)
+                    r = c - fi - gs[j]
+                    if r < -tol * max(c, abs(fi), abs(gs[j])):
+                        count += 1
+                        worst = _offer(vals, out[i], worst, r, perm[j])
+            counts[i] = count
+    return counts.sum(), costed.sum()
+
+
+def most_negative(x, y, p, f, g, tol, per_row):
+    """(rows, cols) of up to ``per_row`` violated pairs per row — the most negative reduced
+    costs r = c_ij − f_i − g_j < −tol·max(c_ij, |f_i|, |g_j|), c_ij = ‖x_i − y_j‖^p — and the
+    number of violated pairs in all: the same answer as the brute-force pricer, from the
+    pairs a k-d tree over y cannot rule out (module docstring). x (n, d), y (m, d) float64,
+    tol >= 0; O((n + m)·d) memory beyond the output."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    y = np.ascontiguousarray(y, dtype=np.float64)
+    n, m = x.shape[0], y.shape[0]
+    out = np.empty((n, per_row), np.int64)
+    if n == 0 or m == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64), 0
+    perm, start, end, lo, hi, first_leaf = build_tree(y, _LEAF)
+    gs = np.ascontiguousarray(g, dtype=np.float64)[perm]
+    ys = y[perm]
+    gmax, alpha, beta, amag = node_bounds(ys, gs, start, end, lo, hi, first_leaf)
+    # work of the call for the serial/parallel choice: a row visits about a leaf per level
+    work = n * (_LEAF + 4) * x.shape[1] * max(1, first_leaf.bit_length())
+    total, _ = _price(work, x, ys, perm, start, end, lo, hi, gmax, alpha, beta, amag,
+                      first_leaf, float(p),
+                   np.ascontiguousarray(f, dtype=np.float64), gs, float(tol), out)
+    rows, slots = np.nonzero(out >= 0)
+    return rows, out[rows, slots], int(total)
