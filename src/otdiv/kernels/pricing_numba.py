@@ -9,20 +9,24 @@ and :func:`most_negative` answers exactly as the brute-force pass
 (``otdiv.kernels.simplex_numba.most_negative``) does — the same violated pairs, the same
 count, the same ``per_row`` most negative of each row (ties aside) — while costing only the
 pairs that a k-d tree over y cannot rule out. Each node of the tree holds the bounding box
-of its points and, per call, the largest g_j among them. A node is skipped for row i when
+of its points and, per call, two upper bounds on g over them: g_max, and a plane
+g_j <= alpha + beta·(y_j − centre) (beta fitted to g by least squares). For row i a node is
+skipped when either lower bound on c_ij − g_j over the node exceeds f_i by a margin:
 
-.. math:: L - f_i - g_{\max} > 2^{-50}\,(L + |f_i| + |g_{\max}|),
-          \qquad L = (1 - 10^{-15})\,\mathrm{dist}(x_i, \mathrm{box})^p,
+* the box bound: L − f_i − g_max > 2^-50 (L + |f_i| + |g_max|), with
+  L = (1 − 10^-15) dist(x_i, box)^p computed the way the costs are (the squared distance to
+  the box summed coordinate by coordinate in the same order, every term no larger, each
+  rounding monotone, the factor covering ``pow``): L is below every *computed* c_ij;
+* the plane bound: the minimum over the box of s‖x_i − y‖^p − beta·(y − centre) − alpha
+  (exact for p = 2, where it is separable; from the tangent plane at the centre otherwise),
+  with s = 1 − (p(d + 2) + 8)·2^-53 below the ratio of computed to real costs, skipped when
+  it exceeds f_i by (8d + 8p + 32)·2^-53 times the magnitude of its terms.
 
-computed in floating point. This never skips a violated pair, for any tol >= 0: L is below
-every cost c_ij of the node *as the brute force computes it* (the squared distance to the
-box is summed coordinate by coordinate in the same order, with every term no larger, and
-each rounding is monotone; the factor covers ``pow``), and the margin exceeds the rounding of
-the test itself, so the real number L − f_i − g_max is at least 2^-53 |L − f_i|. Then for
-every pair of the node c_ij − f_i − g_j ≥ 2^-53 |c_ij − f_i| (it grows with c_ij and falls
-with g_j), so its reduced cost computed as (c_ij − f_i) − g_j rounds to r >= 0, which no
-tol >= 0 calls violated. The tolerance rule itself is applied, unchanged, to the pairs that
-are costed.
+Either way the real number c_ij − f_i − g_j is at least 2^-53 |c_ij − f_i| for every pair of
+the node (it grows with c_ij and falls with g_j), so the reduced cost computed as
+(c_ij − f_i) − g_j rounds to r >= 0, which no tol >= 0 calls violated: pruning never skips
+a violated pair. The tolerance rule itself is applied, unchanged, to the pairs that are
+costed; the count of violated pairs is exact.
 """
 
 from __future__ import annotations
@@ -114,8 +118,8 @@ def node_bounds(ys, gs, start, end, lo, hi, first_leaf):
     """Per node, from g in tree order: gmax = max g_j, and a plane that bounds g from above,
     g_j <= alpha + beta·(y_j − centre) (beta: the ridge least-squares slope of g over the
     node's points, any slope being valid; alpha: the smallest offset that makes it a bound,
-    raised by (2d + 8)·2^-53·``amag`` for its rounding; ``amag``: the magnitude the offset was summed
-    from). Empty nodes get gmax = −inf."""
+    raised by (2d + 8)·2^-53·``amag`` for its rounding; ``amag``: the magnitude the offset
+    was summed from). Empty nodes get gmax = −inf."""
     nodes = start.shape[0]
     d = ys.shape[1]
     gmax = np.full(nodes, -np.inf)
@@ -238,7 +242,7 @@ def _price(x, ys, perm, start, end, lo, hi, gmax, alpha, beta, amag, first_leaf,
     by the tolerance rule; the ``out.shape[1]`` most negative violated columns go to out[i]
     (−1 where fewer). Returns the number of violated pairs and of pairs costed."""
     n, per_row = out.shape
-    m, d = ys.shape
+    d = ys.shape[1]
     q = 0.5 * p
     shrink = 1.0 - (p * (d + 2) + 8) * _U  # below computed/real cost, _plane_bound
     slack = (8 * d + 8 * p + 32) * _U
@@ -319,7 +323,7 @@ def most_negative(x, y, p, f, g, tol, per_row):
     # work of the call for the serial/parallel choice: a row visits about a leaf per level
     work = n * (_LEAF + 4) * x.shape[1] * max(1, first_leaf.bit_length())
     total, _ = _price(work, x, ys, perm, start, end, lo, hi, gmax, alpha, beta, amag,
-                      first_leaf, float(p),
-                   np.ascontiguousarray(f, dtype=np.float64), gs, float(tol), out)
+                      first_leaf, float(p), np.ascontiguousarray(f, dtype=np.float64), gs,
+                      float(tol), out)
     rows, slots = np.nonzero(out >= 0)
     return rows, out[rows, slots], int(total)
