@@ -41,6 +41,8 @@ _ROWS = 32  # rows per parallel task
 _BELOW = 1.0 - 1e-15  # under every computed cost of a box (pow is accurate to < 1 ulp)
 _MARGIN = 2.0**-50  # > the rounding of the skip test: 4·2^-53 per operand
 _U = 2.0**-53  # unit roundoff
+_SAMPLE = 256  # rows priced first to see whether the tree pays
+_DENSE = 0.3  # past this fraction of pairs costed in the sample, every pair is costed
 
 
 @nb.njit(cache=True)
@@ -235,12 +237,32 @@ def _plane_bound(xi, lo, hi, alpha, beta, amag, p, shrink):
     return val, mag
 
 
+@nb.njit(inline="always")
+def _ruled_out(xi, fi, lo, hi, gm, alpha, beta, amag, p, shrink, slack):
+    """True when no pair of the node [lo, hi] can be violated for row i (module docstring:
+    the box bound with g_max, then the plane bound)."""
+    sq = 0.0
+    for t in range(xi.shape[0]):
+        u = 0.0
+        if xi[t] < lo[t]:
+            u = lo[t] - xi[t]
+        elif xi[t] > hi[t]:
+            u = xi[t] - hi[t]
+        sq += u * u
+    bound = power(sq, 0.5 * p) * _BELOW
+    if bound - fi - gm > _MARGIN * (bound + abs(fi) + abs(gm)):
+        return True
+    val, mag = _plane_bound(xi, lo, hi, alpha, beta, amag, p, shrink)
+    return val - fi > slack * (mag + abs(fi))
+
+
 @twins()
 def _price(x, ys, perm, start, end, lo, hi, gmax, alpha, beta, amag, first_leaf, p, f, gs, tol,
-           out):
-    """For each row i: every pair of the leaves the tree cannot rule out is costed and judged
-    by the tolerance rule; the ``out.shape[1]`` most negative violated columns go to out[i]
-    (−1 where fewer). Returns the number of violated pairs and of pairs costed."""
+           prune, out):
+    """For each row i: every pair of the leaves the tree cannot rule out (every leaf when
+    not ``prune``) is costed and judged by the tolerance rule; the ``out.shape[1]`` most
+    negative violated columns go to out[i] (−1 where fewer). Returns the number of violated
+    pairs and of pairs costed."""
     n, per_row = out.shape
     d = ys.shape[1]
     q = 0.5 * p
@@ -268,21 +290,8 @@ def _price(x, ys, perm, start, end, lo, hi, gmax, alpha, beta, amag, first_leaf,
                 top -= 1
                 if start[k] == end[k]:
                     continue
-                sq = 0.0
-                for t in range(d):
-                    u = 0.0
-                    if x[i, t] < lo[k, t]:
-                        u = lo[k, t] - x[i, t]
-                    elif x[i, t] > hi[k, t]:
-                        u = x[i, t] - hi[k, t]
-                    sq += u * u
-                bound = power(sq, q) * _BELOW
-                gm = gmax[k]
-                if bound - fi - gm > _MARGIN * (bound + abs(fi) + abs(gm)):
-                    continue
-                val, mag = _plane_bound(x[i], lo[k], hi[k], alpha[k], beta[k], amag[k], p,
-                                        shrink)
-                if val - fi > slack * (mag + abs(fi)):
+                if prune and _ruled_out(x[i], fi, lo[k], hi[k], gmax[k], alpha[k], beta[k],
+                                        amag[k], p, shrink, slack):
                     continue
                 if k < first_leaf:
                     stack[top + 1] = 2 * k + 2
@@ -316,14 +325,20 @@ def most_negative(x, y, p, f, g, tol, per_row):
     out = np.empty((n, per_row), np.int64)
     if n == 0 or m == 0:
         return np.empty(0, np.int64), np.empty(0, np.int64), 0
+    f = np.ascontiguousarray(f, dtype=np.float64)
     perm, start, end, lo, hi, first_leaf = build_tree(y, _LEAF)
     gs = np.ascontiguousarray(g, dtype=np.float64)[perm]
-    ys = y[perm]
-    gmax, alpha, beta, amag = node_bounds(ys, gs, start, end, lo, hi, first_leaf)
-    # work of the call for the serial/parallel choice: a row visits about a leaf per level
-    work = n * (_LEAF + 4) * x.shape[1] * max(1, first_leaf.bit_length())
-    total, _ = _price(work, x, ys, perm, start, end, lo, hi, gmax, alpha, beta, amag,
-                      first_leaf, float(p), np.ascontiguousarray(f, dtype=np.float64), gs,
-                      float(tol), out)
+    tree = (y[perm], perm, start, end, lo, hi,
+            *node_bounds(y[perm], gs, start, end, lo, hi, first_leaf), first_leaf, float(p))
+    # work of a row for the serial/parallel choice: about a leaf per level of the tree
+    row_work = (_LEAF + 4) * x.shape[1] * max(1, first_leaf.bit_length())
+    prune = True
+    if n > 2 * _SAMPLE:  # does the tree pay? (not when most pairs survive: high d)
+        rows = np.linspace(0, n - 1, _SAMPLE).astype(np.int64)
+        _, costed = _price(_SAMPLE * row_work, x[rows], *tree, f[rows], gs, float(tol), True,
+                           np.empty((_SAMPLE, per_row), np.int64))
+        prune = costed < _DENSE * _SAMPLE * m
+    work = n * row_work if prune else n * m * x.shape[1]
+    total, _ = _price(work, x, *tree, f, gs, float(tol), prune, out)
     rows, slots = np.nonzero(out >= 0)
     return rows, out[rows, slots], int(total)
