@@ -122,26 +122,25 @@ def test_prunes_near_optimal_potentials():
     bounds = pn.node_bounds(ys, gs, start, end, lo, hi, first_leaf)
     out = np.empty((1500, 4), np.int64)
     violated, costed = pn._price.serial(x, ys, perm, start, end, lo, hi, *bounds, first_leaf,
-                                        2.0, f, gs, TOL, True, out)
+                                        2.0, f, gs, TOL, out)
     assert violated == 0
     assert costed < 0.2 * 1500 * 1500
 
 
-def test_every_pair_costed_where_the_tree_does_not_pay():
-    """In d = 16 the boxes rule out almost nothing: the sampled rows say so and every pair
-    is costed, with the same answer."""
+def test_tree_pays_in_the_plane_not_in_d16():
+    """In d = 16 the boxes rule out almost nothing: the sampled rows say so (and the brute
+    force answers); in the plane they rule out most pairs."""
     rng = np.random.default_rng(11)
-    x, y = clouds(rng, 1200, 300, 16)
-    f, g = solved_potentials(x, y, 2.0)
-    assert same_answer(x, y, 2.0, f, g) == 0
-    same_answer(x, y, 2.0, f + 1e-3 * rng.standard_normal(1200), g)
-    perm, start, end, lo, hi, first_leaf = pn.build_tree(y, 16)
-    gs, ys = g[perm], y[perm]
-    bounds = pn.node_bounds(ys, gs, start, end, lo, hi, first_leaf)
-    out = np.empty((1200, 4), np.int64)
-    _, costed = pn._price.serial(x, ys, perm, start, end, lo, hi, *bounds, first_leaf, 2.0, f,
-                                 gs, TOL, False, out)
-    assert costed == 1200 * 300
+    for d, pays in ((16, False), (2, True)):
+        x, y = clouds(rng, 1200, 300, d)
+        f, g = solved_potentials(x, y, 2.0)
+        assert same_answer(x, y, 2.0, f, g) == 0
+        same_answer(x, y, 2.0, f + 1e-3 * rng.standard_normal(1200), g)
+        perm, start, end, lo, hi, first_leaf = pn.build_tree(y, 16)
+        gs = g[perm]
+        tree = (y[perm], perm, start, end, lo, hi,
+                *pn.node_bounds(y[perm], gs, start, end, lo, hi, first_leaf), first_leaf, 2.0)
+        assert pn.tree_pays(x, tree, f, gs, TOL, 1) == pays
 
 
 def test_tree_holds_every_point_once_in_its_box():
