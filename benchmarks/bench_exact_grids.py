@@ -16,6 +16,8 @@ a 2 GiB dense plan).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import statistics
 import subprocess
@@ -157,6 +159,8 @@ def large(pot_run: subprocess.Popen | None) -> list[list[object]]:
 
 
 def main() -> None:
+    with contextlib.redirect_stdout(io.StringIO()):  # pykeops, when installed, prints on import
+        import ot  # noqa: F401
     load = LoadLog()
     pot_run = start_pot_large()
     print("## Histograms on grids (DOTmark-style)\n")
