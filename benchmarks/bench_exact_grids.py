@@ -22,6 +22,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 
 import numpy as np
 from _harness import LoadLog, options, run_isolated, table, timed
@@ -32,11 +33,15 @@ SIZES = {"N_SMALL": (64, 16), "N_LARGE": (128, 24), "PAIRS": (1, 1)}
 def _extra(parser):
     parser.add_argument("--pot-128", action="store_true",
                         help="also run POT once at the large size (minutes, 4+ GiB)")
+    parser.add_argument("--pot-deadline", type=float, default=3600.0,
+                        help="seconds after which POT's large run is stopped (a lower bound)")
+    parser.add_argument("--part", choices=("all", "small", "large"), default="all",
+                        help="run one of the two tables only")
 
 
 S = options(__doc__, SIZES, _extra)
 HERE = os.path.dirname(os.path.abspath(__file__))
-ARGV = [a for a in sys.argv[1:] if a != "--pot-128"]  # the children's sizes
+ARGV = [a for a in sys.argv[1:] if a in ("--quick", "--size") or "=" in a]  # children's sizes
 KINDS = ("white noise", "log-GRF", "shapes")
 
 
@@ -132,30 +137,50 @@ print(time.perf_counter() - t, w)
 """
 
 
-def start_pot_large() -> subprocess.Popen | None:
+class _Started(subprocess.Popen):
+    def __init__(self, *args, **kwargs):
+        self.t0 = time.perf_counter()
+        super().__init__(*args, **kwargs)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.t0
+
+
+def start_pot_large() -> _Started | None:
     """POT at the large size on white noise, W2, in its own process (it takes the longest:
     it runs while otdiv's large cases do)."""
-    if not S.pot_128:
+    if not S.pot_128 or S.part == "small":
         return None
     code = POT_LARGE.format(here=HERE, argv=ARGV, n=S.N_LARGE)
-    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    return _Started([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL, text=True)
 
 
-def large(pot_run: subprocess.Popen | None) -> list[list[object]]:
-    rows, first = [], None
+def large(pot_run: subprocess.Popen | None) -> None:
+    """Prints the large table row by row (a run cut short keeps its rows)."""
+    print(table(["grid", "images", "distance", "otdiv (s)", "otdiv peak (MiB)"], []),
+          flush=True)
+    first = None
     for p in (2.0, 1.0):
         for kind in KINDS if p == 2.0 else KINDS[:1]:
             peak, out = run_isolated(ISOLATED.format(here=HERE, argv=ARGV, n=S.N_LARGE,
                                                      kind=kind, p=p))
             t_ours, w_ours = (float(v) for v in out[-1].split())
-            first = w_ours if first is None else first
-            rows.append([f"{S.N_LARGE} × {S.N_LARGE}", kind, f"W{p:.0f}", t_ours, peak, "—",
-                         "—", "—"])
-    if pot_run is not None:  # POT's row: the first (white noise, W2)
-        last = pot_run.communicate()[0].strip().splitlines()[-1]
-        t_pot, w_pot = (float(v) for v in last.split())
-        rows[0][5:] = [t_pot, rows[0][3] / t_pot, f"{abs(first - w_pot) / w_pot:.1e}"]
-    return rows
+            first = (t_ours, w_ours) if first is None else first
+            print(table([], [[f"{S.N_LARGE} × {S.N_LARGE}", kind, f"W{p:.0f}", t_ours, peak]])
+                  .split("\n", 2)[-1], flush=True)
+    if pot_run is None:
+        return
+    try:
+        last = pot_run.communicate(timeout=max(1.0, S.pot_deadline - pot_run.elapsed()))[0]
+        t_pot, w_pot = (float(v) for v in last.strip().splitlines()[-1].split())
+        print(f"\nPOT (`ot.dist` + `ot.emd2`) on the white-noise pair, W2: {t_pot:.4g} s "
+              f"(otdiv / POT = {first[0] / t_pot:.3g}; relative difference of W "
+              f"{abs(first[1] - w_pot) / w_pot:.1e}).")
+    except subprocess.TimeoutExpired:
+        pot_run.kill()
+        print(f"\nPOT (`ot.dist` + `ot.emd2`) on the white-noise pair, W2: not finished after "
+              f"{S.pot_deadline:.0f} s (stopped; otdiv / POT < {first[0] / S.pot_deadline:.3g}).")
 
 
 def main() -> None:
@@ -173,12 +198,14 @@ def main() -> None:
           "case (its own peak memory; above the memory budget the cost is priced on the fly, "
           "never stored) and POT once, in its own process, while otdiv's large cases run.\n",
           flush=True)
-    print(table(["grid", "images", "distance", "otdiv (s)", "POT dist + emd2 (s)",
-                 "ratio (median of pairs)", "<= 0.5", "rel. diff. of W"], small()), flush=True)
-    load.sample()
-    print()
-    print(table(["grid", "images", "distance", "otdiv (s)", "otdiv peak (MiB)", "POT (s)",
-                 "ratio", "rel. diff. of W"], large(pot_run)))
+    if S.part != "large":
+        print(table(["grid", "images", "distance", "otdiv (s)", "POT dist + emd2 (s)",
+                     "ratio (median of pairs)", "<= 0.5", "rel. diff. of W"], small()),
+              flush=True)
+        print()
+    if S.part != "small":
+        load.sample()
+        large(pot_run)
     load.sample()
     print(f"\nLoad average during the run: {load}.\n")
 
