@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from otdiv.kernels import lift_numba as lift
+from otdiv.kernels import pricing_numba
 from otdiv.kernels import simplex_numba as sx
 from otdiv.kernels.cost_numba import cost_matrix, pair_cost
 
@@ -195,7 +196,7 @@ def solve(x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray, p: float, 
         if dense is not None:
             r, c, violated = sx.most_negative_dense(dense, f, g, _TOL, _PER_ROW)
         else:
-            r, c, violated = sx.most_negative(x, y, p, f, g, _TOL, _PER_ROW)
+            r, c, violated = pricing_numba.most_negative(x, y, p, f, g, _TOL, _PER_ROW)
         if violated == 0:
             converged = True
             break
