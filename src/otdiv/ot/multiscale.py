@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from otdiv.ot.geometry import NumbaClouds
+
 LEAF = 16  # points per coarse cluster
 MIN_POINTS = 4096  # each cloud at least this large: below, fine annealing is cheap anyway
 
@@ -58,18 +60,17 @@ def applies(prob, symmetric: bool, max_iter: int) -> bool:
             and min(clouds.x.shape[0], clouds.y.shape[0]) >= MIN_POINTS)
 
 
-def warm_start(prob, eps: float, tol: float, max_iter: int, scaling, leaf: int = LEAF):
-    """(f, omega) for the fine loop: the coarse problem solved at eps (to tol, within
-    max_iter sweeps; not converging is harmless, it is a warm start), its g extended to the
-    fine rows by one soft-min, and its final over-relaxation."""
-    from otdiv.ot.geometry import NumbaClouds
-    from otdiv.ot.sinkhorn import iterate
-
+def coarse_problem(prob, leaf: int = LEAF):
+    """The coarse problem of a clouds geometry: the k-d clusters' centroids and masses, on the
+    online float64 kernel."""
     clouds = getattr(prob, "exact", prob)
     xc, ac = kd_clusters(clouds.x, clouds.a, leaf)
     yc, bc = kd_clusters(clouds.y, clouds.b, leaf)
-    coarse = NumbaClouds(xc, yc, ac, bc, clouds.p)
-    run = iterate(coarse, coarse.a, coarse.b, eps, tol, max_iter, scaling)
-    f = -eps * clouds.k.softmin_points(clouds.x, coarse.yt, coarse.lb + run.g / eps, eps,
-                                       clouds.p)
-    return f, run.omega
+    return NumbaClouds(xc, yc, ac, bc, clouds.p)
+
+
+def extend(prob, coarse, g, eps: float):
+    """The fine f from the coarse g: f_i = −eps log Σ_J B_J exp((g_J − ‖x_i − ȳ_J‖^p)/eps)."""
+    clouds = getattr(prob, "exact", prob)
+    return -eps * clouds.k.softmin_points(clouds.x, coarse.yt, coarse.lb + g / eps, eps,
+                                          clouds.p)

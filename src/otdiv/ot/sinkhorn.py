@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from otdiv._array import check_int, check_positive, is_tensor
+from otdiv.ot import multiscale as ms
 from otdiv.ot.geometry import EXP_CAP
 from otdiv.ot.overrelaxation import (
     PLAIN_EVERY,
@@ -289,8 +290,6 @@ def solve(prob, a, b, eps, tol, max_iter, scaling, what, symmetric=False, multis
     large clouds (``multiscale`` None: :func:`otdiv.ot.multiscale.applies`) the coarse level
     replaces the fine annealing. Warns when the returned plan's error is above tol. Returns
     the :class:`Run`."""
-    from otdiv.ot import multiscale as ms
-
     _check_resolvable(eps, prob.cmax, tol, 2.0**-23 if "float32" in str(a.dtype) else 2.0**-52)
     exact = getattr(prob, "exact", None)
     floor = prob.floor(eps) if hasattr(prob, "floor") else 0.0
@@ -299,10 +298,13 @@ def solve(prob, a, b, eps, tol, max_iter, scaling, what, symmetric=False, multis
     budget = max_iter if exact is None else max_iter - 1
     loop = iterate_symmetric if symmetric else iterate
     args = (a, eps, tol) if symmetric else (a, b, eps, tol)
-    options, coarse = {}, 0
+    options, levels = {}, 0  # levels: the coarse level counts as one sweep
     if multiscale if multiscale is not None else ms.applies(prob, symmetric, max_iter):
-        f0, omega = ms.warm_start(prob, eps, tol, max_iter, scaling)
-        options, coarse, budget = {"init": f0, "omega": omega}, 1, budget - 1
+        # the coarse problem solved at eps (not converging is harmless: a warm start)
+        coarse = ms.coarse_problem(prob)
+        run = iterate(coarse, coarse.a, coarse.b, eps, tol, max_iter, scaling)
+        f0, omega = ms.extend(prob, coarse, run.g, eps), run.omega
+        options, levels, budget = {"init": f0, "omega": omega}, 1, budget - 1
     if floor > 0:
         options["floor"] = max(floor, tol / 4)
     try:
@@ -310,7 +312,7 @@ def solve(prob, a, b, eps, tol, max_iter, scaling, what, symmetric=False, multis
     except FloatingPointError:  # the stored kernel cannot hold this eps: the log domain can
         prob, exact = exact, None
         run = loop(prob, *args, max_iter, scaling)
-    run = run._replace(n_iter=run.n_iter + coarse)
+    run = run._replace(n_iter=run.n_iter + levels)
     if exact is not None:
         run = _exact_sweeps(prob, a, b, eps, tol, max_iter, run, symmetric,
                             run.omega if floor > 0 else 1.0)
