@@ -46,6 +46,7 @@ def test_kd_clusters_keep_the_mass_and_the_mean(rng):
     assert (centroids >= x.min(0) - 1e-12).all() and (centroids <= x.max(0) + 1e-12).all()
 
 
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")  # POT's log(0) weights
 @pytest.mark.parametrize("multiscale", [True, False])
 @pytest.mark.parametrize("float32", [True, False])
 @pytest.mark.parametrize("zeros", [False, True])

@@ -44,6 +44,8 @@ from otdiv.ot.results import warn_not_converged
 DEFAULT_MAX_ITER = 10_000
 DEFAULT_EPS_SCALING = 0.5
 STALL = 40  # a loop with a rounding floor stops after this many sweeps without a new best
+OSCILLATION = 12  # an error rise after this many sweeps at one ω > 1 lowers ω (0: never)
+SHRINK = 0.85  # ... to 1 + SHRINK · (ω − 1)
 
 
 class Run(NamedTuple):
@@ -142,6 +144,7 @@ def iterate(prob, a, b, eps, tol, max_iter, scaling, init=None, omega=1.0, floor
     errors = []
     stop = max(tol, floor) * mass
     best, since_best = math.inf, 0  # a kernel with a rounding floor also stops on a stall
+    cap = math.inf  # lowered when the relaxed iteration is seen to oscillate
     while True:
         g_plain = prob.cols(f, eps)
         # (a warm start has no last g yet: its first half-step is plain)
@@ -168,9 +171,16 @@ def iterate(prob, a, b, eps, tol, max_iter, scaling, init=None, omega=1.0, floor
         g = g_new
         f = f_plain if omega == 1.0 else relaxed(a, f, f_plain, omega, eps)
         errors.append(err)
+        if (OSCILLATION and omega > 1.0 and len(errors) >= OSCILLATION
+                and errors[-1] > errors[-2]):
+            # the error rose after OSCILLATION sweeps at this ω: the relaxed iteration
+            # oscillates (complex rates of modulus ω − 1, so ω is above the optimum, which
+            # the rate formula cannot see): lower ω and keep it below that from now on
+            cap = 1.0 + SHRINK * (omega - 1.0)
+            omega, errors = cap, []
         if len(errors) >= 6 and errors[-1] < errors[-2] < errors[-3] < errors[-4]:
             target = omega_from_rate((errors[-1] / errors[-4]) ** (1 / 3), omega,
-                                      omega_cap(f))
+                                      min(cap, omega_cap(f)))
             if abs(target - omega) > 1e-3:
                 omega, errors = target, []
 
