@@ -143,3 +143,21 @@ def test_plan_cost_points_matches_the_dense_sum(rng, p):
     ref = (np.exp(u[:, None] + v[None] - C / eps) * C).sum()
     got = plan_cost_points(x, np.ascontiguousarray(y.T), u, v, eps, p)
     np.testing.assert_allclose(got, ref, rtol=1e-12)
+
+
+@pytest.mark.parametrize("oscillation", [0, 12])
+def test_the_oscillation_guard_reaches_pot_s_plan(rng, monkeypatch, oscillation):
+    # small eps: the rate formula drives ω to its cap, above the optimum; the guard lowers
+    # it on an error rise. With or without it the loop ends at POT's fixed point
+    import otdiv.ot.sinkhorn as sinkhorn_loops
+
+    monkeypatch.setattr(sinkhorn_loops, "OSCILLATION", oscillation)
+    x, y = rng.random((120, 3)), rng.random((120, 3)) + 0.2
+    a = np.full(120, 1 / 120)
+    C = _cost(x, y)
+    eps, tol = 0.002 * C.max(), 1e-9
+    run = solve(NumbaClouds(x, y, a, a, 2.0), a, a, eps, tol, 10_000, 0.5, "test")
+    assert run.converged and _true_error(C, a, a, run.f, run.g, eps) <= tol
+    pot = ot.solve(C, a, a, reg=eps, tol=1e-12, max_iter=200_000)
+    value = float(a @ run.f + a @ run.g) - eps * run.excess
+    assert abs(value - float(pot.value)) <= 10 * tol * C.max()
