@@ -30,7 +30,8 @@ TINY_SUM = 1e-200  # ... or once a soft-min sum is this small (its log is no lon
 EXP_CAP = 700.0  # exp() argument cap in error estimates far from convergence
 LARGE_EPS = 1e3  # eps / cmax above which the centred soft-min is used (float64 at tol 1e-6)
 F32_FLOOR = 2.0**-28  # NumbaClouds32: trusted marginal error per unit of cmax / eps
-F32_USE = 1e-3  # ... used while that floor is below this (eps >= 4e-6 cmax)
+LARGE_CLOUDS_MIN_EPS = 0.005  # NumbaClouds32 and the multiscale start from this eps / cmax:
+# at 0.001 (without the oscillation guard, docs/sinkhorn.md) they took more sweeps than before
 
 
 def bregman(t):
@@ -413,6 +414,6 @@ def geometry(kind: str, *, x=None, y=None, a, b, p: float = 1.0, cost=None, eps:
         return Centred(geo, budget)
     if kind == "numpy" and cost is None and x.shape[0] * y.shape[0] <= budget:
         return NumbaGibbs(geo, np.float32 if tol >= 1e-7 else np.float64)
-    if isinstance(geo, NumbaClouds) and F32_FLOOR * (geo.cmax / eps + 1.0) <= F32_USE:
+    if isinstance(geo, NumbaClouds) and eps >= LARGE_CLOUDS_MIN_EPS * geo.cmax:
         return NumbaClouds32(geo)
     return geo

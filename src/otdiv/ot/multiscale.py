@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from otdiv.ot.geometry import NumbaClouds
+from otdiv.ot.geometry import LARGE_CLOUDS_MIN_EPS, NumbaClouds
 
 LEAF = 16  # points per coarse cluster
 MIN_POINTS = 4096  # each cloud at least this large: below, fine annealing is cheap anyway
@@ -52,11 +52,13 @@ def kd_clusters(pts: np.ndarray, w: np.ndarray, leaf: int = LEAF):
     return np.ascontiguousarray(centroids), mass
 
 
-def applies(prob, symmetric: bool, max_iter: int) -> bool:
-    """The default: point clouds on an online numba kernel, both clouds large, not the
-    symmetric self-problem, and a max_iter that leaves room for a coarse level."""
+def applies(prob, symmetric: bool, max_iter: int, eps: float) -> bool:
+    """The default: point clouds on an online numba kernel, both clouds large, eps >=
+    LARGE_CLOUDS_MIN_EPS · cmax, not the symmetric self-problem, and a max_iter that leaves
+    room for a coarse level."""
     clouds = getattr(prob, "exact", prob)
     return (not symmetric and max_iter >= 8 and getattr(prob, "online", False)
+            and eps >= LARGE_CLOUDS_MIN_EPS * prob.cmax
             and min(clouds.x.shape[0], clouds.y.shape[0]) >= MIN_POINTS)
 
 

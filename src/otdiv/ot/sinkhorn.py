@@ -44,7 +44,7 @@ from otdiv.ot.results import warn_not_converged
 DEFAULT_MAX_ITER = 10_000
 DEFAULT_EPS_SCALING = 0.5
 STALL = 40  # a loop with a rounding floor stops after this many sweeps without a new best
-OSCILLATION = 12  # an error rise after this many sweeps at one ω > 1 lowers ω (0: never)
+OSCILLATION = 0  # > 0: an error rise after this many sweeps at one ω > 1 lowers ω (off: see docs)
 SHRINK = 0.85  # ... to 1 + SHRINK · (ω − 1)
 
 
@@ -309,7 +309,7 @@ def solve(prob, a, b, eps, tol, max_iter, scaling, what, symmetric=False, multis
     loop = iterate_symmetric if symmetric else iterate
     args = (a, eps, tol) if symmetric else (a, b, eps, tol)
     options, levels = {}, 0  # levels: the coarse level counts as one sweep
-    if multiscale if multiscale is not None else ms.applies(prob, symmetric, max_iter):
+    if multiscale if multiscale is not None else ms.applies(prob, symmetric, max_iter, eps):
         # the coarse problem solved at eps (not converging is harmless: a warm start)
         coarse = ms.coarse_problem(prob)
         run = iterate(coarse, coarse.a, coarse.b, eps, tol, max_iter, scaling)
