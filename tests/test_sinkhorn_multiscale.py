@@ -15,8 +15,8 @@ import pytest
 
 from otdiv.kernels.softmin_numba import plan_cost_points, softmin_points, softmin_points32
 from otdiv.ot.geometry import NumbaClouds, NumbaClouds32, geometry
-from otdiv.ot.multiscale import kd_clusters
 from otdiv.ot.sinkhorn import iterate, solve
+from otdiv.ot.sinkhorn_multiscale import kd_clusters
 
 
 def _problem(rng, n=300, m=250, d=3, zeros=False):

@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from otdiv._array import check_int, check_positive, is_tensor
-from otdiv.ot import multiscale as ms
+from otdiv.ot import sinkhorn_multiscale as ms
 from otdiv.ot.geometry import EXP_CAP
 from otdiv.ot.overrelaxation import (
     PLAIN_EVERY,
@@ -297,9 +297,9 @@ def solve(prob, a, b, eps, tol, max_iter, scaling, what, symmetric=False, multis
     """Run the loop for (a, b) — or the symmetric one for (a, a) — on the geometry ``prob``;
     with a stored float32 kernel, reserve the last sweep for the exact kernel; with a float32
     online kernel (a ``floor``), run it down to its floor and finish with the exact one. On
-    large clouds (``multiscale`` None: :func:`otdiv.ot.multiscale.applies`) the coarse level
-    replaces the fine annealing. Warns when the returned plan's error is above tol. Returns
-    the :class:`Run`."""
+    large clouds (``multiscale`` None: :func:`otdiv.ot.sinkhorn_multiscale.applies`) the
+    coarse level replaces the fine annealing. Warns when the returned plan's error is above
+    tol. Returns the :class:`Run`."""
     _check_resolvable(eps, prob.cmax, tol, 2.0**-23 if "float32" in str(a.dtype) else 2.0**-52)
     exact = getattr(prob, "exact", None)
     floor = prob.floor(eps) if hasattr(prob, "floor") else 0.0
