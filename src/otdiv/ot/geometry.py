@@ -29,6 +29,9 @@ ABSORB = 30.0  # scaling-domain kernel: absorb once a potential is 30·eps above
 TINY_SUM = 1e-200  # ... or once a soft-min sum is this small (its log is no longer trusted)
 EXP_CAP = 700.0  # exp() argument cap in error estimates far from convergence
 LARGE_EPS = 1e3  # eps / cmax above which the centred soft-min is used (float64 at tol 1e-6)
+F32_FLOOR = 2.0**-28  # NumbaClouds32: trusted marginal error per unit of cmax / eps
+LARGE_CLOUDS_MIN_EPS = 0.005  # NumbaClouds32 and the multiscale start from this eps / cmax:
+# at 0.001 (without the oscillation guard, docs/sinkhorn.md) they took more sweeps than before
 
 
 def bregman(t):
@@ -47,6 +50,7 @@ class NumbaClouds:
     """Point clouds on the CPU; costs recomputed on the fly (never an n × m array)."""
 
     method = "sinkhorn_log/numba"
+    online = True
 
     def __init__(self, x, y, a, b, p):
         from otdiv.kernels import softmin_numba as kernel
@@ -75,6 +79,44 @@ class NumbaClouds:
 
         return _dense_plan(cost_matrix(self.x, self.y, self.p), self.a, self.b, f, g, eps)
 
+
+
+class NumbaClouds32:
+    """The online soft-min of :class:`NumbaClouds` evaluated in float32 (8 AVX2 lanes instead
+    of 4: src/otdiv/kernels/softmin_numba.py), for the sweeps far from tol.
+
+    Each term exp(h_j − C_ij/eps) is rounded to float32, a relative error of about
+    2^-24 · (|h_j| + C_ij/eps) (h_j = log b_j + g_j/eps); the marginal errors it measures are
+    trusted down to ``floor(eps)`` only. The loop stops there (:func:`otdiv.ot.sinkhorn.iterate`,
+    ``floor``) and finishes with ``exact`` (the float64 geometry of the same clouds), which
+    also measures the returned plan: the reported error is never a float32 one.
+    """
+
+    method = NumbaClouds.method
+    online = True
+
+    def __init__(self, exact: NumbaClouds):
+        from otdiv.kernels import softmin_numba as kernel
+
+        self.exact, self.k = exact, kernel
+        self.a, self.b, self.p, self.cmax = exact.a, exact.b, exact.p, exact.cmax
+        self.transport_cost, self.plan = exact.transport_cost, exact.plan
+        f32 = np.float32
+        self.x, self.y = exact.x.astype(f32), exact.y.astype(f32)
+        self.xt, self.yt = exact.xt.astype(f32), exact.yt.astype(f32)
+        self.la, self.lb = exact.la, exact.lb
+
+    def floor(self, eps: float) -> float:
+        """The relative marginal error below which float32 rounding may dominate."""
+        return F32_FLOOR * (self.cmax / eps + 1.0)
+
+    def rows(self, g, eps):
+        h = (self.lb + g / eps).astype(np.float32)
+        return -eps * self.k.softmin_points32(self.x, self.yt, h, eps, self.p)
+
+    def cols(self, f, eps):
+        h = (self.la + f / eps).astype(np.float32)
+        return -eps * self.k.softmin_points32(self.y, self.xt, h, eps, self.p)
 
 
 class NumbaGibbs:
@@ -372,4 +414,6 @@ def geometry(kind: str, *, x=None, y=None, a, b, p: float = 1.0, cost=None, eps:
         return Centred(geo, budget)
     if kind == "numpy" and cost is None and x.shape[0] * y.shape[0] <= budget:
         return NumbaGibbs(geo, np.float32 if tol >= 1e-7 else np.float64)
+    if isinstance(geo, NumbaClouds) and eps >= LARGE_CLOUDS_MIN_EPS * geo.cmax:
+        return NumbaClouds32(geo)
     return geo

@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from otdiv._array import check_int, check_positive, is_tensor
+from otdiv.ot import sinkhorn_multiscale as ms
 from otdiv.ot.geometry import EXP_CAP
 from otdiv.ot.overrelaxation import (
     PLAIN_EVERY,
@@ -42,6 +43,9 @@ from otdiv.ot.results import warn_not_converged
 
 DEFAULT_MAX_ITER = 10_000
 DEFAULT_EPS_SCALING = 0.5
+STALL = 40  # a loop with a rounding floor stops after this many sweeps without a new best
+OSCILLATION = 0  # > 0: an error rise after this many sweeps at one ω > 1 lowers ω (off: see docs)
+SHRINK = 0.85  # ... to 1 + SHRINK · (ω − 1)
 
 
 class Run(NamedTuple):
@@ -57,6 +61,7 @@ class Run(NamedTuple):
     n_iter: int
     converged: bool
     excess: float = 0.0
+    omega: float = 1.0  # the over-relaxation reached (carried to a finer level or kernel)
 
 
 def _row_sums(a, f, f_next, eps, signed: bool = False):
@@ -98,11 +103,14 @@ def annealing(cmax: float, eps: float, scaling: float | None) -> list[float]:
     return [cmax * scaling**k for k in range(steps)] + [eps]
 
 
-def iterate(prob, a, b, eps, tol, max_iter, scaling, init=None):
+def iterate(prob, a, b, eps, tol, max_iter, scaling, init=None, omega=1.0, floor=0.0):
     """Log-domain Sinkhorn with eps-scaling and safeguarded over-relaxation.
 
     Returns f, g, the L1 marginal error of the plan P(f, g), the sweep count, and whether
-    that error is <= tol · mass. Each sweep is g ← (1−ω) g + ω T_a(f), f ← (1−ω) f + ω T_b(g);
+    that error is <= tol · mass. ``init`` (an f at eps) replaces the annealing, ``omega`` is
+    the over-relaxation to start from (a coarser level's or a float32 kernel's), and the loop
+    also stops once the error is <= ``floor`` · mass (a kernel's rounding floor: the caller
+    finishes with the exact kernel). Each sweep is g ← (1−ω) g + ω T_a(f), f ← (1−ω) f + ω T_b(g);
     both marginal errors of the plan (f, g) just before the f-update come for free from the
     two soft-mins (:func:`plan_error`).
 
@@ -133,32 +141,46 @@ def iterate(prob, a, b, eps, tol, max_iter, scaling, init=None):
         schedule, f = [eps], init
     g = None  # only read once omega != 1, by which time it holds the last iterate
     n_iter = len(schedule) - 1
-    omega, errors = 1.0, []
+    errors = []
+    stop = max(tol, floor) * mass
+    best, since_best = math.inf, 0  # a kernel with a rounding floor also stops on a stall
+    cap = math.inf  # lowered when the relaxed iteration is seen to oscillate
     while True:
         g_plain = prob.cols(f, eps)
-        g_new = g_plain if omega == 1.0 else relaxed(b, g, g_plain, omega, eps)
+        # (a warm start has no last g yet: its first half-step is plain)
+        g_new = g_plain if omega == 1.0 or g is None else relaxed(b, g, g_plain, omega, eps)
         f_plain = prob.rows(g_new, eps)
         n_iter += 1
         err = plan_error(a, b, f, g_new, f_plain, g_plain, eps)
         if omega != 1.0 and math.isfinite(err) and (
-                n_iter >= max_iter or (err <= plain_window(omega) * tol * mass
+                n_iter >= max_iter or (err <= plain_window(omega) * stop
                                        and n_iter % PLAIN_EVERY == 0)):
             # the over-relaxed g overshoots: near the fixed point its plan's error is up to
             # 2 / (2 − ω) times that of the plain g = T_a(f), whose plan is measured with one
             # more soft-min (its columns are exact) and returned when it is the better one
             f_next = prob.rows(g_plain, eps)
             plain_err = plan_error(a, b, f, g_plain, f_next, g_plain, eps)
-            if plain_err < err and (plain_err <= tol * mass or n_iter >= max_iter):
+            if plain_err < err and (plain_err <= stop or n_iter >= max_iter):
                 return Run(f, g_plain, plain_err, n_iter, plain_err <= tol * mass,
-                           _excess(a, f, f_next, eps))
-        if err <= tol * mass or n_iter >= max_iter or not math.isfinite(err):
-            return Run(f, g_new, err, n_iter, err <= tol * mass, _excess(a, f, f_plain, eps))
+                           _excess(a, f, f_next, eps), omega)
+        best, since_best = (err, 0) if err < best else (best, since_best + 1)
+        if (err <= stop or n_iter >= max_iter or not math.isfinite(err)
+                or (floor > 0 and since_best >= STALL)):
+            return Run(f, g_new, err, n_iter, err <= tol * mass, _excess(a, f, f_plain, eps),
+                       omega)
         g = g_new
         f = f_plain if omega == 1.0 else relaxed(a, f, f_plain, omega, eps)
         errors.append(err)
+        if (OSCILLATION and omega > 1.0 and len(errors) >= OSCILLATION
+                and errors[-1] > errors[-2]):
+            # the error rose after OSCILLATION sweeps at this ω: the relaxed iteration
+            # oscillates (complex rates of modulus ω − 1, so ω is above the optimum, which
+            # the rate formula cannot see): lower ω and keep it below that from now on
+            cap = 1.0 + SHRINK * (omega - 1.0)
+            omega, errors = cap, []
         if len(errors) >= 6 and errors[-1] < errors[-2] < errors[-3] < errors[-4]:
             target = omega_from_rate((errors[-1] / errors[-4]) ** (1 / 3), omega,
-                                      omega_cap(f))
+                                      min(cap, omega_cap(f)))
             if abs(target - omega) > 1e-3:
                 omega, errors = target, []
 
@@ -230,7 +252,7 @@ def iterate_batched(prob, eps, tol, max_iter, scaling):
             sub = prob.subset(active)
 
 
-def _exact_sweeps(prob, a, b, eps, tol, max_iter, run, symmetric):
+def _exact_sweeps(prob, a, b, eps, tol, max_iter, run, symmetric, omega=1.0):
     """Re-measure the marginal error of a scaling-domain run with the exact log-domain kernel,
     converged or not: one exact sweep g = T_a(f), then the error of P(f, g) (its column
     marginal is exact; for a symmetric problem, P(f, f) and both marginals). If the float32
@@ -242,7 +264,7 @@ def _exact_sweeps(prob, a, b, eps, tol, max_iter, run, symmetric):
     if symmetric:
         run = iterate_symmetric(prob.exact, a, eps, tol, rest, None, init=f)
     else:
-        run = iterate(prob.exact, a, b, eps, tol, rest, None, init=f)
+        run = iterate(prob.exact, a, b, eps, tol, rest, None, init=f, omega=omega)
     return run._replace(n_iter=n_iter + run.n_iter)
 
 
@@ -271,25 +293,40 @@ def _check_resolvable(eps: float, cmax: float, tol: float, ulp: float) -> None:
         )
 
 
-def solve(prob, a, b, eps, tol, max_iter, scaling, what, symmetric=False):
+def solve(prob, a, b, eps, tol, max_iter, scaling, what, symmetric=False, multiscale=None):
     """Run the loop for (a, b) — or the symmetric one for (a, a) — on the geometry ``prob``;
-    with a stored float32 kernel, reserve the last sweep for the exact kernel. Warns when the
-    returned plan's error is above tol. Returns the :class:`Run`."""
+    with a stored float32 kernel, reserve the last sweep for the exact kernel; with a float32
+    online kernel (a ``floor``), run it down to its floor and finish with the exact one. On
+    large clouds (``multiscale`` None: :func:`otdiv.ot.sinkhorn_multiscale.applies`) the
+    coarse level replaces the fine annealing. Warns when the returned plan's error is above
+    tol. Returns the :class:`Run`."""
     _check_resolvable(eps, prob.cmax, tol, 2.0**-23 if "float32" in str(a.dtype) else 2.0**-52)
     exact = getattr(prob, "exact", None)
-    if exact is not None and max_iter < 2:  # no sweep left for the exact re-check
-        prob, exact = exact, None
+    floor = prob.floor(eps) if hasattr(prob, "floor") else 0.0
+    if exact is not None and (max_iter < 2 or (symmetric and floor > 0)):
+        prob, exact, floor = exact, None, 0.0  # no sweep left for the exact re-check
     budget = max_iter if exact is None else max_iter - 1
     loop = iterate_symmetric if symmetric else iterate
     args = (a, eps, tol) if symmetric else (a, b, eps, tol)
+    options, levels = {}, 0  # levels: the coarse level counts as one sweep
+    if multiscale if multiscale is not None else ms.applies(prob, symmetric, max_iter, eps):
+        # the coarse problem solved at eps (not converging is harmless: a warm start)
+        coarse = ms.coarse_problem(prob)
+        run = iterate(coarse, coarse.a, coarse.b, eps, tol, max_iter, scaling)
+        f0, omega = ms.extend(prob, coarse, run.g, eps), run.omega
+        options, levels, budget = {"init": f0, "omega": omega}, 1, budget - 1
+    if floor > 0:
+        options["floor"] = max(floor, tol / 4)
     try:
-        run = loop(prob, *args, budget, scaling)
+        run = loop(prob, *args, budget, scaling, **options)
     except FloatingPointError:  # the stored kernel cannot hold this eps: the log domain can
         prob, exact = exact, None
         run = loop(prob, *args, max_iter, scaling)
+    run = run._replace(n_iter=run.n_iter + levels)
     if exact is not None:
-        run = _exact_sweeps(prob, a, b, eps, tol, max_iter, run, symmetric)
-    f, g, err, n_iter, converged, excess = run
+        run = _exact_sweeps(prob, a, b, eps, tol, max_iter, run, symmetric,
+                            run.omega if floor > 0 else 1.0)
+    f, g, err, n_iter, converged, excess, _ = run
     if not (math.isfinite(err) and _all_finite(f) and _all_finite(g)):
         converged = False
     if not converged:
