@@ -141,12 +141,12 @@ class Start:
 
 
 def solve(x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray, p: float, *,
-          orders: tuple[np.ndarray, np.ndarray] | None = None, start: Start | None = None,
-          certify: bool = True, max_pivots: int, memory_budget: float) -> SimplexSolution:
+          start: Start | None = None, certify: bool = True, max_pivots: int,
+          memory_budget: float) -> SimplexSolution:
     """Exact transport between x (n, d) with masses a > 0 and y (m, d) with masses b > 0
-    (equal sums), started from ``start`` or else the north-west corner along ``orders``
-    (default: the principal axis). ``certify=False`` stops when the neighbourhoods of
-    ``start.near`` hold no violated pair (a start for a finer level, not an optimum)."""
+    (equal sums), started from ``start`` or else the north-west corner along the principal
+    axis. ``certify=False`` stops when the neighbourhoods of ``start.near`` hold no violated
+    pair (a start for a finer level, not an optimum)."""
     n, m = x.shape[0], y.shape[0]
     dense = cost_matrix(x, y, p) if 8.0 * n * m <= memory_budget / 2 else None
 
@@ -154,7 +154,7 @@ def solve(x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray, p: float, 
         return dense[r, c] if dense is not None else pair_cost(x, y, r, c, p)
 
     if start is None:
-        ix, iy = _principal_orders(x, y) if orders is None else orders
+        ix, iy = _principal_orders(x, y)
         snap = 1e-12 * min(a.min(), b.min())
         src, dst, flow, pred, up = sx.northwest_tree(ix, a, iy, b, snap)
         rows, cols = _neighbour_arcs(x, y)
