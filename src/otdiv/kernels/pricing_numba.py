@@ -189,19 +189,6 @@ def node_bounds(ys, gs, start, end, lo, hi, first_leaf):
 
 
 @nb.njit(inline="always")
-def _offer(vals, idx, worst, r, j):
-    """Keep the len(vals) smallest offers: r replaces the largest kept value when smaller.
-    Returns the slot of the new largest."""
-    if r < vals[worst]:
-        vals[worst] = r
-        idx[worst] = j
-        for s in range(vals.shape[0]):
-            if vals[s] > vals[worst]:
-                worst = s
-    return worst
-
-
-@nb.njit(inline="always")
 def _plane_bound(xi, lo, hi, alpha, beta, amag, p, shrink):
     """A lower bound on shrink·‖x_i − y‖^p − g(y) over the box [lo, hi] given the plane
     g(y) <= alpha + beta·(y − centre): the box minimum of the convex function
@@ -310,7 +297,7 @@ def _price(x, ys, perm, start, end, lo, hi, gmax, alpha, beta, amag, first_leaf,
                     r = c - fi - gs[j]
                     if r < -tol * max(c, abs(fi), abs(gs[j])):
                         count += 1
-                        worst = _offer(vals, out[i], worst, r, perm[j])
+                        worst = sx.offer(vals, out[i], worst, r, perm[j])
             counts[i] = count
     return counts.sum(), costed.sum()
 

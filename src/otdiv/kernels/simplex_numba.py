@@ -239,7 +239,7 @@ def _pivot(e, src, dst, cost, flow, parent, pred, up, depth, first, nxt, prv, pi
 
 
 @nb.njit(inline="always")
-def _offer(vals, idx, worst, r, j):
+def offer(vals, idx, worst, r, j):
     """Keep the len(vals) smallest offers (r, j): r replaces the largest kept value
     vals[worst] when smaller. Returns the slot of the new largest."""
     if r < vals[worst]:
@@ -263,7 +263,7 @@ def _row_violations(c_row, f_i, g, tol, out_row):
         r = c_row[j] - f_i - g[j]
         if r < -tol * max(c_row[j], abs(f_i), abs(g[j])):
             count += 1
-            worst = _offer(vals, out_row, worst, r, j)
+            worst = offer(vals, out_row, worst, r, j)
     return count
 
 
