@@ -62,6 +62,32 @@ def split_masses(owner, mass, start, w, snap, node, amt):
 
 
 @nb.njit(cache=True)
+def _corner(x, y, p, k, rn, ra, cn, ca, nr, nc, o, snap, r_amt, c_amt, rows, cols, flow, out):
+    """The north-west corner of block k with column order o (o = 1 reverses): its cost, and,
+    when ``rows`` has room (``out`` >= 0), its pieces above ``snap`` written from ``out`` on.
+    Returns (cost, next free slot)."""
+    r_amt[0], r_amt[1] = ra[k, 0], ra[k, 1] if nr == 2 else 0.0
+    for s in range(nc):
+        c_amt[s] = ca[k, (s + o) % nc]
+    i, j, total = 0, 0, 0.0
+    while i < nr and j < nc:
+        f = min(r_amt[i], c_amt[j])
+        col = cn[k, (j + o) % nc]
+        if f > 0:
+            total += f * _cost(x, y, rn[k, i], col, p)
+        if out >= 0 and f > snap:
+            rows[out], cols[out], flow[out] = rn[k, i], col, f
+            out += 1
+        r_amt[i] -= f
+        c_amt[j] -= f
+        if r_amt[i] <= snap:
+            i += 1
+        else:
+            j += 1
+    return total, out
+
+
+@nb.njit(cache=True)
 def block_plans(x, y, p, rn, ra, cn, ca, snap):
     """Each coarse arc's 2 × 2 block (row pieces rn, ra; column pieces cn, ca) coupled by
     the cheaper north-west corner of its two column orders. Returns fine (rows, cols, flow)."""
@@ -76,39 +102,13 @@ def block_plans(x, y, p, rn, ra, cn, ca, snap):
         nr = 2 if rn[k, 1] >= 0 else 1
         nc = 2 if cn[k, 1] >= 0 else 1
         best, best_o = np.inf, 0
-        for o in range(nc):  # column order: o = 1 reverses
-            r_amt[0], r_amt[1] = ra[k, 0], ra[k, 1] if nr == 2 else 0.0
-            for s in range(nc):
-                c_amt[s] = ca[k, (s + o) % nc]
-            i, j, total = 0, 0, 0.0
-            while i < nr and j < nc:
-                f = min(r_amt[i], c_amt[j])
-                if f > 0:
-                    total += f * _cost(x, y, rn[k, i], cn[k, (j + o) % nc], p)
-                r_amt[i] -= f
-                c_amt[j] -= f
-                if r_amt[i] <= snap:
-                    i += 1
-                else:
-                    j += 1
+        for o in range(nc):
+            total, _ = _corner(x, y, p, k, rn, ra, cn, ca, nr, nc, o, snap, r_amt, c_amt,
+                               rows, cols, flow, -1)
             if total < best:
                 best, best_o = total, o
-        o = best_o
-        r_amt[0], r_amt[1] = ra[k, 0], ra[k, 1] if nr == 2 else 0.0
-        for s in range(nc):
-            c_amt[s] = ca[k, (s + o) % nc]
-        i, j = 0, 0
-        while i < nr and j < nc:
-            f = min(r_amt[i], c_amt[j])
-            if f > snap:
-                rows[out], cols[out], flow[out] = rn[k, i], cn[k, (j + o) % nc], f
-                out += 1
-            r_amt[i] -= f
-            c_amt[j] -= f
-            if r_amt[i] <= snap:
-                i += 1
-            else:
-                j += 1
+        _, out = _corner(x, y, p, k, rn, ra, cn, ca, nr, nc, best_o, snap, r_amt, c_amt,
+                         rows, cols, flow, out)
     return rows[:out], cols[:out], flow[:out]
 
 
