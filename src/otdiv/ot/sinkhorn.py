@@ -36,6 +36,7 @@ from otdiv.ot.overrelaxation import (
     PLAIN_EVERY,
     omega_cap,
     omega_from_rate,
+    oscillation_omega,
     plain_window,
     relaxed,
 )
@@ -44,8 +45,8 @@ from otdiv.ot.results import warn_not_converged
 DEFAULT_MAX_ITER = 10_000
 DEFAULT_EPS_SCALING = 0.5
 STALL = 40  # a loop with a rounding floor stops after this many sweeps without a new best
-OSCILLATION = 0  # > 0: an error rise after this many sweeps at one ω > 1 lowers ω (off: see docs)
-SHRINK = 0.85  # ... to 1 + SHRINK · (ω − 1)
+OSCILLATION = 8  # > 0: after this many sweeps at one ω > 1, an over-optimal oscillation of
+# the error (overrelaxation.oscillation_omega) lowers ω to the optimum it implies; 0: off
 
 
 class Run(NamedTuple):
@@ -171,13 +172,13 @@ def iterate(prob, a, b, eps, tol, max_iter, scaling, init=None, omega=1.0, floor
         g = g_new
         f = f_plain if omega == 1.0 else relaxed(a, f, f_plain, omega, eps)
         errors.append(err)
-        if (OSCILLATION and omega > 1.0 and len(errors) >= OSCILLATION
-                and errors[-1] > errors[-2]):
-            # the error rose after OSCILLATION sweeps at this ω: the relaxed iteration
-            # oscillates (complex rates of modulus ω − 1, so ω is above the optimum, which
-            # the rate formula cannot see): lower ω and keep it below that from now on
-            cap = 1.0 + SHRINK * (omega - 1.0)
-            omega, errors = cap, []
+        if OSCILLATION and omega > 1.0 and len(errors) >= OSCILLATION:
+            # complex rates of modulus ω − 1: ω is above its optimum, which the rate formula
+            # cannot see; the oscillation's period gives the optimum, kept as a cap from now on
+            lowered = oscillation_omega(errors, omega)
+            if lowered is not None and lowered < omega - 1e-3:
+                cap = lowered
+                omega, errors = cap, []
         if len(errors) >= 6 and errors[-1] < errors[-2] < errors[-3] < errors[-4]:
             target = omega_from_rate((errors[-1] / errors[-4]) ** (1 / 3), omega,
                                       min(cap, omega_cap(f)))
