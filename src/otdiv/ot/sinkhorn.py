@@ -18,6 +18,11 @@ each named, each changing only how fast that point is reached, never what is rep
   :class:`~otdiv.ot.geometry.NumbaGibbs`) leaves one sweep of ``max_iter`` for the exact
   log-domain kernel, which measures the returned plan (and iterates on if rounding left it
   above tol);
+* **kernel truncation** (:class:`~otdiv.ot.truncation.TruncatedClouds`, a geometry with a
+  ``floor`` like the float32 one): sweeps on a soft-min certified within eps·log(1 + δ) of
+  the exact one, down to tol/4 of its own measure; the exact kernel then measures the plan;
+* **the oscillation guard** (in :func:`iterate`): ω lowered to the optimum read off an
+  over-optimal oscillation of the error (:func:`~otdiv.ot.overrelaxation.oscillation_omega`);
 * **the large-eps limit**: the :class:`~otdiv.ot.geometry.Centred` soft-min, converged in a
   sweep or two when eps is far above the largest cost.
 """
@@ -45,7 +50,7 @@ from otdiv.ot.results import warn_not_converged
 DEFAULT_MAX_ITER = 10_000
 DEFAULT_EPS_SCALING = 0.5
 STALL = 40  # a loop with a rounding floor stops after this many sweeps without a new best
-OSCILLATION = 8  # > 0: after this many sweeps at one ω > 1, an over-optimal oscillation of
+OSCILLATION = 8  # > 0: after this many sweeps with ω > 1, an over-optimal oscillation of
 # the error (overrelaxation.oscillation_omega) lowers ω to the optimum it implies; 0: off
 
 
