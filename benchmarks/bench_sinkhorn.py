@@ -278,8 +278,9 @@ def _large_child(n: int, rel: float, before: bool) -> str:
     """Code for a fresh process: the clouds of the large case, one solve, its numbers.
 
     ``before`` runs the previous default (the float64 online kernel with fine-level
-    annealing, no coarse level, no oscillation guard on ω) through the OT core's documented
-    entry points, as the public call did before issue 20's strategies."""
+    annealing, no coarse level, no oscillation guard on ω, no kernel truncation: the
+    geometry is NumbaClouds itself) through the OT core's documented entry points, as the
+    public call did before issue 20's strategies."""
     call = ("import otdiv.ot.sinkhorn as loops\n"
             "from otdiv.ot.geometry import NumbaClouds\n"
             "loops.OSCILLATION = 0\n"  # the previous over-relaxation (no oscillation guard)

@@ -109,7 +109,7 @@ def _clouds_unit(x, y, a, b, kind, *, eps, p, tol, max_iter, eps_scaling, backen
         xn, yn, an, bn = (to_numpy64(v) for v in (x, y, a, b))
         geo = geometry("numpy", x=xn, y=yn, a=an, b=bn, p=p, eps=eps, tol=tol,
                        budget=budget)
-        f, g, err, n_iter, ok, excess, _ = solve(geo, an, bn, eps, tol, max_iter, eps_scaling,
+        f, g, err, n_iter, ok, excess, *_ = solve(geo, an, bn, eps, tol, max_iter, eps_scaling,
                                               what, symmetric)
         dual = float(an @ f + bn @ g) - eps * excess
         tcost = geo.transport_cost(f, g, eps)
@@ -129,7 +129,7 @@ def _clouds_unit(x, y, a, b, kind, *, eps, p, tol, max_iter, eps_scaling, backen
     eps = _torch_eps(eps, x.dtype)
     with torch.no_grad():
         geo = geometry("torch", x=x, y=y, a=a, b=b, p=p, eps=eps, tol=tol, budget=budget)
-        f, g, err, n_iter, ok, excess, _ = solve(geo, geo.a, geo.b, eps, tol, max_iter,
+        f, g, err, n_iter, ok, excess, *_ = solve(geo, geo.a, geo.b, eps, tol, max_iter,
                                               eps_scaling, what, symmetric)
         dual_t = (geo.a * f).sum() + (geo.b * g).sum() - eps * excess
     value, tcost = plan_cost_value(x, y, a, b, f, g, dual_t, eps, p, budget)
@@ -175,7 +175,7 @@ def cost_matrix(a, b, C, *, eps: float, kind: str, tol: float = 1e-6,
     what = "transport(eps=...)"
     if kind == "numpy":
         geo = geometry("numpy", a=a, b=b, cost=C, eps=eps, tol=tol)
-        f, g, err, n_iter, ok, excess, _ = solve(geo, a, b, eps, tol, max_iter, eps_scaling, what)
+        f, g, err, n_iter, ok, excess, *_ = solve(geo, a, b, eps, tol, max_iter, eps_scaling, what)
         dual = float(a @ f + b @ g) - eps * excess
         return _result(dual, dual, geo.transport_cost(f, g, eps), f, g, err, n_iter, ok,
                        geo.method, lambda: geo.plan(f, g, eps))
@@ -185,7 +185,7 @@ def cost_matrix(a, b, C, *, eps: float, kind: str, tol: float = 1e-6,
     eps = _torch_eps(eps, C.dtype)
     with torch.no_grad():
         geo = geometry("torch", a=a, b=b, cost=C, eps=eps, tol=tol)
-        f, g, err, n_iter, ok, excess, _ = solve(geo, geo.a, geo.b, eps, tol, max_iter,
+        f, g, err, n_iter, ok, excess, *_ = solve(geo, geo.a, geo.b, eps, tol, max_iter,
                                               eps_scaling, what)
         P = geo.plan(f, g, eps)
         dual_t = (geo.a * f).sum() + (geo.b * g).sum() - eps * excess

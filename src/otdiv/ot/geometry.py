@@ -32,6 +32,7 @@ LARGE_EPS = 1e3  # eps / cmax above which the centred soft-min is used (float64 
 F32_FLOOR = 2.0**-28  # NumbaClouds32: trusted marginal error per unit of cmax / eps
 LARGE_CLOUDS_MIN_EPS = 0.005  # NumbaClouds32 and the multiscale start from this eps / cmax:
 # at 0.001 (without the oscillation guard, docs/sinkhorn.md) they took more sweeps than before
+TRUNCATION = True  # large clouds below that eps: TruncatedClouds (otdiv/ot/truncation.py)
 
 
 def bregman(t):
@@ -416,4 +417,9 @@ def geometry(kind: str, *, x=None, y=None, a, b, p: float = 1.0, cost=None, eps:
         return NumbaGibbs(geo, np.float32 if tol >= 1e-7 else np.float64)
     if isinstance(geo, NumbaClouds) and eps >= LARGE_CLOUDS_MIN_EPS * geo.cmax:
         return NumbaClouds32(geo)
+    if isinstance(geo, NumbaClouds) and TRUNCATION:
+        from otdiv.ot import truncation
+
+        if truncation.applies(geo, eps):
+            return truncation.TruncatedClouds(geo, tol)
     return geo

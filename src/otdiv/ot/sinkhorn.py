@@ -18,6 +18,11 @@ each named, each changing only how fast that point is reached, never what is rep
   :class:`~otdiv.ot.geometry.NumbaGibbs`) leaves one sweep of ``max_iter`` for the exact
   log-domain kernel, which measures the returned plan (and iterates on if rounding left it
   above tol);
+* **kernel truncation** (:class:`~otdiv.ot.truncation.TruncatedClouds`, a geometry with a
+  ``floor`` like the float32 one): sweeps on a soft-min certified within eps·log(1 + δ) of
+  the exact one, down to tol/4 of its own measure; the exact kernel then measures the plan;
+* **the oscillation guard** (in :func:`iterate`): ω lowered to the optimum read off an
+  over-optimal oscillation of the error (:func:`~otdiv.ot.overrelaxation.oscillation_omega`);
 * **the large-eps limit**: the :class:`~otdiv.ot.geometry.Centred` soft-min, converged in a
   sweep or two when eps is far above the largest cost.
 """
@@ -36,6 +41,7 @@ from otdiv.ot.overrelaxation import (
     PLAIN_EVERY,
     omega_cap,
     omega_from_rate,
+    oscillation_omega,
     plain_window,
     relaxed,
 )
@@ -44,8 +50,8 @@ from otdiv.ot.results import warn_not_converged
 DEFAULT_MAX_ITER = 10_000
 DEFAULT_EPS_SCALING = 0.5
 STALL = 40  # a loop with a rounding floor stops after this many sweeps without a new best
-OSCILLATION = 0  # > 0: an error rise after this many sweeps at one ω > 1 lowers ω (off: see docs)
-SHRINK = 0.85  # ... to 1 + SHRINK · (ω − 1)
+OSCILLATION = 8  # > 0: after this many sweeps with ω > 1, an over-optimal oscillation of
+# the error (overrelaxation.oscillation_omega) lowers ω to the optimum it implies; 0: off
 
 
 class Run(NamedTuple):
@@ -62,6 +68,7 @@ class Run(NamedTuple):
     converged: bool
     excess: float = 0.0
     omega: float = 1.0  # the over-relaxation reached (carried to a finer level or kernel)
+    cap: float = math.inf  # the oscillation guard's cap on ω, carried with it
 
 
 def _row_sums(a, f, f_next, eps, signed: bool = False):
@@ -103,12 +110,14 @@ def annealing(cmax: float, eps: float, scaling: float | None) -> list[float]:
     return [cmax * scaling**k for k in range(steps)] + [eps]
 
 
-def iterate(prob, a, b, eps, tol, max_iter, scaling, init=None, omega=1.0, floor=0.0):
+def iterate(prob, a, b, eps, tol, max_iter, scaling, init=None, omega=1.0, floor=0.0,
+            cap=math.inf):
     """Log-domain Sinkhorn with eps-scaling and safeguarded over-relaxation.
 
     Returns f, g, the L1 marginal error of the plan P(f, g), the sweep count, and whether
     that error is <= tol · mass. ``init`` (an f at eps) replaces the annealing, ``omega`` is
-    the over-relaxation to start from (a coarser level's or a float32 kernel's), and the loop
+    the over-relaxation to start from (a coarser level's or a float32 kernel's), ``cap`` the
+    oscillation guard's cap on it found there, and the loop
     also stops once the error is <= ``floor`` · mass (a kernel's rounding floor: the caller
     finishes with the exact kernel). Each sweep is g ← (1−ω) g + ω T_a(f), f ← (1−ω) f + ω T_b(g);
     both marginal errors of the plan (f, g) just before the f-update come for free from the
@@ -141,10 +150,11 @@ def iterate(prob, a, b, eps, tol, max_iter, scaling, init=None, omega=1.0, floor
         schedule, f = [eps], init
     g = None  # only read once omega != 1, by which time it holds the last iterate
     n_iter = len(schedule) - 1
-    errors = []
+    errors = []  # since ω last changed (the rate formula's window)
+    history = []  # since ω was last above 1 and not lowered by the guard (the guard's window)
     stop = max(tol, floor) * mass
     best, since_best = math.inf, 0  # a kernel with a rounding floor also stops on a stall
-    cap = math.inf  # lowered when the relaxed iteration is seen to oscillate
+    # cap: lowered when the relaxed iteration is seen to oscillate (or carried in)
     while True:
         g_plain = prob.cols(f, eps)
         # (a warm start has no last g yet: its first half-step is plain)
@@ -162,22 +172,28 @@ def iterate(prob, a, b, eps, tol, max_iter, scaling, init=None, omega=1.0, floor
             plain_err = plan_error(a, b, f, g_plain, f_next, g_plain, eps)
             if plain_err < err and (plain_err <= stop or n_iter >= max_iter):
                 return Run(f, g_plain, plain_err, n_iter, plain_err <= tol * mass,
-                           _excess(a, f, f_next, eps), omega)
+                           _excess(a, f, f_next, eps), omega, cap)
         best, since_best = (err, 0) if err < best else (best, since_best + 1)
         if (err <= stop or n_iter >= max_iter or not math.isfinite(err)
                 or (floor > 0 and since_best >= STALL)):
             return Run(f, g_new, err, n_iter, err <= tol * mass, _excess(a, f, f_plain, eps),
-                       omega)
+                       omega, cap)
         g = g_new
         f = f_plain if omega == 1.0 else relaxed(a, f, f_plain, omega, eps)
         errors.append(err)
-        if (OSCILLATION and omega > 1.0 and len(errors) >= OSCILLATION
-                and errors[-1] > errors[-2]):
-            # the error rose after OSCILLATION sweeps at this ω: the relaxed iteration
-            # oscillates (complex rates of modulus ω − 1, so ω is above the optimum, which
-            # the rate formula cannot see): lower ω and keep it below that from now on
-            cap = 1.0 + SHRINK * (omega - 1.0)
-            omega, errors = cap, []
+        if omega > 1.0:
+            history.append(err)
+        else:
+            history = []
+        if OSCILLATION and len(history) >= OSCILLATION:
+            # complex rates of modulus ω − 1: ω is above its optimum, which the rate formula
+            # cannot see; the oscillation's period gives the optimum, kept as a cap from now
+            # on. Its window outlives the small ω moves of the rate formula (which keeps
+            # asking for the cap), so that three maxima of the oscillation can be seen
+            lowered = oscillation_omega(history, omega)
+            if lowered is not None and lowered < omega - 1e-3:
+                cap = lowered
+                omega, errors, history = cap, [], []
         if len(errors) >= 6 and errors[-1] < errors[-2] < errors[-3] < errors[-4]:
             target = omega_from_rate((errors[-1] / errors[-4]) ** (1 / 3), omega,
                                       min(cap, omega_cap(f)))
@@ -313,8 +329,9 @@ def solve(prob, a, b, eps, tol, max_iter, scaling, what, symmetric=False, multis
         # the coarse problem solved at eps (not converging is harmless: a warm start)
         coarse = ms.coarse_problem(prob)
         run = iterate(coarse, coarse.a, coarse.b, eps, tol, max_iter, scaling)
-        f0, omega = ms.extend(prob, coarse, run.g, eps), run.omega
-        options, levels, budget = {"init": f0, "omega": omega}, 1, budget - 1
+        f0 = ms.extend(prob, coarse, run.g, eps)
+        options, levels = {"init": f0, "omega": run.omega, "cap": run.cap}, 1
+        budget -= 1
     if floor > 0:
         options["floor"] = max(floor, tol / 4)
     try:
@@ -326,7 +343,7 @@ def solve(prob, a, b, eps, tol, max_iter, scaling, what, symmetric=False, multis
     if exact is not None:
         run = _exact_sweeps(prob, a, b, eps, tol, max_iter, run, symmetric,
                             run.omega if floor > 0 else 1.0)
-    f, g, err, n_iter, converged, excess, _ = run
+    f, g, err, n_iter, converged, excess = run[:6]
     if not (math.isfinite(err) and _all_finite(f) and _all_finite(g)):
         converged = False
     if not converged:
