@@ -172,7 +172,7 @@ def _add_arguments(p) -> None:
                    help="learning-rate schedule (default: cosine)")
     p.add_argument("--hidden", type=int_arg(0), default=None,
                    help="width of the 3 layers; 0: max(2 d, 128), as Korotin et al.; default: "
-                   "the recommended 96 for d < 16, max(256, 2 d) from d = 16 on")
+                   "the recommended 96 for d < 16, max(256, 2 d) up to 1024 from d = 16 on")
     p.add_argument("--softplus-beta", type=float_arg(0.0), default=30.0,
                    help="β of the Softplus activation; 0 for ReLU (default: 30)")
     p.add_argument("--lr", type=float_arg(0.0, strict=True), default=2e-3)
