@@ -105,3 +105,28 @@ def test_arguments_are_checked():
         population_bound(x, np.zeros(3), (x, x), (x, x), scales=[-1.0])
     with pytest.raises(ValueError, match="step"):
         descent_anchors(lambda z: z, x, step=0.0, n_steps=2)
+
+
+class _MinusNorm(torch.nn.Module):
+    """u(z) = -|z|, the optimal critic of the scale pair x -> 1.5 x."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones((), dtype=torch.float64))
+
+    def forward(self, z):
+        return -self.w * z.norm(dim=1)
+
+
+def test_diverging_descent_paths_are_met_by_the_upper_envelope():
+    # the scale pair: u's descent paths run outward along separate rays (no anchor lies
+    # downstream of a held-out point), its ascent paths converge on the origin, where
+    # k(z) = max_a u(a) - |z - a| >= u(0) - |z| = u(z)
+    from otdiv.audit import make_toy
+
+    toy = make_toy("scale", d=16)
+    b = critic_population_bound(_MinusNorm(), toy.sample_real, toy.sample_fake, n=500,
+                                n_test=2000, seed=2)
+    assert b.envelope == "max"
+    assert b.value <= toy.w1 + 5 * b.se
+    assert b.value >= 0.9 * toy.w1

@@ -53,7 +53,8 @@ class PopulationBound:
     value: mean h_s(x'_i) - mean h_s(y'_j) on the test samples, an unbiased estimate of
     E_P h_s - E_Q h_s <= W1(P, Q); se: its standard error; lower: value - z se, a lower
     confidence bound at level ``confidence``; scale: the s picked on the validation pair;
-    validation: the validation value at that s; n_anchors: the anchors of h_s.
+    validation: the validation value at that s; n_anchors: the anchors of h_s; envelope:
+    "min" (h_s) or "max" (k_s, the upper envelope of ``upper``).
     """
 
     value: float
@@ -63,6 +64,7 @@ class PopulationBound:
     scale: float
     validation: float
     n_anchors: int
+    envelope: str = "min"
 
 
 def _points(z: object, name: str, dim: int | None = None) -> np.ndarray:
@@ -79,9 +81,18 @@ def _points(z: object, name: str, dim: int | None = None) -> np.ndarray:
     return arr
 
 
+def _values(values: object, n: int, name: str) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.float64).reshape(-1)
+    if arr.shape != (n,) or not np.isfinite(arr).all():
+        raise ValueError(f"{name} must be {n} finite numbers, one per anchor, got shape "
+                         f"{np.shape(values)}")
+    return arr
+
+
 def envelope_values(values: np.ndarray, anchors: np.ndarray, z: np.ndarray,
-                    scales: Sequence[float]) -> np.ndarray:
-    """(len(scales), len(z)) array: h_s(z_k) = min_a (s values_a + ||z_k - a||) per scale s.
+                    scales: Sequence[float], upper: bool = False) -> np.ndarray:
+    """(len(scales), len(z)) array: h_s(z_k) = min_a (s values_a + ||z_k - a||) per scale s
+    (``upper``: k_s(z_k) = max_a (s values_a - ||z_k - a||), also 1-Lipschitz).
 
     Distances per pair in float64 (no |z|^2 + |a|^2 - 2<z, a> expansion), computed once per
     block of z and shared by every scale."""
@@ -93,15 +104,19 @@ def envelope_values(values: np.ndarray, anchors: np.ndarray, z: np.ndarray,
     for start in range(0, len(z), rows):
         dist = cdist(z[start:start + rows], anchors)
         for k, s in enumerate(scales):
-            out[k, start:start + rows] = np.min(s * values[None, :] + dist, axis=1)
+            if upper:
+                out[k, start:start + rows] = np.max(s * values[None, :] - dist, axis=1)
+            else:
+                out[k, start:start + rows] = np.min(s * values[None, :] + dist, axis=1)
     return out
 
 
 def descent_anchors(grad: Callable[[np.ndarray], np.ndarray], start: object, *,
-                    step: float, n_steps: int) -> np.ndarray:
+                    step: float, n_steps: int, ascent: bool = False) -> np.ndarray:
     """The start points and ``n_steps`` unit-speed steps down a critic's gradient from each:
-    a_(t+1) = a_t - step grad(a_t) / ||grad(a_t)|| (a point where the gradient vanishes
-    stays). Returns ((n_steps + 1) n, d) points. ``grad(z)`` returns the gradients, (n, d).
+    a_(t+1) = a_t - step grad(a_t) / ||grad(a_t)|| (up it with ``ascent``; a point where
+    the gradient vanishes stays). Returns ((n_steps + 1) n, d) points. ``grad(z)`` returns
+    the gradients, (n, d).
     """
     a = _points(start, "start")
     step = check_positive(step, "step")
@@ -110,18 +125,22 @@ def descent_anchors(grad: Callable[[np.ndarray], np.ndarray], start: object, *,
     for _ in range(n_steps):
         g = np.asarray(grad(a), dtype=np.float64).reshape(a.shape)
         norm = np.linalg.norm(g, axis=1, keepdims=True)
-        a = a - step * np.divide(g, norm, out=np.zeros_like(g), where=norm > 0)
+        a = a + (step if ascent else -step) * np.divide(g, norm, out=np.zeros_like(g),
+                                                         where=norm > 0)
         out.append(a)
     return np.concatenate(out)
 
 
 def population_bound(anchors: object, values: object, validation: tuple[object, object],
                      test: tuple[object, object], *, scales: Sequence[float] | None = None,
+                     upper: tuple[object, object] | None = None,
                      confidence: float = 0.95) -> PopulationBound:
     """Lower bound on W1(P, Q): the envelope h_s(z) = min_a (s v_a + ||z - a||) on test samples.
 
     Args:
         anchors: (N, d) points; values: N numbers v_a (a critic's scores at the anchors).
+        upper: optionally (anchors', values') of a second candidate, the upper envelope
+            k_s(z) = max_a (s v'_a - ||z - a||); the validation pair picks h or k too.
         validation: (x_v, y_v), samples of P and Q that pick s (largest mean h_s(x_v) -
             mean h_s(y_v)); they must be independent of the test pair.
         test: (x', y'), samples of P and Q independent of the anchors, values and
@@ -140,10 +159,13 @@ def population_bound(anchors: object, values: object, validation: tuple[object, 
 
     anchors = _points(anchors, "anchors")
     dim = anchors.shape[1]
-    values = np.asarray(values, dtype=np.float64).reshape(-1)
-    if values.shape != (len(anchors),) or not np.isfinite(values).all():
-        raise ValueError(f"values must be {len(anchors)} finite numbers, one per anchor, got "
-                         f"shape {np.shape(values)}")
+    values = _values(values, len(anchors), "values")
+    sides = [(False, anchors, values)]
+    if upper is not None:
+        if not isinstance(upper, tuple) or len(upper) != 2:
+            raise TypeError("upper must be a pair (anchors, values)")
+        up = _points(upper[0], "upper[0]", dim)
+        sides.append((True, up, _values(upper[1], len(up), "upper[1]")))
     for name, pair in (("validation", validation), ("test", test)):
         if not isinstance(pair, tuple) or len(pair) != 2:
             raise TypeError(f"{name} must be a pair (x, y) of point arrays")
@@ -157,12 +179,16 @@ def population_bound(anchors: object, values: object, validation: tuple[object, 
     scales = [check_positive(s, "scales") for s in scales]
     if not scales:
         raise ValueError("scales must hold at least one positive number")
-    values = values - np.median(values)  # the bound is invariant to a constant
-    hv = envelope_values(values, anchors, np.concatenate([xv, yv]), scales)
-    val = hv[:, :len(xv)].mean(axis=1) - hv[:, len(xv):].mean(axis=1)
-    k = int(np.argmax(val))
-    s = scales[k]
-    ht = envelope_values(values, anchors, np.concatenate([xt, yt]), [s])[0]
+    best = None
+    for side, pts, vals in sides:
+        vals = vals - np.median(vals)  # the bound is invariant to a constant
+        hv = envelope_values(vals, pts, np.concatenate([xv, yv]), scales, side)
+        val = hv[:, :len(xv)].mean(axis=1) - hv[:, len(xv):].mean(axis=1)
+        k = int(np.argmax(val))
+        if best is None or val[k] > best[0]:
+            best = (float(val[k]), scales[k], side, pts, vals)
+    validation_value, s, side, pts, vals = best
+    ht = envelope_values(vals, pts, np.concatenate([xt, yt]), [s], side)[0]
     hx, hy = ht[:len(xt)], ht[len(xt):]
     value = float(hx.mean() - hy.mean())
     var = (hx.var(ddof=1) / len(hx) if len(hx) > 1 else math.inf) + \
@@ -170,11 +196,12 @@ def population_bound(anchors: object, values: object, validation: tuple[object, 
     se = float(math.sqrt(var))
     lower = value - float(norm.ppf(confidence)) * se
     return PopulationBound(value=value, se=se, lower=lower, confidence=confidence, scale=s,
-                           validation=float(val[k]), n_anchors=len(anchors))
+                           validation=validation_value, n_anchors=len(pts),
+                           envelope="max" if side else "min")
 
 
 def critic_population_bound(critic: Callable, real: Callable, fake: Callable, *,
-                            n: int = 2000, n_test: int = 4000, step: float = 0.5,
+                            n: int = 2000, n_test: int = 4000, step: float = 1.0,
                             n_steps: int = 8, confidence: float = 0.95,
                             seed: int | None = 0) -> PopulationBound:
     """:func:`population_bound` for a torch critic and two samplers ``real(n, rng)``,
@@ -183,8 +210,9 @@ def critic_population_bound(critic: Callable, real: Callable, fake: Callable, *,
     Draws n anchor points of each side, a validation pair and a test pair of n_test each
     (all independent). G = mean ||grad f|| at the anchors' starts and W = |mean f(x) - mean
     f(y)| / G (a slope-corrected estimate) set the units: the anchors are
-    :func:`descent_anchors` with step ``step`` x W and ``n_steps`` steps, and the
-    candidate scales are ``DEFAULT_SCALES`` / G. The critic is called on float32 tensors
+    :func:`descent_anchors` with step ``step`` x W and ``n_steps`` steps, down the
+    gradient for h_s and up it for the upper envelope k_s (``upper``), and the candidate
+    scales are ``DEFAULT_SCALES`` / G. The critic is called on float32 tensors
     (its parameters' dtype) on its parameters' device; the envelope is float64 numpy.
     """
     import torch
@@ -223,7 +251,8 @@ def critic_population_bound(critic: Callable, real: Callable, fake: Callable, *,
         raise ValueError("the critic's gradient vanishes (or is not finite) at the samples")
     fs = scores(start)
     w = abs(float(fs[:n].mean() - fs[n:].mean())) / slope
-    anchors = descent_anchors(grad, start, step=step * w if w > 0 else step,
-                              n_steps=n_steps)
-    return population_bound(anchors, scores(anchors), validation, test,
+    length = step * w if w > 0 else step
+    down = descent_anchors(grad, start, step=length, n_steps=n_steps)
+    up = descent_anchors(grad, start, step=length, n_steps=n_steps, ascent=True)
+    return population_bound(down, scores(down), validation, test, upper=(up, scores(up)),
                             scales=[s / slope for s in DEFAULT_SCALES], confidence=confidence)
