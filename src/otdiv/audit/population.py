@@ -26,10 +26,15 @@ bound is about 0.37 x W1 (docs/critic_benchmark.md). The anchors that matter for
 lie downstream of it along the transport (h_s(z) = s f(z) exactly when some anchor a has
 s f(z) - s f(a) = ||z - a||). :func:`descent_anchors` puts them there: from each sample,
 ``n_steps`` steps of length ``step`` down the critic's gradient,
-a_(t+1) = a_t - step * grad f(a_t) / ||grad f(a_t)||.
+a_(t+1) = a_t - step * grad f(a_t) / ||grad f(a_t)||. Where the descent paths converge
+(MinFunnel pairs: on the apexes) every held-out point finds anchors on its own ray. Where
+they diverge (the scale pair x -> 1.5 x: outwards along separate rays) the ascent paths
+converge instead, and the upper envelope k_s(z) = max_a (s v_a - ||z - a||) on them is the
+tight one (also 1-Lipschitz: the same bound holds for it).
 
-**The scale.** s is picked on a separate validation pair (x_v, y_v) among ``scales``
-(the largest validation value wins), so that the test samples stay independent of h_s.
+**The choice.** s (among ``scales``) and h_s or k_s are picked on a separate validation
+pair (x_v, y_v) (the largest validation value wins), so that the test samples stay
+independent of the function they evaluate.
 """
 
 from __future__ import annotations
