@@ -32,8 +32,9 @@ whose slope is 0.002-0.006 (docs/critic_benchmark.md: 0.33 x exact W1 on funnels
 with the fixed window [1/64, 64], 0.99 x with this one).
 
 Rounding: distances are computed per pair in float64 (no ``|x|^2 + |y|^2 - 2<x, y>``
-expansion), so the envelopes are 1-Lipschitz up to a relative 1e-15; the bound holds to
-that precision.
+expansion), so the envelopes are 1-Lipschitz up to a relative 1e-15 of the largest operand
+(a distance or a scaled, centred score s * f); the bound holds to that precision (for a
+critic of scores near 1e6 kept at s = 1, about 1e-10).
 """
 
 from __future__ import annotations
