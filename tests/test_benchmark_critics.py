@@ -63,3 +63,28 @@ def test_saved_critic_reproduces_the_rows_raw_estimate(capsys, tmp_path):
         raw.append(float(fx.mean() - fy.mean()))
     # float32 training weights evaluated in float64 against the audit's float32 scores
     assert record["estimate"] == pytest.approx(np.mean(raw), rel=1e-4, abs=1e-6)
+
+
+def test_the_recommended_width_grows_with_the_dimension():
+    from otdiv.audit.models import recommended_hidden
+    from otdiv.cli.benchmark_critics import hidden_for
+
+    assert recommended_hidden(2) == (96, 96, 96)
+    assert recommended_hidden(15) == (96, 96, 96)
+    assert recommended_hidden(16) == (256, 256, 256)
+    assert recommended_hidden(200) == (400, 400, 400)
+    assert recommended_hidden(10**9) == (1024, 1024, 1024)
+    assert hidden_for(None, 64) == (256, 256, 256)
+    assert hidden_for(0, 64) == (128, 128, 128)   # Korotin et al.'s max(2 d, 128)
+    assert hidden_for(32, 64) == (32, 32, 32)
+
+
+def test_the_population_column_is_a_bound_up_to_its_standard_error(capsys):
+    assert main(["--problems", "translate:3", "--steps", "20", "--n", "80", "--hidden", "8",
+                 "--device", "cpu", "--population"]) == 0
+    cells = dict(zip(COLUMNS, (c.strip() for c in
+                               capsys.readouterr().out.strip().splitlines()[2]
+                               .strip("|").split("|")), strict=True))
+    value, se = (float(v) for v in cells["pop. cert."].split("±"))
+    assert value <= 1.0 + 5 * se   # translate: W1 = 1
+    assert float(cells["pop. cert. / W1"]) == pytest.approx(value, abs=1e-3)

@@ -120,7 +120,7 @@ def test_audit_defaults_are_the_documented_recipe():
 
     args = audit_parser().parse_args(["--toy", "25gaussians"])
     assert (args.constraint, args.steps, args.hidden, args.lambda_gp) == \
-        ("lp", 12000, "96,96,96", 10.0)
+        ("lp", 12000, "auto", 10.0)
     assert settings(args).recipe() == (30.0, 2e-3, "cosine")  # docs/audit.md's first block
     assert settings(audit_parser().parse_args(["--toy", "translate"])).recipe()[0] is None
     clip = audit_parser().parse_args(["--toy", "8gaussians", "--constraint", "clip",

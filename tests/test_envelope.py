@@ -57,8 +57,10 @@ def test_a_one_lipschitz_critic_is_never_made_worse(seed, d):
     assert bound.raw == pytest.approx(raw, rel=1e-12, abs=1e-12)
 
 
-@pytest.mark.parametrize("s", [0.2, 1.0, 5.0])
+@pytest.mark.parametrize("s", [1e-4, 0.0023, 0.2, 1.0, 5.0, 500.0])
 def test_the_scale_of_the_optimal_potential_does_not_matter(s):
+    # 0.0023: a weight-clipped critic's slope, far outside a search window fixed at
+    # [1/64, 64] (which certified 0.33 x exact W1 on funnels d = 2 at that slope)
     # translate: P = N(0, I), Q = P + t; u(z) = -<z, t>/|t| is an optimal potential
     rng = np.random.default_rng(0)
     t = np.array([1.0, 0.5])
@@ -89,3 +91,39 @@ def test_arguments_are_checked():
         envelope_bound(x, x, np.zeros(3), np.zeros(3), scale=-1.0)
     with pytest.raises(ValueError, match="max_rounds"):
         envelope_bound(x, x, np.zeros(3), np.zeros(3), max_rounds=0)
+
+
+@pytest.mark.parametrize("s", [1e-4, 0.0023, 1.0, 1e3])
+def test_a_scaled_minfunnel_potential_is_certified_at_any_scale(s):
+    # MinFunnel d = 2: P and Q overlap, so a flat critic certifies little (about 0.24 x);
+    # the potential u is optimal, and s * u must give back u's value at any s
+    from otdiv.audit.funnels import MinFunnel
+
+    mf = MinFunnel(2, 4, seed=0)
+    rng = np.random.default_rng(3)
+    x, y = mf.sample_real(500, rng), mf.sample_fake(500, rng)
+    w1 = exact_w1(x, y)
+    raw_u = mf.potential(x).mean() - mf.potential(y).mean()
+    bound = envelope_bound(x, y, s * mf.potential(x), s * mf.potential(y))
+    assert raw_u <= w1 + 1e-12
+    assert bound.value >= raw_u - 1e-3 * w1
+    assert bound.value <= w1 + 1e-12
+    flat = envelope_bound(x, y, np.zeros(500), np.zeros(500))
+    assert flat.value < 0.5 * w1  # the scale, not the samples, is what the bound needs
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(2, 40), m=st.integers(2, 40),
+       kind=st.sampled_from(["mlp", "wild", "linear"]), log_s=st.floats(-5, 5))
+def test_bound_never_exceeds_exact_w1_at_any_critic_scale(seed, n, m, kind, log_s):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 2))
+    y = rng.standard_normal((m, 2)) + rng.standard_normal(2)
+    f = _critic(kind, rng, 2)
+    fx, fy = 10.0**log_s * f(x), 10.0**log_s * f(y)
+    bound = envelope_bound(x, y, fx, fy)
+    # rounding: a few ulps of the largest operand, the distances or the scaled, centred
+    # scores (up to 1e6 here when s = 1 is kept for a critic of huge values)
+    scores = bound.scale * np.abs(np.r_[fx, fy] - np.median(np.r_[fx, fy])).max()
+    assert bound.value <= exact_w1(x, y) + 1e-12 * (1 + np.abs(x).max() + np.abs(y).max()) \
+        + 1e-14 * scores

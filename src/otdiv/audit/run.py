@@ -58,8 +58,10 @@ class AuditSettings:
     Data: ``toy`` (one of ``TOYS``; ``dim``, ``funnels``, ``theta`` shape it) or ``real``
     and ``fake`` (.npy/.csv paths), optionally with ``critic`` (a checkpoint to audit
     instead of training). Training: ``constraint``, ``steps``, ``batch_size``, ``hidden``
-    (widths, or a string "96,96,96"), ``softplus_beta`` ("auto", None or β), ``lr`` and
-    ``schedule`` (None: the recipe, :meth:`recipe`), ``lambda_gp``, ``save_critic``.
+    (widths, a string "96,96,96", or "auto": 3 x 96 below d = 16, then 3 x max(256, 2d)
+    up to 1024, :func:`otdiv.audit.models.recommended_hidden`), ``softplus_beta`` ("auto",
+    None or β), ``lr`` and ``schedule`` (None: the recipe, :meth:`recipe`), ``lambda_gp``,
+    ``save_critic``.
     Audit: ``n`` held-out points per side, ``repeats`` draws, ``sweep`` (also the
     parallel-lines sweep over ``thetas``, ``sweep_steps`` steps each). ``device``, ``seed``
     (training; the audit uses seed + 1, the plots seed + 2), ``out`` (the directory),
@@ -76,7 +78,7 @@ class AuditSettings:
     constraint: str = "lp"
     steps: int = 12000
     batch_size: int = 256
-    hidden: tuple[int, ...] | str = (96, 96, 96)
+    hidden: tuple[int, ...] | str = "auto"
     softplus_beta: float | str | None = "auto"
     lr: float | None = None
     lambda_gp: float = 10.0
@@ -151,7 +153,9 @@ def _numbers(value: object, name: str, parse: type) -> tuple:
     return tuple(value)
 
 
-def _hidden(value: object, name: str) -> tuple[int, ...]:
+def _hidden(value: object, name: str) -> tuple[int, ...] | str:
+    if value == "auto":
+        return "auto"
     text = value
     try:
         widths = _numbers(value, name, int)
@@ -305,34 +309,44 @@ def run_audit(settings: AuditSettings | None = None, *, label: Label = str,
         torch.set_num_threads(before)
 
 
-def _problem(s: AuditSettings, label: Label, hidden: tuple[int, ...]):
-    """(problem label, train pair, held-out pair, closed-form W1, plot range); the data
-    are read and split here, with the memory checks done before a toy is built."""
+def _widths(hidden: tuple[int, ...] | str, dim: int) -> tuple[int, ...]:
+    """The hidden widths: "auto" -> :func:`otdiv.audit.models.recommended_hidden` (d)."""
+    from otdiv.audit.models import recommended_hidden
+
+    return recommended_hidden(dim) if hidden == "auto" else hidden
+
+
+def _problem(s: AuditSettings, label: Label):
+    """(problem label, train pair, held-out pair, closed-form W1, plot range, hidden
+    widths); the data are read and split here, with the memory checks done before a toy
+    is built."""
     from otdiv._files import load_array
     from otdiv.audit.critic import check_pair
     from otdiv.audit.data import holdout_split
     from otdiv.audit.toys import make_toy
 
     if s.toy is not None:  # sizes first: before a toy of dimension dim is built
+        hidden = _widths(s.hidden, s.dim if s.toy in DIM_TOYS else 2)
         _check_sizes(s, label, s.dim if s.toy in DIM_TOYS else 2, hidden)
         toy = make_toy(s.toy, d=s.dim, theta=s.theta, funnels=s.funnels, seed=s.seed)
         problem = toy.name if toy.dim == 2 else f"{toy.name} d={toy.dim}"
         if toy.name == "funnels":
             problem += f" K={toy.params['funnels']}"
         pair = (toy.sample_real, toy.sample_fake)
-        return problem, pair, pair, toy.w1, toy.plot_range
+        return problem, pair, pair, toy.w1, toy.plot_range, hidden
     x, y = check_pair(load_array(s.real, label("real")), load_array(s.fake, label("fake")))
     problem = f"{Path(s.real).name} vs {Path(s.fake).name}"
+    hidden = _widths(s.hidden, x.shape[1])
     _check_sizes(s, label, x.shape[1], hidden, train=s.critic is None)
     if s.critic is not None:
-        return problem, None, (x, y), None, 3.0
+        return problem, None, (x, y), None, 3.0, hidden
     if min(len(x), len(y)) < 4:
         raise ValueError(f"{label('real')} and {label('fake')} need at least 4 points each "
                          "to train a critic on half and audit it on the other half")
     rng = np.random.default_rng(s.seed)
     (train_real, held_real), (train_fake, held_fake) = holdout_split(x, rng), \
         holdout_split(y, rng)
-    return problem, (train_real, train_fake), (held_real, held_fake), None, 3.0
+    return problem, (train_real, train_fake), (held_real, held_fake), None, 3.0, hidden
 
 
 def _check_sizes(s: AuditSettings, label: Label, dim: int, hidden: tuple[int, ...],
@@ -372,7 +386,6 @@ def _run(s: AuditSettings, label: Label) -> AuditRun:
     if s.critic is not None and s.toy is not None:
         raise ValueError(f"{label('critic')} audits your own data: use it with "
                          f"{label('real')} and {label('fake')}")
-    hidden = s.hidden
     beta, lr, schedule = s.recipe()
     device = resolve_device(s.device)
     if device.type == "cpu":  # small MLPs: a second thread gains little and waits on a busy CPU
@@ -380,7 +393,7 @@ def _run(s: AuditSettings, label: Label) -> AuditRun:
 
         torch.set_num_threads(1)
     start = time.perf_counter()
-    problem, train_pair, held, w1, plot_range = _problem(s, label, hidden)
+    problem, train_pair, held, w1, plot_range, hidden = _problem(s, label)
     save_path = None
     if s.critic is None and s.save_critic:  # checked before anything is written
         save_path = writable_file(s.save_critic, label("save_critic"))

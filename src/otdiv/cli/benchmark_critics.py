@@ -7,11 +7,13 @@ of :mod:`otdiv.audit.estimators` (slope-, penalty-, c-transform- and flow-correc
 gradient-normalised estimate (needs exact OT; the reference), the envelope certificate,
 exact W1 between the samples, the population W1 where known, each estimate's error
 against the truth (the population W1 when known, else exact W1 of the samples), the
-certificate / exact W1, and wall seconds.
+certificate / exact W1, with ``--population`` the held-out envelope bound on the
+population W1 (:mod:`otdiv.audit.population`), and wall seconds.
 
 Problems: ``8gaussians``, ``25gaussians``, ``swissroll``, ``translate:D``, ``scale:D``,
 ``funnels:D:K``, ``funnels:all`` (the 28 settings of Korotin et al. 2022). Default critic:
-the recommended one — LP, Softplus(30), 3 × 96, Adam 2e-3, cosine schedule. ``--device
+the recommended one — LP, Softplus(30), 3 × 96 for d < 16 and 3 × max(256, 2d) from
+d = 16 on (:func:`otdiv.audit.models.recommended_hidden`), Adam 2e-3, cosine schedule. ``--device
 auto`` trains and audits on CUDA when present.
 
 Until the subcommand is registered in :mod:`otdiv.cli`, run it as
@@ -32,7 +34,7 @@ DEFAULT_PROBLEMS = ("8gaussians,25gaussians,swissroll,translate:2,translate:16,s
 COLUMNS = ("problem", "constraint", "seed", "raw", "slope-corr.", "penalty-corr.",
            "c-transf.-corr.", "flow-corr.", "/G (OT)", "envelope cert.", "exact W1 (samples)",
            "population W1", "err raw", "err slope", "err penalty", "err c-transf.",
-           "err flow", "err /G", "cert / exact", "s")
+           "err flow", "err /G", "cert / exact", "pop. cert.", "pop. cert. / W1", "s")
 
 
 def problem(spec: str):
@@ -54,6 +56,16 @@ def problem(spec: str):
                    "swissroll, translate:D, scale:D or funnels:D:K")
 
 
+def hidden_for(option: int | None, dim: int) -> tuple[int, ...]:
+    """--hidden: None -> the recommended widths for d (``recommended_hidden``), 0 ->
+    max(2 d, 128) (Korotin et al.), else that width; three layers."""
+    from otdiv.audit.models import recommended_hidden
+
+    if option is None:
+        return recommended_hidden(dim)
+    return (option or max(2 * dim, 128),) * 3
+
+
 def _pct(v) -> str:
     return "" if v is None or v != v else f"{100 * v:+.1f} %"
 
@@ -66,7 +78,7 @@ def row(label: str, toy, constraint: str, seed: int, args) -> tuple[str, dict]:
     lr = 5e-5 if constraint == "clip" else args.lr
     trained = train_critic(toy.sample_real, toy.sample_fake, constraint=constraint,
                            steps=args.steps, batch_size=args.batch_size,
-                           hidden=(args.hidden or max(2 * toy.dim, 128),) * 3,
+                           hidden=hidden_for(args.hidden, toy.dim),
                            softplus_beta=args.softplus_beta or None, lr=lr,
                            lambda_gp=args.lambda_gp, schedule=args.schedule, device=args.device,
                            seed=seed, progress=False)
@@ -75,6 +87,12 @@ def row(label: str, toy, constraint: str, seed: int, args) -> tuple[str, dict]:
                      w1=toy.w1, lambda_gp=lam, lipschitz=False, device=args.device,
                      penalty="two-sided" if constraint == "gp" else "one-sided",
                      seed=seed + 1000)
+    pop = None
+    if args.population:
+        from otdiv.audit.population import critic_population_bound
+
+        pop = critic_population_bound(trained.critic, toy.sample_real, toy.sample_fake,
+                                      n=args.n, n_test=2 * args.n, seed=seed + 2000)
     sec = time.perf_counter() - t0
     if args.save_critics:
         import os
@@ -92,10 +110,16 @@ def row(label: str, toy, constraint: str, seed: int, args) -> tuple[str, dict]:
              _pct(a.rel_error_slope_corrected), _pct(a.rel_error_penalty_corrected),
              _pct(a.rel_error_ctransform_corrected), _pct(a.rel_error_flow_corrected),
              _pct(a.rel_error_normalized), f"{a.envelope_lower / a.exact_w1:.3f}",
+             "" if pop is None else f"{pop.value:.4f} ± {pop.se:.4f}",
+             "" if pop is None or toy.w1 is None else f"{pop.value / toy.w1:.3f}",
              f"{sec:.0f}")
     record = {"problem": label, "constraint": constraint, "seed": seed, "steps": args.steps,
-              "batch_size": args.batch_size, "hidden": args.hidden, "lr": lr,
+              "batch_size": args.batch_size, "hidden": list(hidden_for(args.hidden, toy.dim)),
+              "lr": lr,
               "schedule": args.schedule, **a.to_dict(), "row_seconds": sec}
+    if pop is not None:
+        record.update(population_value=pop.value, population_se=pop.se,
+                      population_lower=pop.lower, population_scale=pop.scale)
     return "| " + " | ".join(cells) + " |", record
 
 
@@ -146,13 +170,18 @@ def _add_arguments(p) -> None:
                    help="samples of each side per step (default: 256)")
     p.add_argument("--schedule", choices=("constant", "cosine"), default="cosine",
                    help="learning-rate schedule (default: cosine)")
-    p.add_argument("--hidden", type=int_arg(0), default=96,
-                   help="width of the 3 layers; 0: max(2 d, 128), as Korotin et al. (default 96)")
+    p.add_argument("--hidden", type=int_arg(0), default=None,
+                   help="width of the 3 layers; 0: max(2 d, 128), as Korotin et al.; default: "
+                   "the recommended 96 for d < 16, max(256, 2 d) up to 1024 from d = 16 on")
     p.add_argument("--softplus-beta", type=float_arg(0.0), default=30.0,
                    help="β of the Softplus activation; 0 for ReLU (default: 30)")
     p.add_argument("--lr", type=float_arg(0.0, strict=True), default=2e-3)
     p.add_argument("--lambda-gp", type=float_arg(0.0), default=10.0)
     p.add_argument("--n", type=int_arg(2), default=2000, help="held-out points per side")
+    p.add_argument("--population", action="store_true",
+                   help="also the held-out envelope bound on the population W1 "
+                   "(otdiv.audit.population; n anchors per side and their descent paths, "
+                   "2 n validation and 2 n test points per side)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
     p.add_argument("--json", default=None, help="also write the rows to this JSON file")
     p.add_argument("--save-critics", default=None, metavar="DIR",
