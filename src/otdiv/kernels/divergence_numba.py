@@ -189,19 +189,20 @@ def _jsd_terms(p, q, fp, ip, fq, iq, buf):
         b = (q[j] * fq) * iq
         sc = _SCALE if a + b < 1e-300 else 1.0
         h = 2.0 / ((a + b) * sc)
-        u = a * sc * h  # 2a/(a+b) = 1 + d
-        v = b * sc * h  # 2b/(a+b) = 1 − d
-        # Near p ≈ q both logs must share one rounded d = u − 1 (exact, Sterbenz): their
-        # first-order parts then cancel exactly in a·log1p(d) + b·log1p(−d) ≈ (a+b)d²/2 and a
-        # small JSD keeps its relative precision. log u is log1p(d) as it is; 1 − d rounds,
-        # so its log gets Goldberg's correction c/w, c = −d − (w − 1) the rounding error
-        # (|c| <= 1.2e-16). 1/w is taken as u = 1 + d: w·u = 1 − d², so the correction is off
-        # by c·d², far below the (a+b)d²/2 being kept. Far from p ≈ q, v itself is the
-        # accurate argument (1 − d would lose a tiny b).
-        d = u - 1.0
+        # d = (a − b)/(a + b) from the difference itself: good to ~2 ulps of d, and exactly 0
+        # when a = b. Near p ≈ q both logs share this one d, so their first-order parts cancel
+        # exactly in a·log1p(d) + b·log1p(−d) ≈ (a+b)d²/2 and a relative error δ of d moves
+        # the bin only by (a+b)d²/2·δ². (Taking d = a·h − 1 instead gave it an absolute error
+        # of ulp(1), hence an error floor of (a+b)·ε²/8 per bin even where a = b.) log1p(±d)
+        # is log of the rounded 1 ± d plus Goldberg's correction c/(1 ± d), c the rounding
+        # error of 1 ± d (|c| <= 1.2e-16), with 1/(1 ± d) taken as 1 ∓ d (off by c·d², far
+        # below the (a+b)d²/2 being kept). Far from p ≈ q, 2a/(a+b) and 2b/(a+b) themselves
+        # are the accurate arguments (1 − d would lose a tiny b).
+        d = (a - b) * sc * (0.5 * h)
         near = abs(d) < 0.5
-        w = 1.0 - d if near else v
-        ta = a * _log(u)
+        u = 1.0 + d if near else a * sc * h  # 2a/(a+b) = 1 + d
+        w = 1.0 - d if near else b * sc * h  # 2b/(a+b) = 1 − d
+        ta = a * (_log(u) + ((d - (u - 1.0)) * w if near else 0.0))
         tb = b * (_log(w) + ((-d - (w - 1.0)) * u if near else 0.0))
         buf[j] = (ta if a > 0.0 else 0.0) + (tb if b > 0.0 else 0.0)
 

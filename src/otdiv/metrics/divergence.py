@@ -166,6 +166,21 @@ def _torch_rows(h, name: str):
     return h, hs, e, sums
 
 
+def _log_bins(H, Hs, e, both):
+    """log H where both sides have mass, taken as log(H·2^e) − e log 2 in rows scaled up
+    (e >= 0: H·2^e is exact and normal). Its slope 1/H·2^e is then met at the scaled bins,
+    where it meets the normalisation's slope before either is multiplied by 2^e: for a
+    subnormal H the two are each near 1/H, beyond the float range, and would otherwise arrive
+    at H as +inf and −inf (NaN) instead of their finite sum. Rows scaled down (their sum
+    overflows) flush tiny bins, so they take log H itself."""
+    import torch
+
+    up = e >= 0
+    scaled = torch.log(torch.where(both & up, Hs, 1.0)) - e * LOG2
+    plain = torch.log(torch.where(up, 1.0, H))
+    return torch.where(up, scaled, plain)
+
+
 def _kl_torch(rows_p, rows_q):
     """KL of the rows of P and Q (see ``_torch_rows``), finite gradients at 0 log 0."""
     import torch
@@ -182,7 +197,7 @@ def _kl_torch(rows_p, rows_q):
     # ratio are normal floats, log((Ps/Qs)(sq/sp)) is the more accurate value (p ≈ q, or the
     # large logs of a tiny row cancelling), so the forward value takes that one
     log_sums = (torch.log(sq) - eq * LOG2) - (torch.log(sp) - ep * LOG2)
-    log_ratio = torch.log(Pm) - torch.log(Qm) + log_sums
+    log_ratio = _log_bins(Pm, Ps, ep, both) - _log_bins(Qm, Qs, eq, both) + log_sums
     with torch.no_grad():
         tiny = torch.finfo(P.dtype).tiny
         normal = both & (Ps >= tiny) & (Qs >= tiny)
