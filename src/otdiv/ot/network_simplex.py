@@ -33,6 +33,7 @@ import numpy as np
 from otdiv.kernels import lift_numba as lift
 from otdiv.kernels import pricing_numba
 from otdiv.kernels import simplex_numba as sx
+from otdiv.kernels import spanning_tree_numba as st
 from otdiv.kernels.cost_numba import cost_matrix, pair_cost
 
 _NEIGHBOURS = 16  # initial arcs: k nearest neighbours from each side
@@ -109,7 +110,7 @@ class _Tree:
         nodes = n + m
         self.n = n
         self.parent = np.empty(nodes, np.int64)
-        self.depth = np.empty(nodes, np.int64)
+        self.size = np.empty(nodes, np.int64)
         self.first = np.empty(nodes, np.int64)
         self.nxt = np.empty(nodes, np.int64)
         self.prv = np.empty(nodes, np.int64)
@@ -118,7 +119,7 @@ class _Tree:
 
     def rebuild(self, src, dst, pred, up, root, cost) -> None:
         """Parents, depths and potentials afresh from the tree arcs (no drift)."""
-        reached = sx.build_tree(src, dst, pred, up, root, self.parent, self.depth, self.first,
+        reached = st.build_tree(src, dst, pred, up, root, self.parent, self.size, self.first,
                                 self.nxt, self.prv, self.pi, cost, self.work)
         assert reached == self.parent.shape[0], "the basis is not a spanning tree"
 
@@ -170,10 +171,11 @@ def solve(x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray, p: float, 
     tree.rebuild(src, dst, pred, up, root, cost)
     begin, pivots, rounds, converged = 0, 0, 0, False
     while pivots < max_pivots:
-        done, optimal, begin = sx.simplex(src, dst, cost, flow, src.shape[0], tree.parent,
-                                          pred, up, tree.depth, tree.first, tree.nxt,
-                                          tree.prv, tree.pi, begin, _TOL, max_pivots - pivots,
-                                          tree.work, max(int(_BLOCK * np.sqrt(src.shape[0])), 16))
+        done, optimal, begin = st.simplex(src, dst, cost, flow, src.shape[0], root,
+                                          tree.parent, pred, up, tree.size, tree.first,
+                                          tree.nxt, tree.prv, tree.pi, begin, _TOL,
+                                          max_pivots - pivots, tree.work,
+                                          max(int(_BLOCK * np.sqrt(src.shape[0])), 16))
         pivots += done
         rounds += 1
         tree.rebuild(src, dst, pred, up, root, cost)
