@@ -98,6 +98,26 @@ def _neighbour_arcs(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return rows.astype(np.int64), cols.astype(np.int64)
 
 
+_SORT_ARCS = True  # keep the arc set sorted by (source, sink): the scan reads π in order
+
+
+def _append(src, dst, flow, cost, pred, r, c, new_cost, n, m):
+    """The arc set with arcs (r, c) added at zero flow; sorted by (source, sink) when
+    ``_SORT_ARCS``, the tree arcs ``pred`` renumbered to match."""
+    src = np.concatenate([src, r])
+    dst = np.concatenate([dst, c + n])
+    flow = np.concatenate([flow, np.zeros(r.shape[0])])
+    cost = np.concatenate([cost, new_cost])
+    if _SORT_ARCS:
+        order = np.argsort(src * (n + m) + dst, kind="stable")
+        where = np.empty_like(order)
+        where[order] = np.arange(order.shape[0])
+        tree = pred >= 0
+        pred[tree] = where[pred[tree]]
+        src, dst, flow, cost = src[order], dst[order], flow[order], cost[order]
+    return src, dst, flow, cost
+
+
 def _unique_pairs(r: np.ndarray, c: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
     key = np.unique(r * m + c)
     return key // m, key % m
@@ -166,7 +186,9 @@ def solve(x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray, p: float, 
     else:
         src, dst, flow, pred, up = start.src, start.dst, start.flow, start.pred, start.up
         root, near = start.root, start.near
-    cost = costs(src, dst - n)
+    none = np.zeros(0, np.int64)
+    src, dst, flow, cost = _append(src, dst, flow, costs(src, dst - n), pred, none, none,
+                                   np.zeros(0), n, m)
     tree = _Tree(n, m)
     tree.rebuild(src, dst, pred, up, root, cost)
     begin, pivots, rounds, converged = 0, 0, 0, False
@@ -188,10 +210,8 @@ def solve(x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray, p: float, 
                                          dst[tree_arcs], n, near[0], near[1])
             if r.shape[0] > 0:
                 r, c = _unique_pairs(r, c, m)
-                src = np.concatenate([src, r])
-                dst = np.concatenate([dst, c + n])
-                flow = np.concatenate([flow, np.zeros(r.shape[0])])
-                cost = np.concatenate([cost, costs(r, c)])
+                src, dst, flow, cost = _append(src, dst, flow, cost, pred, r, c, costs(r, c),
+                                               n, m)
                 continue
         if not certify:
             break
@@ -202,10 +222,7 @@ def solve(x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray, p: float, 
         if violated == 0:
             converged = True
             break
-        src = np.concatenate([src, r])
-        dst = np.concatenate([dst, c + n])
-        flow = np.concatenate([flow, np.zeros(r.shape[0])])
-        cost = np.concatenate([cost, costs(r, c)])
+        src, dst, flow, cost = _append(src, dst, flow, cost, pred, r, c, costs(r, c), n, m)
     # exact marginals: recompute the tree's flows from the masses (pivots add rounding)
     sx.tree_flows(tree.work[:n + m], tree.parent, pred, up, np.concatenate([a, -b]), flow)
     arcs = pred[pred >= 0]
