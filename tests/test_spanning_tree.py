@@ -1,5 +1,6 @@
 """The simplex's basis tree (otdiv.kernels.spanning_tree_numba) after random pivots, against a
-brute-force recomputation of everything it stores: parents and child lists, subtree sizes,
+brute-force recomputation of everything it stores: parents, the thread (a preorder: every
+subtree is one run of it, from the node to its ``last``), its reverse, subtree sizes,
 potentials, flows (a coupling) and strong feasibility; and its optimum against POT."""
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ def problem(n, m, seed, p, uniform):
     return x, y, a, b, src, dst, flow, pred, up, cost, int(ix[0])
 
 
-def check_tree(n, m, a, b, src, dst, flow, pred, up, cost, root, parent, size, first, nxt,
-               pi):
+def check_tree(n, m, a, b, src, dst, flow, pred, up, cost, root, parent, size, thread, rev,
+               last, pi):
     nodes = n + m
     # parents from the tree arcs, and child lists that list exactly the children
     assert pred[root] == -1 and (np.delete(pred, root) >= 0).all()
@@ -45,26 +46,29 @@ def check_tree(n, m, a, b, src, dst, flow, pred, up, cost, root, parent, size, f
         assert w in (src[e], dst[e])
         assert up[w] == (src[e] == w)
         assert parent[w] == (dst[e] if up[w] else src[e])
-    children = [[] for _ in range(nodes)]
-    for w in range(nodes):
-        if w != root:
-            children[parent[w]].append(w)
-    for p_ in range(nodes):
-        listed, c = [], first[p_]
-        while c != -1:
-            listed.append(c)
-            c = nxt[c]
-        assert sorted(listed) == sorted(children[p_])
-    # subtree sizes, recomputed by walking every node up to the root (which it must reach)
-    brute = np.zeros(nodes, np.int64)
+    # descendants and subtree sizes, by walking every node up to the root (it must reach it)
+    below = np.zeros((nodes, nodes), bool)  # below[u, w]: w is in u's subtree
     for w in range(nodes):
         u, steps = w, 0
         while u != -1:
-            brute[u] += 1
+            below[u, w] = True
             u = parent[u] if u != root else -1
             steps += 1
             assert steps <= nodes
-    np.testing.assert_array_equal(size, brute)
+    np.testing.assert_array_equal(size, below.sum(1))
+    # the thread is one cycle through all nodes, rev its inverse, every subtree one run
+    seq = [root]
+    while thread[seq[-1]] != root:
+        seq.append(thread[seq[-1]])
+        assert len(seq) <= nodes
+    assert sorted(seq) == list(range(nodes))
+    np.testing.assert_array_equal(rev[thread], np.arange(nodes))
+    pos = np.empty(nodes, np.int64)
+    pos[seq] = np.arange(nodes)
+    for w in range(nodes):
+        run = seq[pos[w]:pos[w] + size[w]]
+        assert run[0] == w and last[w] == run[-1]
+        assert sorted(run) == sorted(np.flatnonzero(below[w]).tolist())
     # potentials: zero reduced cost on tree arcs
     arcs = pred[pred >= 0]
     rc = cost[arcs] + pi[src[arcs]] - pi[dst[arcs]]
@@ -89,26 +93,27 @@ def test_random_pivots_keep_every_invariant(seed, uniform):
     n, m = 9, 7
     _, _, a, b, src, dst, flow, pred, up, cost, root = problem(n, m, seed, 1.0, uniform)
     nodes = n + m
-    parent, size, first, nxt, prv = (np.empty(nodes, np.int64) for _ in range(5))
-    pi, work = np.empty(nodes), np.empty(nodes + 1, np.int64)
-    assert st.build_tree(src, dst, pred, up, root, parent, size, first, nxt, prv, pi, cost,
-                         work) == nodes
-    check_tree(n, m, a, b, src, dst, flow, pred, up, cost, root, parent, size, first, nxt, pi)
+    parent, size, thread, rev, last = (np.empty(nodes, np.int64) for _ in range(5))
+    pi, work = np.empty(nodes), np.empty((4, nodes + 1), np.int64)
+    assert st.build_tree(src, dst, pred, up, root, parent, size, thread, rev, last, pi, cost,
+                         work[0]) == nodes
+    check_tree(n, m, a, b, src, dst, flow, pred, up, cost, root, parent, size, thread, rev,
+                   last, pi)
     rng = np.random.default_rng(seed)
     sides = set()
-    for _ in range(60):
+    for _ in range(200):
         rc = cost + pi[src] - pi[dst]
         rc[pred[pred >= 0]] = 0.0
         candidates = np.flatnonzero(rc < -1e-12)
         if candidates.shape[0] == 0:
             break
         e = int(rng.choice(candidates))
-        st.pivot(e, src, dst, cost, flow, root, parent, pred, up, size, first, nxt, prv, pi,
+        st.pivot(e, src, dst, cost, flow, root, parent, pred, up, size, thread, rev, last, pi,
                  work)
         leaving_side = size[src[e]] if parent[src[e]] == dst[e] else size[dst[e]]
         sides.add(2 * leaving_side <= nodes)
-        check_tree(n, m, a, b, src, dst, flow, pred, up, cost, root, parent, size, first,
-                   nxt, pi)
+        check_tree(n, m, a, b, src, dst, flow, pred, up, cost, root, parent, size, thread,
+                   rev, last, pi)
     assert sides == {True, False}  # both the subtree's and the complement's update ran
 
 
@@ -118,12 +123,13 @@ def test_simplex_on_all_pairs_is_pots_optimum(p, uniform):
     n, m = 30, 23
     x, y, a, b, src, dst, flow, pred, up, cost, root = problem(n, m, 7, p, uniform)
     nodes = n + m
-    parent, size, first, nxt, prv = (np.empty(nodes, np.int64) for _ in range(5))
-    pi, work = np.empty(nodes), np.empty(nodes + 1, np.int64)
-    st.build_tree(src, dst, pred, up, root, parent, size, first, nxt, prv, pi, cost, work)
+    parent, size, thread, rev, last = (np.empty(nodes, np.int64) for _ in range(5))
+    pi, work = np.empty(nodes), np.empty((4, nodes + 1), np.int64)
+    st.build_tree(src, dst, pred, up, root, parent, size, thread, rev, last, pi, cost, work[0])
     _, optimal, _ = st.simplex(src, dst, cost, flow, src.shape[0], root, parent, pred, up,
-                               size, first, nxt, prv, pi, 0, 1e-14, 10**6, work, 16)
+                               size, thread, rev, last, pi, 0, 1e-14, 10**6, work, 16)
     assert optimal
     reference = ot.emd2(a, b, cdist(x, y) ** p, numItermax=10**9)
     assert abs(flow @ cost - reference) <= 1e-13 * cost.max()
-    check_tree(n, m, a, b, src, dst, flow, pred, up, cost, root, parent, size, first, nxt, pi)
+    check_tree(n, m, a, b, src, dst, flow, pred, up, cost, root, parent, size, thread, rev,
+                   last, pi)

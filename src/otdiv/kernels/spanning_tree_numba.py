@@ -5,9 +5,11 @@
 
 Nodes 0..n−1 are the sources, n..n+m−1 the sinks; every arc goes from a source to a sink. The
 basis is a spanning tree stored as parent pointers, the tree arc of each node (``pred``) and
-its orientation (``up``: the node is the arc's source), child lists (``first``, ``nxt``,
-``prv``), the size of each node's subtree (``size``, the node included) and node potentials π
-with c_k + π_src − π_dst = 0 on tree arcs.
+its orientation (``up``: the node is the arc's source), a preorder of the nodes as a cyclic
+doubly linked list (``thread``: the next node, ``rev``: the previous one), the last node of
+each subtree in that order (``last``) and its size (``size``, the node included), and node
+potentials π with c_k + π_src − π_dst = 0 on tree arcs. A subtree is the run of the thread
+from its top node to its ``last``.
 
 A pivot brings in arc e = (u, v) of reduced cost r = c_e + π_u − π_v < 0:
 
@@ -16,8 +18,12 @@ A pivot brings in arc e = (u, v) of reduced cost r = c_e + π_u − π_v < 0:
   so no depths are stored;
 * the leaving arc is the last blocking arc of the cycle walked from its apex (Cunningham's
   strongly feasible trees: degenerate pivots cannot cycle);
-* the subtree S below the leaving arc is re-hung from e; the subtree sizes change only along
-  the two cycle paths and on the reversed path inside S (O(cycle length));
+* the subtree S below the leaving arc is re-hung from e: its run is cut out of the thread,
+  re-ordered as the preorder of S re-rooted at e's endpoint (pieces of the old run, spliced
+  along the reversed path inside S) and spliced in after e's other endpoint; sizes change
+  only along the two cycle paths and the reversed path; ``last`` changes on the reversed path
+  and on the ancestors whose run ended where S's run was cut or is put (O(cycle length)
+  beyond those ancestors);
 * potentials are defined up to a constant, so either S moves by ±r or its complement by ∓r:
   whichever side is smaller is updated (O(min(|S|, n + m − |S|))). The complement's shift
   moves π at the root; π is re-anchored (π_root = 0) when |π_root| exceeds the largest arc
@@ -32,15 +38,15 @@ from otdiv.kernels._numba import nb
 
 
 @nb.njit(cache=True)
-def build_tree(src, dst, pred, up, root, parent, size, first, nxt, prv, pi, cost, order):
-    """From the tree arcs of each node (pred, up): parents, child lists, subtree sizes and
-    the potentials π (π_root = 0, c + π_src − π_dst = 0 on tree arcs). ``order`` is a work
-    array of n + m nodes (left in breadth-first order, root first); returns how many nodes
-    the root reaches (n + m for a spanning tree)."""
+def build_tree(src, dst, pred, up, root, parent, size, thread, rev, last, pi, cost, order):
+    """From the tree arcs of each node (pred, up): parents, the preorder thread, subtree sizes
+    and last nodes, and the potentials π (π_root = 0, c + π_src − π_dst = 0 on tree arcs).
+    ``order`` is a work array of n + m + 1 nodes; returns how many nodes the root reaches
+    (n + m for a spanning tree)."""
     nn = parent.shape[0]
+    # children as linked lists in rev (first child) and last (next sibling), for the DFS
+    first, sibling = rev, last
     first[:] = -1
-    nxt[:] = -1
-    prv[:] = -1
     parent[root] = -1
     for w in range(nn):
         if w == root:
@@ -48,55 +54,44 @@ def build_tree(src, dst, pred, up, root, parent, size, first, nxt, prv, pi, cost
         e = pred[w]
         p = dst[e] if up[w] else src[e]
         parent[w] = p
-        _add_child(first, nxt, prv, p, w)
+        sibling[w] = first[p]
+        first[p] = w
+    # preorder by an explicit stack; π on the way down
     pi[root] = 0.0
-    order[0] = root
-    head, tail = 0, 1
-    while head < tail:
-        p = order[head]
-        head += 1
-        c = first[p]
+    stack = thread  # the thread is written afterwards from ``order``
+    top, count = 0, 0
+    stack[0] = root
+    while top >= 0:
+        w = stack[top]
+        top -= 1
+        order[count] = w
+        count += 1
+        c = first[w]
         while c != -1:
             e = pred[c]
-            pi[c] = pi[p] - cost[e] if up[c] else pi[p] + cost[e]
-            order[tail] = c
-            tail += 1
-            c = nxt[c]
+            pi[c] = pi[w] - cost[e] if up[c] else pi[w] + cost[e]
+            top += 1
+            stack[top] = c
+            c = sibling[c]
+    for t in range(count):
+        thread[order[t]] = order[(t + 1) % count]
+        rev[order[(t + 1) % count]] = order[t]
     size[:] = 1
-    for t in range(tail - 1, 0, -1):
-        w = order[t]
-        size[parent[w]] += size[w]
-    return tail
-
-
-@nb.njit(inline="always")
-def _add_child(first, nxt, prv, p, c):
-    h = first[p]
-    nxt[c] = h
-    prv[c] = -1
-    if h != -1:
-        prv[h] = c
-    first[p] = c
-
-
-@nb.njit(inline="always")
-def _remove_child(first, nxt, prv, p, c):
-    if prv[c] != -1:
-        nxt[prv[c]] = nxt[c]
-    else:
-        first[p] = nxt[c]
-    if nxt[c] != -1:
-        prv[nxt[c]] = prv[c]
+    for t in range(count - 1, 0, -1):
+        size[parent[order[t]]] += size[order[t]]
+    for t in range(count):
+        last[order[t]] = order[t + size[order[t]] - 1]
+    return count
 
 
 @nb.njit(cache=True)
-def simplex(src, dst, cost, flow, n_arcs, root, parent, pred, up, size, first, nxt, prv, pi,
+def simplex(src, dst, cost, flow, n_arcs, root, parent, pred, up, size, thread, rev, last, pi,
             start, tol, max_pivots, work, block):
     """Pivot until no arc among the first ``n_arcs`` has reduced cost
     r = c + π_u − π_v < −tol · max(c, |π_u|, |π_v|) (the rounding scale of r), or
     ``max_pivots`` pivots; the entering arc is the most negative of a block of ``block``
-    arcs. ``dst`` holds node indices (n + j). Returns (pivots done, optimal on these arcs,
-    next block start)."""
+    arcs. ``dst`` holds node indices (n + j); ``work`` is (4, n + m + 1). Returns (pivots
+    done, optimal on these arcs, next block start)."""
     pivots = 0
     k = start % n_arcs
     anchor = 0.0  # |π_root| beyond which π is re-anchored
@@ -122,8 +117,8 @@ def simplex(src, dst, cost, flow, n_arcs, root, parent, pred, up, size, first, n
                 seen = 0
         if best_k < 0:
             return pivots, True, k
-        pivot(best_k, src, dst, cost, flow, root, parent, pred, up, size, first, nxt, prv, pi,
-              work)
+        pivot(best_k, src, dst, cost, flow, root, parent, pred, up, size, thread, rev, last,
+              pi, work)
         if abs(pi[root]) > anchor:
             offset = pi[root]
             for w in range(pi.shape[0]):
@@ -133,9 +128,10 @@ def simplex(src, dst, cost, flow, n_arcs, root, parent, pred, up, size, first, n
 
 
 @nb.njit(cache=True)
-def pivot(e, src, dst, cost, flow, root, parent, pred, up, size, first, nxt, prv, pi, work):
-    """Bring arc e into the basis (its reduced cost must be negative); ``work`` holds
-    n + m + 1 nodes."""
+def pivot(e, src, dst, cost, flow, root, parent, pred, up, size, thread, rev, last, pi,
+          work):
+    """Bring arc e into the basis (its reduced cost must be negative); ``work`` is
+    (4, n + m + 1)."""
     u, v = src[e], dst[e]
     rc = cost[e] + pi[u] - pi[v]
     s, t = u, v
@@ -183,46 +179,73 @@ def pivot(e, src, dst, cost, flow, root, parent, pred, up, size, first, nxt, prv
     while w != apex:
         size[w] += moved
         w = parent[w]
-    # Re-hang S from e: reverse the path from the entering endpoint inside it (w_0) up to
-    # the leaving node (w_k); path[i + 1]'s new subtree is S minus path[i]'s old one.
-    path = work
+    # the reversed path w_0 = w0, ..., w_k = leave, with each node's old run (its ends and
+    # the nodes just before and after it)
+    path, old_last, old_rev, old_after = work[0], work[1], work[2], work[3]
     k = 0
     w = w0
-    path[0] = w
-    while w != leave:
+    while True:
+        path[k] = w
+        old_last[k] = last[w]
+        old_rev[k] = rev[w]
+        old_after[k] = thread[last[w]]
+        if w == leave:
+            break
         w = parent[w]
         k += 1
-        path[k] = w
-    _remove_child(first, nxt, prv, parent[leave], leave)
+    # cut S's run out of the thread; ancestors whose run ended with S's now end before it
+    before, after = old_rev[k], old_after[k]
+    thread[before] = after
+    rev[after] = before
+    w = parent[leave]
+    while w != -1 and last[w] == old_last[k]:
+        last[w] = before
+        w = parent[w]
+    # S's new preorder: w_0's old run, then for each w_{i+1} its old run without w_i's
+    # (the piece before w_i's run and the piece after it)
+    tail = old_last[0]
     for i in range(k):
-        _remove_child(first, nxt, prv, path[i + 1], path[i])
+        q = path[i + 1]
+        thread[tail] = q
+        rev[q] = tail
+        tail = old_rev[i]
+        if old_last[i] != old_last[i + 1]:
+            thread[tail] = old_after[i]
+            rev[old_after[i]] = tail
+            tail = old_last[i + 1]
+    for i in range(k + 1):
+        last[path[i]] = tail
+    # parents, tree arcs and sizes along the reversed path
     for i in range(k - 1, -1, -1):
         a, b = path[i], path[i + 1]
         pred[b] = pred[a]
         up[b] = not up[a]
         parent[b] = a
         size[b] = moved - size[a]
-        _add_child(first, nxt, prv, a, b)
     size[w0] = moved
     pred[w0] = e
     up[w0] = in_u
     parent[w0] = out
-    _add_child(first, nxt, prv, out, w0)
-    # potentials of the smaller side (path doubles as the DFS stack)
+    # splice S's run in right after `out`; if `out` was a leaf, the runs that ended at it
+    # now end at S's last node
+    after = thread[out]
+    thread[out] = w0
+    rev[w0] = out
+    thread[tail] = after
+    rev[after] = tail
+    if last[out] == out:
+        w = out
+        while w != -1 and last[w] == out:
+            last[w] = tail
+            w = parent[w]
+    # potentials of the smaller side: S's run, or the rest of the thread
     if 2 * moved <= parent.shape[0]:
-        top, skip = 0, -1
-        path[0] = w0
+        w = w0
+        for _ in range(moved):
+            pi[w] += shift
+            w = thread[w]
     else:
-        top, skip, shift = 0, w0, -shift
-        path[0] = root
-    pi[path[0]] += shift
-    while top >= 0:
-        p = path[top]
-        top -= 1
-        c = first[p]
-        while c != -1:
-            if c != skip:
-                pi[c] += shift
-                top += 1
-                path[top] = c
-            c = nxt[c]
+        w = after
+        while w != w0:
+            pi[w] -= shift
+            w = thread[w]

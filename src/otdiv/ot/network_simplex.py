@@ -131,16 +131,16 @@ class _Tree:
         self.n = n
         self.parent = np.empty(nodes, np.int64)
         self.size = np.empty(nodes, np.int64)
-        self.first = np.empty(nodes, np.int64)
-        self.nxt = np.empty(nodes, np.int64)
-        self.prv = np.empty(nodes, np.int64)
+        self.thread = np.empty(nodes, np.int64)
+        self.rev = np.empty(nodes, np.int64)
+        self.last = np.empty(nodes, np.int64)
         self.pi = np.empty(nodes)
-        self.work = np.empty(nodes + 1, np.int64)
+        self.work = np.empty((4, nodes + 1), np.int64)
 
     def rebuild(self, src, dst, pred, up, root, cost) -> None:
         """Parents, depths and potentials afresh from the tree arcs (no drift)."""
-        reached = st.build_tree(src, dst, pred, up, root, self.parent, self.size, self.first,
-                                self.nxt, self.prv, self.pi, cost, self.work)
+        reached = st.build_tree(src, dst, pred, up, root, self.parent, self.size, self.thread,
+                                self.rev, self.last, self.pi, cost, self.work[0])
         assert reached == self.parent.shape[0], "the basis is not a spanning tree"
 
 
@@ -194,8 +194,8 @@ def solve(x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray, p: float, 
     begin, pivots, rounds, converged = 0, 0, 0, False
     while pivots < max_pivots:
         done, optimal, begin = st.simplex(src, dst, cost, flow, src.shape[0], root,
-                                          tree.parent, pred, up, tree.size, tree.first,
-                                          tree.nxt, tree.prv, tree.pi, begin, _TOL,
+                                          tree.parent, pred, up, tree.size, tree.thread,
+                                          tree.rev, tree.last, tree.pi, begin, _TOL,
                                           max_pivots - pivots, tree.work,
                                           max(int(_BLOCK * np.sqrt(src.shape[0])), 16))
         pivots += done
@@ -224,7 +224,7 @@ def solve(x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray, p: float, 
             break
         src, dst, flow, cost = _append(src, dst, flow, cost, pred, r, c, costs(r, c), n, m)
     # exact marginals: recompute the tree's flows from the masses (pivots add rounding)
-    sx.tree_flows(tree.work[:n + m], tree.parent, pred, up, np.concatenate([a, -b]), flow)
+    sx.tree_flows(tree.work[0, :n + m], tree.parent, pred, up, np.concatenate([a, -b]), flow)
     arcs = pred[pred >= 0]
     keep = arcs[flow[arcs] > 0]
     mass = flow[keep]
