@@ -25,7 +25,9 @@ A pivot brings in arc e = (u, v) of reduced cost r = c_e + π_u − π_v < 0:
   and on the ancestors whose run ended where S's run was cut or is put (O(cycle length)
   beyond those ancestors);
 * potentials are defined up to a constant, so either S moves by ±r or its complement by ∓r:
-  whichever side is smaller is updated (O(min(|S|, n + m − |S|))). The complement's shift
+  whichever side is smaller is updated (O(min(|S|, n + m − |S|))), walking its run of the
+  thread from both ends (the walk is bound by the latency of each load, and two chains
+  overlap). The complement's shift
   moves π at the root; π is re-anchored (π_root = 0) when |π_root| exceeds the largest arc
   cost, so that the tolerance max(c, |π_u|, |π_v|) keeps its scale.
 """
@@ -238,14 +240,16 @@ def pivot(e, src, dst, cost, flow, root, parent, pred, up, size, thread, rev, la
         while w != -1 and last[w] == out:
             last[w] = tail
             w = parent[w]
-    # potentials of the smaller side: S's run, or the rest of the thread
+    # potentials of the smaller side: S's run (w0 .. tail) or the rest (after .. out),
+    # walked from both ends at once (two independent chains of loads instead of one)
     if 2 * moved <= parent.shape[0]:
-        w = w0
-        for _ in range(moved):
-            pi[w] += shift
-            w = thread[w]
+        a, b, count = w0, tail, moved
     else:
-        w = after
-        while w != w0:
-            pi[w] -= shift
-            w = thread[w]
+        a, b, count, shift = after, out, parent.shape[0] - moved, -shift
+    for _ in range(count // 2):
+        pi[a] += shift
+        pi[b] += shift
+        a = thread[a]
+        b = rev[b]
+    if count % 2 == 1:
+        pi[a] += shift
