@@ -8,7 +8,7 @@ are in ``otdiv.kernels.spanning_tree_numba``).
 Nodes 0..n−1 are the sources (x_i, supply a_i), n..n+m−1 the sinks (y_j, demand b_j); every
 arc goes from a source to a sink and has no upper bound. The basis is a spanning tree stored
 as parent pointers with the tree arc of each node (``pred``), its orientation (``up``: the
-node is the arc's source), subtree sizes, child lists and node potentials π with
+node is the arc's source), a preorder thread with subtree sizes, and node potentials π with
 c_k + π_src − π_dst = 0 on tree arcs.
 
 The tree starts from the north-west-corner coupling of two orderings (``northwest_tree``),

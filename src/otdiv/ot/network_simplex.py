@@ -5,7 +5,7 @@ The transportation problem
 .. math:: \min_{P \ge 0} \sum_{ij} P_{ij} c_{ij}, \quad P\mathbf 1 = a, \; P^\top \mathbf 1 = b,
           \qquad c_{ij} = \|x_i - y_j\|_2^p,
 
-is solved by a primal network simplex (``otdiv.kernels.simplex_numba``) on a few arcs per
+is solved by a primal network simplex (``otdiv.kernels.spanning_tree_numba``) on a few arcs per
 point — the arcs of the starting tree and candidate arcs near it. When the simplex is
 optimal on those arcs, its potentials (f, g) are priced against all n·m pairs (from a
 stored cost matrix when it fits ``memory_budget``, else computed on the fly); the most
@@ -98,24 +98,27 @@ def _neighbour_arcs(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return rows.astype(np.int64), cols.astype(np.int64)
 
 
-_SORT_ARCS = True  # keep the arc set sorted by (source, sink): the scan reads π in order
+def _sorted(src, dst, flow, cost, pred, n, m):
+    """The arc set sorted by (source, sink), the tree arcs ``pred`` renumbered to match (the
+    scan then reads the potentials nearly in order: both clouds are in k-d order)."""
+    order = np.argsort(src * (n + m) + dst, kind="stable")
+    where = np.empty_like(order)
+    where[order] = np.arange(order.shape[0])
+    tree = pred >= 0
+    pred[tree] = where[pred[tree]]
+    return src[order], dst[order], flow[order], cost[order]
 
 
 def _append(src, dst, flow, cost, pred, r, c, new_cost, n, m):
-    """The arc set with arcs (r, c) added at zero flow; sorted by (source, sink) when
-    ``_SORT_ARCS``, the tree arcs ``pred`` renumbered to match."""
-    src = np.concatenate([src, r])
-    dst = np.concatenate([dst, c + n])
-    flow = np.concatenate([flow, np.zeros(r.shape[0])])
-    cost = np.concatenate([cost, new_cost])
-    if _SORT_ARCS:
-        order = np.argsort(src * (n + m) + dst, kind="stable")
-        where = np.empty_like(order)
-        where[order] = np.arange(order.shape[0])
-        tree = pred >= 0
-        pred[tree] = where[pred[tree]]
-        src, dst, flow, cost = src[order], dst[order], flow[order], cost[order]
-    return src, dst, flow, cost
+    """The sorted arc set with arcs (r, c) merged in at zero flow, ``pred`` renumbered."""
+    key = r * (n + m) + (c + n)
+    order = np.argsort(key, kind="stable")
+    r, c, new_cost = r[order], c[order], new_cost[order]
+    at = np.searchsorted(src * (n + m) + dst, key[order])
+    tree = pred >= 0
+    pred[tree] += np.searchsorted(at, pred[tree], side="right")  # arcs inserted before each
+    return (np.insert(src, at, r), np.insert(dst, at, c + n), np.insert(flow, at, 0.0),
+            np.insert(cost, at, new_cost))
 
 
 def _unique_pairs(r: np.ndarray, c: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
@@ -138,7 +141,8 @@ class _Tree:
         self.work = np.empty((4, nodes + 1), np.int64)
 
     def rebuild(self, src, dst, pred, up, root, cost) -> None:
-        """Parents, depths and potentials afresh from the tree arcs (no drift)."""
+        """Parents, thread, subtree sizes and potentials afresh from the tree arcs (no
+        drift)."""
         reached = st.build_tree(src, dst, pred, up, root, self.parent, self.size, self.thread,
                                 self.rev, self.last, self.pi, cost, self.work[0])
         assert reached == self.parent.shape[0], "the basis is not a spanning tree"
@@ -186,9 +190,7 @@ def solve(x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray, p: float, 
     else:
         src, dst, flow, pred, up = start.src, start.dst, start.flow, start.pred, start.up
         root, near = start.root, start.near
-    none = np.zeros(0, np.int64)
-    src, dst, flow, cost = _append(src, dst, flow, costs(src, dst - n), pred, none, none,
-                                   np.zeros(0), n, m)
+    src, dst, flow, cost = _sorted(src, dst, flow, costs(src, dst - n), pred, n, m)
     tree = _Tree(n, m)
     tree.rebuild(src, dst, pred, up, root, cost)
     begin, pivots, rounds, converged = 0, 0, 0, False
