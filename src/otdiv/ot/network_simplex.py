@@ -109,8 +109,12 @@ def _sorted(src, dst, flow, cost, pred, n, m):
     return src[order], dst[order], flow[order], cost[order]
 
 
-def _append(src, dst, flow, cost, pred, r, c, new_cost, n, m):
-    """The sorted arc set with arcs (r, c) merged in at zero flow, ``pred`` renumbered."""
+def _append(src, dst, flow, cost, pred, r, c, new_cost, n, m, merge):
+    """The arc set with arcs (r, c) added at zero flow: appended, or merged into the sorted
+    set (``merge``, ``pred`` renumbered)."""
+    if not merge:
+        return (np.concatenate([src, r]), np.concatenate([dst, c + n]),
+                np.concatenate([flow, np.zeros(r.shape[0])]), np.concatenate([cost, new_cost]))
     key = r * (n + m) + (c + n)
     order = np.argsort(key, kind="stable")
     r, c, new_cost = r[order], c[order], new_cost[order]
@@ -190,7 +194,12 @@ def solve(x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray, p: float, 
     else:
         src, dst, flow, pred, up = start.src, start.dst, start.flow, start.pred, start.up
         root, near = start.root, start.near
-    src, dst, flow, cost = _sorted(src, dst, flow, costs(src, dst - n), pred, n, m)
+    # sorted arcs only where the points are in k-d order (the multiscale start): in higher
+    # dimension (the cold start) sorting gave no locality and 13 % more pivots at d = 16
+    merge = start is not None
+    cost = costs(src, dst - n)
+    if merge:
+        src, dst, flow, cost = _sorted(src, dst, flow, cost, pred, n, m)
     tree = _Tree(n, m)
     tree.rebuild(src, dst, pred, up, root, cost)
     begin, pivots, rounds, converged = 0, 0, 0, False
@@ -213,7 +222,7 @@ def solve(x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray, p: float, 
             if r.shape[0] > 0:
                 r, c = _unique_pairs(r, c, m)
                 src, dst, flow, cost = _append(src, dst, flow, cost, pred, r, c, costs(r, c),
-                                               n, m)
+                                               n, m, merge)
                 continue
         if not certify:
             break
@@ -224,7 +233,8 @@ def solve(x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray, p: float, 
         if violated == 0:
             converged = True
             break
-        src, dst, flow, cost = _append(src, dst, flow, cost, pred, r, c, costs(r, c), n, m)
+        src, dst, flow, cost = _append(src, dst, flow, cost, pred, r, c, costs(r, c), n, m,
+                                       merge)
     # exact marginals: recompute the tree's flows from the masses (pivots add rounding)
     sx.tree_flows(tree.work[0, :n + m], tree.parent, pred, up, np.concatenate([a, -b]), flow)
     arcs = pred[pred >= 0]
