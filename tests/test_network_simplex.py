@@ -9,7 +9,7 @@ import pytest
 from scipy.spatial.distance import cdist
 
 from otdiv.kernels import lift_numba as lift
-from otdiv.kernels import simplex_numba as sx
+from otdiv.kernels import spanning_tree_numba as st
 from otdiv.ot import multiscale
 from otdiv.ot.multiscale import exact_transport
 from otdiv.ot.network_simplex import kd_order
@@ -113,9 +113,9 @@ def test_lifted_start_is_a_strongly_feasible_spanning_tree(weighted):
     # a spanning tree: every node but the root has a tree arc and reaches the root
     assert (start.pred < 0).sum() == 1 and start.pred[start.root] == -1
     order = np.empty(n + m + 1, np.int64)
-    parent, depth, first, nxt, prv = (np.empty(n + m, np.int64) for _ in range(5))
-    assert sx.build_tree(start.src, start.dst, start.pred, start.up, start.root, parent,
-                         depth, first, nxt, prv, np.empty(n + m),
+    parent, size, thread, rev, last = (np.empty(n + m, np.int64) for _ in range(5))
+    assert st.build_tree(start.src, start.dst, start.pred, start.up, start.root, parent,
+                         size, thread, rev, last, np.empty(n + m),
                          np.zeros(start.src.shape[0]), order) == n + m
     # strongly feasible: a zero-flow tree arc has its source below its sink
     tree = np.flatnonzero(start.pred >= 0)

@@ -1,4 +1,6 @@
-"""Primal network simplex for the transportation problem on a sparse, growing arc set.
+"""Primal network simplex for the transportation problem on a sparse, growing arc set: the
+starting tree, the all-pairs pricing and the flows of a tree (the pivots and the basis tree
+are in ``otdiv.kernels.spanning_tree_numba``).
 
     min Σ_k c_k φ_k  over arcs k = (i → j),  Σ_{k out of i} φ_k = a_i,  Σ_{k into j} φ_k = b_j,
     φ ≥ 0.
@@ -6,10 +8,8 @@
 Nodes 0..n−1 are the sources (x_i, supply a_i), n..n+m−1 the sinks (y_j, demand b_j); every
 arc goes from a source to a sink and has no upper bound. The basis is a spanning tree stored
 as parent pointers with the tree arc of each node (``pred``), its orientation (``up``: the
-node is the arc's source), depths, child lists and node potentials π with
-c_k + π_src − π_dst = 0 on tree arcs. Entering arcs are chosen by block search over the
-reduced costs c_k + π_i − π_j; the leaving arc is the last blocking arc of the cycle walked
-from its apex (Cunningham's strongly feasible trees, so degenerate pivots cannot cycle).
+node is the arc's source), a preorder thread with subtree sizes, and node potentials π with
+c_k + π_src − π_dst = 0 on tree arcs.
 
 The tree starts from the north-west-corner coupling of two orderings (``northwest_tree``),
 which is strongly feasible when every mass is positive. The arc set is the caller's: the
@@ -63,179 +63,6 @@ def northwest_tree(ix, a, iy, b, snap):
     # the first arc belongs to the first sink
     pred[n + iy[0]], up[n + iy[0]] = 0, False
     return src, dst, flow, pred, up
-
-
-@nb.njit(cache=True)
-def build_tree(src, dst, pred, up, root, parent, depth, first, nxt, prv, pi, cost, order):
-    """From the tree arcs of each node (pred, up): parents, child lists, depths and the
-    potentials π (π_root = 0, c + π_src − π_dst = 0 on tree arcs). ``order`` is a work array
-    of n + m nodes; returns how many nodes the root reaches (n + m for a spanning tree)."""
-    nn = parent.shape[0]
-    first[:] = -1
-    nxt[:] = -1
-    prv[:] = -1
-    parent[root] = -1
-    for w in range(nn):
-        if w == root:
-            continue
-        e = pred[w]
-        p = dst[e] if up[w] else src[e]
-        parent[w] = p
-        _add_child(first, nxt, prv, p, w)
-    depth[root] = 0
-    pi[root] = 0.0
-    order[0] = root
-    head, tail = 0, 1
-    while head < tail:
-        p = order[head]
-        head += 1
-        c = first[p]
-        while c != -1:
-            e = pred[c]
-            depth[c] = depth[p] + 1
-            pi[c] = pi[p] - cost[e] if up[c] else pi[p] + cost[e]
-            order[tail] = c
-            tail += 1
-            c = nxt[c]
-    return tail
-
-
-@nb.njit(inline="always")
-def _add_child(first, nxt, prv, p, c):
-    h = first[p]
-    nxt[c] = h
-    prv[c] = -1
-    if h != -1:
-        prv[h] = c
-    first[p] = c
-
-
-@nb.njit(inline="always")
-def _remove_child(first, nxt, prv, p, c):
-    if prv[c] != -1:
-        nxt[prv[c]] = nxt[c]
-    else:
-        first[p] = nxt[c]
-    if nxt[c] != -1:
-        prv[nxt[c]] = prv[c]
-
-
-@nb.njit(cache=True)
-def simplex(src, dst, cost, flow, n_arcs, parent, pred, up, depth, first, nxt, prv, pi,
-            start, tol, max_pivots, work, block):
-    """Pivot until no arc among the first ``n_arcs`` has reduced cost
-    r = c + π_u − π_v < −tol · max(c, |π_u|, |π_v|) (the rounding scale of r), or
-    ``max_pivots`` pivots; the entering arc is the most negative of a block of ``block``
-    arcs. ``dst`` holds node indices (n + j). Returns (pivots done, optimal on these arcs,
-    next block start)."""
-    pivots = 0
-    k = start % n_arcs
-    path = work
-    while pivots < max_pivots:
-        best, best_k, seen, scanned = 0.0, -1, 0, 0
-        while scanned < n_arcs:
-            u, v = src[k], dst[k]
-            rc = cost[k] + pi[u] - pi[v]
-            # a tree arc's rc is rounding noise around 0: never let it enter
-            if rc < best and rc < -tol * max(cost[k], abs(pi[u]), abs(pi[v])) and \
-                    pred[u] != k and pred[v] != k:
-                best, best_k = rc, k
-            k += 1
-            if k == n_arcs:
-                k = 0
-            scanned += 1
-            seen += 1
-            if seen == block:
-                if best_k >= 0:
-                    break
-                seen = 0
-        if best_k < 0:
-            return pivots, True, k
-        _pivot(best_k, src, dst, cost, flow, parent, pred, up, depth, first, nxt, prv, pi,
-               path)
-        pivots += 1
-    return pivots, False, k
-
-
-@nb.njit(cache=True)
-def _pivot(e, src, dst, cost, flow, parent, pred, up, depth, first, nxt, prv, pi, path):
-    u, v = src[e], dst[e]
-    rc = cost[e] + pi[u] - pi[v]
-    s, t = u, v
-    while s != t:
-        if depth[s] > depth[t]:
-            s = parent[s]
-        elif depth[s] < depth[t]:
-            t = parent[t]
-        else:
-            s = parent[s]
-            t = parent[t]
-    apex = s
-    # The cycle runs u → v along e, then up from v to the apex and down to u. Arcs whose
-    # flow the push decreases block it; take the last blocking arc from the apex: on v's
-    # side the one nearest the apex (<=), else on u's side the one nearest u (<).
-    delta = np.inf
-    leave, in_u = -1, True
-    w = u
-    while w != apex:
-        if up[w] and flow[pred[w]] < delta:
-            delta, leave, in_u = flow[pred[w]], w, True
-        w = parent[w]
-    w = v
-    while w != apex:
-        if not up[w] and flow[pred[w]] <= delta:
-            delta, leave, in_u = flow[pred[w]], w, False
-        w = parent[w]
-    if delta > 0.0:
-        flow[e] += delta
-        w = u
-        while w != apex:
-            flow[pred[w]] += -delta if up[w] else delta
-            w = parent[w]
-        w = v
-        while w != apex:
-            flow[pred[w]] += delta if up[w] else -delta
-            w = parent[w]
-    flow[pred[leave]] = 0.0
-    # Re-hang the subtree below the leaving arc from the entering arc: reverse the path
-    # from the entering endpoint inside it (w_0) up to the leaving node (w_k).
-    w0, out = (u, v) if in_u else (v, u)
-    shift = -rc if in_u else rc
-    k = 0
-    w = w0
-    path[0] = w
-    while w != leave:
-        w = parent[w]
-        k += 1
-        path[k] = w
-    _remove_child(first, nxt, prv, parent[leave], leave)
-    for i in range(k):
-        _remove_child(first, nxt, prv, path[i + 1], path[i])
-    for i in range(k - 1, -1, -1):
-        a, b = path[i], path[i + 1]
-        pred[b] = pred[a]
-        up[b] = not up[a]
-        parent[b] = a
-        _add_child(first, nxt, prv, a, b)
-    pred[w0] = e
-    up[w0] = in_u
-    parent[w0] = out
-    _add_child(first, nxt, prv, out, w0)
-    # depths and potentials of the moved subtree (path doubles as the DFS stack)
-    depth[w0] = depth[out] + 1
-    pi[w0] += shift
-    top = 0
-    path[0] = w0
-    while top >= 0:
-        p = path[top]
-        top -= 1
-        c = first[p]
-        while c != -1:
-            depth[c] = depth[p] + 1
-            pi[c] += shift
-            top += 1
-            path[top] = c
-            c = nxt[c]
 
 
 @nb.njit(inline="always")

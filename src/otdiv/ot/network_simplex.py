@@ -5,7 +5,7 @@ The transportation problem
 .. math:: \min_{P \ge 0} \sum_{ij} P_{ij} c_{ij}, \quad P\mathbf 1 = a, \; P^\top \mathbf 1 = b,
           \qquad c_{ij} = \|x_i - y_j\|_2^p,
 
-is solved by a primal network simplex (``otdiv.kernels.simplex_numba``) on a few arcs per
+is solved by a primal network simplex (``otdiv.kernels.spanning_tree_numba``) on a few arcs per
 point — the arcs of the starting tree and candidate arcs near it. When the simplex is
 optimal on those arcs, its potentials (f, g) are priced against all n·m pairs (from a
 stored cost matrix when it fits ``memory_budget``, else computed on the fly); the most
@@ -33,6 +33,7 @@ import numpy as np
 from otdiv.kernels import lift_numba as lift
 from otdiv.kernels import pricing_numba
 from otdiv.kernels import simplex_numba as sx
+from otdiv.kernels import spanning_tree_numba as st
 from otdiv.kernels.cost_numba import cost_matrix, pair_cost
 
 _NEIGHBOURS = 16  # initial arcs: k nearest neighbours from each side
@@ -97,6 +98,33 @@ def _neighbour_arcs(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return rows.astype(np.int64), cols.astype(np.int64)
 
 
+def _sorted(src, dst, flow, cost, pred, n, m):
+    """The arc set sorted by (source, sink), the tree arcs ``pred`` renumbered to match (the
+    scan then reads the potentials nearly in order: both clouds are in k-d order)."""
+    order = np.argsort(src * (n + m) + dst, kind="stable")
+    where = np.empty_like(order)
+    where[order] = np.arange(order.shape[0])
+    tree = pred >= 0
+    pred[tree] = where[pred[tree]]
+    return src[order], dst[order], flow[order], cost[order]
+
+
+def _append(src, dst, flow, cost, pred, r, c, new_cost, n, m, merge):
+    """The arc set with arcs (r, c) added at zero flow: appended, or merged into the sorted
+    set (``merge``, ``pred`` renumbered)."""
+    if not merge:
+        return (np.concatenate([src, r]), np.concatenate([dst, c + n]),
+                np.concatenate([flow, np.zeros(r.shape[0])]), np.concatenate([cost, new_cost]))
+    key = r * (n + m) + (c + n)
+    order = np.argsort(key, kind="stable")
+    r, c, new_cost = r[order], c[order], new_cost[order]
+    at = np.searchsorted(src * (n + m) + dst, key[order])
+    tree = pred >= 0
+    pred[tree] += np.searchsorted(at, pred[tree], side="right")  # arcs inserted before each
+    return (np.insert(src, at, r), np.insert(dst, at, c + n), np.insert(flow, at, 0.0),
+            np.insert(cost, at, new_cost))
+
+
 def _unique_pairs(r: np.ndarray, c: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
     key = np.unique(r * m + c)
     return key // m, key % m
@@ -109,17 +137,18 @@ class _Tree:
         nodes = n + m
         self.n = n
         self.parent = np.empty(nodes, np.int64)
-        self.depth = np.empty(nodes, np.int64)
-        self.first = np.empty(nodes, np.int64)
-        self.nxt = np.empty(nodes, np.int64)
-        self.prv = np.empty(nodes, np.int64)
+        self.size = np.empty(nodes, np.int64)
+        self.thread = np.empty(nodes, np.int64)
+        self.rev = np.empty(nodes, np.int64)
+        self.last = np.empty(nodes, np.int64)
         self.pi = np.empty(nodes)
-        self.work = np.empty(nodes + 1, np.int64)
+        self.work = np.empty((4, nodes + 1), np.int64)
 
     def rebuild(self, src, dst, pred, up, root, cost) -> None:
-        """Parents, depths and potentials afresh from the tree arcs (no drift)."""
-        reached = sx.build_tree(src, dst, pred, up, root, self.parent, self.depth, self.first,
-                                self.nxt, self.prv, self.pi, cost, self.work)
+        """Parents, thread, subtree sizes and potentials afresh from the tree arcs (no
+        drift)."""
+        reached = st.build_tree(src, dst, pred, up, root, self.parent, self.size, self.thread,
+                                self.rev, self.last, self.pi, cost, self.work[0])
         assert reached == self.parent.shape[0], "the basis is not a spanning tree"
 
 
@@ -165,15 +194,21 @@ def solve(x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray, p: float, 
     else:
         src, dst, flow, pred, up = start.src, start.dst, start.flow, start.pred, start.up
         root, near = start.root, start.near
+    # sorted arcs only where the points are in k-d order (the multiscale start): in higher
+    # dimension (the cold start) sorting gave no locality and 13 % more pivots at d = 16
+    merge = start is not None
     cost = costs(src, dst - n)
+    if merge:
+        src, dst, flow, cost = _sorted(src, dst, flow, cost, pred, n, m)
     tree = _Tree(n, m)
     tree.rebuild(src, dst, pred, up, root, cost)
     begin, pivots, rounds, converged = 0, 0, 0, False
     while pivots < max_pivots:
-        done, optimal, begin = sx.simplex(src, dst, cost, flow, src.shape[0], tree.parent,
-                                          pred, up, tree.depth, tree.first, tree.nxt,
-                                          tree.prv, tree.pi, begin, _TOL, max_pivots - pivots,
-                                          tree.work, max(int(_BLOCK * np.sqrt(src.shape[0])), 16))
+        done, optimal, begin = st.simplex(src, dst, cost, flow, src.shape[0], root,
+                                          tree.parent, pred, up, tree.size, tree.thread,
+                                          tree.rev, tree.last, tree.pi, begin, _TOL,
+                                          max_pivots - pivots, tree.work,
+                                          max(int(_BLOCK * np.sqrt(src.shape[0])), 16))
         pivots += done
         rounds += 1
         tree.rebuild(src, dst, pred, up, root, cost)
@@ -186,10 +221,8 @@ def solve(x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray, p: float, 
                                          dst[tree_arcs], n, near[0], near[1])
             if r.shape[0] > 0:
                 r, c = _unique_pairs(r, c, m)
-                src = np.concatenate([src, r])
-                dst = np.concatenate([dst, c + n])
-                flow = np.concatenate([flow, np.zeros(r.shape[0])])
-                cost = np.concatenate([cost, costs(r, c)])
+                src, dst, flow, cost = _append(src, dst, flow, cost, pred, r, c, costs(r, c),
+                                               n, m, merge)
                 continue
         if not certify:
             break
@@ -200,12 +233,10 @@ def solve(x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray, p: float, 
         if violated == 0:
             converged = True
             break
-        src = np.concatenate([src, r])
-        dst = np.concatenate([dst, c + n])
-        flow = np.concatenate([flow, np.zeros(r.shape[0])])
-        cost = np.concatenate([cost, costs(r, c)])
+        src, dst, flow, cost = _append(src, dst, flow, cost, pred, r, c, costs(r, c), n, m,
+                                       merge)
     # exact marginals: recompute the tree's flows from the masses (pivots add rounding)
-    sx.tree_flows(tree.work[:n + m], tree.parent, pred, up, np.concatenate([a, -b]), flow)
+    sx.tree_flows(tree.work[0, :n + m], tree.parent, pred, up, np.concatenate([a, -b]), flow)
     arcs = pred[pred >= 0]
     keep = arcs[flow[arcs] > 0]
     mass = flow[keep]
