@@ -35,6 +35,7 @@ from otdiv.kernels import pricing_numba
 from otdiv.kernels import simplex_numba as sx
 from otdiv.kernels import spanning_tree_numba as st
 from otdiv.kernels.cost_numba import cost_matrix, pair_cost
+from otdiv.ot.kdtree import kd_leaves
 
 _NEIGHBOURS = 16  # initial arcs: k nearest neighbours from each side
 _PER_ROW = 16  # violated pairs added per row and pricing round
@@ -59,20 +60,7 @@ def kd_order(z: np.ndarray) -> np.ndarray:
     """A permutation of the points z (n, d) in which consecutive points are close: halve
     the set at the median of its widest coordinate, recursively (the leaf order of a
     k-d tree)."""
-    out: list[np.ndarray] = []
-    stack = [np.arange(z.shape[0])]
-    while stack:
-        idx = stack.pop()
-        if idx.shape[0] <= 2:
-            out.append(idx)
-            continue
-        pts = z[idx]
-        dim = int(np.argmax(pts.max(0) - pts.min(0)))
-        half = idx.shape[0] // 2
-        part = np.argpartition(pts[:, dim], half)
-        stack.append(idx[part[half:]])
-        stack.append(idx[part[:half]])
-    return np.concatenate(out)
+    return np.concatenate(kd_leaves(z, 2))
 
 
 def _principal_orders(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

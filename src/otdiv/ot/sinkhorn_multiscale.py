@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from otdiv.ot.geometry import NumbaClouds
+from otdiv.ot.kdtree import kd_leaves
 
 LEAF = 16  # points per coarse cluster
 MIN_POINTS = 4096  # each cloud at least this large: below, fine annealing is cheap anyway
@@ -31,17 +32,7 @@ def kd_clusters(pts: np.ndarray, w: np.ndarray, leaf: int = LEAF):
     positive weight (a leaf: at most ``leaf`` points, split at the median of its widest
     coordinate)."""
     support = np.flatnonzero(w > 0)
-    leaves, stack = [], [support]
-    while stack:
-        idx = stack.pop()
-        if len(idx) <= leaf:
-            leaves.append(idx)
-            continue
-        sub = pts[idx]
-        dim = int(np.argmax(sub.max(0) - sub.min(0)))
-        half = len(idx) // 2
-        order = np.argpartition(sub[:, dim], half)
-        stack += [idx[order[:half]], idx[order[half:]]]
+    leaves = kd_leaves(pts, leaf, support)
     labels = np.empty(len(pts), dtype=np.int64)
     for k, idx in enumerate(leaves):
         labels[idx] = k

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from otdiv.ot.kdtree import kd_leaves
+
 LEAF = 64  # points per block
 DELTA = 1 / 32  # relative mass a block sum may skip, as a fraction of tol
 MIN_POINTS = 4096  # both clouds at least this large (below, few pairs are far enough)
@@ -39,18 +41,7 @@ def kd_order(pts: np.ndarray, leaf: int = LEAF):
     """A permutation putting the points in k-d tree order, and the leaves' boundaries in it
     (int64, from 0 to n): each leaf is at most ``leaf`` consecutive points, cut at the median
     of the widest coordinate of its parent."""
-    n = pts.shape[0]
-    leaves, stack = [], [np.arange(n)]
-    while stack:
-        idx = stack.pop()
-        if len(idx) <= leaf:
-            leaves.append(idx)
-            continue
-        sub = pts[idx]
-        dim = int(np.argmax(sub.max(0) - sub.min(0)))
-        half = len(idx) // 2
-        order = np.argpartition(sub[:, dim], half)
-        stack += [idx[order[half:]], idx[order[:half]]]
+    leaves = kd_leaves(pts, leaf)
     perm = np.concatenate(leaves)
     bounds = np.zeros(len(leaves) + 1, dtype=np.int64)
     np.cumsum([len(v) for v in leaves], out=bounds[1:])
