@@ -46,6 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from otdiv._array import check_int, check_positive
+from otdiv.audit.envelope import _as_points
 
 _CHUNK_BYTES = 64 * 2**20  # one block of distances at a time
 DEFAULT_SCALES = tuple(2.0 ** k for k in range(-2, 4))  # x (1 / the critic's slope)
@@ -73,16 +74,10 @@ class PopulationBound:
 
 
 def _points(z: object, name: str, dim: int | None = None) -> np.ndarray:
-    arr = np.asarray(z, dtype=np.float64)
-    if arr.ndim == 1:
-        arr = arr[:, None]
-    if arr.ndim != 2 or len(arr) == 0:
-        raise ValueError(f"{name} must be a non-empty array of shape (n, d), got shape "
-                         f"{np.shape(z)}")
+    """``envelope._as_points`` (a finite, non-empty (n, d) array), of dimension ``dim``."""
+    arr = _as_points(z, name)
     if dim is not None and arr.shape[1] != dim:
         raise ValueError(f"{name} must have dimension {dim}, got {arr.shape[1]}")
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or inf")
     return arr
 
 
