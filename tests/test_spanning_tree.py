@@ -94,7 +94,7 @@ def test_random_pivots_keep_every_invariant(seed, uniform):
     _, _, a, b, src, dst, flow, pred, up, cost, root = problem(n, m, seed, 1.0, uniform)
     nodes = n + m
     parent, size, thread, rev, last = (np.empty(nodes, np.int64) for _ in range(5))
-    pi, work = np.empty(nodes), np.empty((4, nodes + 1), np.int64)
+    pi, work = np.empty(nodes), np.empty((6, nodes + 1), np.int64)
     assert st.build_tree(src, dst, pred, up, root, parent, size, thread, rev, last, pi, cost,
                          work[0]) == nodes
     check_tree(n, m, a, b, src, dst, flow, pred, up, cost, root, parent, size, thread, rev,
@@ -124,7 +124,7 @@ def test_simplex_on_all_pairs_is_pots_optimum(p, uniform):
     x, y, a, b, src, dst, flow, pred, up, cost, root = problem(n, m, 7, p, uniform)
     nodes = n + m
     parent, size, thread, rev, last = (np.empty(nodes, np.int64) for _ in range(5))
-    pi, work = np.empty(nodes), np.empty((4, nodes + 1), np.int64)
+    pi, work = np.empty(nodes), np.empty((6, nodes + 1), np.int64)
     st.build_tree(src, dst, pred, up, root, parent, size, thread, rev, last, pi, cost, work[0])
     _, optimal, _ = st.simplex(src, dst, cost, flow, src.shape[0], root, parent, pred, up,
                                size, thread, rev, last, pi, 0, 1e-14, 10**6, work, 16)

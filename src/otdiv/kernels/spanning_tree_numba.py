@@ -92,7 +92,7 @@ def simplex(src, dst, cost, flow, n_arcs, root, parent, pred, up, size, thread, 
     """Pivot until no arc among the first ``n_arcs`` has reduced cost
     r = c + π_u − π_v < −tol · max(c, |π_u|, |π_v|) (the rounding scale of r), or
     ``max_pivots`` pivots; the entering arc is the most negative of a block of ``block``
-    arcs. ``dst`` holds node indices (n + j); ``work`` is (4, n + m + 1). Returns (pivots
+    arcs. ``dst`` holds node indices (n + j); ``work`` is (6, n + m + 1). Returns (pivots
     done, optimal on these arcs, next block start)."""
     pivots = 0
     k = start % n_arcs
@@ -133,68 +133,65 @@ def simplex(src, dst, cost, flow, n_arcs, root, parent, pred, up, size, thread, 
 def pivot(e, src, dst, cost, flow, root, parent, pred, up, size, thread, rev, last, pi,
           work):
     """Bring arc e into the basis (its reduced cost must be negative); ``work`` is
-    (4, n + m + 1)."""
+    (6, n + m + 1)."""
     u, v = src[e], dst[e]
     rc = cost[e] + pi[u] - pi[v]
-    s, t = u, v
+    # the two sides of the cycle, u and v up to (not including) the apex, recorded once: the
+    # walks below read them from these arrays, their loads independent of each other
+    side_u, side_v = work[4], work[5]
+    s, t, nu, nv = u, v, 0, 0
     while s != t:
         if size[s] < size[t]:
+            side_u[nu] = s
+            nu += 1
             s = parent[s]
         else:
+            side_v[nv] = t
+            nv += 1
             t = parent[t]
-    apex = s
     # The cycle runs u → v along e, then up from v to the apex and down to u. Arcs whose
     # flow the push decreases block it; take the last blocking arc from the apex: on v's
     # side the one nearest the apex (<=), else on u's side the one nearest u (<).
     delta = np.inf
-    leave, in_u = -1, True
-    w = u
-    while w != apex:
+    at, in_u = -1, True
+    for i in range(nu):
+        w = side_u[i]
         if up[w] and flow[pred[w]] < delta:
-            delta, leave, in_u = flow[pred[w]], w, True
-        w = parent[w]
-    w = v
-    while w != apex:
+            delta, at, in_u = flow[pred[w]], i, True
+    for i in range(nv):
+        w = side_v[i]
         if not up[w] and flow[pred[w]] <= delta:
-            delta, leave, in_u = flow[pred[w]], w, False
-        w = parent[w]
+            delta, at, in_u = flow[pred[w]], i, False
     if delta > 0.0:
         flow[e] += delta
-        w = u
-        while w != apex:
+        for i in range(nu):
+            w = side_u[i]
             flow[pred[w]] += -delta if up[w] else delta
-            w = parent[w]
-        w = v
-        while w != apex:
+        for i in range(nv):
+            w = side_v[i]
             flow[pred[w]] += delta if up[w] else -delta
-            w = parent[w]
+    # S (the subtree below the leaving arc) is re-hung from e at w0; `out` is e's other end
+    if in_u:
+        w0, out, path, n_path, n_out, other, shift = u, v, side_u, nu, nv, side_v, -rc
+    else:
+        w0, out, path, n_path, n_out, other, shift = v, u, side_v, nv, nu, side_u, rc
+    leave = path[at]
     flow[pred[leave]] = 0.0
-    w0, out = (u, v) if in_u else (v, u)
-    shift = -rc if in_u else rc
     moved = size[leave]
     # sizes along the cycle: S leaves the path above `leave`, joins the path above `out`
-    w = parent[leave]
-    while w != apex:
-        size[w] -= moved
-        w = parent[w]
-    w = out
-    while w != apex:
-        size[w] += moved
-        w = parent[w]
-    # the reversed path w_0 = w0, ..., w_k = leave, with each node's old run (its ends and
-    # the nodes just before and after it)
-    path, old_last, old_rev, old_after = work[0], work[1], work[2], work[3]
-    k = 0
-    w = w0
-    while True:
-        path[k] = w
-        old_last[k] = last[w]
-        old_rev[k] = rev[w]
-        old_after[k] = thread[last[w]]
-        if w == leave:
-            break
-        w = parent[w]
-        k += 1
+    for i in range(at + 1, n_path):
+        size[path[i]] -= moved
+    for i in range(n_out):
+        size[other[i]] += moved
+    # the reversed path w_0 = w0, ..., w_k = leave (path[0 .. k]), with each node's old run
+    # (its ends and the nodes just before and after it)
+    old_last, old_rev, old_after = work[1], work[2], work[3]
+    k = at
+    for i in range(k + 1):
+        w = path[i]
+        old_last[i] = last[w]
+        old_rev[i] = rev[w]
+        old_after[i] = thread[last[w]]
     # cut S's run out of the thread; ancestors whose run ended with S's now end before it
     before, after = old_rev[k], old_after[k]
     thread[before] = after

@@ -130,7 +130,7 @@ class _Tree:
         self.rev = np.empty(nodes, np.int64)
         self.last = np.empty(nodes, np.int64)
         self.pi = np.empty(nodes)
-        self.work = np.empty((4, nodes + 1), np.int64)
+        self.work = np.empty((6, nodes + 1), np.int64)
 
     def rebuild(self, src, dst, pred, up, root, cost) -> None:
         """Parents, thread, subtree sizes and potentials afresh from the tree arcs (no
