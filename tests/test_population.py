@@ -130,3 +130,37 @@ def test_diverging_descent_paths_are_met_by_the_upper_envelope():
     assert b.envelope == "max"
     assert b.value <= toy.w1 + 5 * b.se
     assert b.value >= 0.9 * toy.w1
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), d=st.integers(1, 70), n_anchors=st.integers(1, 300),
+       log_spread=st.floats(-3, 3), log_offset=st.floats(-2, 4), log_v=st.floats(-3, 3),
+       upper=st.booleans())
+def test_the_envelope_equals_brute_force_with_per_pair_distances(seed, d, n_anchors,
+                                                                 log_spread, log_offset,
+                                                                 log_v, upper):
+    # the matrix-product distances (cancellation-prone far from the anchors' mean) only
+    # pick candidates; the values must be those of per-pair distances (scipy's cdist),
+    # duplicated anchors and test points on anchors included
+    from scipy.spatial.distance import cdist
+
+    rng = np.random.default_rng(seed)
+    anchors = (rng.standard_normal((n_anchors, d)) * 10.0**log_spread
+               + rng.standard_normal(d) * 10.0**log_offset)
+    # a tight cluster about one anchor, with test points inside it: there the rounding of
+    # the expansion exceeds the distances, and only the per-pair re-evaluation ranks them
+    tiny = 1e-9 * 10.0**log_spread
+    cluster = anchors[0] + tiny * rng.standard_normal((20, d))
+    anchors = np.concatenate([anchors, anchors[: n_anchors // 2], cluster])
+    z = np.concatenate([anchors[rng.integers(0, len(anchors), 7)],
+                        anchors[0] + tiny * rng.standard_normal((10, d)),
+                        anchors.mean(0) + rng.standard_normal((30, d)) * anchors.std()])
+    values = rng.standard_normal(len(anchors)) * 10.0**log_v
+    values[-len(cluster):] = values[0]
+    scales = 10.0 ** rng.uniform(-2, 2, 4)
+    dist = cdist(z, anchors)
+    want = np.array([np.max(s * values - dist, axis=1) if upper else
+                     np.min(s * values + dist, axis=1) for s in scales])
+    got = envelope_values(values, anchors, z, scales, upper)
+    tol = 4 * d * np.finfo(float).eps * (np.abs(want).max() + dist.max())
+    np.testing.assert_allclose(got, want, rtol=0, atol=tol)
