@@ -19,40 +19,46 @@ from otdiv.kernels._numba import nb
 
 
 @nb.njit(cache=True)
-def envelope_min_block(d2, margin, z, anchors, values, scales, out):
-    """out[k, i] = min_j (scales[k] values[j] + ||z[i] - anchors[j]||), with d2[i, j] the
-    approximate squared distances and margin[i] >= 2 max_j |sqrt(d2[i, j]) - ||z_i - a_j|||
-    (plus rounding): the candidates within margin of the approximate minimum are
-    re-evaluated with per-pair distances."""
-    n, m = d2.shape
+def _pair_distance(z, i, anchors, j):
+    """||z_i - a_j|| summed in coordinate order (as scipy's cdist), without fastmath."""
+    sq = 0.0
+    for c in range(z.shape[1]):
+        u = z[i, c] - anchors[j, c]
+        sq += u * u
+    return math.sqrt(sq)
+
+
+@nb.njit(cache=True, fastmath=True)
+def envelope_min_block(ip, nz, na, margin, z, anchors, values, scales, out):
+    """out[k, i] = min_j (scales[k] values[j] + ||z[i] - anchors[j]||).
+
+    ip[i, j] = <z_i - m, a_j - m>, nz[i] = |z_i - m|^2, na[j] = |a_j - m|^2 (m any centre)
+    give the approximate distances sqrt(nz + na - 2 ip); margin[i] >= 2 max_j of their
+    error plus rounding. The candidates within margin of the approximate minimum are
+    re-evaluated with per-pair distances (``_pair_distance``, compiled without fastmath:
+    fastmath here only reorders the approximate pass, whose error the margin covers)."""
+    n, m = ip.shape
     ns = scales.shape[0]
-    dim = z.shape[1]
     best = np.empty(ns)
     exact = np.empty(ns)
+    dist = np.empty(m)
     for i in range(n):
-        for k in range(ns):
-            best[k] = np.inf
         for j in range(m):
-            dist = math.sqrt(max(d2[i, j], 0.0))
-            vj = values[j]
-            for k in range(ns):
-                t = scales[k] * vj + dist
-                if t < best[k]:
-                    best[k] = t
+            dist[j] = math.sqrt(max(nz[i] + na[j] - 2.0 * ip[i, j], 0.0))
         for k in range(ns):
+            sk = scales[k]
+            b = np.inf
+            for j in range(m):
+                b = min(b, sk * values[j] + dist[j])
+            best[k] = b + margin[i]
             exact[k] = np.inf
         for j in range(m):
-            dist = math.sqrt(max(d2[i, j], 0.0))
             vj = values[j]
             known = -1.0
             for k in range(ns):
-                if scales[k] * vj + dist <= best[k] + margin[i]:
+                if scales[k] * vj + dist[j] <= best[k]:
                     if known < 0.0:
-                        sq = 0.0
-                        for c in range(dim):
-                            u = z[i, c] - anchors[j, c]
-                            sq += u * u
-                        known = math.sqrt(sq)
+                        known = _pair_distance(z, i, anchors, j)
                     e = scales[k] * vj + known
                     if e < exact[k]:
                         exact[k] = e
