@@ -3,12 +3,16 @@
 For each critic saved by ``python -m otdiv.cli.benchmark_critics --save-critics DIR``
 (file names ``funnels_dD_KK_lp_sS.pt``, ``translate_dD_...``, ``scale_dD_...``), print
 one markdown row: the bound of :func:`otdiv.audit.population.critic_population_bound`
-(n = 2000 anchors per side with 8 steps down and up the critic's gradient, 4000
-validation and 4000 test points per side), its standard error, the 95 % lower confidence
-bound, the ratio to the population W1, the envelope and scale the validation pair
-picked, and, for comparison, the same with no paths (``n_steps=0``: anchors at the samples
-only, which is what ``envelope_bound(..., held_out=...)`` does) and the sample envelope
-certificate over the population W1 (it bounds the samples' W1, not the population's).
+(n = 2000 anchors per side with 8 steps down and up the critic's gradient, of fixed
+length W and doubling from W while the critic falls at half its slope or more, halving
+when it does not, the validation pair picking; 4000 validation and 4000 test points per
+side), its standard error, the 95 % lower confidence bound, the ratio to the population
+W1, the envelope, scale and path growth the validation pair picked, and, for comparison,
+the same with fixed steps only (``grow=1``, the first version), with no paths
+(``n_steps=0``: anchors at the samples only, which is what ``envelope_bound(...,
+held_out=...)`` does) and the sample envelope certificate over the population W1 (it
+bounds the samples' W1, not the population's); CPU seconds of the default and of the
+fixed-step bound.
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/critic_population.py DIR/*.pt
 """
@@ -40,9 +44,9 @@ def toy_of(name: str):
 
 def main(paths: list[str]) -> None:
     torch.set_num_threads(1)
-    print("| critic | population W1 | bound ± se | 95 % lower | bound / W1 | envelope, s "
-          "| no paths / W1 | sample envelope / W1 | CPU s |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| critic | population W1 | bound ± se | 95 % lower | bound / W1 | envelope, s, grow "
+          "| fixed steps / W1 | no paths / W1 | sample envelope / W1 | CPU s | CPU s, fixed |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for path in paths:
         name = os.path.basename(path)[:-3]
         toy = toy_of(name)
@@ -52,6 +56,10 @@ def main(paths: list[str]) -> None:
         t = time.process_time()
         b = critic_population_bound(critic, toy.sample_real, toy.sample_fake, seed=11)
         sec = time.process_time() - t
+        t = time.process_time()
+        fixed = critic_population_bound(critic, toy.sample_real, toy.sample_fake, seed=11,
+                                        grow=1.0)
+        sec_fixed = time.process_time() - t
         flat = critic_population_bound(critic, toy.sample_real, toy.sample_fake, seed=11,
                                        n_steps=0)
         rng = np.random.default_rng(11)
@@ -62,8 +70,10 @@ def main(paths: list[str]) -> None:
         sample = envelope_bound(x, y, fx, fy).value
         w1 = toy.w1
         print(f"| {name} | {w1:.4f} | {b.value:.4f} ± {b.se:.4f} | {b.lower:.4f} "
-              f"| {b.value / w1:.3f} | {b.envelope}, {b.scale:.3g} | {flat.value / w1:.3f} "
-              f"| {sample / w1:.2f} | {sec:.0f} |", flush=True)
+              f"| {b.value / w1:.3f} | {b.envelope}, {b.scale:.3g}, {b.grow:g} "
+              f"| {fixed.value / w1:.3f} "
+              f"| {flat.value / w1:.3f} | {sample / w1:.2f} | {sec:.0f} | {sec_fixed:.0f} |",
+              flush=True)
 
 
 if __name__ == "__main__":

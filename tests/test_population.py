@@ -62,6 +62,22 @@ def test_descent_anchors_follow_the_gradient_at_unit_speed():
     np.testing.assert_allclose(pts[-2:], np.tile(-1.5 * e, (2, 1)), atol=1e-15)
 
 
+def test_adaptive_steps_double_along_a_ray_and_shrink_onto_an_apex():
+    # f(z) = <z, e>: every step is taken and the lengths double, 1, 2, 4, 8 -> the path
+    # ends 15 down the ray
+    e = np.array([0.6, 0.8])
+    pts = descent_anchors(lambda z: np.tile(e, (len(z), 1)), np.zeros((1, 2)), step=1.0,
+                          n_steps=4, score=lambda z: z @ e, grow=2.0)
+    np.testing.assert_allclose(pts @ e, [0.0, -1.0, -3.0, -7.0, -15.0], atol=1e-12)
+    # f(z) = |z - 0.3| from 10: the steps 1, 2, 4 are taken, the one of 8 would pass the
+    # apex (f falls by 2.6 < 8 / 2) and is refused; then the path closes in on the apex
+    pts = descent_anchors(lambda z: np.sign(z - 0.3), np.array([[10.0]]), step=1.0,
+                          n_steps=30, score=lambda z: np.abs(z[:, 0] - 0.3), grow=2.0)
+    np.testing.assert_allclose(pts[:4, 0], [10.0, 9.0, 7.0, 3.0])
+    assert np.all(np.diff(np.abs(pts[:, 0] - 0.3)) < 0)  # f falls at every step taken
+    assert abs(pts[-1, 0] - 0.3) < 0.01
+
+
 class _Potential(torch.nn.Module):
     """u(z) = min_k |z - c_k| + b_k, the optimal critic of a MinFunnel pair."""
 
@@ -91,6 +107,34 @@ def test_the_optimal_potential_certifies_the_population_w1(d):
         assert flat.value < 0.8 * mf.w1
 
 
+class _Linear(torch.nn.Module):
+    """u(z) = -<z, e>, the optimal critic of the translate pair Q = P + e."""
+
+    def __init__(self, d):
+        super().__init__()
+        self.e = torch.nn.Parameter(torch.full((d,), d ** -0.5, dtype=torch.float64))
+
+    def forward(self, z):
+        return -(z @ self.e)
+
+
+def test_adaptive_paths_certify_a_translation_where_fixed_steps_do_not():
+    # parallel transport rays: an anchor t down the ray of a point at distance r across
+    # leaves a gap r^2 / 2t, and r ~ sqrt(2 d) ~ 8 at d = 32, so 8 fixed steps of W = 1
+    # leave about an eighth of W1 (0.84-0.88 over three seeds); the doubling steps reach
+    # 255 W (0.99-1.01)
+    from otdiv.audit import make_toy
+
+    toy = make_toy("translate", d=32)
+    kw = dict(n=500, n_test=8000, seed=3)
+    b = critic_population_bound(_Linear(32), toy.sample_real, toy.sample_fake, **kw)
+    assert b.value <= toy.w1 + 5 * b.se
+    assert b.value >= 0.95 * toy.w1
+    fixed = critic_population_bound(_Linear(32), toy.sample_real, toy.sample_fake,
+                                    grow=1.0, **kw)
+    assert fixed.value < 0.92 * toy.w1
+
+
 def test_arguments_are_checked():
     x = np.zeros((3, 2))
     with pytest.raises(ValueError, match="values"):
@@ -105,6 +149,13 @@ def test_arguments_are_checked():
         population_bound(x, np.zeros(3), (x, x), (x, x), scales=[-1.0])
     with pytest.raises(ValueError, match="step"):
         descent_anchors(lambda z: z, x, step=0.0, n_steps=2)
+    with pytest.raises(ValueError, match="grow"):
+        descent_anchors(lambda z: z, x, step=1.0, n_steps=2, score=np.sum, grow=-1.0)
+    with pytest.raises(TypeError, match="candidates"):
+        population_bound(x, np.zeros(3), (x, x), (x, x), candidates=[(x, np.zeros(3))])
+    with pytest.raises(ValueError, match="grow"):
+        critic_population_bound(_MinusNorm(), lambda n, r: np.zeros((n, 2)),
+                                lambda n, r: np.ones((n, 2)), grow=[])
 
 
 class _MinusNorm(torch.nn.Module):
@@ -130,3 +181,37 @@ def test_diverging_descent_paths_are_met_by_the_upper_envelope():
     assert b.envelope == "max"
     assert b.value <= toy.w1 + 5 * b.se
     assert b.value >= 0.9 * toy.w1
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), d=st.integers(1, 70), n_anchors=st.integers(1, 300),
+       log_spread=st.floats(-3, 3), log_offset=st.floats(-2, 4), log_v=st.floats(-3, 3),
+       upper=st.booleans())
+def test_the_envelope_equals_brute_force_with_per_pair_distances(seed, d, n_anchors,
+                                                                 log_spread, log_offset,
+                                                                 log_v, upper):
+    # the matrix-product distances (cancellation-prone far from the anchors' mean) only
+    # pick candidates; the values must be those of per-pair distances (scipy's cdist),
+    # duplicated anchors and test points on anchors included
+    from scipy.spatial.distance import cdist
+
+    rng = np.random.default_rng(seed)
+    anchors = (rng.standard_normal((n_anchors, d)) * 10.0**log_spread
+               + rng.standard_normal(d) * 10.0**log_offset)
+    # a tight cluster about one anchor, with test points inside it: there the rounding of
+    # the expansion exceeds the distances, and only the per-pair re-evaluation ranks them
+    tiny = 1e-9 * 10.0**log_spread
+    cluster = anchors[0] + tiny * rng.standard_normal((20, d))
+    anchors = np.concatenate([anchors, anchors[: n_anchors // 2], cluster])
+    z = np.concatenate([anchors[rng.integers(0, len(anchors), 7)],
+                        anchors[0] + tiny * rng.standard_normal((10, d)),
+                        anchors.mean(0) + rng.standard_normal((30, d)) * anchors.std()])
+    values = rng.standard_normal(len(anchors)) * 10.0**log_v
+    values[-len(cluster):] = values[0]
+    scales = 10.0 ** rng.uniform(-2, 2, 4)
+    dist = cdist(z, anchors)
+    want = np.array([np.max(s * values - dist, axis=1) if upper else
+                     np.min(s * values + dist, axis=1) for s in scales])
+    got = envelope_values(values, anchors, z, scales, upper)
+    tol = 4 * d * np.finfo(float).eps * (np.abs(want).max() + dist.max())
+    np.testing.assert_allclose(got, want, rtol=0, atol=tol)
