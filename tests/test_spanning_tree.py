@@ -12,6 +12,34 @@ from scipy.spatial.distance import cdist
 
 from otdiv.kernels import simplex_numba as sx
 from otdiv.kernels import spanning_tree_numba as st
+from otdiv.kernels import thread_chunks_numba as tc
+
+
+def chunks(nodes, width, large):
+    """The potentials' chunk state (thread_chunks_numba) for ``nodes`` nodes."""
+    return (np.empty((nodes, 2)), np.zeros(nodes + 1), np.empty((5, nodes + 1), np.int64),
+            np.zeros(1, np.int64), width, large)
+
+
+def check_chunks(thread, root, state):
+    """Every clean chunk is exactly the run of the thread from its first to its last node,
+    holding the nodes labelled with it; every node's chunk is live."""
+    node, _, table, height, _, _ = state
+    label = node[:, 1].astype(np.int64)
+    free = set(table[tc.FREE, :height[0]].tolist())
+    assert not free & set(label.tolist())
+    for c in np.unique(label):
+        members = np.flatnonzero(label == c)
+        assert table[tc.SIZE, c] == members.shape[0]
+        if table[tc.CLEAN, c]:
+            w, run = table[tc.FIRST, c], []
+            while True:
+                run.append(w)
+                if w == table[tc.LAST, c]:
+                    break
+                w = thread[w]
+                assert len(run) <= members.shape[0]
+            assert sorted(run) == members.tolist()
 
 
 def problem(n, m, seed, p, uniform):
@@ -87,9 +115,12 @@ def check_tree(n, m, a, b, src, dst, flow, pred, up, cost, root, parent, size, t
     assert up[tree_nodes[zero]].all()
 
 
+# (width, large): potentials shifted node by node only; chunk by chunk from runs of 4 nodes
+# in chunks of 2; from runs of 2 in chunks of 3 (every re-chunking path on 16 nodes)
+@pytest.mark.parametrize("width,large", [(32, 512), (2, 4), (3, 2)])
 @pytest.mark.parametrize("uniform", [True, False])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_random_pivots_keep_every_invariant(seed, uniform):
+def test_random_pivots_keep_every_invariant(seed, uniform, width, large):
     n, m = 9, 7
     _, _, a, b, src, dst, flow, pred, up, cost, root = problem(n, m, seed, 1.0, uniform)
     nodes = n + m
@@ -101,6 +132,8 @@ def test_random_pivots_keep_every_invariant(seed, uniform):
                    last, pi)
     rng = np.random.default_rng(seed)
     sides = set()
+    state = chunks(nodes, width, large)
+    tc.init_chunks(root, thread, pi, *state[:5])
     for _ in range(200):
         rc = cost + pi[src] - pi[dst]
         rc[pred[pred >= 0]] = 0.0
@@ -108,8 +141,10 @@ def test_random_pivots_keep_every_invariant(seed, uniform):
         if candidates.shape[0] == 0:
             break
         e = int(rng.choice(candidates))
-        st.pivot(e, src, dst, cost, flow, root, parent, pred, up, size, thread, rev, last, pi,
-                 work)
+        st.pivot(e, src, dst, cost, flow, root, parent, pred, up, size, thread, rev, last, work,
+                 state)
+        tc.materialize(pi, state[0], state[1])
+        check_chunks(thread, root, state)
         leaving_side = size[src[e]] if parent[src[e]] == dst[e] else size[dst[e]]
         sides.add(2 * leaving_side <= nodes)
         check_tree(n, m, a, b, src, dst, flow, pred, up, cost, root, parent, size, thread,
@@ -127,7 +162,8 @@ def test_simplex_on_all_pairs_is_pots_optimum(p, uniform):
     pi, work = np.empty(nodes), np.empty((6, nodes + 1), np.int64)
     st.build_tree(src, dst, pred, up, root, parent, size, thread, rev, last, pi, cost, work[0])
     _, optimal, _ = st.simplex(src, dst, cost, flow, src.shape[0], root, parent, pred, up,
-                               size, thread, rev, last, pi, 0, 1e-14, 10**6, work, 16)
+                               size, thread, rev, last, pi, 0, 1e-14, 10**6, work, 16,
+                               chunks(nodes, 2, 4))
     assert optimal
     reference = ot.emd2(a, b, cdist(x, y) ** p, numItermax=10**9)
     assert abs(flow @ cost - reference) <= 1e-13 * cost.max()

@@ -15,7 +15,9 @@ A pivot brings in arc e = (u, v) of reduced cost r = c_e + π_u − π_v < 0:
 
 * the apex (the meeting point of the tree paths from u and from v) is found by walking up
   from whichever of s, t has the smaller subtree (an ancestor's subtree is strictly larger),
-  so no depths are stored;
+  so no depths are stored; the two sides of the cycle are recorded on the way, and every
+  later pass over the cycle (blocking arcs, flows, sizes, the reversed path) reads them
+  from that record, its loads independent of each other instead of a chain of parents;
 * the leaving arc is the last blocking arc of the cycle walked from its apex (Cunningham's
   strongly feasible trees: degenerate pivots cannot cycle);
 * the subtree S below the leaving arc is re-hung from e: its run is cut out of the thread,
@@ -25,17 +27,18 @@ A pivot brings in arc e = (u, v) of reduced cost r = c_e + π_u − π_v < 0:
   and on the ancestors whose run ended where S's run was cut or is put (O(cycle length)
   beyond those ancestors);
 * potentials are defined up to a constant, so either S moves by ±r or its complement by ∓r:
-  whichever side is smaller is updated (O(min(|S|, n + m − |S|))), walking its run of the
-  thread from both ends (the walk is bound by the latency of each load, and two chains
-  overlap). The complement's shift
-  moves π at the root; π is re-anchored (π_root = 0) when |π_root| exceeds the largest arc
-  cost, so that the tolerance max(c, |π_u|, |π_v|) keeps its scale.
+  whichever side is smaller, a run of the thread, is shifted — node by node when short,
+  else per chunk of the thread (``thread_chunks_numba``: π = base + offset of the node's
+  chunk while pivoting). The complement's shift moves π at the root; π is re-anchored
+  (π_root = 0) when |π_root| exceeds the largest arc cost, so that the tolerance
+  max(c, |π_u|, |π_v|) keeps its scale.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from otdiv.kernels import thread_chunks_numba as tc
 from otdiv.kernels._numba import nb
 
 
@@ -88,12 +91,17 @@ def build_tree(src, dst, pred, up, root, parent, size, thread, rev, last, pi, co
 
 @nb.njit(cache=True)
 def simplex(src, dst, cost, flow, n_arcs, root, parent, pred, up, size, thread, rev, last, pi,
-            start, tol, max_pivots, work, block):
+            start, tol, max_pivots, work, block, chunks):
     """Pivot until no arc among the first ``n_arcs`` has reduced cost
     r = c + π_u − π_v < −tol · max(c, |π_u|, |π_v|) (the rounding scale of r), or
     ``max_pivots`` pivots; the entering arc is the most negative of a block of ``block``
     arcs. ``dst`` holds node indices (n + j); ``work`` is (6, n + m + 1). Returns (pivots
-    done, optimal on these arcs, next block start)."""
+    done, optimal on these arcs, next block start). ``chunks`` = (node (n + m, 2), offsets
+    (n + m + 1,), table (5, n + m + 1), state (1,), width, large) of
+    ``thread_chunks_numba``: the potentials live there while pivoting; ``pi`` holds them
+    again on return."""
+    node, off, table, state, width, _ = chunks
+    tc.init_chunks(root, thread, pi, node, off, table, state, width)
     pivots = 0
     k = start % n_arcs
     anchor = 0.0  # |π_root| beyond which π is re-anchored
@@ -103,9 +111,10 @@ def simplex(src, dst, cost, flow, n_arcs, root, parent, pred, up, size, thread, 
         best, best_k, seen, scanned = 0.0, -1, 0, 0
         while scanned < n_arcs:
             u, v = src[k], dst[k]
-            rc = cost[k] + pi[u] - pi[v]
+            pu, pv = tc.potential(u, node, off), tc.potential(v, node, off)
+            rc = cost[k] + pu - pv
             # a tree arc's rc is rounding noise around 0: never let it enter
-            if rc < best and rc < -tol * max(cost[k], abs(pi[u]), abs(pi[v])) and \
+            if rc < best and rc < -tol * max(cost[k], abs(pu), abs(pv)) and \
                     pred[u] != k and pred[v] != k:
                 best, best_k = rc, k
             k += 1
@@ -118,24 +127,26 @@ def simplex(src, dst, cost, flow, n_arcs, root, parent, pred, up, size, thread, 
                     break
                 seen = 0
         if best_k < 0:
+            tc.materialize(pi, node, off)
             return pivots, True, k
         pivot(best_k, src, dst, cost, flow, root, parent, pred, up, size, thread, rev, last,
-              pi, work)
-        if abs(pi[root]) > anchor:
-            offset = pi[root]
-            for w in range(pi.shape[0]):
-                pi[w] -= offset
+              work, chunks)
+        offset = tc.potential(root, node, off)
+        if abs(offset) > anchor:
+            tc.reanchor(offset, node, off)
         pivots += 1
+    tc.materialize(pi, node, off)
     return pivots, False, k
 
 
 @nb.njit(cache=True)
-def pivot(e, src, dst, cost, flow, root, parent, pred, up, size, thread, rev, last, pi,
-          work):
+def pivot(e, src, dst, cost, flow, root, parent, pred, up, size, thread, rev, last, work,
+          chunks):
     """Bring arc e into the basis (its reduced cost must be negative); ``work`` is
-    (6, n + m + 1)."""
+    (6, n + m + 1), ``chunks`` the potentials as in :func:`simplex` (initialised)."""
+    node, off, table, state, width, large = chunks
     u, v = src[e], dst[e]
-    rc = cost[e] + pi[u] - pi[v]
+    rc = cost[e] + tc.potential(u, node, off) - tc.potential(v, node, off)
     # the two sides of the cycle, u and v up to (not including) the apex, recorded once: the
     # walks below read them from these arrays, their loads independent of each other
     side_u, side_v = work[4], work[5]
@@ -192,6 +203,11 @@ def pivot(e, src, dst, cost, flow, root, parent, pred, up, size, thread, rev, la
         old_last[i] = last[w]
         old_rev[i] = rev[w]
         old_after[i] = thread[last[w]]
+    # the nodes whose successor in the thread changes below (their chunks may break)
+    for i in range(k + 1):
+        tc.touch(old_rev[i], node, table)
+        tc.touch(old_last[i], node, table)
+    tc.touch(out, node, table)
     # cut S's run out of the thread; ancestors whose run ended with S's now end before it
     before, after = old_rev[k], old_after[k]
     thread[before] = after
@@ -237,16 +253,10 @@ def pivot(e, src, dst, cost, flow, root, parent, pred, up, size, thread, rev, la
         while w != -1 and last[w] == out:
             last[w] = tail
             w = parent[w]
-    # potentials of the smaller side: S's run (w0 .. tail) or the rest (after .. out),
-    # walked from both ends at once (two independent chains of loads instead of one)
+    # potentials of the smaller side: S's run (w0 .. tail) or the rest (after .. out)
     if 2 * moved <= parent.shape[0]:
-        a, b, count = w0, tail, moved
+        tc.shift_run(w0, tail, moved, shift, thread, rev, node, off, table, state, width,
+                     large)
     else:
-        a, b, count, shift = after, out, parent.shape[0] - moved, -shift
-    for _ in range(count // 2):
-        pi[a] += shift
-        pi[b] += shift
-        a = thread[a]
-        b = rev[b]
-    if count % 2 == 1:
-        pi[a] += shift
+        tc.shift_run(after, out, parent.shape[0] - moved, -shift, thread, rev, node, off,
+                     table, state, width, large)

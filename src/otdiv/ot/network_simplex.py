@@ -41,6 +41,8 @@ _NEIGHBOURS = 16  # initial arcs: k nearest neighbours from each side
 _PER_ROW = 16  # violated pairs added per row and pricing round
 _BLOCK = 0.05  # entering arc: the best of blocks of _BLOCK·sqrt(arcs) arcs
 _TOL = 1e-14  # reduced-cost tolerance, relative to max(c_ij, |f_i|, |g_j|)
+_CHUNK = 64  # nodes per chunk of the thread (potentials of long runs shifted per chunk)
+_LARGE = 512  # runs of the thread shifted chunk by chunk from this length on
 
 
 @dataclass
@@ -131,6 +133,10 @@ class _Tree:
         self.last = np.empty(nodes, np.int64)
         self.pi = np.empty(nodes)
         self.work = np.empty((6, nodes + 1), np.int64)
+        # the potentials while pivoting: (base, chunk) per node, offset per chunk
+        self.chunks = (np.empty((nodes, 2)), np.zeros(nodes + 1),
+                       np.empty((5, nodes + 1), np.int64),
+                       np.zeros(1, np.int64), _CHUNK, _LARGE)
 
     def rebuild(self, src, dst, pred, up, root, cost) -> None:
         """Parents, thread, subtree sizes and potentials afresh from the tree arcs (no
@@ -196,7 +202,8 @@ def solve(x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray, p: float, 
                                           tree.parent, pred, up, tree.size, tree.thread,
                                           tree.rev, tree.last, tree.pi, begin, _TOL,
                                           max_pivots - pivots, tree.work,
-                                          max(int(_BLOCK * np.sqrt(src.shape[0])), 16))
+                                          max(int(_BLOCK * np.sqrt(src.shape[0])), 16),
+                                          tree.chunks)
         pivots += done
         rounds += 1
         tree.rebuild(src, dst, pred, up, root, cost)
