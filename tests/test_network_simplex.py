@@ -83,6 +83,34 @@ def test_duplicate_points_across_and_within_sides():
     check_optimal(x, y, a, b, 1.0, sol)
 
 
+@pytest.mark.parametrize("p", [1.0, 2.0])
+def test_potentials_per_chunk_of_the_thread(p, monkeypatch):
+    """Runs of >= 4 nodes shifted per chunk of <= 3 (thread_chunks_numba) on a whole solve:
+    every pivot's potentials through the chunk path, and the optimum still POT's."""
+    from otdiv.ot import network_simplex
+
+    monkeypatch.setattr(network_simplex, "_CHUNK", 3)
+    monkeypatch.setattr(network_simplex, "_LARGE", 4)
+    x, y, a, b = clouds(400, 300, 2, seed=11, weighted=p == 2.0)
+    sol = exact_transport(x, y, a, b, p, max_pivots=UNLIMITED, memory_budget=1 << 30)
+    check_optimal(x, y, a, b, p, sol)
+
+
+def test_w1_assignment_does_not_stall_on_rounding(monkeypatch):
+    """W1 between 1000 + 1000 uniform points (two levels): the potentials' representation
+    once drifted — chunk offsets re-anchored while the bases grew, their sum the potential —
+    until its rounding, far above the potentials' own, let degenerate pivots cycle; the
+    pivot cap then stopped it unconverged."""
+    monkeypatch.setattr(multiscale, "_BASE", 500)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2000, 2))[:1000]
+    y = rng.standard_normal((2000, 2))[:1000] + np.array([1.0, 0.5])
+    x, y = x[kd_order(x)], y[kd_order(y)]
+    a = b = np.full(1000, 1e-3)
+    sol = exact_transport(x, y, a, b, 1.0, max_pivots=1_000_000, memory_budget=1 << 30)
+    check_optimal(x, y, a, b, 1.0, sol)
+
+
 def test_pivot_cap_returns_a_coupling_that_says_it_is_not_optimal():
     x, y, a, b = clouds(300, 300, 2, seed=5, weighted=True)
     sol = exact_transport(x, y, a, b, 1.0, max_pivots=50, memory_budget=1 << 30)
