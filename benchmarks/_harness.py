@@ -111,8 +111,21 @@ def paired(ours: Callable[[], object], peer: Callable[[], object], pairs: int, *
     return statistics.median(t_ours), statistics.median(t_peer), statistics.median(ratios)
 
 
+# libraries' notices on stdout, not results: pykeops (imported by POT and GeomLoss when
+# installed) prints "[KeOps] Warning : CUDA libraries not found ..." on import
+NOTICE_PREFIXES = ("[KeOps]",)
+
+
+def drop_notices(text: str) -> str:
+    """``text`` without the lines that start with a library notice (NOTICE_PREFIXES): what a
+    child process printed, before it is parsed or written to benchmarks/results/."""
+    return "".join(line for line in text.splitlines(keepends=True)
+                   if not line.lstrip().startswith(NOTICE_PREFIXES))
+
+
 def run_isolated(code: str) -> tuple[float, list[str]]:
-    """Run `code` in a fresh Python process: (its peak memory in MiB, the lines it printed).
+    """Run `code` in a fresh Python process: (its peak memory in MiB, the lines it printed,
+    library notices dropped).
 
     The peak is VmHWM, the high-water mark of the child's own address space: getrusage's
     ru_maxrss would also count the parent's resident memory, which the child inherits at
@@ -123,7 +136,7 @@ def run_isolated(code: str) -> tuple[float, list[str]]:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(f"isolated run failed:\n{out.stderr[-3000:]}")
-    printed = out.stdout.strip().splitlines()
+    printed = drop_notices(out.stdout).strip().splitlines()
     return float(printed[-1]), printed[:-1]
 
 

@@ -25,7 +25,7 @@ import sys
 import time
 
 import numpy as np
-from _harness import LoadLog, options, run_isolated, table, timed
+from _harness import LoadLog, drop_notices, options, run_isolated, table, timed
 
 SIZES = {"N_SMALL": (64, 16), "N_LARGE": (128, 24), "PAIRS": (1, 1)}
 
@@ -172,7 +172,8 @@ def large(pot_run: subprocess.Popen | None) -> None:
     if pot_run is None:
         return
     try:
-        last = pot_run.communicate(timeout=max(1.0, S.pot_deadline - pot_run.elapsed()))[0]
+        last = drop_notices(
+            pot_run.communicate(timeout=max(1.0, S.pot_deadline - pot_run.elapsed()))[0])
         t_pot, w_pot = (float(v) for v in last.strip().splitlines()[-1].split())
         print(f"\nPOT (`ot.dist` + `ot.emd2`) on the white-noise pair, W2: {t_pot:.4g} s "
               f"(otdiv / POT = {first[0] / t_pot:.3g}; relative difference of W "

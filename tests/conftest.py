@@ -59,3 +59,14 @@ def threads(request):
     yield
     for name, n in before.items():
         libs[name].set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A Dask client on a local cluster of 2 single-threaded worker processes, one per test
+    module that asks for it (skipped without ``distributed``)."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                                  dashboard_address=":0") as cluster, \
+            distributed.Client(cluster) as c:
+        yield c

@@ -1,17 +1,12 @@
 """Certified W1 lower bounds from envelopes: checked against exact OT (POT) on the samples."""
 
 import numpy as np
-import ot
 import pytest
+from _problems import exact_w1
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from otdiv.audit.envelope import envelope_bound
-
-
-def exact_w1(x, y):
-    return ot.emd2(np.full(len(x), 1 / len(x)), np.full(len(y), 1 / len(y)),
-                   ot.dist(x, y, metric="euclidean"))
 
 
 def _critic(kind, rng, d):

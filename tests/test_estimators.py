@@ -8,9 +8,9 @@ numerically, exact OT by POT on the very samples for the certificate.
 import math
 
 import numpy as np
-import ot
 import pytest
 import torch
+from _problems import exact_w1
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.optimize import minimize_scalar
@@ -25,11 +25,6 @@ from otdiv.audit.estimators import (
     slope_corrected,
 )
 from otdiv.audit.funnels import MinFunnel
-
-
-def exact_w1(x, y):
-    return ot.emd2(np.full(len(x), 1 / len(x)), np.full(len(y), 1 / len(y)),
-                   ot.dist(x, y, metric="euclidean"))
 
 
 class Linear(torch.nn.Module):

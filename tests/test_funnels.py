@@ -1,17 +1,12 @@
 """MinFunnel pairs: W1 known by construction, checked by exact OT (POT) and by duality."""
 
 import numpy as np
-import ot
 import pytest
+from _problems import exact_w1
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from otdiv.audit.funnels import FUNNEL_SETTINGS, MinFunnel, mean_step_error
-
-
-def emd_w1(x, y):
-    return ot.emd2(np.full(len(x), 1 / len(x)), np.full(len(y), 1 / len(y)),
-                   ot.dist(x, y, metric="euclidean"))
 
 
 def test_the_benchmark_has_28_settings():
@@ -28,7 +23,7 @@ def test_paired_samples_are_an_optimal_coupling(d, k):
     y, s = mf.transport(x, rng)
     np.testing.assert_allclose(np.linalg.norm(x - y, axis=1), s, rtol=1e-12)
     np.testing.assert_allclose(mf.potential(x) - mf.potential(y), s, rtol=1e-9, atol=1e-12)
-    assert emd_w1(x, y) == pytest.approx(s.mean(), rel=1e-9)
+    assert exact_w1(x, y) == pytest.approx(s.mean(), rel=1e-9)
 
 
 @settings(max_examples=25, deadline=None)

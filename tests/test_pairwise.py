@@ -16,19 +16,11 @@ import pytest
 import otdiv
 from otdiv.metrics.pairwise import MAX_TASKS, METRICS, _batches
 
-distributed = pytest.importorskip("distributed")
+pytest.importorskip("distributed")  # the whole module runs on Dask (conftest.client)
 
 OPTIONS = {"wasserstein": {}, "sinkhorn": {"eps": 0.5}, "sinkhorn_divergence": {"eps": 0.5},
            "sliced_wasserstein": {"seed": 3, "n_projections": 20}, "kl_knn": {"k": 2},
            "jsd_knn": {"seed": 1}}
-
-
-@pytest.fixture(scope="module")
-def client():
-    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
-                                  dashboard_address=":0") as cluster, \
-            distributed.Client(cluster) as c:
-        yield c
 
 
 def clouds(count: int, seed: int) -> list[np.ndarray]:

@@ -2,9 +2,9 @@
 discrete distributions and against MinFunnel pairs whose W1 is known by construction."""
 
 import numpy as np
-import ot
 import pytest
 import torch
+from _problems import exact_w1
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,11 +15,6 @@ from otdiv.audit.population import (
     envelope_values,
     population_bound,
 )
-
-
-def exact_w1(x, y):
-    return ot.emd2(np.full(len(x), 1 / len(x)), np.full(len(y), 1 / len(y)),
-                   ot.dist(x, y, metric="euclidean"))
 
 
 @settings(max_examples=30, deadline=None)

@@ -11,6 +11,7 @@ from itertools import pairwise
 import numpy as np
 import ot
 import pytest
+from _problems import cost, marginal_error, weighted_clouds
 from scipy.special import logsumexp
 
 import otdiv
@@ -20,28 +21,10 @@ from otdiv.ot.sinkhorn import solve
 from otdiv.ot.truncation import TruncatedClouds, kd_order
 
 
-def _problem(rng, n=700, m=600, d=3, zeros=False):
-    x, y = rng.random((n, d)), rng.random((m, d)) + 0.1
-    a, b = rng.random(n) + 0.1, rng.random(m) + 0.1
-    if zeros:
-        a[::7], b[::5] = 0.0, 0.0
-    return x, y, a / a.sum(), b / b.sum()
-
-
-def _cost(x, y, p=2.0):
-    return (((x[:, None] - y[None]) ** 2).sum(-1)) ** (p / 2)
-
-
 def _dense_softmin(C, w, g, eps):
     """T_w(g)_i = −eps log Σ_j w_j exp((g_j − C_ij)/eps), zero weights dropped."""
     keep = w > 0
     return -eps * logsumexp(np.log(w[keep]) + (g[keep] - C[:, keep]) / eps, axis=1)
-
-
-def _true_error(C, a, b, f, g, eps):
-    with np.errstate(divide="ignore"):
-        P = np.exp(np.log(a)[:, None] + np.log(b)[None] + (f[:, None] + g[None] - C) / eps)
-    return np.abs(P.sum(1) - a).sum() + np.abs(P.sum(0) - b).sum()
 
 
 def test_kd_order_is_a_permutation_into_tight_leaves(rng):
@@ -59,8 +42,8 @@ def test_kd_order_is_a_permutation_into_tight_leaves(rng):
 @pytest.mark.parametrize("zeros", [False, True])
 @pytest.mark.parametrize("tol", [1e-6, 1e-2])
 def test_truncated_softmin_within_its_certified_bound(rng, p, zeros, tol):
-    x, y, a, b = _problem(rng, zeros=zeros)
-    C = _cost(x, y, p)
+    x, y, a, b = weighted_clouds(rng, 700, 600, zeros=zeros, shift=0.1)
+    C = cost(x, y, p)
     eps = 0.001 * C.max()
     geo = TruncatedClouds(NumbaClouds(x, y, a, b, p), tol, leaf=16)
     g = _dense_softmin(C.T, a, np.zeros(len(x)), eps)  # a c-transform: realistic potentials
@@ -76,14 +59,14 @@ def test_truncated_softmin_within_its_certified_bound(rng, p, zeros, tol):
 
 @pytest.mark.parametrize("zeros", [False, True])
 def test_truncated_solve_reports_the_returned_plans_error_and_matches_pot(rng, zeros):
-    x, y, a, b = _problem(rng, 400, 300, d=2, zeros=zeros)
-    C = _cost(x, y)
+    x, y, a, b = weighted_clouds(rng, 400, 300, d=2, zeros=zeros, shift=0.1)
+    C = cost(x, y)
     eps, tol = 0.002 * C.max(), 1e-7
     exact = NumbaClouds(x, y, a, b, 2.0)
     geo = TruncatedClouds(exact, tol, leaf=8)
     run = solve(geo, a, b, eps, tol, 10_000, 0.5, "test")
     assert run.converged and geo.kept < 0.8 * geo.pairs
-    true = _true_error(C, a, b, run.f, run.g, eps)
+    true = marginal_error(C, a, b, run.f, run.g, eps)
     np.testing.assert_allclose(run.error, true, rtol=1e-6, atol=1e-15)
     assert true <= tol
     full = solve(exact, a, b, eps, tol, 10_000, 0.5, "test")  # truncation off
@@ -102,7 +85,7 @@ def test_truncated_solve_reports_the_returned_plans_error_and_matches_pot(rng, z
 
 def test_the_table_truncates_large_online_clouds_at_small_eps_only(rng, monkeypatch):
     monkeypatch.setattr(truncation, "MIN_POINTS", 50)
-    x, y, a, b = _problem(rng, 60, 50)
+    x, y, a, b = weighted_clouds(rng, 60, 50, shift=0.1)
     cmax = NumbaClouds(x, y, a, b, 2.0).cmax
     kw = dict(x=x, y=y, a=a, b=b, p=2.0, tol=1e-6, budget=1)
     assert isinstance(geometry("numpy", eps=0.001 * cmax, **kw), TruncatedClouds)
@@ -114,12 +97,12 @@ def test_the_table_truncates_large_online_clouds_at_small_eps_only(rng, monkeypa
 def test_public_call_with_truncation_matches_pot(rng, monkeypatch):
     monkeypatch.setattr(truncation, "MIN_POINTS", 100)
     monkeypatch.setattr(truncation, "LEAF", 16)
-    x, y, a, b = _problem(rng, 400, 300, d=2, zeros=True)
-    C = _cost(x, y)
+    x, y, a, b = weighted_clouds(rng, 400, 300, d=2, zeros=True, shift=0.1)
+    C = cost(x, y)
     eps = 0.002 * C.max()
     r = otdiv.sinkhorn(x, y, a, b, eps=eps, tol=1e-7, memory_budget=8, return_result=True)
     assert r.converged and r.marginal_error <= 1e-7
-    np.testing.assert_allclose(r.marginal_error, _true_error(C, a, b, r.f, r.g, eps),
+    np.testing.assert_allclose(r.marginal_error, marginal_error(C, a, b, r.f, r.g, eps),
                                rtol=1e-6, atol=1e-15)
     sa, sb = a > 0, b > 0
     pot = ot.solve(C[sa][:, sb], a[sa], b[sb], reg=eps, tol=1e-13, max_iter=200_000)

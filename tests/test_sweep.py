@@ -23,7 +23,7 @@ import pytest
 from otdiv.audit.grid import load_grid, sweep
 from otdiv.cli import main
 
-distributed = pytest.importorskip("distributed")
+pytest.importorskip("distributed")  # the whole module runs on Dask (conftest.client)
 
 TINY = {"steps": 20, "n": 150, "repeats": 1, "hidden": [16, 16], "device": "cpu"}
 # fields that are timings (differ between runs); everything else must agree
@@ -36,14 +36,6 @@ def grid(**lists):
 
 def lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-@pytest.fixture(scope="module")
-def client():
-    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
-                                  dashboard_address=":0") as cluster, \
-            distributed.Client(cluster) as c:
-        yield c
 
 
 def comparable(row: dict) -> dict:

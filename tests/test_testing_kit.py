@@ -115,6 +115,16 @@ def test_checks_work_without_hypothesis_and_strategies_say_what_to_install():
     assert "pip install -e '.[testing]'" in out.stdout
 
 
+def test_the_lazy_names_are_the_strategies_names():
+    # otdiv.testing lists the strategies' names itself (to resolve them without importing
+    # hypothesis): the two lists must not drift apart
+    import otdiv.testing as kit
+
+    assert set(kit._STRATEGIES) == set(ots.__all__) - {"PAIR_KINDS"}
+    for name in kit._STRATEGIES:
+        assert getattr(kit, name) is getattr(ots, name)
+
+
 # ---------------------------------------------------------------------------- strategies
 
 

@@ -3,7 +3,8 @@
 ``toys`` (distribution pairs with known W1), ``models`` (:func:`mlp_critic`, devices,
 memory), ``data`` (sample sources, the hold-out split), ``train`` (:func:`train_critic`,
 :func:`train_discriminator`), ``checkpoint`` (:func:`save_critic`, :func:`load_critic`),
-``critic`` (:func:`audit_critic`, :class:`CriticAudit`, :func:`lines_sweep`), ``report``
+``slopes`` (the critic's ‖∇f‖ along segments), ``critic`` (:func:`audit_critic`,
+:class:`CriticAudit`), ``lines`` (:func:`lines_sweep`), ``report``
 (table, JSON, plots), ``verdict``, ``run`` (:func:`~otdiv.audit.run.run_audit`: one
 audit from :class:`~otdiv.audit.run.AuditSettings`, as ``otdiv audit`` runs it), ``grid``
 (:func:`sweep`: a grid of audits, on Dask). Importing this package imports neither torch
@@ -11,8 +12,9 @@ nor matplotlib; they load when a function needs them.
 """
 
 from otdiv.audit.checkpoint import load_critic, save_critic
-from otdiv.audit.critic import CriticAudit, LinesSweep, audit_critic, lines_sweep
+from otdiv.audit.critic import CriticAudit, audit_critic
 from otdiv.audit.grid import SweepResult, load_grid, sweep
+from otdiv.audit.lines import LinesSweep, lines_sweep
 from otdiv.audit.models import mlp_critic
 from otdiv.audit.toys import TOYS, ReferenceW1, ToyProblem, make_toy, reference_w1
 from otdiv.audit.train import (

@@ -30,6 +30,10 @@ docs/critic_benchmark.md): ``flow_corrected`` = estimate / G_V, the slope weight
 congested flow of the penalised problem at the penalty's interpolates (the one to quote
 for an LP critic in a few dimensions), ``penalty_corrected`` (λ only),
 ``slope_corrected`` and ``ctransform_corrected``.
+
+The slopes G, G_c and the interpolates' ‖∇f‖ are measured in :mod:`otdiv.audit.slopes`;
+the parallel-lines sweep (:func:`lines_sweep`) lives in :mod:`otdiv.audit.lines` and
+:func:`check_pair` in :mod:`otdiv.audit.data`, both importable from here as before.
 """
 
 from __future__ import annotations
@@ -42,27 +46,24 @@ from typing import Any
 
 import numpy as np
 
-from otdiv._array import (
-    as_points,
-    check_int,
-    check_nonnegative,
-    check_positive,
-    check_same_dim,
-    check_seed,
-    to_numpy64,
-)
-from otdiv.audit.data import Data, sources
+from otdiv._array import check_int, check_nonnegative, check_positive, check_seed
+from otdiv.audit.data import Data, check_pair, sources
 from otdiv.audit.envelope import envelope_bound
 from otdiv.audit.estimators import (
     PENALTY_KINDS,
-    ctransform_pairs,
     flow_corrected,
     interpolates,
     penalty_corrected,
-    segment_points,
     slope_corrected,
 )
-from otdiv.audit.models import MEMORY_BUDGET, resolve_device, scores
+from otdiv.audit.lines import LinesSweep, lines_sweep
+from otdiv.audit.models import MEMORY_BUDGET, resolve_device
+from otdiv.audit.slopes import ctransform_slope, grad_norms, score_fn, segment_grad_norm
+
+# LinesSweep, lines_sweep (now otdiv.audit.lines) and check_pair (now otdiv.audit.data) are
+# imported from here too, as they were before the split
+__all__ = ["CriticAudit", "LinesSweep", "audit_critic", "check_audit_size", "check_pair",
+           "lines_sweep"]
 
 
 @dataclass(frozen=True)
@@ -181,73 +182,6 @@ class CriticAudit:
         return out
 
 
-def _as_critic_fn(critic: Callable, device, dtype):
-    """critic as x (numpy (n, d)) -> scores (numpy (n,)), evaluated without gradients."""
-    import torch
-
-    def fn(x: np.ndarray) -> np.ndarray:
-        t = torch.as_tensor(x, dtype=dtype).to(device)
-        with torch.no_grad():
-            return to_numpy64(scores(critic, t))
-
-    return fn
-
-
-def _grad_norms(critic: Callable, pts: np.ndarray, device, dtype) -> np.ndarray | None:
-    """‖∇f‖ at each of the points (N, d); None when torch cannot differentiate the critic."""
-    import torch
-
-    t = torch.as_tensor(pts, dtype=dtype).to(device).requires_grad_(True)
-    try:
-        with torch.enable_grad():
-            (grad,) = torch.autograd.grad(scores(critic, t).sum(), t)
-    except RuntimeError:  # a callable outside autograd (numpy inside, no_grad, ...)
-        return None
-    return to_numpy64(grad.detach().reshape(len(pts), -1).norm(dim=1))
-
-
-def _ctransform_slope(critic, x, y, fx, fy, interp_norms, device, dtype,
-                      rng: np.random.Generator, rounds: int = 2) -> float:
-    """G_c: the length-weighted mean ‖∇f‖ along the critic's c-transform pairs (nan when
-    torch cannot differentiate the critic or its slope is not positive)."""
-    if interp_norms is None or not np.isfinite(interp_norms).all():
-        return float("nan")
-    slope = float(np.mean(interp_norms))
-    for _ in range(rounds):
-        if not (math.isfinite(slope) and slope > 0):
-            return float("nan")
-        rows, cols = ctransform_pairs(x, y, fx, fy, slope)
-        pts, weight = segment_points(x, y, rows, cols, rng)
-        if weight.sum() <= 0:
-            return float("nan")
-        norm = _grad_norms(critic, pts, device, dtype)
-        if norm is None:
-            return float("nan")
-        slope = float(np.average(norm, weights=weight))
-    return slope if slope > 0 else float("nan")
-
-
-def _segment_grad_norm(critic: Callable, x: np.ndarray, y: np.ndarray, plan, device, dtype,
-                       rng: np.random.Generator, k: int = 4) -> tuple[float, float]:
-    """(G, weighted std of ‖∇f‖) along the coupling's segments y_j + t (x_i − y_j).
-
-    ``plan`` is (rows, cols, masses); each segment gets ``k`` stratified t in [0, 1] and the
-    weight mass · length / k. (nan, nan) when torch cannot differentiate the critic.
-    """
-    rows, cols, mass = (np.asarray(v) for v in plan)
-    keep = mass > 0
-    rows, cols, mass = rows[keep], cols[keep], mass[keep]
-    pts, weight = segment_points(x, y, rows, cols, rng, k)  # weights length / k
-    weight = weight * np.repeat(mass, k)
-    if weight.sum() <= 0:
-        return float("nan"), float("nan")
-    norm = _grad_norms(critic, pts, device, dtype)
-    if norm is None:
-        return float("nan"), float("nan")
-    mean = float(np.average(norm, weights=weight))
-    return mean, float(np.sqrt(np.average((norm - mean) ** 2, weights=weight)))
-
-
 def audit_critic(
     critic: Callable,
     real: Data,
@@ -348,7 +282,7 @@ def _audit(critic, src_real, src_fake, n, repeats, w1, lipschitz, lipschitz_poin
 
     from otdiv.metrics.wasserstein import wasserstein
 
-    fn = _as_critic_fn(critic, dev, dtype)
+    fn = score_fn(critic, dev, dtype)
 
     rng = np.random.default_rng(seed)
     # a stream of its own, so that the held-out draws do not depend on the gradient probe
@@ -378,9 +312,9 @@ def _audit(critic, src_real, src_fake, n, repeats, w1, lipschitz, lipschitz_poin
         res = wasserstein(x, y, p=1, return_result=True)
         w1_time += time.perf_counter() - t0
         exact.append(float(res.value))
-        norms.append(_segment_grad_norm(critic, x, y, res.plan_support, dev, dtype, t_rng))
-        interp.append(_grad_norms(critic, interpolates(x, y, i_rng, 2), dev, dtype))
-        rays.append(_ctransform_slope(critic, x, y, fx, fy, interp[-1], dev, dtype, i_rng))
+        norms.append(segment_grad_norm(critic, x, y, res.plan_support, dev, dtype, t_rng))
+        interp.append(grad_norms(critic, interpolates(x, y, i_rng, 2), dev, dtype))
+        rays.append(ctransform_slope(critic, x, y, fx, fy, interp[-1], dev, dtype, i_rng))
 
     lower = upper = float("nan")
     reason = None
@@ -447,94 +381,3 @@ def _audit(critic, src_real, src_fake, n, repeats, w1, lipschitz, lipschitz_poin
         rel_error_ctransform_corrected=rel(ray_est, truth), flow_grad_norm=flow_g,
         flow_corrected=flow_est, rel_error_flow_corrected=rel(flow_est, truth),
     )
-
-
-# -------------------------------------------------------- the parallel-lines sweep (WGAN)
-
-
-@dataclass(frozen=True)
-class LinesSweep:
-    """Parallel lines P = (0, U), Q = (theta, U): W1 = |theta|, JSD = log 2 for theta != 0.
-
-    ``w1_estimate[k]`` is a trained critic's estimate and ``jsd_estimate[k]`` a trained
-    discriminator's (V(D, G) + 2 log 2)/2 at ``theta[k]``; ``w1_exact[k]`` is exact W1
-    between the evaluation samples.
-    """
-
-    theta: tuple[float, ...]
-    w1_true: tuple[float, ...]
-    w1_exact: tuple[float, ...]
-    w1_estimate: tuple[float, ...]
-    jsd_estimate: tuple[float, ...]
-    constraint: str
-    seconds: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-
-def lines_sweep(
-    thetas: Sequence[float] = (-1.0, -0.5, -0.2, 0.0, 0.2, 0.5, 1.0),
-    *,
-    constraint: str = "gp",
-    steps: int = 300,
-    disc_steps: int = 300,
-    batch_size: int = 256,
-    n: int = 1000,
-    lr: float | None = 1e-3,
-    disc_lr: float = 1e-2,
-    device: object = "auto",
-    seed: int | None = 0,
-    progress: bool | None = None,
-) -> LinesSweep:
-    """For each theta: critic estimate of W1 = |theta| and discriminator estimate of JSD.
-
-    The argument of the WGAN paper (Arjovsky et al. 2017, figure 1): JSD(P, Q_theta) is log 2
-    for every theta != 0, so a discriminator gives no signal of how far Q_theta is, while W1
-    follows |theta|. ``lr`` defaults to 1e-3 (not the published 1e-4) so that a few hundred
-    steps per theta suffice; the critic is a small MLP (64, 64). The discriminator's
-    estimate approaches log 2 only as its logits grow, so it gets a large ``disc_lr``.
-    """
-    from otdiv.audit.toys import make_toy
-    from otdiv.audit.train import train_critic, train_discriminator
-    from otdiv.metrics.wasserstein import wasserstein
-
-    seed = check_seed(seed)
-    thetas = tuple(float(t) for t in thetas)
-    if not thetas:
-        raise ValueError("thetas is empty; give at least one theta")
-    start = time.perf_counter()
-    w1_est, jsd_est, w1_exact = [], [], []
-    for k, theta in enumerate(thetas):
-        toy = make_toy("lines", theta=theta)
-        s = None if seed is None else seed + k
-        trained = train_critic(toy.sample_real, toy.sample_fake, constraint=constraint,
-                               steps=steps, batch_size=batch_size, hidden=(64, 64), lr=lr,
-                               eval_size=n, device=device, seed=s, progress=progress)
-        x, y = toy.sample(n, np.random.default_rng(None if s is None else s + 10_000))
-        w1_est.append(float(_mean_gap(trained.critic, x, y)))
-        w1_exact.append(float(wasserstein(x, y, p=1)))
-        disc = train_discriminator(toy.sample_real, toy.sample_fake, steps=disc_steps,
-                                   batch_size=batch_size, lr=disc_lr, eval_size=n,
-                                   device=device, seed=s, progress=progress)
-        jsd_est.append(disc.jsd)
-    return LinesSweep(thetas, tuple(abs(t) for t in thetas), tuple(w1_exact), tuple(w1_est),
-                      tuple(jsd_est), constraint, time.perf_counter() - start)
-
-
-def _mean_gap(critic, x: np.ndarray, y: np.ndarray) -> float:
-    import torch
-
-    p = next(critic.parameters())
-    with torch.no_grad():
-        fx = scores(critic, torch.as_tensor(x, dtype=p.dtype).to(p.device))
-        fy = scores(critic, torch.as_tensor(y, dtype=p.dtype).to(p.device))
-    return float(fx.mean() - fy.mean())
-
-
-def check_pair(real: object, fake: object) -> tuple[np.ndarray, np.ndarray]:
-    """Two point clouds (n, d), (m, d) as float64 numpy arrays, for the CLI."""
-    x = to_numpy64(as_points(real, "real"))
-    y = to_numpy64(as_points(fake, "fake"))
-    check_same_dim(x, y, ("real", "fake"))
-    return x, y

@@ -63,3 +63,11 @@ def holdout_split(points: np.ndarray,
     idx = rng.permutation(len(points))
     half = len(points) // 2
     return points[idx[:half]], points[idx[half:]]
+
+
+def check_pair(real: object, fake: object) -> tuple[np.ndarray, np.ndarray]:
+    """Two point clouds (n, d), (m, d) as float64 numpy arrays, for the CLI."""
+    x = to_numpy64(as_points(real, "real"))
+    y = to_numpy64(as_points(fake, "fake"))
+    check_same_dim(x, y, ("real", "fake"))
+    return x, y

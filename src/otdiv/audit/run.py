@@ -321,8 +321,7 @@ def _problem(s: AuditSettings, label: Label):
     widths); the data are read and split here, with the memory checks done before a toy
     is built."""
     from otdiv._files import load_array
-    from otdiv.audit.critic import check_pair
-    from otdiv.audit.data import holdout_split
+    from otdiv.audit.data import check_pair, holdout_split
     from otdiv.audit.toys import make_toy
 
     if s.toy is not None:  # sizes first: before a toy of dimension dim is built
@@ -372,7 +371,7 @@ def _run(s: AuditSettings, label: Label) -> AuditRun:
     # audit_critic, lines_sweep, train_critic, load_critic and save_critic are looked up in
     # their modules at each run (tests replace them there)
     from otdiv._files import out_dir, writable_file
-    from otdiv.audit import checkpoint, train
+    from otdiv.audit import checkpoint, lines, train
     from otdiv.audit import critic as critic_module
     from otdiv.audit.models import resolve_device
     from otdiv.audit.report import audit_row, table, write_json
@@ -437,7 +436,7 @@ def _run(s: AuditSettings, label: Label) -> AuditRun:
     report = write_json(out / "report.json", payload)
     sweep = None
     if s.toy == "lines" or s.sweep:
-        sweep = critic_module.lines_sweep(
+        sweep = lines.lines_sweep(
             s.thetas, constraint="gp" if constraint == "given" else constraint,
             steps=s.sweep_steps, disc_steps=s.sweep_steps, device=device, seed=s.seed,
             progress=progress)

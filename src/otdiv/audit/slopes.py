@@ -1,0 +1,94 @@
+"""The critic's slope ‖∇f‖, measured from numpy points: at given points, along the segments
+of a coupling (G) and along the critic's own c-transform pairs (G_c).
+
+These are the slopes :func:`~otdiv.audit.critic.audit_critic` divides the raw estimate
+E_P f − E_Q f by. For a coupling π of the samples, f(x_i) − f(y_j) = ∫₀¹ ∇f · (x_i − y_j) dt
+along each segment, so
+
+    E_P f − E_Q f = Σ π_ij (f(x_i) − f(y_j)) <= G · Σ π_ij ‖x_i − y_j‖,
+
+G = Σ π_ij ‖x_i − y_j‖ ∫₀¹ ‖∇f(y_j + t(x_i − y_j))‖ dt / Σ π_ij ‖x_i − y_j‖, the
+length-weighted mean slope along the segments (:func:`segment_grad_norm`, the t-integral by
+k stratified points a segment); with π the exact optimal plan the right side is G · W1.
+:func:`ctransform_slope` is the same mean along the pairs of
+:func:`~otdiv.audit.estimators.ctransform_pairs` (no exact OT). torch is imported only
+inside the functions; a critic torch cannot differentiate gives None or nan, not an error.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from otdiv._array import to_numpy64
+from otdiv.audit.estimators import ctransform_pairs, segment_points
+from otdiv.audit.models import scores
+
+
+def score_fn(critic: Callable, device, dtype):
+    """critic as x (numpy (n, d)) -> scores (numpy (n,)), evaluated without gradients."""
+    import torch
+
+    def fn(x: np.ndarray) -> np.ndarray:
+        t = torch.as_tensor(x, dtype=dtype).to(device)
+        with torch.no_grad():
+            return to_numpy64(scores(critic, t))
+
+    return fn
+
+
+def grad_norms(critic: Callable, pts: np.ndarray, device, dtype) -> np.ndarray | None:
+    """‖∇f‖ at each of the points (N, d); None when torch cannot differentiate the critic."""
+    import torch
+
+    t = torch.as_tensor(pts, dtype=dtype).to(device).requires_grad_(True)
+    try:
+        with torch.enable_grad():
+            (grad,) = torch.autograd.grad(scores(critic, t).sum(), t)
+    except RuntimeError:  # a callable outside autograd (numpy inside, no_grad, ...)
+        return None
+    return to_numpy64(grad.detach().reshape(len(pts), -1).norm(dim=1))
+
+
+def ctransform_slope(critic, x, y, fx, fy, interp_norms, device, dtype,
+                     rng: np.random.Generator, rounds: int = 2) -> float:
+    """G_c: the length-weighted mean ‖∇f‖ along the critic's c-transform pairs (nan when
+    torch cannot differentiate the critic or its slope is not positive)."""
+    if interp_norms is None or not np.isfinite(interp_norms).all():
+        return float("nan")
+    slope = float(np.mean(interp_norms))
+    for _ in range(rounds):
+        if not (math.isfinite(slope) and slope > 0):
+            return float("nan")
+        rows, cols = ctransform_pairs(x, y, fx, fy, slope)
+        pts, weight = segment_points(x, y, rows, cols, rng)
+        if weight.sum() <= 0:
+            return float("nan")
+        norm = grad_norms(critic, pts, device, dtype)
+        if norm is None:
+            return float("nan")
+        slope = float(np.average(norm, weights=weight))
+    return slope if slope > 0 else float("nan")
+
+
+def segment_grad_norm(critic: Callable, x: np.ndarray, y: np.ndarray, plan, device, dtype,
+                      rng: np.random.Generator, k: int = 4) -> tuple[float, float]:
+    """(G, weighted std of ‖∇f‖) along the coupling's segments y_j + t (x_i − y_j).
+
+    ``plan`` is (rows, cols, masses); each segment gets ``k`` stratified t in [0, 1] and the
+    weight mass · length / k. (nan, nan) when torch cannot differentiate the critic.
+    """
+    rows, cols, mass = (np.asarray(v) for v in plan)
+    keep = mass > 0
+    rows, cols, mass = rows[keep], cols[keep], mass[keep]
+    pts, weight = segment_points(x, y, rows, cols, rng, k)  # weights length / k
+    weight = weight * np.repeat(mass, k)
+    if weight.sum() <= 0:
+        return float("nan"), float("nan")
+    norm = grad_norms(critic, pts, device, dtype)
+    if norm is None:
+        return float("nan"), float("nan")
+    mean = float(np.average(norm, weights=weight))
+    return mean, float(np.sqrt(np.average((norm - mean) ** 2, weights=weight)))
