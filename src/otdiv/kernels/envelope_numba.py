@@ -17,6 +17,8 @@ import numpy as np
 
 from otdiv.kernels._numba import nb
 
+_HUGE = 1.7976931348623157e308  # the largest float64: a finite start for a minimum
+
 
 @nb.njit(cache=True)
 def _pair_distance(z, i, anchors, j):
@@ -47,11 +49,11 @@ def envelope_min_block(ip, nz, na, margin, z, anchors, values, scales, out):
             dist[j] = math.sqrt(max(nz[i] + na[j] - 2.0 * ip[i, j], 0.0))
         for k in range(ns):
             sk = scales[k]
-            b = np.inf
-            for j in range(m):
+            b = sk * values[0] + dist[0]  # no inf under fastmath (it assumes none)
+            for j in range(1, m):
                 b = min(b, sk * values[j] + dist[j])
             best[k] = b + margin[i]
-            exact[k] = np.inf
+            exact[k] = _HUGE
         for j in range(m):
             vj = values[j]
             known = -1.0
