@@ -50,10 +50,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from otdiv._array import check_int, check_positive
+from otdiv._array import check_int, check_positive, to_numpy64
 from otdiv.audit.envelope import _as_points
+from otdiv.audit.slopes import gradients, score_fn
 
 _CHUNK_BYTES = 64 * 2**20  # one block of distances at a time
+_ROWS = 8192  # points per call of the critic
 DEFAULT_SCALES = tuple(2.0 ** k for k in range(-2, 4))  # x (1 / the critic's slope)
 
 
@@ -292,21 +294,14 @@ def critic_population_bound(critic: Callable, real: Callable, fake: Callable, *,
     dtype = params[0].dtype if params else torch.float32
     device = params[0].device if params else torch.device("cpu")
 
-    def scores(z: np.ndarray) -> np.ndarray:
-        out = []
-        with torch.no_grad():
-            for k in range(0, len(z), 8192):
-                t = torch.as_tensor(z[k:k + 8192], dtype=dtype, device=device)
-                out.append(critic(t).reshape(-1).double().cpu().numpy())
-        return np.concatenate(out)
+    score = score_fn(critic, device, dtype)
+
+    def scores(z: np.ndarray) -> np.ndarray:  # in blocks of _ROWS points
+        return np.concatenate([score(z[k:k + _ROWS]) for k in range(0, len(z), _ROWS)])
 
     def grad(z: np.ndarray) -> np.ndarray:
-        out = []
-        for k in range(0, len(z), 8192):
-            t = torch.as_tensor(z[k:k + 8192], dtype=dtype, device=device).requires_grad_(True)
-            (g,) = torch.autograd.grad(critic(t).sum(), t)
-            out.append(g.double().cpu().numpy())
-        return np.concatenate(out)
+        return np.concatenate([to_numpy64(gradients(critic, z[k:k + _ROWS], device, dtype))
+                               for k in range(0, len(z), _ROWS)])
 
     x = _points(real(n, rng), "real(n, rng)")
     y = _points(fake(n, rng), "fake(n, rng)", x.shape[1])

@@ -39,17 +39,24 @@ def score_fn(critic: Callable, device, dtype):
     return fn
 
 
-def grad_norms(critic: Callable, pts: np.ndarray, device, dtype) -> np.ndarray | None:
-    """‖∇f‖ at each of the points (N, d); None when torch cannot differentiate the critic."""
+def gradients(critic: Callable, pts: np.ndarray, device, dtype):
+    """∇f at each of the points (N, d), a torch tensor of the critic's dtype; raises
+    RuntimeError when torch cannot differentiate the critic."""
     import torch
 
     t = torch.as_tensor(pts, dtype=dtype).to(device).requires_grad_(True)
+    with torch.enable_grad():
+        (grad,) = torch.autograd.grad(scores(critic, t).sum(), t)
+    return grad.detach().reshape(len(pts), -1)
+
+
+def grad_norms(critic: Callable, pts: np.ndarray, device, dtype) -> np.ndarray | None:
+    """‖∇f‖ at each of the points (N, d); None when torch cannot differentiate the critic."""
     try:
-        with torch.enable_grad():
-            (grad,) = torch.autograd.grad(scores(critic, t).sum(), t)
+        grad = gradients(critic, pts, device, dtype)
     except RuntimeError:  # a callable outside autograd (numpy inside, no_grad, ...)
         return None
-    return to_numpy64(grad.detach().reshape(len(pts), -1).norm(dim=1))
+    return to_numpy64(grad.norm(dim=1))
 
 
 def ctransform_slope(critic, x, y, fx, fy, interp_norms, device, dtype,
