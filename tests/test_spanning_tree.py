@@ -21,7 +21,7 @@ def chunks(nodes, width, large):
             np.zeros(1, np.int64), width, large)
 
 
-def check_chunks(thread, root, state):
+def check_chunks(thread, state):
     """Every clean chunk is exactly the run of the thread from its first to its last node,
     holding the nodes labelled with it; every node's chunk is live."""
     node, _, table, height, _, _ = state
@@ -144,7 +144,7 @@ def test_random_pivots_keep_every_invariant(seed, uniform, width, large):
         st.pivot(e, src, dst, cost, flow, root, parent, pred, up, size, thread, rev, last, work,
                  state)
         tc.materialize(pi, state[0], state[1])
-        check_chunks(thread, root, state)
+        check_chunks(thread, state)
         leaving_side = size[src[e]] if parent[src[e]] == dst[e] else size[dst[e]]
         sides.add(2 * leaving_side <= nodes)
         check_tree(n, m, a, b, src, dst, flow, pred, up, cost, root, parent, size, thread,
