@@ -17,8 +17,9 @@ from scipy.special import logsumexp
 import otdiv
 from otdiv.ot import truncation
 from otdiv.ot.geometry import NumbaClouds, geometry
+from otdiv.ot.kdtree import kd_permutation
 from otdiv.ot.sinkhorn import solve
-from otdiv.ot.truncation import TruncatedClouds, kd_order
+from otdiv.ot.truncation import TruncatedClouds
 
 
 def _dense_softmin(C, w, g, eps):
@@ -27,9 +28,9 @@ def _dense_softmin(C, w, g, eps):
     return -eps * logsumexp(np.log(w[keep]) + (g[keep] - C[:, keep]) / eps, axis=1)
 
 
-def test_kd_order_is_a_permutation_into_tight_leaves(rng):
+def test_kd_permutation_is_a_permutation_into_tight_leaves(rng):
     x = rng.random((1000, 3))
-    perm, bounds = kd_order(x, leaf=16)
+    perm, bounds = kd_permutation(x, leaf=16)
     assert np.array_equal(np.sort(perm), np.arange(1000))
     assert bounds[0] == 0 and bounds[-1] == 1000 and (np.diff(bounds) <= 16).all()
     # a leaf's box is far smaller than the cloud's: volume about 16/1000 of the cube's

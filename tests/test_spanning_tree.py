@@ -163,7 +163,7 @@ def test_simplex_on_all_pairs_is_pots_optimum(p, uniform):
     st.build_tree(src, dst, pred, up, root, parent, size, thread, rev, last, pi, cost, work[0])
     _, optimal, _ = st.simplex(src, dst, cost, flow, src.shape[0], root, parent, pred, up,
                                size, thread, rev, last, pi, 0, 1e-14, 10**6, work, 16,
-                               chunks(nodes, 2, 4))
+                               chunks(nodes, 2, 4), cost.max())
     assert optimal
     reference = ot.emd2(a, b, cdist(x, y) ** p, numItermax=10**9)
     assert abs(flow @ cost - reference) <= 1e-13 * cost.max()

@@ -211,15 +211,6 @@ def test_auto_picks_its_documented_method_and_the_optimum(rng, n, d, p, weighted
     np.testing.assert_allclose(res.value, pot_wp(x, y, a, None, p), rtol=1e-10)
 
 
-@given(st.integers(1, 300), st.integers(1, 4), st.integers(0, 2**32 - 1))
-def test_kd_order_is_a_permutation_that_halves_space(n, d, seed):
-    from otdiv.ot.network_simplex import kd_order
-
-    z = np.random.default_rng(seed).normal(size=(n, d))
-    order = kd_order(z)
-    assert sorted(order) == list(range(n))
-
-
 # ----------------------------------------------------------------------- closed forms
 
 

@@ -17,7 +17,7 @@ import heapq
 
 import numpy as np
 
-from otdiv.kernels._numba import nb
+from otdiv.kernels._numba import nb, twins
 from otdiv.kernels.power import power
 
 
@@ -204,29 +204,47 @@ def spanning_basis(n, m, src, dst, n_pos, n_arcs, key, in_ptr, in_arc):
     return pred, up, used
 
 
-@nb.njit(cache=True)
-def local_violations(x, y, p, f, g, tol, src, dst, n, near_x, near_y):
+_TREE_ARCS = 4096  # tree arcs per parallel task of the neighbourhood pricing
+
+
+@twins()
+def _local_violations(x, y, p, f, g, tol, src, dst, n, near_x, near_y, rows, cols, found):
+    """Each task of _TREE_ARCS tree arcs writes its violated pairs at the start of its own
+    slice of (rows, cols) and their number to found[task]."""
+    ky, kx = near_y.shape[1], near_x.shape[1]
+    for task in nb.prange(found.shape[0]):
+        out = task * _TREE_ARCS * (kx + ky)
+        first = out
+        for k in range(task * _TREE_ARCS, min(src.shape[0], (task + 1) * _TREE_ARCS)):
+            i, j = src[k], dst[k] - n
+            for s in range(ky):
+                jj = near_y[j, s]
+                c = _cost(x, y, i, jj, p)
+                if c - f[i] - g[jj] < -tol * max(c, abs(f[i]), abs(g[jj])):
+                    rows[out], cols[out] = i, jj
+                    out += 1
+            for s in range(kx):
+                ii = near_x[i, s]
+                c = _cost(x, y, ii, j, p)
+                if c - f[ii] - g[j] < -tol * max(c, abs(f[ii]), abs(g[j])):
+                    rows[out], cols[out] = ii, j
+                    out += 1
+        found[task] = out - first
+
+
+def local_violations(x, y, p, f, g, tol, src, dst, n, near_x, near_y, rows, cols) -> int:
     """Pairs near the tree arcs (src, dst − n): (i, j') for j' among the neighbours of y_j
     and (i', j) for i' among those of x_i, whose reduced cost c − f_i − g_j is below
-    −tol · max(c, |f_i|, |g_j|). Returns (rows, cols) of the violated ones (repeats
-    possible)."""
-    K = src.shape[0]
-    ky, kx = near_y.shape[1], near_x.shape[1]
-    rows = np.empty(K * (kx + ky), np.int64)
-    cols = np.empty(K * (kx + ky), np.int64)
+    −tol · max(c, |f_i|, |g_j|). Writes them to ``rows``, ``cols`` (room for every pair
+    looked at: len(src) · (k_x + k_y); reused between calls, no fresh pages) and returns
+    how many (repeats possible), in the order of the tree arcs."""
+    width = near_x.shape[1] + near_y.shape[1]
+    found = np.zeros(-(-src.shape[0] // _TREE_ARCS), np.int64)
+    _local_violations(src.shape[0] * width * (x.shape[1] + 4), x, y, p, f, g, tol, src, dst,
+                      n, near_x, near_y, rows, cols, found)
     out = 0
-    for k in range(K):
-        i, j = src[k], dst[k] - n
-        for s in range(ky):
-            jj = near_y[j, s]
-            c = _cost(x, y, i, jj, p)
-            if c - f[i] - g[jj] < -tol * max(c, abs(f[i]), abs(g[jj])):
-                rows[out], cols[out] = i, jj
-                out += 1
-        for s in range(kx):
-            ii = near_x[i, s]
-            c = _cost(x, y, ii, j, p)
-            if c - f[ii] - g[j] < -tol * max(c, abs(f[ii]), abs(g[j])):
-                rows[out], cols[out] = ii, j
-                out += 1
-    return rows[:out], cols[:out]
+    for task, k in enumerate(found):  # compact the tasks' slices (a few thousand pairs)
+        first = task * _TREE_ARCS * width
+        rows[out:out + k], cols[out:out + k] = rows[first:first + k], cols[first:first + k]
+        out += int(k)
+    return out

@@ -39,7 +39,7 @@ from otdiv.kernels import simplex_numba as sx
 from otdiv.kernels._numba import nb, twins
 from otdiv.kernels.power import power
 
-_LEAF = 16  # points per leaf of the tree (at most)
+_LEAF = 32  # points per leaf of the tree (at most): 15 % faster than 16 on W1 at 5·10^4
 _ROWS = 32  # rows per parallel task
 _BELOW = 1.0 - 1e-15  # under every computed cost of a box (pow is accurate to < 1 ulp)
 _MARGIN = 2.0**-50  # > the rounding of the skip test: 4·2^-53 per operand

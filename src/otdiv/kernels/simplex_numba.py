@@ -151,3 +151,22 @@ def tree_flows(order, parent, pred, up, supply, flow):
         s = excess[w]
         flow[pred[w]] = s if up[w] else -s
         excess[parent[w]] += s
+
+
+@nb.njit(cache=True)
+def merge_arcs(src, dst, flow, cost, count, r, d, c, nodes, at):
+    """Insert the arcs (r, d) with costs c at zero flow into the first ``count`` arcs, both
+    sorted by key src·nodes + dst, in place (the arrays have room for count + len(r)):
+    a merge from the back, which leaves the arcs before the first insertion where they are.
+    at[k] = how many old arcs precede new arc k (an old arc t moves by the number of k with
+    at[k] <= t)."""
+    i, w = count - 1, count + r.shape[0] - 1
+    for k in range(r.shape[0] - 1, -1, -1):
+        key = r[k] * nodes + d[k]
+        while i >= 0 and src[i] * nodes + dst[i] > key:
+            src[w], dst[w], flow[w], cost[w] = src[i], dst[i], flow[i], cost[i]
+            i -= 1
+            w -= 1
+        src[w], dst[w], flow[w], cost[w] = r[k], d[k], 0.0, c[k]
+        at[k] = i + 1
+        w -= 1

@@ -91,7 +91,7 @@ def build_tree(src, dst, pred, up, root, parent, size, thread, rev, last, pi, co
 
 @nb.njit(cache=True)
 def simplex(src, dst, cost, flow, n_arcs, root, parent, pred, up, size, thread, rev, last, pi,
-            start, tol, max_pivots, work, block, chunks):
+            start, tol, max_pivots, work, block, chunks, anchor):
     """Pivot until no arc among the first ``n_arcs`` has reduced cost
     r = c + π_u − π_v < −tol · max(c, |π_u|, |π_v|) (the rounding scale of r), or
     ``max_pivots`` pivots; the entering arc is the most negative of a block of ``block``
@@ -99,14 +99,11 @@ def simplex(src, dst, cost, flow, n_arcs, root, parent, pred, up, size, thread, 
     done, optimal on these arcs, next block start). ``chunks`` = (node (n + m, 2), offsets
     (n + m + 1,), table (5, n + m + 1), state (1,), width, large) of
     ``thread_chunks_numba``: the potentials live there while pivoting; ``pi`` holds them
-    again on return."""
+    again on return. ``anchor`` >= the largest arc cost: |π_root| beyond it re-anchors π."""
     node, off, table, state, width, _ = chunks
     tc.init_chunks(root, thread, pi, node, off, table, state, width)
     pivots = 0
     k = start % n_arcs
-    anchor = 0.0  # |π_root| beyond which π is re-anchored
-    for t in range(n_arcs):
-        anchor = max(anchor, cost[t])
     while pivots < max_pivots:
         best, best_k, seen, scanned = 0.0, -1, 0, 0
         while scanned < n_arcs:

@@ -35,7 +35,8 @@ from otdiv.kernels import pricing_numba
 from otdiv.kernels import simplex_numba as sx
 from otdiv.kernels import spanning_tree_numba as st
 from otdiv.kernels.cost_numba import cost_matrix, pair_cost
-from otdiv.ot.kdtree import kd_leaves
+from otdiv.ot.arcs import ArcSet
+from otdiv.ot.kdtree import kd_permutation
 
 _NEIGHBOURS = 16  # initial arcs: k nearest neighbours from each side
 _PER_ROW = 16  # violated pairs added per row and pricing round
@@ -62,7 +63,7 @@ def kd_order(z: np.ndarray) -> np.ndarray:
     """A permutation of the points z (n, d) in which consecutive points are close: halve
     the set at the median of its widest coordinate, recursively (the leaf order of a
     k-d tree)."""
-    return np.concatenate(kd_leaves(z, 2))
+    return kd_permutation(z, 2)[0]
 
 
 def _principal_orders(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -88,33 +89,6 @@ def _neighbour_arcs(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return rows.astype(np.int64), cols.astype(np.int64)
 
 
-def _sorted(src, dst, flow, cost, pred, n, m):
-    """The arc set sorted by (source, sink), the tree arcs ``pred`` renumbered to match (the
-    scan then reads the potentials nearly in order: both clouds are in k-d order)."""
-    order = np.argsort(src * (n + m) + dst, kind="stable")
-    where = np.empty_like(order)
-    where[order] = np.arange(order.shape[0])
-    tree = pred >= 0
-    pred[tree] = where[pred[tree]]
-    return src[order], dst[order], flow[order], cost[order]
-
-
-def _append(src, dst, flow, cost, pred, r, c, new_cost, n, m, merge):
-    """The arc set with arcs (r, c) added at zero flow: appended, or merged into the sorted
-    set (``merge``, ``pred`` renumbered)."""
-    if not merge:
-        return (np.concatenate([src, r]), np.concatenate([dst, c + n]),
-                np.concatenate([flow, np.zeros(r.shape[0])]), np.concatenate([cost, new_cost]))
-    key = r * (n + m) + (c + n)
-    order = np.argsort(key, kind="stable")
-    r, c, new_cost = r[order], c[order], new_cost[order]
-    at = np.searchsorted(src * (n + m) + dst, key[order])
-    tree = pred >= 0
-    pred[tree] += np.searchsorted(at, pred[tree], side="right")  # arcs inserted before each
-    return (np.insert(src, at, r), np.insert(dst, at, c + n), np.insert(flow, at, 0.0),
-            np.insert(cost, at, new_cost))
-
-
 def _unique_pairs(r: np.ndarray, c: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
     key = np.unique(r * m + c)
     return key // m, key % m
@@ -138,11 +112,12 @@ class _Tree:
                        np.empty((5, nodes + 1), np.int64),
                        np.zeros(1, np.int64), _CHUNK, _LARGE)
 
-    def rebuild(self, src, dst, pred, up, root, cost) -> None:
+    def rebuild(self, arcs: ArcSet, pred, up, root) -> None:
         """Parents, thread, subtree sizes and potentials afresh from the tree arcs (no
         drift)."""
-        reached = st.build_tree(src, dst, pred, up, root, self.parent, self.size, self.thread,
-                                self.rev, self.last, self.pi, cost, self.work[0])
+        reached = st.build_tree(arcs.src, arcs.dst, pred, up, root, self.parent, self.size,
+                                self.thread, self.rev, self.last, self.pi, arcs.cost,
+                                self.work[0])
         assert reached == self.parent.shape[0], "the basis is not a spanning tree"
 
 
@@ -190,34 +165,34 @@ def solve(x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray, p: float, 
         root, near = start.root, start.near
     # sorted arcs only where the points are in k-d order (the multiscale start): in higher
     # dimension (the cold start) sorting gave no locality and 13 % more pivots at d = 16
-    merge = start is not None
-    cost = costs(src, dst - n)
-    if merge:
-        src, dst, flow, cost = _sorted(src, dst, flow, cost, pred, n, m)
+    arcs = ArcSet(src, dst, flow, costs(src, dst - n), pred, n, m, keep_sorted=start is not None)
     tree = _Tree(n, m)
-    tree.rebuild(src, dst, pred, up, root, cost)
+    tree.rebuild(arcs, pred, up, root)
+    if near is not None:  # room for every pair the neighbourhood pricing looks at
+        looked = (n + m) * (near[0].shape[1] + near[1].shape[1])
+        found_r, found_c = np.empty(looked, np.int64), np.empty(looked, np.int64)
     begin, pivots, rounds, converged = 0, 0, 0, False
     while pivots < max_pivots:
-        done, optimal, begin = st.simplex(src, dst, cost, flow, src.shape[0], root,
-                                          tree.parent, pred, up, tree.size, tree.thread,
+        done, optimal, begin = st.simplex(arcs.src, arcs.dst, arcs.cost, arcs.flow, arcs.count,
+                                          root, tree.parent, pred, up, tree.size, tree.thread,
                                           tree.rev, tree.last, tree.pi, begin, _TOL,
                                           max_pivots - pivots, tree.work,
-                                          max(int(_BLOCK * np.sqrt(src.shape[0])), 16),
-                                          tree.chunks)
+                                          max(int(_BLOCK * np.sqrt(arcs.count)), 16),
+                                          tree.chunks, arcs.max_cost)
         pivots += done
         rounds += 1
-        tree.rebuild(src, dst, pred, up, root, cost)
+        tree.rebuild(arcs, pred, up, root)  # potentials afresh from the tree arcs
         if not optimal:
             break
         f, g = -tree.pi[:n], tree.pi[n:]
         if near is not None:
             tree_arcs = pred[pred >= 0]
-            r, c = lift.local_violations(x, y, float(p), f, g, _TOL, src[tree_arcs],
-                                         dst[tree_arcs], n, near[0], near[1])
-            if r.shape[0] > 0:
-                r, c = _unique_pairs(r, c, m)
-                src, dst, flow, cost = _append(src, dst, flow, cost, pred, r, c, costs(r, c),
-                                               n, m, merge)
+            k = lift.local_violations(x, y, float(p), f, g, _TOL, arcs.src[tree_arcs],
+                                      arcs.dst[tree_arcs], n, near[0], near[1], found_r,
+                                      found_c)
+            if k > 0:
+                r, c = _unique_pairs(found_r[:k], found_c[:k], m)
+                arcs.add(r, c, costs(r, c), pred)
                 continue
         if not certify:
             break
@@ -228,12 +203,12 @@ def solve(x: np.ndarray, y: np.ndarray, a: np.ndarray, b: np.ndarray, p: float, 
         if violated == 0:
             converged = True
             break
-        src, dst, flow, cost = _append(src, dst, flow, cost, pred, r, c, costs(r, c), n, m,
-                                       merge)
+        arcs.add(r, c, costs(r, c), pred)
     # exact marginals: recompute the tree's flows from the masses (pivots add rounding)
+    src, dst, flow, cost = arcs.used()
     sx.tree_flows(tree.work[0, :n + m], tree.parent, pred, up, np.concatenate([a, -b]), flow)
-    arcs = pred[pred >= 0]
-    keep = arcs[flow[arcs] > 0]
+    used = pred[pred >= 0]
+    keep = used[flow[used] > 0]
     mass = flow[keep]
     return SimplexSolution(float(mass @ cost[keep]), src[keep], dst[keep] - n, mass,
                            -tree.pi[:n].copy(), tree.pi[n:].copy(), converged, pivots, rounds)

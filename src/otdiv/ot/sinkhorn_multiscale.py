@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from otdiv.ot.geometry import NumbaClouds
-from otdiv.ot.kdtree import kd_leaves
+from otdiv.ot.kdtree import kd_permutation
 
 LEAF = 16  # points per coarse cluster
 MIN_POINTS = 4096  # each cloud at least this large: below, fine annealing is cheap anyway
@@ -32,14 +32,14 @@ def kd_clusters(pts: np.ndarray, w: np.ndarray, leaf: int = LEAF):
     positive weight (a leaf: at most ``leaf`` points, split at the median of its widest
     coordinate)."""
     support = np.flatnonzero(w > 0)
-    leaves = kd_leaves(pts, leaf, support)
+    perm, bounds = kd_permutation(pts, leaf, support)
+    k = bounds.shape[0] - 1
     labels = np.empty(len(pts), dtype=np.int64)
-    for k, idx in enumerate(leaves):
-        labels[idx] = k
+    labels[perm] = np.repeat(np.arange(k), np.diff(bounds))
     lab = labels[support]
-    mass = np.bincount(lab, weights=w[support], minlength=len(leaves))
-    centroids = np.stack([np.bincount(lab, weights=w[support] * pts[support, k],
-                                      minlength=len(leaves)) for k in range(pts.shape[1])],
+    mass = np.bincount(lab, weights=w[support], minlength=k)
+    centroids = np.stack([np.bincount(lab, weights=w[support] * pts[support, t],
+                                      minlength=k) for t in range(pts.shape[1])],
                          axis=1) / mass[:, None]
     return np.ascontiguousarray(centroids), mass
 

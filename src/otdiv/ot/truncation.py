@@ -28,24 +28,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from otdiv.ot.kdtree import kd_leaves
+from otdiv.ot.kdtree import kd_permutation
 
 LEAF = 64  # points per block
 DELTA = 1 / 32  # relative mass a block sum may skip, as a fraction of tol
 MIN_POINTS = 4096  # both clouds at least this large (below, few pairs are far enough)
 MAX_EPS = 0.005  # used below this eps / cmax (above it the float32 kernel runs, and at
 # eps = 0.01·cmax only 4-10 % of the block pairs could be skipped)
-
-
-def kd_order(pts: np.ndarray, leaf: int = LEAF):
-    """A permutation putting the points in k-d tree order, and the leaves' boundaries in it
-    (int64, from 0 to n): each leaf is at most ``leaf`` consecutive points, cut at the median
-    of the widest coordinate of its parent."""
-    leaves = kd_leaves(pts, leaf)
-    perm = np.concatenate(leaves)
-    bounds = np.zeros(len(leaves) + 1, dtype=np.int64)
-    np.cumsum([len(v) for v in leaves], out=bounds[1:])
-    return perm, bounds
 
 
 def _boxes(pts, bounds):
@@ -79,8 +68,8 @@ class TruncatedClouds:
         self.a, self.b, self.p, self.cmax = exact.a, exact.b, exact.p, exact.cmax
         self.transport_cost, self.plan = exact.transport_cost, exact.plan
         self.delta = DELTA * tol
-        self.px, bx = kd_order(exact.x, leaf)
-        self.py, by = kd_order(exact.y, leaf)
+        self.px, bx = kd_permutation(exact.x, leaf)
+        self.py, by = kd_permutation(exact.y, leaf)
         self.x, self.y = exact.x[self.px], exact.y[self.py]
         self.xt, self.yt = np.ascontiguousarray(self.x.T), np.ascontiguousarray(self.y.T)
         self.la, self.lb = exact.la[self.px], exact.lb[self.py]
