@@ -24,6 +24,7 @@ from otdiv.testing.invariants import (
 )
 
 _STRATEGIES = (
+    "PAIR_KINDS",
     "KnownCritic",
     "KnownPair",
     "Measure",
