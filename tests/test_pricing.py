@@ -1,6 +1,8 @@
-"""The pruned all-pairs pricer against the brute-force one: the same violated pairs, the same
+"""The pruned all-pairs pricers against the brute-force one: the same violated pairs, the same
 count, the same most negative reduced costs per row, for potentials from a real solve, their
-c-transforms (reduced costs exactly 0 on whole rows' minima) and perturbations of both."""
+c-transforms (reduced costs exactly 0 on whole rows' minima) and perturbations of both. Two
+pricers answer for the brute force: the k-d tree (``pricing_numba``) and the matrix-product
+filter (``pricing_gemm``)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from otdiv.kernels import pricing_gemm as pg
 from otdiv.kernels import pricing_numba as pn
 from otdiv.kernels import simplex_numba as sx
 from otdiv.kernels.cost_numba import cost_matrix
@@ -21,17 +24,21 @@ def pairs(rows, cols):
     return set(zip(rows.tolist(), cols.tolist(), strict=True))
 
 
-def same_answer(x, y, p, f, g, tol=TOL, per_row=4):
+PRICERS = pytest.mark.parametrize("pricer", [pn.most_negative, pg.most_negative],
+                                  ids=["tree", "gemm"])
+
+
+def same_answer(x, y, p, f, g, tol=TOL, per_row=4, pricer=pn.most_negative):
     """The two pricers agree: every violated pair and the count (per_row = m), and per row
     the chosen reduced costs (ties between equal costs may pick different columns)."""
     m = y.shape[0]
     rb, cb, tb = sx.most_negative(x, y, p, f, g, tol, m)
-    rp, cp, tp = pn.most_negative(x, y, p, f, g, tol, m)
+    rp, cp, tp = pricer(x, y, p, f, g, tol, m)
     assert tp == tb
     assert pairs(rp, cp) == pairs(rb, cb)
     assert rb.shape[0] == min(tb, rb.shape[0])  # per_row = m keeps every violated pair
     rb, cb, _ = sx.most_negative(x, y, p, f, g, tol, per_row)
-    rp, cp, _ = pn.most_negative(x, y, p, f, g, tol, per_row)
+    rp, cp, _ = pricer(x, y, p, f, g, tol, per_row)
     c = cost_matrix(x, y, p)
     red_b = c[rb, cb] - f[rb] - g[cb]
     red_p = c[rp, cp] - f[rp] - g[cp]
@@ -59,33 +66,37 @@ def solved_potentials(x, y, p):
     return sol.f, sol.g
 
 
+@PRICERS
 @pytest.mark.parametrize("d", [1, 2, 5, 16])
 @pytest.mark.parametrize("p", [1.0, 1.5, 2.0, 3.0])
-def test_same_violations_as_brute_force(d, p):
+def test_same_violations_as_brute_force(d, p, pricer):
     rng = np.random.default_rng(1000 * d + int(10 * p))
     for seed in range(3):
         x, y = clouds(rng, 60 + 40 * seed, 90 - 20 * seed, d, duplicates=seed == 1)
         f, g = solved_potentials(x, y, p)
-        assert same_answer(x, y, p, f, g) == 0  # the solver's certificate
+        assert same_answer(x, y, p, f, g, pricer=pricer) == 0  # the solver's certificate
         c = cost_matrix(x, y, p)
         f_ct = (c - g).min(1)  # c-transform: r = 0 exactly at every row's minima
-        same_answer(x, y, p, f_ct, g)
+        same_answer(x, y, p, f_ct, g, pricer=pricer)
         scale = np.abs(c).max()
         for noise in (1e-15, 1e-13, 1e-6, 1e-2):  # around the tolerance, and far from it
             df = noise * scale * rng.standard_normal(f.shape[0])
             dg = noise * scale * rng.standard_normal(g.shape[0])
-            same_answer(x, y, p, f + df, g + dg)
-            same_answer(x, y, p, f_ct + np.abs(df), g)  # violations at r of order noise
-        same_answer(x, y, p, f + 0.3 * scale, g - 0.1 * scale)  # many violations
-        same_answer(x, y, p, f, g, tol=0.0)
+            same_answer(x, y, p, f + df, g + dg, pricer=pricer)
+            # violations at r of order noise
+            same_answer(x, y, p, f_ct + np.abs(df), g, pricer=pricer)
+        # many violations
+        same_answer(x, y, p, f + 0.3 * scale, g - 0.1 * scale, pricer=pricer)
+        same_answer(x, y, p, f, g, tol=0.0, pricer=pricer)
 
 
+@PRICERS
 @pytest.mark.threads(numba=1)
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 40), m=st.integers(1, 70),
        d=st.sampled_from([1, 2, 3, 16]), p=st.sampled_from([1.0, 1.5, 2.0, 3.0]),
        shift=st.floats(-1e3, 1e3), offset=st.sampled_from([0.0, 1.0, 1e8]),
        grid=st.booleans())
-def test_same_violations_hypothesis(seed, n, m, d, p, shift, offset, grid):
+def test_same_violations_hypothesis(seed, n, m, d, p, shift, offset, grid, pricer):
     """Arbitrary potentials (a constant moved between f and g, large offsets), points on an
     integer grid (ties and duplicates) or not, boxes of one point."""
     rng = np.random.default_rng(seed)
@@ -97,7 +108,25 @@ def test_same_violations_hypothesis(seed, n, m, d, p, shift, offset, grid):
     c = cost_matrix(x, y, p)
     g = rng.standard_normal(m) * rng.choice([0.0, 0.01, 1.0]) + offset
     f = (c - g).min(1) + rng.choice([0.0, 1e-14, 1e-3]) * rng.standard_normal(n)
-    same_answer(x, y, p, f + shift, g - shift)
+    same_answer(x, y, p, f + shift, g - shift, pricer=pricer)
+
+
+@pytest.mark.parametrize("p", [1.0, 2.0, 2.5])
+@pytest.mark.parametrize("far", [0.0, 1e6])
+def test_matrix_product_filter_in_blocks_and_far_from_the_origin(monkeypatch, p, far):
+    # several row blocks; clouds far from the origin (the centring's rounding) or not; the
+    # c-transform puts r = 0 exactly on every row's minimum, the pairs the filter must cost
+    monkeypatch.setattr(pg, "_BLOCK_ENTRIES", 5000)
+    rng = np.random.default_rng(int(p * 10) + int(far > 0))
+    x, y = clouds(rng, 300, 200, 24)
+    x, y = x + far, y + far
+    c = cost_matrix(x, y, p)
+    for g in (0.01 * rng.standard_normal(200), np.zeros(200)):
+        f = (c - g).min(1)
+        same_answer(x, y, p, f, g, tol=0.0, pricer=pg.most_negative)
+        for size in (1e-12, 1e-14):  # violations down to a few ulps (tol = 0 counts them)
+            same_answer(x, y, p, f + size * np.abs(c).max() * rng.random(300), g, tol=0.0,
+                        pricer=pg.most_negative)
 
 
 def test_parallel_twin_and_one_column():

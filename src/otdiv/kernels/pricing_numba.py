@@ -28,13 +28,16 @@ the node (it grows with c_ij and falls with g_j), so the reduced cost computed a
 a violated pair. The tolerance rule itself is applied, unchanged, to the pairs that are
 costed; the count of violated pairs is exact. Where the boxes rule out too few pairs to pay
 for the tree (high dimension: about 70 % of the pairs survive in d = 16), a sample of rows
-says so first and the brute-force pricer answers instead (:func:`tree_pays`).
+says so first and the brute-force pricer answers instead (:func:`tree_pays`) — from
+d = ``pricing_gemm.MIN_DIM`` on, with its distances from a matrix product
+(``otdiv.kernels.pricing_gemm``: the same answer).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from otdiv.kernels import pricing_gemm
 from otdiv.kernels import simplex_numba as sx
 from otdiv.kernels._numba import nb, twins
 from otdiv.kernels.power import power
@@ -332,7 +335,8 @@ def most_negative(x, y, p, f, g, tol, per_row):
     # work of a row for the serial/parallel choice: about a leaf per level of the tree
     row_work = (_LEAF + 4) * x.shape[1] * max(1, first_leaf.bit_length())
     if n > 2 * _SAMPLE and not tree_pays(x, tree, f, gs, tol, row_work):
-        return sx.most_negative(x, y, p, f, g, tol, per_row)
+        brute = pricing_gemm if x.shape[1] >= pricing_gemm.MIN_DIM else sx
+        return brute.most_negative(x, y, p, f, g, tol, per_row)
     out = np.empty((n, per_row), np.int64)
     total, _ = _price(n * row_work, x, *tree, f, gs, float(tol), out)
     rows, slots = np.nonzero(out >= 0)
