@@ -187,3 +187,81 @@ def test_tree_holds_every_point_once_in_its_box():
             assert end[2 * k + 1] == start[2 * k + 2]
             left, right = 2 * k + 1, 2 * k + 2
             assert np.any(hi[left] <= lo[right])
+
+
+@PRICERS
+@pytest.mark.parametrize("p", [1.0, 2.0, 3.0])
+@pytest.mark.parametrize("scale", [1e-156, 1e-300, 1e150, 1e300])
+def test_extreme_magnitudes_and_one_ulp_violations(p, scale, pricer):
+    # subnormal squares (rounding is absolute there) and coordinates near the float range
+    # (the product's centre and norms overflow): potentials one ulp above each row's
+    # c-transform violate exactly the row minima, which tol = 0 must count
+    rng = np.random.default_rng(int(np.log10(scale)) + 400 + 7 * int(p))
+    for d in (1, 3, 16):
+        x, y = rng.random((30, d)) * scale, rng.random((20, d)) * scale
+        if scale > 1e200:
+            x[0] = -x[0]  # a box as wide as the range: x − y overflows for some pairs
+        with np.errstate(over="ignore", invalid="ignore"):
+            c = cost_matrix(x, y, p)
+        if not np.isfinite(c).all():
+            c = np.where(np.isfinite(c), c, np.inf)
+        g = np.zeros(20)
+        f = np.nextafter(np.min(c, axis=1), np.inf)
+        f[~np.isfinite(f)] = 0.0
+        with np.errstate(over="ignore", invalid="ignore"):
+            same_answer(x, y, p, f, g, tol=0.0, pricer=pricer)
+
+
+@PRICERS
+@pytest.mark.parametrize("case", ["subnormal", "near_max", "wide_box"])
+def test_found_by_review(case, pricer):
+    # inputs where a bound once ruled out a violated pair: squares in the subnormal range
+    # (relative rounding bounds fail), coordinates whose mid-point overflows, a box so wide
+    # that the norms overflow while a close pair's cost is finite
+    if case == "subnormal":
+        x, y = np.array([[2.616121342493164e-156]]), np.array([[2.9849114341412333e-156],
+                                                               [8.142257405942803e-156]])
+        p = 1.0
+    elif case == "near_max":
+        x, y, p = np.array([[1.0e308], [1.0e308 + 2.0**972]]), np.array([[1.0e308]]), 1.0
+    else:
+        x, y, p = np.array([[0.0], [1e160]]), np.array([[0.0]]), 2.0
+    x, y = np.repeat(x, 13, axis=1), np.repeat(y, 13, axis=1)  # d >= pricing_gemm.MIN_DIM
+    with np.errstate(over="ignore"):
+        c = cost_matrix(x, y, p)
+    g = np.zeros(y.shape[0])
+    f = np.where(np.isfinite(c.min(1)), np.nextafter(c.min(1), np.inf), 0.0)
+    f[1:] = np.minimum(f[1:], 0.0)  # the far point of "wide_box" violates nothing
+    assert same_answer(x, y, p, f, g, tol=0.0, pricer=pricer) >= 1
+
+
+@PRICERS
+def test_empty_sides(pricer):
+    for n, m in ((0, 4), (4, 0), (0, 0)):
+        rows, cols, count = pricer(np.zeros((n, 2)), np.zeros((m, 2)), 1.0, np.zeros(n),
+                                   np.zeros(m), TOL, 3)
+        assert rows.shape == cols.shape == (0,) and count == 0
+
+
+def test_neighbourhood_pricing_matches_a_loop_across_tasks():
+    from otdiv.kernels import lift_numba as lift
+
+    rng = np.random.default_rng(3)
+    n, m = 40, 30
+    x, y = rng.standard_normal((n, 2)), rng.standard_normal((m, 2))
+    near_x, near_y = rng.integers(0, n, (n, 3)), rng.integers(0, m, (m, 5))
+    c = cost_matrix(x, y, 1.0)
+    g = rng.standard_normal(m)
+    f = (c - g).min(1) + 0.3 * rng.random(n)  # some pairs violated
+    src, dst = rng.integers(0, n, 50), rng.integers(0, m, 50) + n
+    want = []
+    for i, j in zip(src, dst - n, strict=True):
+        cand = [(i, jj) for jj in near_y[j]] + [(ii, j) for ii in near_x[i]]
+        want += [(a, b) for a, b in cand
+                 if c[a, b] - f[a] - g[b] < -TOL * max(c[a, b], abs(f[a]), abs(g[b]))]
+    for per_task in (1, 7, 64):  # compaction over many tasks, and one task
+        rows, cols = np.empty(50 * 8, np.int64), np.empty(50 * 8, np.int64)
+        k = lift.local_violations(x, y, 1.0, f, g, TOL, src, dst, n, near_x, near_y, rows,
+                                  cols, per_task)
+        assert list(zip(rows[:k].tolist(), cols[:k].tolist(), strict=True)) == want
+        assert k > 0

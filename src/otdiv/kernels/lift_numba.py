@@ -208,14 +208,15 @@ _TREE_ARCS = 4096  # tree arcs per parallel task of the neighbourhood pricing
 
 
 @twins()
-def _local_violations(x, y, p, f, g, tol, src, dst, n, near_x, near_y, rows, cols, found):
-    """Each task of _TREE_ARCS tree arcs writes its violated pairs at the start of its own
+def _local_violations(x, y, p, f, g, tol, src, dst, n, near_x, near_y, rows, cols, found,
+                      per_task):
+    """Each task of ``per_task`` tree arcs writes its violated pairs at the start of its own
     slice of (rows, cols) and their number to found[task]."""
     ky, kx = near_y.shape[1], near_x.shape[1]
     for task in nb.prange(found.shape[0]):
-        out = task * _TREE_ARCS * (kx + ky)
+        out = task * per_task * (kx + ky)
         first = out
-        for k in range(task * _TREE_ARCS, min(src.shape[0], (task + 1) * _TREE_ARCS)):
+        for k in range(task * per_task, min(src.shape[0], (task + 1) * per_task)):
             i, j = src[k], dst[k] - n
             for s in range(ky):
                 jj = near_y[j, s]
@@ -232,19 +233,20 @@ def _local_violations(x, y, p, f, g, tol, src, dst, n, near_x, near_y, rows, col
         found[task] = out - first
 
 
-def local_violations(x, y, p, f, g, tol, src, dst, n, near_x, near_y, rows, cols) -> int:
+def local_violations(x, y, p, f, g, tol, src, dst, n, near_x, near_y, rows, cols,
+                     per_task: int = _TREE_ARCS) -> int:
     """Pairs near the tree arcs (src, dst − n): (i, j') for j' among the neighbours of y_j
     and (i', j) for i' among those of x_i, whose reduced cost c − f_i − g_j is below
     −tol · max(c, |f_i|, |g_j|). Writes them to ``rows``, ``cols`` (room for every pair
     looked at: len(src) · (k_x + k_y); reused between calls, no fresh pages) and returns
     how many (repeats possible), in the order of the tree arcs."""
     width = near_x.shape[1] + near_y.shape[1]
-    found = np.zeros(-(-src.shape[0] // _TREE_ARCS), np.int64)
+    found = np.zeros(-(-src.shape[0] // per_task), np.int64)
     _local_violations(src.shape[0] * width * (x.shape[1] + 4), x, y, p, f, g, tol, src, dst,
-                      n, near_x, near_y, rows, cols, found)
+                      n, near_x, near_y, rows, cols, found, per_task)
     out = 0
     for task, k in enumerate(found):  # compact the tasks' slices (a few thousand pairs)
-        first = task * _TREE_ARCS * width
+        first = task * per_task * width
         rows[out:out + k], cols[out:out + k] = rows[first:first + k], cols[first:first + k]
         out += int(k)
     return out

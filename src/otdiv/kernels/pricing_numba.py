@@ -22,14 +22,15 @@ skipped when either lower bound on c_ij − g_j over the node exceeds f_i by a m
   with s = 1 − (p(d + 2) + 8)·2^-53 below the ratio of computed to real costs, skipped when
   it exceeds f_i by (8d + 8p + 32)·2^-53 times the magnitude of its terms.
 
-Either way the real number c_ij − f_i − g_j is at least 2^-53 |c_ij − f_i| for every pair of
-the node (it grows with c_ij and falls with g_j), so the reduced cost computed as
-(c_ij − f_i) − g_j rounds to r >= 0, which no tol >= 0 calls violated: pruning never skips
-a violated pair. The tolerance rule itself is applied, unchanged, to the pairs that are
-costed; the count of violated pairs is exact. Where the boxes rule out too few pairs to pay
-for the tree (high dimension: about 70 % of the pairs survive in d = 16), a sample of rows
-says so first and the brute-force pricer answers instead (:func:`tree_pays`) — from
-d = ``pricing_gemm.MIN_DIM`` on, with its distances from a matrix product
+Both tests also ask for an absolute 2^-500 (``_GUARD``): in the subnormal range rounding is
+absolute, not relative. Either way the real number c_ij − f_i − g_j is at least 2^-53 |c_ij
+− f_i| for every pair of the node (it grows with c_ij and falls with g_j), so the reduced
+cost computed as (c_ij − f_i) − g_j rounds to r >= 0, which no tol >= 0 calls violated:
+pruning never skips a violated pair. The tolerance rule itself is applied, unchanged, to the
+pairs that are costed; the count of violated pairs is exact. Where the boxes rule out too
+few pairs to pay for the tree (high dimension: about 70 % of the pairs survive in d = 16), a
+sample of rows says so first and the brute-force pricer answers instead (:func:`tree_pays`)
+— from d = ``pricing_gemm.MIN_DIM`` on, with its distances from a matrix product
 (``otdiv.kernels.pricing_gemm``: the same answer).
 """
 
@@ -47,6 +48,11 @@ _ROWS = 32  # rows per parallel task
 _BELOW = 1.0 - 1e-15  # under every computed cost of a box (pow is accurate to < 1 ulp)
 _MARGIN = 2.0**-50  # > the rounding of the skip test: 4·2^-53 per operand
 _U = 2.0**-53  # unit roundoff
+# absolute slack of both skip tests: in the subnormal range rounding is absolute, and the
+# computed cost can fall below the real one by up to (d·2^-1074)^(p/2) (underflowed squares);
+# 2^-500 exceeds that and every other absolute rounding, and is nothing at the solver's unit
+# scale (costs near 1)
+_GUARD = 2.0**-500
 _SAMPLE = 256  # rows priced first to see whether the tree pays
 _DENSE = 0.3  # past this fraction of pairs costed in the sample, the brute force runs
 
@@ -166,7 +172,10 @@ def node_bounds(ys, gs, start, end, lo, hi, first_leaf):
         trace = 0.0
         for t in range(d):
             trace += cov[t, t]
-        if trace > 0.0 and cnt > 1:
+        finite = np.isfinite(trace)  # coordinates near the float range overflow: no slope
+        for t in range(d):
+            finite = finite and np.isfinite(rhs[t])
+        if finite and trace > 0.0 and cnt > 1:
             for t in range(d):
                 cov[t, t] += 1e-9 * trace
             b = np.linalg.solve(cov, rhs)
@@ -243,10 +252,10 @@ def _ruled_out(xi, fi, lo, hi, gm, alpha, beta, amag, p, shrink, slack):
             u = xi[t] - hi[t]
         sq += u * u
     bound = power(sq, 0.5 * p) * _BELOW
-    if bound - fi - gm > _MARGIN * (bound + abs(fi) + abs(gm)):
+    if bound - fi - gm > _MARGIN * (bound + abs(fi) + abs(gm)) + _GUARD:
         return True
     val, mag = _plane_bound(xi, lo, hi, alpha, beta, amag, p, shrink)
-    return val - fi > slack * (mag + abs(fi))
+    return val - fi > slack * (mag + abs(fi)) + _GUARD
 
 
 @twins()
