@@ -218,17 +218,11 @@ def _local_violations(x, y, p, f, g, tol, src, dst, n, near_x, near_y, rows, col
         first = out
         for k in range(task * per_task, min(src.shape[0], (task + 1) * per_task)):
             i, j = src[k], dst[k] - n
-            for s in range(ky):
-                jj = near_y[j, s]
-                c = _cost(x, y, i, jj, p)
-                if c - f[i] - g[jj] < -tol * max(c, abs(f[i]), abs(g[jj])):
-                    rows[out], cols[out] = i, jj
-                    out += 1
-            for s in range(kx):
-                ii = near_x[i, s]
-                c = _cost(x, y, ii, j, p)
-                if c - f[ii] - g[j] < -tol * max(c, abs(f[ii]), abs(g[j])):
-                    rows[out], cols[out] = ii, j
+            for s in range(ky + kx):  # (i, j') for j' near y_j, then (i', j) for i' near x_i
+                ii, jj = (i, near_y[j, s]) if s < ky else (near_x[i, s - ky], j)
+                c = _cost(x, y, ii, jj, p)
+                if c - f[ii] - g[jj] < -tol * max(c, abs(f[ii]), abs(g[jj])):
+                    rows[out], cols[out] = ii, jj
                     out += 1
         found[task] = out - first
 

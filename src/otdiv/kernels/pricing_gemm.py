@@ -36,7 +36,6 @@ import numpy as np
 
 from otdiv.kernels import simplex_numba as sx
 from otdiv.kernels._numba import nb, twins
-from otdiv.kernels.power import power
 
 _U = 2.0**-53
 _MARGIN = 2.0**-50  # as pricing_numba's box bound: > the skip test's own rounding
@@ -52,7 +51,7 @@ def _filtered_rows(ip, nz, na, nx, ny, kappa, centring, shrink, x, y, first, p, 
                    counts):
     """Rows first .. first + len(ip) − 1: skip the pairs the product's bound rules out,
     cost the rest exactly (module docstring)."""
-    m, d = y.shape
+    m = y.shape[0]
     per_row = out.shape[1]
     q = 0.5 * p
     for b in nb.prange(ip.shape[0]):
@@ -85,15 +84,8 @@ def _filtered_rows(ip, nz, na, nx, ny, kappa, centring, shrink, x, y, first, p, 
         for j in range(m):
             if not keep[j]:
                 continue
-            sq = 0.0
-            for t in range(d):
-                u = x[i, t] - y[j, t]
-                sq += u * u
-            c = power(sq, q)
-            r = c - fi - g[j]
-            if r < -tol * max(c, abs(fi), abs(g[j])):
-                count += 1
-                worst = sx.offer(vals, out[i], worst, r, j)
+            worst, hit = sx.judge_pair(x, i, y, j, q, fi, g[j], tol, vals, out[i], worst, j)
+            count += hit
         counts[i] = count
 
 

@@ -301,15 +301,9 @@ def _price(x, ys, perm, start, end, lo, hi, gmax, alpha, beta, amag, first_leaf,
                     continue
                 costed[i] += end[k] - start[k]
                 for j in range(start[k], end[k]):
-                    sq = 0.0
-                    for t in range(d):
-                        u = x[i, t] - ys[j, t]
-                        sq += u * u
-                    c = power(sq, q)
-                    r = c - fi - gs[j]
-                    if r < -tol * max(c, abs(fi), abs(gs[j])):
-                        count += 1
-                        worst = sx.offer(vals, out[i], worst, r, perm[j])
+                    worst, hit = sx.judge_pair(x, i, ys, j, q, fi, gs[j], tol, vals, out[i],
+                                               worst, perm[j])
+                    count += hit
             counts[i] = count
     return counts.sum(), costed.sum()
 

@@ -79,6 +79,24 @@ def offer(vals, idx, worst, r, j):
 
 
 @nb.njit(inline="always")
+def judge_pair(x, i, y, j, q, fi, gj, tol, vals, out_row, worst, col):
+    """The brute force's verdict on pair (i, j): c = (Σ_t (x_it − y_jt)²)^q summed in
+    coordinate order, violated when r = c − f_i − g_j < −tol·max(c, |f_i|, |g_j|); a
+    violated pair is offered to the row's kept list as column ``col``. Returns (the slot of
+    the largest kept value, 1 if violated else 0). Every pricer costs pairs this way, so
+    that pruned and brute-force pricing agree pair for pair."""
+    sq = 0.0
+    for t in range(x.shape[1]):
+        u = x[i, t] - y[j, t]
+        sq += u * u
+    c = power(sq, q)
+    r = c - fi - gj
+    if r < -tol * max(c, abs(fi), abs(gj)):
+        return offer(vals, out_row, worst, r, col), 1
+    return worst, 0
+
+
+@nb.njit(inline="always")
 def _row_violations(c_row, f_i, g, tol, out_row):
     """Row i's violated pairs r = c_ij − f_i − g_j < −tol · max(c_ij, |f_i|, |g_j|): the
     columns of the ``len(out_row)`` most negative into ``out_row`` (−1 where there are
