@@ -40,6 +40,10 @@ def same_answer(x, y, p, f, g, tol=TOL, per_row=4, pricer=pn.most_negative):
     rb, cb, _ = sx.most_negative(x, y, p, f, g, tol, per_row)
     rp, cp, _ = pricer(x, y, p, f, g, tol, per_row)
     c = cost_matrix(x, y, p)
+    if np.isfinite(c).all():  # the brute force against the stored matrix's rule
+        r = c - f[:, None] - g[None, :]
+        scale = np.maximum(c, np.maximum(np.abs(f)[:, None], np.abs(g)[None, :]))
+        assert tb == int(np.sum(r < -tol * scale))
     red_b = c[rb, cb] - f[rb] - g[cb]
     red_p = c[rp, cp] - f[rp] - g[cp]
     assert np.array_equal(rb, rp)  # both list rows in order, per_row slots each
