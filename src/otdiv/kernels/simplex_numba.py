@@ -83,8 +83,8 @@ def judge_pair(x, i, y, j, q, fi, gj, tol, vals, out_row, worst, col):
     """The brute force's verdict on pair (i, j): c = (Σ_t (x_it − y_jt)²)^q summed in
     coordinate order, violated when r = c − f_i − g_j < −tol·max(c, |f_i|, |g_j|); a
     violated pair is offered to the row's kept list as column ``col``. Returns (the slot of
-    the largest kept value, 1 if violated else 0). Every pricer costs pairs this way, so
-    that pruned and brute-force pricing agree pair for pair."""
+    the largest kept value, 1 if violated else 0). The pruned pricers judge pairs with it and
+    the brute force's row loop computes the same costs, so all agree pair for pair."""
     sq = 0.0
     for t in range(x.shape[1]):
         u = x[i, t] - y[j, t]
