@@ -203,6 +203,46 @@ def test_audit_repeats_use_fresh_samplers():
     np.testing.assert_allclose(audit.estimate, -math.sqrt(2), atol=0.2)
 
 
+def test_n_estimate_draws_the_ot_free_estimates_from_more_points(rng):
+    # arrays: with n_estimate >= their size the raw estimate is the mean over all of them
+    # (numpy's mean, an independent truth), while exact W1 and the envelope use n of them
+    x, y = rng.normal(size=(3000, 2)), rng.normal(size=(2500, 2)) + [1.0, 0.5]
+    critic = _identity_critic(2)
+    with torch.no_grad():
+        critic.weight.copy_(torch.tensor([[1.2, 0.3]]))
+    audit = audit_critic(critic, x, y, n=300, n_estimate=10**4, device="cpu", seed=3)
+    want = (x @ [1.2, 0.3]).mean() - (y @ [1.2, 0.3]).mean()
+    np.testing.assert_allclose(audit.estimate, want, rtol=1e-6)
+    assert (audit.n, audit.m, audit.n_estimate) == (300, 300, 3000)
+    # the slope is uniform, so the slope and flow corrections divide it out exactly
+    g = math.hypot(1.2, 0.3)
+    np.testing.assert_allclose([audit.interp_grad_norm, audit.flow_grad_norm], [g, g],
+                               rtol=1e-6)
+    np.testing.assert_allclose(audit.slope_corrected, want / g, rtol=1e-6)
+    # certificates and the normalised estimate still concern the n points of exact W1
+    assert audit.certified_lower <= audit.exact_w1 * (1 + 1e-9)
+    assert audit.normalized_estimate <= audit.exact_w1 * (1 + 1e-9)
+    plain = audit_critic(critic, x, y, n=300, device="cpu", seed=3)
+    assert plain.n_estimate == 300
+
+
+def test_n_estimate_shrinks_the_sampling_error_of_an_optimal_critic():
+    # translate by t, |t| = 1: u(z) = <z, t> is optimal, E_P u - E_Q u = -1 with f = -u, and
+    # the sample mean of u(x) - u(y) over n points per side has standard deviation sqrt(2/n)
+    toy = make_toy("translate", d=4, shift=1.0)
+    direction = np.full(4, 0.5)                            # the toy's unit shift direction
+    critic = _identity_critic(4)
+    with torch.no_grad():
+        critic.weight.copy_(-torch.tensor(direction)[None])
+    big, repeats = 40_000, 2
+    audit = audit_critic(critic, toy.sample_real, toy.sample_fake, n=200, n_estimate=big,
+                         repeats=repeats, w1=toy.w1, lipschitz=False, envelope=False,
+                         device="cpu", seed=1)
+    assert audit.n_estimate == big
+    assert abs(audit.estimate - 1.0) <= 4 * math.sqrt(2 / (big * repeats))
+    assert abs(audit.slope_corrected - audit.estimate) <= 1e-6  # unit slope: nothing to divide
+
+
 def test_audit_bad_input(rng):
     x = rng.normal(size=(50, 2))
     with pytest.raises(TypeError, match="critic"):
@@ -213,6 +253,12 @@ def test_audit_bad_input(rng):
         audit_critic(lambda t: t, x, x, device="cpu")
     with pytest.raises(ValueError, match="n must be"):
         audit_critic(_identity_critic(2), x, x, n=1)
+    with pytest.raises(ValueError, match="n_estimate"):
+        audit_critic(_identity_critic(2), x, x, n_estimate=0)
+    with pytest.raises(TypeError, match="n_estimate"):
+        audit_critic(_identity_critic(2), x, x, n_estimate=2.5)
+    with pytest.raises(ValueError, match="n_estimate=.*memory budget"):
+        audit_critic(_identity_critic(2), x, x, n_estimate=10**9)
     with pytest.raises(ValueError, match="NaN"):
         audit_critic(_identity_critic(2), np.full((5, 2), np.nan), x)
 

@@ -11,7 +11,7 @@ from otdiv.cli.benchmark_critics import COLUMNS, main
 def test_one_short_row_reports_exact_w1_of_the_audited_samples(capsys, tmp_path):
     out = tmp_path / "rows.json"
     assert main(["--problems", "translate:2", "--steps", "5", "--n", "60", "--hidden", "8",
-                 "--device", "cpu", "--json", str(out)]) == 0
+                 "--n-estimate", "60", "--device", "cpu", "--json", str(out)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 3  # header, rule, one row
     cells = dict(zip(COLUMNS, (c.strip() for c in lines[2].strip("|").split("|")),
@@ -39,7 +39,8 @@ def test_bad_arguments_are_one_line_errors(argv, word, capsys):
 
 def test_saved_critic_reproduces_the_rows_raw_estimate(capsys, tmp_path):
     # --save-critics writes the audited critic: its scores on the audit's own draws (seed
-    # 0 + 1000, real then fake, two repeats) give the row's raw estimate back
+    # 0 + 1000, real then fake, two repeats of --n-estimate points, each followed by the
+    # choice of the --n points of exact W1) give the row's raw estimate back
     import json
 
     import torch
@@ -47,17 +48,20 @@ def test_saved_critic_reproduces_the_rows_raw_estimate(capsys, tmp_path):
     from otdiv.audit.checkpoint import load_critic
 
     out, folder = tmp_path / "rows.json", tmp_path / "critics"
-    assert main(["--problems", "scale:3", "--steps", "4", "--n", "50", "--hidden", "8",
+    assert main(["--problems", "scale:3", "--steps", "4", "--n", "50", "--n-estimate", "300",
+                 "--hidden", "8",
                  "--batch-size", "16", "--schedule", "constant", "--device", "cpu",
                  "--json", str(out), "--save-critics", str(folder)]) == 0
     record = json.loads(out.read_text())[0]
     assert (record["batch_size"], record["schedule"]) == (16, "constant")
+    assert (record["n"], record["n_estimate"]) == (50, 300)
     critic = load_critic(str(folder / "scale_d3_lp_s0.pt")).double()
     toy = make_toy("scale", d=3)
     rng = np.random.default_rng(1000)
     raw = []
     for _ in range(2):
-        x, y = toy.sample_real(50, rng), toy.sample_fake(50, rng)
+        x, y = toy.sample_real(300, rng), toy.sample_fake(300, rng)
+        rng.choice(300, size=50, replace=False), rng.choice(300, size=50, replace=False)
         with torch.no_grad():
             fx, fy = critic(torch.as_tensor(x)), critic(torch.as_tensor(y))
         raw.append(float(fx.mean() - fy.mean()))

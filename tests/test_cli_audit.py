@@ -178,6 +178,7 @@ def _no_training(monkeypatch):
     (["--hidden", "1000000,1000000"], "--hidden=1000000,1000000 needs about"),
     (["--dim", str(10**9)], "--dim=1000000000 needs about"),
     (["--n", str(10**12)], "--n=1000000000000 needs about"),
+    (["--n-estimate", str(10**12)], "--n-estimate=1000000000000 needs about"),
     (["--lr", "1e300"], "--lr must be in (0, 1]"),
     (["--seed", str(2**70)], "--seed must be None or an integer in [0, 2**63)"),
 ])
@@ -193,7 +194,9 @@ def test_sizes_with_no_limit_are_refused_before_training(argv, message, tmp_path
 @pytest.mark.parametrize(("argv", "option"), [
     (["--lr", "nan"], "--lr"), (["--lr", "0"], "--lr"), (["--lr", "-1e-3"], "--lr"),
     (["--steps", "1e12"], "--steps"), (["--steps", str(10**12)], "--steps"),
-    (["--seed", "-1"], "--seed"), (["--n", "1"], "--n"), (["--batch-size", "0"],
+    (["--seed", "-1"], "--seed"), (["--n", "1"], "--n"), (["--n-estimate", "1"],
+                                                          "--n-estimate"),
+    (["--batch-size", "0"],
                                                           "--batch-size"),
 ])
 def test_bad_numbers_are_parse_errors_naming_the_option(argv, option, capsys):

@@ -55,7 +55,6 @@ from otdiv.audit.envelope import _as_points
 from otdiv.audit.slopes import gradients, score_fn
 
 _CHUNK_BYTES = 64 * 2**20  # one block of distances at a time
-_ROWS = 8192  # points per call of the critic
 DEFAULT_SCALES = tuple(2.0 ** k for k in range(-2, 4))  # x (1 / the critic's slope)
 
 
@@ -294,14 +293,10 @@ def critic_population_bound(critic: Callable, real: Callable, fake: Callable, *,
     dtype = params[0].dtype if params else torch.float32
     device = params[0].device if params else torch.device("cpu")
 
-    score = score_fn(critic, device, dtype)
-
-    def scores(z: np.ndarray) -> np.ndarray:  # in blocks of _ROWS points
-        return np.concatenate([score(z[k:k + _ROWS]) for k in range(0, len(z), _ROWS)])
+    scores = score_fn(critic, device, dtype)  # both in blocks of slopes.ROWS points
 
     def grad(z: np.ndarray) -> np.ndarray:
-        return np.concatenate([to_numpy64(gradients(critic, z[k:k + _ROWS], device, dtype))
-                               for k in range(0, len(z), _ROWS)])
+        return to_numpy64(gradients(critic, z, device, dtype))
 
     x = _points(real(n, rng), "real(n, rng)")
     y = _points(fake(n, rng), "fake(n, rng)", x.shape[1])

@@ -62,7 +62,8 @@ class AuditSettings:
     up to 1024, :func:`otdiv.audit.models.recommended_hidden`), ``softplus_beta`` ("auto",
     None or β), ``lr`` and ``schedule`` (None: the recipe, :meth:`recipe`), ``lambda_gp``,
     ``save_critic``.
-    Audit: ``n`` held-out points per side, ``repeats`` draws, ``sweep`` (also the
+    Audit: ``n`` held-out points per side, ``n_estimate`` those of the OT-free estimates
+    (None: n; :func:`~otdiv.audit.critic.audit_critic`), ``repeats`` draws, ``sweep`` (also the
     parallel-lines sweep over ``thetas``, ``sweep_steps`` steps each). ``device``, ``seed``
     (training; the audit uses seed + 1, the plots seed + 2), ``out`` (the directory),
     ``no_progress``, ``no_plots``.
@@ -85,6 +86,7 @@ class AuditSettings:
     schedule: str | None = None
     save_critic: str | None = None
     n: int = 2000
+    n_estimate: int | None = None
     repeats: int = 3
     sweep: bool = False
     thetas: tuple[float, ...] | str = (-1.0, -0.5, -0.2, 0.0, 0.2, 0.5, 1.0)
@@ -225,6 +227,7 @@ CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "schedule": _optional(lambda v, name: check_choice(v, name, SCHEDULES)),
     "save_critic": _optional(_path),
     "n": _whole(2),
+    "n_estimate": _optional(_whole(2)),
     "repeats": _whole(1, MAX_REPEATS),
     "sweep": _flag,
     "thetas": lambda v, name: tuple(_number(t, name) for t in _numbers(v, name, float)),
@@ -358,6 +361,8 @@ def _check_sizes(s: AuditSettings, label: Label, dim: int, hidden: tuple[int, ..
         check_training_size(dim, hidden, s.batch_size, EVAL_SIZE, names={
             k: label(k) for k in ("dim", "hidden", "batch_size")})
     check_audit_size(s.n, dim, name=label("n"))
+    if s.n_estimate is not None:
+        check_audit_size(s.n, dim, n_estimate=s.n_estimate, name=label("n_estimate"))
 
 
 def _training_record(trained, hidden: tuple[int, ...]) -> dict[str, Any]:
@@ -424,7 +429,8 @@ def _run(s: AuditSettings, label: Label) -> AuditRun:
         write_json(out / "report.json", payload)  # kept if the audit fails
     penalised = constraint in ("gp", "lp")  # the OT-free corrections need the penalty
     audit = critic_module.audit_critic(
-        critic, *held, n=s.n, repeats=s.repeats, w1=w1, device=device, seed=s.seed + 1,
+        critic, *held, n=s.n, n_estimate=s.n_estimate, repeats=s.repeats, w1=w1,
+        device=device, seed=s.seed + 1,
         lambda_gp=s.lambda_gp if penalised else None,
         penalty="two-sided" if constraint == "gp" else "one-sided")
     seconds = time.perf_counter() - start

@@ -26,28 +26,40 @@ from otdiv._array import to_numpy64
 from otdiv.audit.estimators import ctransform_pairs, segment_points
 from otdiv.audit.models import scores
 
+ROWS = 8192  # points per call of the critic: memory stays flat in the number of points
+
 
 def score_fn(critic: Callable, device, dtype):
-    """critic as x (numpy (n, d)) -> scores (numpy (n,)), evaluated without gradients."""
+    """critic as x (numpy (n, d)) -> scores (numpy (n,)), evaluated without gradients, in
+    blocks of :data:`ROWS` points."""
     import torch
 
-    def fn(x: np.ndarray) -> np.ndarray:
+    def block(x: np.ndarray) -> np.ndarray:
         t = torch.as_tensor(x, dtype=dtype).to(device)
         with torch.no_grad():
             return to_numpy64(scores(critic, t))
+
+    def fn(x: np.ndarray) -> np.ndarray:
+        if len(x) <= ROWS:
+            return block(x)
+        return np.concatenate([block(x[k:k + ROWS]) for k in range(0, len(x), ROWS)])
 
     return fn
 
 
 def gradients(critic: Callable, pts: np.ndarray, device, dtype):
-    """∇f at each of the points (N, d), a torch tensor of the critic's dtype; raises
-    RuntimeError when torch cannot differentiate the critic."""
+    """∇f at each of the points (N, d), a torch tensor of the critic's dtype (blocks of
+    :data:`ROWS` points); raises RuntimeError when torch cannot differentiate the critic."""
     import torch
 
-    t = torch.as_tensor(pts, dtype=dtype).to(device).requires_grad_(True)
-    with torch.enable_grad():
-        (grad,) = torch.autograd.grad(scores(critic, t).sum(), t)
-    return grad.detach().reshape(len(pts), -1)
+    pts = np.asarray(pts)
+    out = []
+    for k in range(0, max(len(pts), 1), ROWS):
+        t = torch.as_tensor(pts[k:k + ROWS], dtype=dtype).to(device).requires_grad_(True)
+        with torch.enable_grad():
+            (grad,) = torch.autograd.grad(scores(critic, t).sum(), t)
+        out.append(grad.detach().reshape(len(t), -1))
+    return out[0] if len(out) == 1 else torch.cat(out)
 
 
 def grad_norms(critic: Callable, pts: np.ndarray, device, dtype) -> np.ndarray | None:

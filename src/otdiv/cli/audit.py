@@ -198,6 +198,9 @@ def add_audit_arguments(audit) -> None:
     au = audit.add_argument_group("audit")
     au.add_argument("--n", type=int_arg(2), default=2000,
                     help="held-out samples per side (2000)")
+    au.add_argument("--n-estimate", type=int_arg(2), default=None,
+                    help="held-out samples per side of the OT-free estimates (default: --n; "
+                    "they cost O(n), so 50000 is cheap and cuts their sampling error)")
     au.add_argument("--repeats", type=int_arg(1, 1000), default=3, help="held-out draws (3)")
     au.add_argument("--sweep", action="store_true", help="also run the parallel-lines sweep")
     au.add_argument("--thetas", type=_float_list, default=(-1.0, -0.5, -0.2, 0.0, 0.2, 0.5, 1.0))
