@@ -206,7 +206,7 @@ def test_audit_repeats_use_fresh_samplers():
 def test_n_estimate_draws_the_ot_free_estimates_from_more_points(rng):
     # arrays: with n_estimate >= their size the raw estimate is the mean over all of them
     # (numpy's mean, an independent truth), while exact W1 and the envelope use n of them
-    x, y = rng.normal(size=(3000, 2)), rng.normal(size=(2500, 2)) + [1.0, 0.5]
+    x, y = rng.normal(size=(3000, 2)), rng.normal(size=(2500, 2)) + np.array([1.0, 0.5])
     critic = _identity_critic(2)
     with torch.no_grad():
         critic.weight.copy_(torch.tensor([[1.2, 0.3]]))
@@ -257,7 +257,7 @@ def test_audit_bad_input(rng):
         audit_critic(_identity_critic(2), x, x, n_estimate=0)
     with pytest.raises(TypeError, match="n_estimate"):
         audit_critic(_identity_critic(2), x, x, n_estimate=2.5)
-    with pytest.raises(ValueError, match="n_estimate=.*memory budget"):
+    with pytest.raises(ValueError, match=r"n_estimate=.*memory budget"):
         audit_critic(_identity_critic(2), x, x, n_estimate=10**9)
     with pytest.raises(ValueError, match="NaN"):
         audit_critic(_identity_critic(2), np.full((5, 2), np.nan), x)
