@@ -69,6 +69,28 @@ def test_saved_critic_reproduces_the_rows_raw_estimate(capsys, tmp_path):
     assert record["estimate"] == pytest.approx(np.mean(raw), rel=1e-4, abs=1e-6)
 
 
+def test_load_critics_audits_the_saved_critics_again(capsys, tmp_path):
+    # the same audit (seed 0 + 1000) of the critic read back gives the row's numbers again;
+    # a missing checkpoint is a one-line error naming the option
+    import json
+
+    common = ["--problems", "translate:2", "--n", "40", "--n-estimate", "80", "--device",
+              "cpu"]
+    folder = tmp_path / "critics"
+    assert main([*common, "--steps", "3", "--hidden", "8", "--json", str(tmp_path / "a.json"),
+                 "--save-critics", str(folder)]) == 0
+    assert main([*common, "--json", str(tmp_path / "b.json"),
+                 "--load-critics", str(folder)]) == 0
+    a, b = (json.loads((tmp_path / f).read_text())[0] for f in ("a.json", "b.json"))
+    for key in ("estimate", "exact_w1", "interp_grad_norm", "envelope_lower"):
+        assert b[key] == pytest.approx(a[key], rel=1e-6, abs=1e-9)
+    assert b["critic"].endswith("translate_d2_lp_s0.pt") and "steps" not in b
+    capsys.readouterr()
+    assert main([*common, "--seeds", "1", "--load-critics", str(folder)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--load-critics" in err[0] and "seed 1" in err[0]
+
+
 def test_the_recommended_width_grows_with_the_dimension():
     from otdiv.audit.models import recommended_hidden
     from otdiv.cli.benchmark_critics import hidden_for

@@ -24,6 +24,7 @@ Also runnable as ``python -m otdiv.cli.benchmark_critics [options]``.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
@@ -77,14 +78,24 @@ def row(label: str, toy, constraint: str, seed: int, args) -> tuple[str, dict]:
 
     t0 = time.perf_counter()
     lr = 5e-5 if constraint == "clip" else args.lr
-    trained = train_critic(toy.sample_real, toy.sample_fake, constraint=constraint,
-                           steps=args.steps, batch_size=args.batch_size,
-                           hidden=hidden_for(args.hidden, toy.dim),
-                           softplus_beta=args.softplus_beta or None, lr=lr,
-                           lambda_gp=args.lambda_gp, schedule=args.schedule, device=args.device,
-                           seed=seed, progress=False)
+    name = f"{label.replace(' ', '_').replace('=', '')}_{constraint}_s{seed}.pt"
+    if args.load_critics:
+        from otdiv.audit.checkpoint import load_critic
+
+        path = os.path.join(args.load_critics, name)
+        if not os.path.exists(path):
+            raise CLIError(f"--load-critics: no saved critic {path} for {label}, "
+                           f"{constraint}, seed {seed}")
+        critic = load_critic(path)
+    else:
+        critic = train_critic(toy.sample_real, toy.sample_fake, constraint=constraint,
+                              steps=args.steps, batch_size=args.batch_size,
+                              hidden=hidden_for(args.hidden, toy.dim),
+                              softplus_beta=args.softplus_beta or None, lr=lr,
+                              lambda_gp=args.lambda_gp, schedule=args.schedule,
+                              device=args.device, seed=seed, progress=False).critic
     lam = args.lambda_gp if constraint in ("gp", "lp") else None
-    a = audit_critic(trained.critic, toy.sample_real, toy.sample_fake, n=args.n,
+    a = audit_critic(critic, toy.sample_real, toy.sample_fake, n=args.n,
                      n_estimate=args.n_estimate, repeats=2,
                      w1=toy.w1, lambda_gp=lam, lipschitz=False, device=args.device,
                      penalty="two-sided" if constraint == "gp" else "one-sided",
@@ -93,17 +104,14 @@ def row(label: str, toy, constraint: str, seed: int, args) -> tuple[str, dict]:
     if args.population:
         from otdiv.audit.population import critic_population_bound
 
-        pop = critic_population_bound(trained.critic, toy.sample_real, toy.sample_fake,
+        pop = critic_population_bound(critic, toy.sample_real, toy.sample_fake,
                                       n=args.n, n_test=2 * args.n, seed=seed + 2000)
     sec = time.perf_counter() - t0
     if args.save_critics:
-        import os
-
         from otdiv.audit.checkpoint import save_critic
 
         os.makedirs(args.save_critics, exist_ok=True)
-        name = f"{label.replace(' ', '_').replace('=', '')}_{constraint}_s{seed}.pt"
-        save_critic(trained.critic, os.path.join(args.save_critics, name))
+        save_critic(critic, os.path.join(args.save_critics, name))
     pen = "" if a.penalty_corrected is None else f"{a.penalty_corrected:.4f}"
     cells = (label, constraint, str(seed), f"{a.estimate:.4f}", f"{a.slope_corrected:.4f}",
              pen, f"{a.ctransform_corrected:.4f}", f"{a.flow_corrected:.4f}",
@@ -115,10 +123,15 @@ def row(label: str, toy, constraint: str, seed: int, args) -> tuple[str, dict]:
              "" if pop is None else f"{pop.value:.4f} ± {pop.se:.4f}",
              "" if pop is None or toy.w1 is None else f"{pop.value / toy.w1:.3f}",
              f"{sec:.0f}")
-    record = {"problem": label, "constraint": constraint, "seed": seed, "steps": args.steps,
-              "batch_size": args.batch_size, "hidden": list(hidden_for(args.hidden, toy.dim)),
-              "lr": lr,
-              "schedule": args.schedule, **a.to_dict(), "row_seconds": sec}
+    if args.load_critics:  # the checkpoint's training settings are not recorded in it
+        record = {"problem": label, "constraint": constraint, "seed": seed,
+                  "critic": os.path.join(args.load_critics, name)}
+    else:
+        record = {"problem": label, "constraint": constraint, "seed": seed,
+                  "steps": args.steps, "batch_size": args.batch_size,
+                  "hidden": list(hidden_for(args.hidden, toy.dim)), "lr": lr,
+                  "schedule": args.schedule}
+    record.update(**a.to_dict(), row_seconds=sec)
     if pop is not None:
         record.update(population_value=pop.value, population_se=pop.se,
                       population_lower=pop.lower, population_scale=pop.scale)
@@ -193,6 +206,9 @@ def _add_arguments(p) -> None:
     p.add_argument("--json", default=None, help="also write the rows to this JSON file")
     p.add_argument("--save-critics", default=None, metavar="DIR",
                    help="also save each trained critic (otdiv.audit.checkpoint) in DIR")
+    p.add_argument("--load-critics", default=None, metavar="DIR",
+                   help="audit the critics saved by --save-critics in DIR instead of "
+                   "training (the training options are then unused)")
     p.set_defaults(func=_run)
 
 
