@@ -18,6 +18,7 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from otdiv.audit.grid import load_grid, sweep
@@ -59,7 +60,29 @@ def test_rows_and_summary(client, tmp_path):
     assert summary == result.summary and "toy=8gaussians | 2 | 0 |" in summary
     by_toy = [r["audit"]["rel_error"] for r in rows if r["settings"]["toy"] == "swissroll"]
     assert f"{100 * sum(by_toy) / 2:+.1f}" in summary.split("toy=swissroll")[1]
+    # 20-step critics are nowhere steeper than 1: no flow correction ("nan"), shown as "-"
+    cells = summary.split("toy=swissroll")[1].split("|")
+    assert {r["audit"]["rel_error_flow_corrected"] for r in rows} == {"nan"}
+    assert cells[4].strip() == "-"
     assert result.plot is not None and result.plot.stat().st_size > 0
+
+
+def test_the_summary_has_the_flow_corrected_error_per_setting():
+    # summarize is a pure function of the rows: mean ± sample std over seeds, per setting
+    from otdiv.audit.grid import summarize
+
+    def row(toy, seed, raw, flow):
+        return {"settings": {"toy": toy, "seed": seed}, "status": "ok", "seconds": 1.0,
+                "audit": {"rel_error": raw, "rel_error_flow_corrected": flow,
+                          "rel_error_normalized": 0.0, "estimate": 1.0, "exact_w1": 1.0}}
+
+    rows = [row("a", 0, 0.10, 0.01), row("a", 1, 0.08, -0.03), row("b", 0, 0.2, "nan")]
+    text, groups = summarize(rows, ["toy", "seed"])
+    line_a = next(line for line in text.splitlines() if line.startswith("| toy=a "))
+    flow = np.array([0.01, -0.03]) * 100
+    assert line_a.split("|")[5].strip() == f"{flow.mean():+.1f} ± {flow.std(ddof=1):.1f} %"
+    line_b = next(line for line in text.splitlines() if line.startswith("| toy=b "))
+    assert line_b.split("|")[5].strip() == "-" and [g for g, _ in groups] == ["toy=a", "toy=b"]
 
 
 @pytest.mark.slow  # starts and stops a second cluster whose workers import torch cold
@@ -207,3 +230,15 @@ def test_cli_bad_grid_and_unreachable_scheduler_exit_2(tmp_path, capsys):
     assert time.perf_counter() - start < 10
     assert err.count("\n") == 1 and "cannot reach the Dask scheduler" in err
     assert not (tmp_path / "o" / "results.jsonl").exists()
+
+
+def test_the_shipped_critic_benchmark_grid_is_the_28_funnel_settings():
+    # benchmarks/critic_funnels.toml: every (d, K) of Korotin et al. x 4 constraints x 3 seeds
+    from otdiv.audit.funnels import FUNNEL_SETTINGS
+    from otdiv.audit.grid import load_grid
+
+    jobs = load_grid(Path(__file__).parents[1] / "benchmarks" / "critic_funnels.toml")
+    assert len(jobs) == len(FUNNEL_SETTINGS) * 4 * 3
+    assert {(j.args["dim"], j.args["funnels"]) for j in jobs} == set(FUNNEL_SETTINGS)
+    assert {j.args["toy"] for j in jobs} == {"funnels"}
+    assert {j.args["n_estimate"] for j in jobs} == {50_000}

@@ -252,14 +252,16 @@ def summarize(rows: list[dict[str, Any]], grid_keys: list[str]) -> tuple[str, li
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault(_settings_label(row["settings"], keys), []).append(row)
-    head = ["setting", "runs", "failed", "rel. error", "rel. error (/ G)", "estimate",
-            "exact W1", "seconds"]
+    head = ["setting", "runs", "failed", "rel. error", "rel. error (flow)",
+            "rel. error (/ G)", "estimate", "exact W1", "seconds"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for label, group in groups.items():
         ok = [r["audit"] for r in group if r["status"] == "ok"]
         lines.append("| " + " | ".join([
             label, str(len(group)), str(len(group) - len(ok)),
             _mean_std([_num(a["rel_error"]) for a in ok], "+.1f", pct=True),
+            _mean_std([_num(a.get("rel_error_flow_corrected")) for a in ok], "+.1f",
+                      pct=True),
             _mean_std([_num(a["rel_error_normalized"]) for a in ok], "+.1f", pct=True),
             _mean_std([_num(a["estimate"]) for a in ok], ".4f"),
             _mean_std([_num(a["exact_w1"]) for a in ok], ".4f"),
@@ -269,7 +271,8 @@ def summarize(rows: list[dict[str, Any]], grid_keys: list[str]) -> tuple[str, li
 
 
 def plot_rel_error(groups: list, path: Path) -> Path:
-    """Each setting's relative errors (one dot per seed; raw and / G) with their mean."""
+    """Each setting's relative errors (one dot per seed; raw, flow-corrected (no exact OT)
+    and / G (exact OT)) with their mean."""
     from otdiv.audit.report import _figure
 
     fig = _figure(7.0, 1.2 + 0.35 * len(groups))
@@ -277,13 +280,16 @@ def plot_rel_error(groups: list, path: Path) -> Path:
     for y, (_, group) in enumerate(groups):
         ok = [r["audit"] for r in group if r["status"] == "ok"]
         for field, color, marker in (("rel_error", "C0", "o"),
+                                     ("rel_error_flow_corrected", "C2", "^"),
                                      ("rel_error_normalized", "C1", "s")):
-            values = [100 * _num(a[field]) for a in ok if math.isfinite(_num(a[field]))]
+            values = [100 * _num(a.get(field)) for a in ok
+                      if math.isfinite(_num(a.get(field)))]
             ax.scatter(values, [y] * len(values), color=color, marker=marker, s=18,
                        alpha=0.7, label=None)
             if values:
                 ax.plot([sum(values) / len(values)] * 2, [y - 0.3, y + 0.3], color=color)
     ax.scatter([], [], color="C0", marker="o", label="rel. error")
+    ax.scatter([], [], color="C2", marker="^", label="rel. error (flow-corrected)")
     ax.scatter([], [], color="C1", marker="s", label="rel. error (/ G)")
     ax.axvline(0.0, color="k", lw=0.8)
     ax.set_yticks(range(len(groups)))
