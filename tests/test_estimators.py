@@ -268,3 +268,24 @@ def test_ctransform_pairs_are_the_brute_force_minimisers(seed, n, m, d, slope):
     pts, w = segment_points(x, y, rows, cols, rng, k=3)
     assert pts.shape == (3 * (n + m), d)
     np.testing.assert_allclose(w.sum(), np.linalg.norm(x[rows] - y[cols], axis=1).sum())
+
+
+def test_scores_and_gradients_in_blocks_equal_one_call(monkeypatch):
+    # slopes.ROWS points per call of the critic: blocks of 7 give the one-call answer
+    # (the gradient of a quadratic critic 0.5 |x|^2 + <b, x> is x + b: the truth)
+    import torch
+
+    from otdiv.audit import slopes
+
+    b = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64)
+
+    def critic(x):
+        return 0.5 * (x * x).sum(dim=1) + x @ b
+
+    pts = np.random.default_rng(0).normal(size=(30, 3))
+    monkeypatch.setattr(slopes, "ROWS", 7)
+    grad = slopes.gradients(critic, pts, "cpu", torch.float64).numpy()
+    np.testing.assert_allclose(grad, pts + b.numpy(), rtol=1e-12)
+    vals = slopes.score_fn(critic, "cpu", torch.float64)(pts)
+    np.testing.assert_allclose(vals, 0.5 * (pts**2).sum(1) + pts @ b.numpy(), rtol=1e-12)
+    assert slopes.gradients(critic, pts[:0], "cpu", torch.float64).shape == (0, 3)

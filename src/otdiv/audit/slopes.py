@@ -58,7 +58,7 @@ def gradients(critic: Callable, pts: np.ndarray, device, dtype):
         t = torch.as_tensor(pts[k:k + ROWS], dtype=dtype).to(device).requires_grad_(True)
         with torch.enable_grad():
             (grad,) = torch.autograd.grad(scores(critic, t).sum(), t)
-        out.append(grad.detach().reshape(len(t), -1))
+        out.append(grad.detach().reshape(t.shape[0], -1) if len(t) else grad.detach())
     return out[0] if len(out) == 1 else torch.cat(out)
 
 
