@@ -318,7 +318,7 @@ def _audit(critic, src_real, src_fake, n, repeats, w1, lipschitz, lipschitz_poin
     w1_time = 0.0
     # and one for the interpolates of the slope-corrected estimate
     i_rng = np.random.default_rng(None if seed is None else [seed, 2])
-    n_estimate = n if n_estimate is None else max(n, n_estimate)
+    n_estimate = n if n_estimate is None else n_estimate
     estimates, on_ot, exact, norms, envelopes, interp, rays = [], [], [], [], [], [], []
     first = None
     n_big = None
@@ -326,16 +326,16 @@ def _audit(critic, src_real, src_fake, n, repeats, w1, lipschitz, lipschitz_poin
         x_big = src_real.fixed(n_estimate, rng)
         y_big = src_fake.fixed(n_estimate, rng)
         # the n points of exact W1: a random subset of the draw (all of it when n_estimate = n)
-        x, y = (v if len(v) <= n else v[rng.choice(len(v), size=n, replace=False)]
-                for v in (x_big, y_big))
+        keep_x, keep_y = (slice(None) if len(v) <= n else
+                          rng.choice(len(v), size=n, replace=False) for v in (x_big, y_big))
+        x, y = x_big[keep_x], y_big[keep_y]
         if first is None:
             first = (x, y)
             n_big = len(x_big)
         fx_big, fy_big = fn(x_big), fn(y_big)
         if not (np.isfinite(fx_big).all() and np.isfinite(fy_big).all()):
             raise ValueError("critic returned NaN or inf scores on the held-out samples")
-        fx, fy = (fx_big, fy_big) if len(x) == len(x_big) and len(y) == len(y_big) else \
-            (fn(x), fn(y))
+        fx, fy = fx_big[keep_x], fy_big[keep_y]
         estimates.append(float(fx_big.mean() - fy_big.mean()))
         on_ot.append(float(fx.mean() - fy.mean()))
         if envelope:
