@@ -104,7 +104,7 @@ class CriticAudit:
             estimates cost O(n_estimate) where exact W1 costs far more, so a larger
             ``n_estimate`` shrinks their sampling error at little cost.
         seconds: wall time of the audit; ``w1_seconds`` the part spent in exact W1.
-        interp_grad_norm: G_μ, the mean over draws of the mean ‖∇f‖ at 2n random
+        interp_grad_norm: G_μ, the mean over draws of the mean ‖∇f‖ at 2 n_estimate random
             interpolates t x_i + (1 − t) y_σ(i) of the draw — where the gradient penalty
             samples the slope (:mod:`otdiv.audit.estimators`); nan when torch cannot
             differentiate the critic.
@@ -263,8 +263,9 @@ def audit_critic(
     dev = resolve_device(device)
     src_real, src_fake = sources(real, fake)
     check_audit_size(n, src_real.dim, lipschitz_points)
-    check_audit_size(n, src_real.dim, lipschitz_points, n_estimate=n_estimate,
-                     name="n_estimate")
+    if n_estimate > n:
+        check_audit_size(n, src_real.dim, lipschitz_points, n_estimate=n_estimate,
+                         name="n_estimate")
     if not isinstance(critic, torch.nn.Module):
         return _audit(critic, src_real, src_fake, n, repeats, w1, lipschitz, lipschitz_points,
                       envelope, dev, seed, torch.float32, lambda_gp, penalty, n_estimate)
@@ -299,8 +300,7 @@ def check_audit_size(n: int, dim: int, lipschitz_points: int = 1000, *, n_estima
 
 
 def _audit(critic, src_real, src_fake, n, repeats, w1, lipschitz, lipschitz_points, envelope,
-           dev, seed, dtype, lambda_gp=None, penalty="one-sided",
-           n_estimate=None) -> CriticAudit:
+           dev, seed, dtype, lambda_gp, penalty, n_estimate) -> CriticAudit:
     import torch
 
     from otdiv.metrics.wasserstein import wasserstein
@@ -318,7 +318,6 @@ def _audit(critic, src_real, src_fake, n, repeats, w1, lipschitz, lipschitz_poin
     w1_time = 0.0
     # and one for the interpolates of the slope-corrected estimate
     i_rng = np.random.default_rng(None if seed is None else [seed, 2])
-    n_estimate = n if n_estimate is None else n_estimate
     estimates, on_ot, exact, norms, envelopes, interp, rays = [], [], [], [], [], [], []
     first = None
     n_big = None
