@@ -105,6 +105,51 @@ def test_the_recommended_width_grows_with_the_dimension():
     assert hidden_for(32, 64) == (32, 32, 32)
 
 
+@pytest.mark.parametrize("text", ["8,0,8", "8,,8", "-1", "8.5", "x"])
+def test_bad_hidden_widths_exit_2_with_one_line_naming_the_option(text, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--problems", "translate:2", "--hidden", text])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--hidden" in err[0] and text in err[0]
+
+
+def test_comma_separated_widths_build_that_critic(capsys, tmp_path):
+    import json
+
+    import torch
+
+    from otdiv.audit.checkpoint import load_critic
+    from otdiv.cli.benchmark_critics import hidden_for, widths_arg
+
+    assert widths_arg("12,5") == (12, 5) and hidden_for(widths_arg("12,5"), 64) == (12, 5)
+    assert widths_arg("7") == 7 and hidden_for(7, 64) == (7, 7, 7)
+    out, folder = tmp_path / "rows.json", tmp_path / "critics"
+    assert main(["--problems", "translate:3", "--steps", "2", "--n", "40", "--n-estimate",
+                 "40", "--hidden", "12,5", "--device", "cpu", "--json", str(out),
+                 "--save-critics", str(folder)]) == 0
+    assert json.loads(out.read_text())[0]["hidden"] == [12, 5]
+    critic = load_critic(str(folder / "translate_d3_lp_s0.pt"))
+    shapes = [tuple(m.weight.shape) for m in critic.modules()
+              if isinstance(m, torch.nn.Linear)]
+    assert shapes == [(12, 3), (5, 12), (1, 5)]
+
+
+def test_runs_as_a_module_with_nothing_on_stderr():
+    # python -m otdiv.cli.benchmark_critics: the package must not have imported the module
+    # already (runpy's RuntimeWarning), nor may pykeops print its CUDA notice
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "otdiv.cli.benchmark_critics", "--problems",
+                           "translate:2", "--steps", "2", "--n", "30", "--n-estimate", "30",
+                           "--hidden", "4", "--device", "cpu"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert proc.stdout.count("translate d=2") == 1
+
+
 def test_the_population_column_is_a_bound_up_to_its_standard_error(capsys):
     assert main(["--problems", "translate:3", "--steps", "20", "--n", "80", "--hidden", "8",
                  "--device", "cpu", "--population"]) == 0

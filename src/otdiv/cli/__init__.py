@@ -9,13 +9,17 @@ from __future__ import annotations
 import os
 import sys
 
-from otdiv.cli import audit, benchmark_critics, distance, sweep
 from otdiv.cli._common import CLIError, Parser, load_array
 
 __all__ = ["CLIError", "build_parser", "load_array", "main"]
 
 
 def build_parser() -> Parser:
+    # the subcommand modules are imported here, not at the top: ``python -m
+    # otdiv.cli.benchmark_critics`` imports this package first, and a module the package had
+    # already imported would run twice (runpy warns)
+    from otdiv.cli import audit, benchmark_critics, distance, sweep
+
     parser = Parser(
         prog="otdiv", description="Distances between distributions and WGAN critic audits."
     )

@@ -23,12 +23,13 @@ Also runnable as ``python -m otdiv.cli.benchmark_critics [options]``.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
 import time
 
-from otdiv.cli._common import CLIError, Parser, float_arg, int_arg
+from otdiv.cli._common import CLIError, float_arg, int_arg
 
 PAPER = ("8gaussians", "25gaussians", "swissroll")
 DEFAULT_PROBLEMS = ("8gaussians,25gaussians,swissroll,translate:2,translate:16,scale:2,"
@@ -58,13 +59,30 @@ def problem(spec: str):
                    "swissroll, translate:D, scale:D or funnels:D:K")
 
 
-def hidden_for(option: int | None, dim: int) -> tuple[int, ...]:
+def widths_arg(text: str) -> int | tuple[int, ...]:
+    """An argparse ``type`` for --hidden: one whole number >= 0 (the width of three layers;
+    0: Korotin et al.'s), or comma-separated widths >= 1 such as 1024,256,256."""
+    parts = text.split(",")
+    if len(parts) == 1:
+        return int_arg(0)(text)
+    try:
+        return tuple(int_arg(1)(part) for part in parts)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected one width or comma-separated widths >= 1 such as 1024,256,256, "
+            f"got {text!r}") from None
+
+
+def hidden_for(option: int | tuple[int, ...] | None, dim: int) -> tuple[int, ...]:
     """--hidden: None -> the recommended widths for d (``recommended_hidden``), 0 ->
-    max(2 d, 128) (Korotin et al.), else that width; three layers."""
+    max(2 d, 128) (Korotin et al.), an int -> three layers of that width, a tuple -> those
+    widths."""
     from otdiv.audit.models import recommended_hidden
 
     if option is None:
         return recommended_hidden(dim)
+    if isinstance(option, tuple):
+        return option
     return (option or max(2 * dim, 128),) * 3
 
 
@@ -188,9 +206,10 @@ def _add_arguments(p) -> None:
                    help="samples of each side per step (default: 256)")
     p.add_argument("--schedule", choices=("constant", "cosine"), default="cosine",
                    help="learning-rate schedule (default: cosine)")
-    p.add_argument("--hidden", type=int_arg(0), default=None,
-                   help="width of the 3 layers; 0: max(2 d, 128), as Korotin et al.; default: "
-                   "the recommended 96 for d < 16, max(256, 2 d) up to 1024 from d = 16 on")
+    p.add_argument("--hidden", type=widths_arg, default=None,
+                   help="width of the 3 layers, or comma-separated widths (e.g. 1024,256,256); "
+                   "0: max(2 d, 128), as Korotin et al.; default: the recommended 96 for "
+                   "d < 16, max(256, 2 d) up to 1024 from d = 16 on")
     p.add_argument("--softplus-beta", type=float_arg(0.0), default=30.0,
                    help="β of the Softplus activation; 0 for ReLU (default: 30)")
     p.add_argument("--lr", type=float_arg(0.0, strict=True), default=2e-3)
@@ -223,14 +242,10 @@ def register(sub) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = Parser(prog="otdiv benchmark-critics", description=__doc__.splitlines()[0])
-    _add_arguments(p)
-    args = p.parse_args(argv)
-    try:
-        return args.func(args)
-    except (CLIError, ValueError, TypeError) as exc:
-        print(f"otdiv benchmark-critics: error: {exc}", file=sys.stderr)
-        return 2
+    """``otdiv benchmark-critics ARGV``: the same parser, errors and exit codes."""
+    from otdiv.cli import main as otdiv_main
+
+    return otdiv_main(["benchmark-critics", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
