@@ -31,14 +31,6 @@ from otdiv.audit.funnels import MinFunnel
 from otdiv.audit.models import mlp_critic
 
 
-def potential_and_gradient(pair: MinFunnel, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """u(z) and ∇u(z) = (z − c_k) / ||z − c_k||, k the funnel attaining the minimum."""
-    dist = pair._distances(z) + pair.offsets
-    k = np.argmin(dist, axis=1)
-    g = z - pair.apexes[k]
-    return dist[np.arange(len(z)), k], g / np.linalg.norm(g, axis=1, keepdims=True)
-
-
 def alignment(critic: torch.nn.Module, pair: MinFunnel, n: int,
               rng: np.random.Generator) -> tuple[float, float]:
     """(G_T, D_T) of ``critic`` on n true segments x → T(x), one uniform point on each."""
@@ -72,7 +64,7 @@ def main() -> None:
     t0 = time.perf_counter()
     for _ in range(args.steps):
         z = np.concatenate([pair.sample_real(256, rng), pair.sample_fake(256, rng)])
-        u, du = potential_and_gradient(pair, z)
+        u, du = pair.potential(z), pair.gradient(z)
         zt = torch.tensor(z, dtype=torch.float32, requires_grad=True)
         out = critic(zt).reshape(-1)
         (g,) = torch.autograd.grad(out.sum(), zt, create_graph=True)

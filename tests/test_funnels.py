@@ -67,3 +67,21 @@ def test_make_toy_serves_the_funnels():
     mf = MinFunnel(8, 4, seed=2)
     gap = mf.potential(real).mean() - mf.potential(fake).mean()
     assert abs(gap - toy.w1) < 0.2
+
+
+@pytest.mark.parametrize("d,k", [(2, 4), (16, 64), (64, 64)])
+def test_the_gradient_is_the_potentials_and_the_transport_runs_against_it(d, k):
+    mf = MinFunnel(d, k, seed=3)
+    rng = np.random.default_rng(1)
+    x = mf.sample_real(200, rng)
+    g = mf.gradient(x)
+    np.testing.assert_allclose(np.linalg.norm(g, axis=1), 1.0, rtol=1e-12)
+    # central differences of u (smooth inside a cell; a step of 1e-6 crosses a cell boundary
+    # with probability of order 1e-6 per point): error O(h^2 / r) + rounding O(eps / h)
+    h = 1e-6
+    eye = np.eye(d)
+    fd = np.stack([(mf.potential(x + h * eye[j]) - mf.potential(x - h * eye[j])) / (2 * h)
+                   for j in range(d)], axis=1)
+    np.testing.assert_allclose(fd, g, atol=1e-7)
+    y, s = mf.transport(x, rng)
+    np.testing.assert_allclose((x - y) / s[:, None], g, atol=1e-12)
