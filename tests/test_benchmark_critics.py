@@ -135,7 +135,7 @@ def test_comma_separated_widths_build_that_critic(capsys, tmp_path):
     assert shapes == [(12, 3), (5, 12), (1, 5)]
 
 
-def test_runs_as_a_module_with_nothing_on_stderr():
+def test_runs_as_a_module_without_runpys_or_pykeops_warnings():
     # python -m otdiv.cli.benchmark_critics: the package must not have imported the module
     # already (runpy's RuntimeWarning), nor may pykeops print its CUDA notice
     import subprocess
@@ -146,7 +146,8 @@ def test_runs_as_a_module_with_nothing_on_stderr():
                            "--hidden", "4", "--device", "cpu"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr == ""
+    # (other libraries may warn on other machines: check for these two only)
+    assert "found in sys.modules" not in proc.stderr and "[KeOps]" not in proc.stderr
     assert proc.stdout.count("translate d=2") == 1
 
 

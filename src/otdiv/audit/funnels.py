@@ -79,21 +79,24 @@ class MinFunnel:
         z = np.asarray(z, dtype=np.float64).reshape(-1, self.d)
         return np.min(self._distances(z) + self.offsets, axis=1)
 
-    def gradient(self, z: object) -> np.ndarray:
-        """∇u(z) = (z − c_k) / ||z − c_k||, k the funnel attaining the minimum at z: the unit
-        direction away from that apex (the transport runs against it). Shape (n, d)."""
-        z = np.asarray(z, dtype=np.float64).reshape(-1, self.d)
+    def _cells(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(k, r): the funnel attaining the minimum at each z_i and the distance to its apex."""
         dist = self._distances(z)
         k = np.argmin(dist + self.offsets, axis=1)
-        r = dist[np.arange(len(z)), k]
+        return k, dist[np.arange(len(z)), k]
+
+    def gradient(self, z: object) -> np.ndarray:
+        """∇u(z) = (z − c_k) / ||z − c_k||, k the funnel attaining the minimum at z: the unit
+        direction away from that apex (the transport runs against it; 0 at an apex).
+        Shape (n, d)."""
+        z = np.asarray(z, dtype=np.float64).reshape(-1, self.d)
+        k, r = self._cells(z)
         return (z - self.apexes[k]) / np.where(r > 0, r, 1.0)[:, None]
 
     def transport(self, x: object, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """(y, s): each x_i moved s_i towards the apex of its funnel, and the steps s_i."""
         x = np.asarray(x, dtype=np.float64).reshape(-1, self.d)
-        dist = self._distances(x)
-        k = np.argmin(dist + self.offsets, axis=1)
-        r = dist[np.arange(len(x)), k]
+        k, r = self._cells(x)
         s = np.minimum(self.delta * rng.uniform(0.5, 1.5, size=len(x)), r)
         y = x + (s / np.where(r > 0, r, 1.0))[:, None] * (self.apexes[k] - x)
         return y, s
