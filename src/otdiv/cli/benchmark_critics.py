@@ -61,13 +61,15 @@ def problem(spec: str):
 
 def widths_arg(text: str) -> int | tuple[int, ...]:
     """An argparse ``type`` for --hidden: one whole number >= 0 (the width of three layers;
-    0: Korotin et al.'s), or comma-separated widths >= 1 such as 1024,256,256."""
-    parts = text.split(",")
-    if len(parts) == 1:
+    0: Korotin et al.'s), or comma-separated widths >= 1 such as 1024,256,256 (checked as
+    ``otdiv audit --hidden`` checks them)."""
+    if "," not in text:
         return int_arg(0)(text)
+    from otdiv.audit.run import check_setting
+
     try:
-        return tuple(int_arg(1)(part) for part in parts)
-    except argparse.ArgumentTypeError:
+        return check_setting("hidden", text)
+    except (TypeError, ValueError):
         raise argparse.ArgumentTypeError(
             f"expected one width or comma-separated widths >= 1 such as 1024,256,256, "
             f"got {text!r}") from None
@@ -191,7 +193,10 @@ def _run(args) -> int:
     return 0
 
 
-def _add_arguments(p) -> None:
+def register(sub) -> None:
+    p = sub.add_parser("benchmark-critics",
+                       help="train critics and compare their OT-free W1 estimates",
+                       description=__doc__.splitlines()[2].strip())
     p.add_argument("--problems", default=DEFAULT_PROBLEMS,
                    help="comma-separated: 8gaussians, 25gaussians, swissroll, translate:D, "
                    "scale:D, funnels:D:K, funnels:all (the 28 settings of Korotin et al.) "
@@ -232,13 +237,6 @@ def _add_arguments(p) -> None:
                    help="audit the critics saved by --save-critics in DIR instead of "
                    "training (the training options are then unused)")
     p.set_defaults(func=_run)
-
-
-def register(sub) -> None:
-    p = sub.add_parser("benchmark-critics",
-                       help="train critics and compare their OT-free W1 estimates",
-                       description=__doc__.splitlines()[2].strip())
-    _add_arguments(p)
 
 
 def main(argv: list[str] | None = None) -> int:
