@@ -98,9 +98,11 @@ def test_the_recommended_width_grows_with_the_dimension():
     assert recommended_hidden(2) == (96, 96, 96)
     assert recommended_hidden(15) == (96, 96, 96)
     assert recommended_hidden(16) == (256, 256, 256)
-    assert recommended_hidden(200) == (400, 400, 400)
+    assert recommended_hidden(63) == (256, 256, 256)
+    assert recommended_hidden(64) == (1024, 256, 256)   # a wider first layer from d = 64
+    assert recommended_hidden(200) == (1024, 400, 400)
     assert recommended_hidden(10**9) == (1024, 1024, 1024)
-    assert hidden_for(None, 64) == (256, 256, 256)
+    assert hidden_for(None, 64) == (1024, 256, 256)
     assert hidden_for(0, 64) == (128, 128, 128)   # Korotin et al.'s max(2 d, 128)
     assert hidden_for(32, 64) == (32, 32, 32)
 

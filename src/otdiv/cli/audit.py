@@ -181,7 +181,8 @@ def add_audit_arguments(audit) -> None:
                     help="samples per side and step (256)")
     tr.add_argument("--hidden", default="auto",
                     help="hidden widths, e.g. 96,96,96; auto (default): 96,96,96 below d = 16, "
-                    "3 x max(256, 2d) up to 1024 (docs/critic_benchmark.md)")
+                    "3 x max(256, 2d) up to 1024, first layer 1024 from d = 64 on "
+                    "(docs/critic_benchmark.md)")
     tr.add_argument("--softplus-beta", type=_beta, default="auto", metavar="BETA",
                     help="Softplus(BETA) activations instead of ReLU (a ReLU rounded over "
                     "1/BETA); 'none' for ReLU; auto (default): 30 on the paper toys, "
