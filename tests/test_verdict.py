@@ -10,13 +10,16 @@ import pytest
 from otdiv.audit.verdict import tail_rise, verdict
 
 
-def _audit(estimate=1.0, truth=1.0, grad_norm=1.0, certified=0.9, upper=1.2, closed=True):
+def _audit(estimate=1.0, truth=1.0, grad_norm=1.0, certified=0.9, upper=1.2, closed=True,
+           flow=None):
     normalized = estimate / grad_norm
+    extra = {} if flow is None else {"flow_corrected": flow,
+                                     "rel_error_flow_corrected": flow / truth - 1}
     return SimpleNamespace(
         estimate=estimate, truth=truth, exact_w1=truth, closed_form_w1=truth if closed else None,
         rel_error=estimate / truth - 1, normalized_estimate=normalized,
         rel_error_normalized=normalized / truth - 1, grad_norm=grad_norm,
-        certified_lower=certified, lipschitz_upper=upper)
+        certified_lower=certified, lipschitz_upper=upper, **extra)
 
 
 def test_tail_rise_is_the_least_squares_slope_of_the_last_fifth(rng):
@@ -51,6 +54,22 @@ def test_penalty_slope_points_to_the_normalised_estimate():
     v = verdict(_audit(estimate=1.10, grad_norm=1.09))
     assert v.status == "ok" and "slope" in v.findings
     assert "+10.0 %" in v.message and "G = 1.09" in v.message
+
+
+def test_an_lp_critic_s_slope_points_to_the_flow_corrected_estimate():
+    # raw +10 %, flow-corrected -1 % (no exact OT), normalised +0.9 %: quote the OT-free one
+    v = verdict(_audit(estimate=1.10, grad_norm=1.09, flow=0.99), constraint="lp")
+    assert v.status == "ok" and "slope" in v.findings
+    assert "flow-corrected estimate 0.99 (-1.0 %" in v.message and "G =" not in v.message
+    # a GP critic's flat parts enter the flow weights with the wrong sign: not quoted
+    g = verdict(_audit(estimate=1.10, grad_norm=1.09, flow=0.99), constraint="gp")
+    assert "gradient-normalised estimate" in g.message and "flow" not in g.message
+    # flow-corrected out of tolerance, normalised in: the normalised one, as before
+    o = verdict(_audit(estimate=1.10, grad_norm=1.09, flow=0.80), constraint="lp")
+    assert "gradient-normalised estimate" in o.message
+    # all three out: the wrong shape, with every error named
+    w = verdict(_audit(estimate=0.8, grad_norm=0.95, flow=0.75), constraint="lp")
+    assert w.status == "check" and "flow-corrected -25.0 %" in w.message
 
 
 @pytest.mark.parametrize(("constraint", "advice"), [("gp", "--constraint lp"),
