@@ -122,7 +122,10 @@ def test_audit_defaults_are_the_documented_recipe():
     assert (args.constraint, args.steps, args.hidden, args.lambda_gp) == \
         ("lp", 12000, "auto", 10.0)
     assert settings(args).recipe() == (30.0, 2e-3, "cosine")  # docs/audit.md's first block
-    assert settings(audit_parser().parse_args(["--toy", "translate"])).recipe()[0] is None
+    # Softplus(30) off the paper toys too (docs/critic_benchmark.md); 'none' forces ReLU
+    assert settings(audit_parser().parse_args(["--toy", "translate"])).recipe()[0] == 30.0
+    relu = audit_parser().parse_args(["--toy", "funnels", "--softplus-beta", "none"])
+    assert settings(relu).recipe()[0] is None
     clip = audit_parser().parse_args(["--toy", "8gaussians", "--constraint", "clip",
                                       "--softplus-beta", "none"])
     assert settings(clip).recipe() == (None, None, "constant")  # the published RMSProp 5e-5

@@ -185,8 +185,8 @@ def add_audit_arguments(audit) -> None:
                     "(docs/critic_benchmark.md)")
     tr.add_argument("--softplus-beta", type=_beta, default="auto", metavar="BETA",
                     help="Softplus(BETA) activations instead of ReLU (a ReLU rounded over "
-                    "1/BETA); 'none' for ReLU; auto (default): 30 on the paper toys, "
-                    "ReLU otherwise")
+                    "1/BETA); 'none' for ReLU; auto (default): 30, the recommended critic "
+                    "(docs/critic_benchmark.md)")
     tr.add_argument("--lr", type=float_arg(0, strict=True), default=None,
                     help="learning rate in (0, 1] (default: 2e-3; clip: the published 5e-5)")
     tr.add_argument("--lambda-gp", type=float_arg(0), default=10.0,
