@@ -73,9 +73,10 @@ def _advice(constraint: str | None, short: bool) -> str:
     if constraint == "spectral" and short:
         return "the spectral critic is too flat to bend with the transport: use --constraint lp"
     if constraint == "gp":
-        return "use --constraint lp (and --softplus-beta 30 on clustered 2-D data)"
+        return "use --constraint lp (with the default --softplus-beta auto)"
     if constraint == "lp":
-        return "raise --steps, or try --softplus-beta 30 on clustered data (docs/audit.md)"
+        return ("raise --steps (in high dimension the critic aligns with the transport "
+                "slowly: docs/critic_benchmark.md)")
     return "this critic is not a W1 estimate to that precision"
 
 
