@@ -96,10 +96,11 @@ def test_the_recommended_width_grows_with_the_dimension():
     from otdiv.cli.benchmark_critics import hidden_for
 
     assert recommended_hidden(2) == (96, 96, 96)
-    assert recommended_hidden(15) == (96, 96, 96)
-    assert recommended_hidden(16) == (256, 256, 256)
-    assert recommended_hidden(63) == (256, 256, 256)
-    assert recommended_hidden(64) == (1024, 256, 256)   # a wider first layer from d = 64
+    assert recommended_hidden(7) == (96, 96, 96)
+    assert recommended_hidden(8) == (256, 256, 256)      # 256 wide from d = 8
+    assert recommended_hidden(15) == (256, 256, 256)
+    assert recommended_hidden(16) == (1024, 256, 256)    # a wider first layer from d = 16
+    assert recommended_hidden(64) == (1024, 256, 256)
     assert recommended_hidden(200) == (1024, 400, 400)
     assert recommended_hidden(10**9) == (1024, 1024, 1024)
     assert hidden_for(None, 64) == (1024, 256, 256)

@@ -25,20 +25,20 @@ DEFAULT_HIDDEN = (256, 256, 256)  # gan_toy.py uses 3 x 512; 256 is 3-4x faster 
 
 def recommended_hidden(dim: int) -> tuple[int, int, int]:
     """The recommended critic's three widths for dimension d: (w, w, w) with w = 96 for
-    d < 16 and w = max(256, 2 d) (at most 1024) from d = 16 on, and from d = 64 on a first
+    d < 8 and w = max(256, 2 d) (at most 1024) from d = 8 on, and from d = 16 on a first
     layer of 1024: (1024, w, w) (docs/critic_benchmark.md, "The recommended critic by
     dimension"; not measured beyond d = 256).
 
-    Measured on the LP Softplus(30) critic: 256 against 96 moves the flow-corrected
-    estimate from -20.7 to -9.2 % (funnels d = 16, K = 64, 3000 steps) and changes the 2-D
-    rows by at most 0.8 % for 3-5 times the time; Korotin et al.'s max(2 d, 128) gains a
-    third of that. The 1024-wide first layer (12,000 steps, three seeds) moves funnels
-    d = 128 from -9.1 to -4.8 % (K = 4) and -29.8 to -24.9 % (K = 64), and the d = 64
-    pairs as docs/critic_benchmark.md lists, for about twice the time.
+    Measured on the LP Softplus(30) critic, 12,000 steps (flow-corrected error against the
+    known W1): on MinFunnel pairs with many cells the width is the lever, 256 against 96 at
+    d = 8 (K = 64: -4.6 -> -1.9 %, K = 256: -8.6 -> -4.6 %) and the 1024-wide first layer
+    from d = 16 (d = 32, K = 64: -7.1 -> -4.9 %; d = 128, K = 64: -29.8 -> -24.9 %), while
+    the 2-D rows do not move with width (within 0.7 %); each step up costs 2-4 times the
+    time, within 10 minutes a pair on one CPU core up to d = 32.
     """
     dim = check_int(dim, "dim")
-    width = 96 if dim < 16 else min(max(256, 2 * dim), 1024)
-    return (1024 if dim >= 64 else width, width, width)
+    width = 96 if dim < 8 else min(max(256, 2 * dim), 1024)
+    return (1024 if dim >= 16 else width, width, width)
 
 
 def resolve_device(device: object) -> torch.device:

@@ -57,8 +57,8 @@ class AuditSettings:
     Data: ``toy`` (one of ``TOYS``; ``dim``, ``funnels``, ``theta`` shape it) or ``real``
     and ``fake`` (.npy/.csv paths), optionally with ``critic`` (a checkpoint to audit
     instead of training). Training: ``constraint``, ``steps``, ``batch_size``, ``hidden``
-    (widths, a string "96,96,96", or "auto": 3 x 96 below d = 16, then 3 x max(256, 2d)
-    up to 1024 with a first layer of 1024 from d = 64 on,
+    (widths, a string "96,96,96", or "auto": 3 x 96 below d = 8, then 3 x max(256, 2d)
+    up to 1024 with a first layer of 1024 from d = 16 on,
     :func:`otdiv.audit.models.recommended_hidden`), ``softplus_beta`` ("auto",
     None or β), ``lr`` and ``schedule`` (None: the recipe, :meth:`recipe`), ``lambda_gp``,
     ``save_critic``.

@@ -180,8 +180,8 @@ def add_audit_arguments(audit) -> None:
     tr.add_argument("--batch-size", type=int_arg(1), default=256,
                     help="samples per side and step (256)")
     tr.add_argument("--hidden", default="auto",
-                    help="hidden widths, e.g. 96,96,96; auto (default): 96,96,96 below d = 16, "
-                    "3 x max(256, 2d) up to 1024, first layer 1024 from d = 64 on "
+                    help="hidden widths, e.g. 96,96,96; auto (default): 96,96,96 below d = 8, "
+                    "3 x max(256, 2d) up to 1024, first layer 1024 from d = 16 on "
                     "(docs/critic_benchmark.md)")
     tr.add_argument("--softplus-beta", type=_beta, default="auto", metavar="BETA",
                     help="Softplus(BETA) activations instead of ReLU (a ReLU rounded over "

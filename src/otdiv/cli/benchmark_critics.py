@@ -12,8 +12,8 @@ population W1 (:mod:`otdiv.audit.population`), and wall seconds.
 
 Problems: ``8gaussians``, ``25gaussians``, ``swissroll``, ``translate:D``, ``scale:D``,
 ``funnels:D:K``, ``funnels:all`` (the 28 settings of Korotin et al. 2022). Default critic:
-the recommended one — LP, Softplus(30), 3 × 96 for d < 16, 3 × max(256, 2d) from
-d = 16 on, the first layer 1024 wide from d = 64 on
+the recommended one — LP, Softplus(30), 3 × 96 for d < 8, 3 × max(256, 2d) from
+d = 8 on, the first layer 1024 wide from d = 16 on
 (:func:`otdiv.audit.models.recommended_hidden`), Adam 2e-3, cosine schedule. ``--device
 auto`` trains and audits on CUDA when present. The OT-free estimates are read on
 ``--n-estimate`` points per side (default 50,000: their sampling error is then a fifth of
@@ -215,8 +215,8 @@ def register(sub) -> None:
     p.add_argument("--hidden", type=widths_arg, default=None,
                    help="width of the 3 layers, or comma-separated widths (e.g. 1024,256,256); "
                    "0: max(2 d, 128), as Korotin et al.; default: the recommended 96 for "
-                   "d < 16, max(256, 2 d) up to 1024 from d = 16 on, first layer 1024 from "
-                   "d = 64 on")
+                   "d < 8, max(256, 2 d) up to 1024 from d = 8 on, first layer 1024 from "
+                   "d = 16 on")
     p.add_argument("--softplus-beta", type=float_arg(0.0), default=30.0,
                    help="β of the Softplus activation; 0 for ReLU (default: 30)")
     p.add_argument("--lr", type=float_arg(0.0, strict=True), default=2e-3)
