@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
 import numpy as np
@@ -13,13 +14,13 @@ from otdiv.audit.verdict import tail_rise, verdict
 def _audit(estimate=1.0, truth=1.0, grad_norm=1.0, certified=0.9, upper=1.2, closed=True,
            flow=None):
     normalized = estimate / grad_norm
-    extra = {} if flow is None else {"flow_corrected": flow,
-                                     "rel_error_flow_corrected": flow / truth - 1}
+    flow = math.nan if flow is None else flow   # CriticAudit's default: not computed
     return SimpleNamespace(
         estimate=estimate, truth=truth, exact_w1=truth, closed_form_w1=truth if closed else None,
         rel_error=estimate / truth - 1, normalized_estimate=normalized,
         rel_error_normalized=normalized / truth - 1, grad_norm=grad_norm,
-        certified_lower=certified, lipschitz_upper=upper, **extra)
+        certified_lower=certified, lipschitz_upper=upper, flow_corrected=flow,
+        rel_error_flow_corrected=flow / truth - 1)
 
 
 def test_tail_rise_is_the_least_squares_slope_of_the_last_fifth(rng):

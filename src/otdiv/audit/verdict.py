@@ -105,8 +105,7 @@ def verdict(audit, *, history: tuple[Sequence[int], Sequence[float]] | None = No
     what = "W1 (closed form)" if audit.closed_form_w1 is not None else "exact W1"
     e, e_g = audit.rel_error, audit.rel_error_normalized
     # the flow correction assumes the one-sided penalty's flat parts (GP: wrong sign)
-    e_f = getattr(audit, "rel_error_flow_corrected", math.nan) \
-        if constraint in ("lp", None) else math.nan
+    e_f = audit.rel_error_flow_corrected if constraint in ("lp", None) else math.nan
     if not (truth > 0 and math.isfinite(e)):
         parts.append(f"W1 is {truth:.4g} here: estimate {audit.estimate:.4g}")
     elif abs(e) <= tol:
