@@ -278,13 +278,16 @@ def test_short_gp_training_lands_within_ten_percent():
     assert len(trained.history_estimate) == len(trained.history_penalty)
 
 
-def test_gp_overshoot_of_a_linear_critic_and_its_normalisation():
+@pytest.mark.parametrize("penalty_batch", [None, 16])
+def test_gp_overshoot_of_a_linear_critic_and_its_normalisation(penalty_batch):
     # f(x) = <w, x> + b on a translate by t (||t|| = 4): the GP objective
-    # s ||t|| - lambda (s - 1)^2, s = ||w||, peaks at s = 1 + ||t|| / (2 lambda) = 1.2
+    # s ||t|| - lambda (s - 1)^2, s = ||w||, peaks at s = 1 + ||t|| / (2 lambda) = 1.2 --
+    # the same population objective whatever the number of penalty interpolates per step
     toy = make_toy("translate", d=2, shift=4.0)
     torch.manual_seed(0)
     trained = train_critic(toy.sample_real, toy.sample_fake, constraint="gp",
                            critic=torch.nn.Linear(2, 1), steps=400, lr=2e-2,
+                           penalty_batch=penalty_batch,
                            schedule="cosine", seed=0, device="cpu", progress=False)
     audit = audit_critic(trained.critic, toy.sample_real, toy.sample_fake, n=2000, repeats=1,
                          w1=toy.w1, lipschitz=False, device="cpu", seed=1)
@@ -292,6 +295,20 @@ def test_gp_overshoot_of_a_linear_critic_and_its_normalisation():
     assert audit.estimate / 4.0 == pytest.approx(1.2, abs=0.03)  # raw: +20 %
     assert abs(audit.rel_error_normalized) < 0.03  # normalised: the closed form
     assert trained.settings["schedule"] == "cosine"
+    assert trained.settings["penalty_batch"] == (penalty_batch or 256)
+
+
+def test_penalty_batch_of_the_whole_batch_is_the_default():
+    x = np.random.default_rng(0).normal(size=(200, 2))
+    a = train_critic(x, x + 1, constraint="lp", steps=20, hidden=(8,), batch_size=32,
+                     seed=3, device="cpu", progress=False)
+    b = train_critic(x, x + 1, constraint="lp", steps=20, hidden=(8,), batch_size=32,
+                     penalty_batch=32, seed=3, device="cpu", progress=False)
+    np.testing.assert_allclose(a.history_estimate, b.history_estimate, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="penalty_batch must be at most batch_size = 32"):
+        train_critic(x, x + 1, batch_size=32, penalty_batch=33, progress=False)
+    with pytest.raises(ValueError, match="penalty_batch"):
+        train_critic(x, x + 1, penalty_batch=0, progress=False)
 
 
 def test_training_is_seeded():

@@ -31,10 +31,18 @@ def test_one_short_row_reports_exact_w1_of_the_audited_samples(capsys, tmp_path)
 
 @pytest.mark.parametrize("argv, word", [(["--problems", "funnels:2"], "problems"),
                                         (["--constraints", "nope"], "constraints"),
-                                        (["--seeds", "a"], "seeds")])
+                                        (["--seeds", "a"], "seeds"),
+                                        (["--penalty-batch", "257"], "--penalty-batch"),
+                                        (["--penalty-batch", "0"], "--penalty-batch")])
 def test_bad_arguments_are_one_line_errors(argv, word, capsys):
-    assert main(argv) == 2
-    assert word in capsys.readouterr().err
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own refusals
+        code = exc.code
+    assert code == 2
+    out = capsys.readouterr()
+    assert word in out.err and len(out.err.strip().splitlines()) == 1
+    assert out.out == ""  # refused before the table's header
 
 
 def test_saved_critic_reproduces_the_rows_raw_estimate(capsys, tmp_path):

@@ -221,6 +221,7 @@ def train_critic(
     constraint: str = "gp",
     steps: int = 2000,
     batch_size: int = 256,
+    penalty_batch: int | None = None,
     critic: torch.nn.Module | None = None,
     hidden: Sequence[int] = DEFAULT_HIDDEN,
     softplus_beta: float | None = None,
@@ -250,6 +251,9 @@ def train_critic(
             fresh points each step (``rng`` a numpy Generator), e.g. ``toy.sample_real``.
         constraint: "clip", "gp", "lp" or "spectral".
         steps: optimiser steps (>= 1). batch_size: samples of each side per step.
+        penalty_batch: random interpolates of the gradient penalty per step ("gp", "lp"),
+            at most ``batch_size`` (default: ``batch_size``, as published); they join the
+            first ``penalty_batch`` pairs of the step's samples.
         critic: your own module mapping (n, d) to n scores; default
             ``mlp_critic(d, hidden, softplus_beta=softplus_beta)`` (a ReLU MLP unless
             ``softplus_beta`` is given). It is trained in place (moved to ``device``).
@@ -282,12 +286,21 @@ def train_critic(
     """
     import torch
 
-    from otdiv.gan.constraints import clip_weights_, spectral_normalize_, wgan_gp_loss
+    from otdiv.gan.constraints import (
+        clip_weights_,
+        gradient_penalty,
+        spectral_normalize_,
+        wgan_gp_loss,
+    )
     from otdiv.gan.losses import wgan_critic_loss
 
     constraint = check_choice(constraint, "constraint", CONSTRAINTS)
     steps = check_steps(steps)
     batch_size = check_int(batch_size, "batch_size")
+    penalty_batch = (batch_size if penalty_batch is None
+                     else _at_most(check_int(penalty_batch, "penalty_batch"), batch_size,
+                                   f"penalty_batch must be at most batch_size = {batch_size}, "
+                                   f"got {penalty_batch}"))
     eval_size = check_int(eval_size, "eval_size")
     hidden = tuple(check_int(h, "hidden") for h in hidden)
     lambda_gp = check_nonnegative(lambda_gp, "lambda_gp")
@@ -351,7 +364,9 @@ def train_critic(
     result = TrainedCritic(critic, constraint, steps, 0.0, str(dev),
                            settings={**cfg, "lambda_gp": lambda_gp if cfg["kind"] else None,
                                      "clip": clip if constraint == "clip" else None,
-                                     "batch_size": batch_size, "schedule": schedule,
+                                     "batch_size": batch_size,
+                                     "penalty_batch": penalty_batch if cfg["kind"] else None,
+                                     "schedule": schedule,
                                      "softplus_beta": softplus_beta, "seed": seed})
 
     def record(step: int, penalty: float) -> float:
@@ -371,9 +386,16 @@ def train_critic(
             x = tensor(src_real.draw(batch_size, rng))
             y = tensor(src_fake.draw(batch_size, rng))
             if cfg["kind"] is not None:
-                out = wgan_gp_loss(critic, x, y, lambda_gp=lambda_gp, kind=cfg["kind"],
-                                   generator=gen, return_result=True)
-                loss, penalty = out.loss, out.penalty
+                if penalty_batch == batch_size:
+                    out = wgan_gp_loss(critic, x, y, lambda_gp=lambda_gp, kind=cfg["kind"],
+                                       generator=gen, return_result=True)
+                    loss, penalty = out.loss, out.penalty
+                else:
+                    penalty = gradient_penalty(critic, x[:penalty_batch], y[:penalty_batch],
+                                               kind=cfg["kind"], generator=gen)
+                    loss = (wgan_critic_loss(scores(critic, x), scores(critic, y))
+                            + lambda_gp * penalty)
+                    penalty = penalty.detach()
             else:
                 loss = wgan_critic_loss(scores(critic, x), scores(critic, y))
                 penalty = None

@@ -111,6 +111,7 @@ def row(label: str, toy, constraint: str, seed: int, args) -> tuple[str, dict]:
     else:
         critic = train_critic(toy.sample_real, toy.sample_fake, constraint=constraint,
                               steps=args.steps, batch_size=args.batch_size,
+                              penalty_batch=args.penalty_batch,
                               hidden=hidden_for(args.hidden, toy.dim),
                               softplus_beta=args.softplus_beta or None, lr=lr,
                               lambda_gp=args.lambda_gp, schedule=args.schedule,
@@ -150,6 +151,7 @@ def row(label: str, toy, constraint: str, seed: int, args) -> tuple[str, dict]:
     else:
         record = {"problem": label, "constraint": constraint, "seed": seed,
                   "steps": args.steps, "batch_size": args.batch_size,
+                  "penalty_batch": args.penalty_batch,
                   "hidden": list(hidden_for(args.hidden, toy.dim)), "lr": lr,
                   "schedule": args.schedule}
     record.update(**a.to_dict(), row_seconds=sec)
@@ -179,6 +181,9 @@ def _run(args) -> int:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError:
         raise CLIError(f"--seeds must be whole numbers, got {args.seeds!r}") from None
+    if args.penalty_batch is not None and args.penalty_batch > args.batch_size:
+        raise CLIError(f"--penalty-batch must be at most --batch-size = {args.batch_size}, "
+                       f"got {args.penalty_batch}")
     print("| " + " | ".join(COLUMNS) + " |")
     print("|" + "---|" * len(COLUMNS), flush=True)
     records = []
@@ -210,6 +215,9 @@ def register(sub) -> None:
                    "docs/critic_benchmark.md)")
     p.add_argument("--batch-size", type=int_arg(1), default=256,
                    help="samples of each side per step (default: 256)")
+    p.add_argument("--penalty-batch", type=int_arg(1), default=None,
+                   help="random interpolates of the gradient penalty per step, at most "
+                   "--batch-size (default: --batch-size)")
     p.add_argument("--schedule", choices=("constant", "cosine"), default="cosine",
                    help="learning-rate schedule (default: cosine)")
     p.add_argument("--hidden", type=widths_arg, default=None,
