@@ -266,3 +266,24 @@ def test_funnels_toy_from_the_command_line(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["audit", "--toy", "funnels", "--funnels", "0"])
     assert "--funnels" in _one_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize(("seed", "funnel_seed", "apex_seed"), [(4, None, 4), (4, 0, 0),
+                                                                (0, 3, 3)])
+def test_funnel_seed_draws_the_apexes(seed, funnel_seed, apex_seed):
+    # --funnel-seed 0 gives the pairs of benchmark-critics whatever the training seed;
+    # by default the training seed draws them (each seed another pair)
+    from otdiv.audit.funnels import MinFunnel
+    from otdiv.audit.run import AuditSettings, _problem
+
+    s = AuditSettings(toy="funnels", dim=3, funnels=5, seed=seed,
+                      funnel_seed=funnel_seed).checked()
+    sample_real = _problem(s, str)[1][0]
+    np.testing.assert_array_equal(sample_real.__self__.apexes,
+                                  MinFunnel(3, 5, seed=apex_seed).apexes)
+
+
+def test_bad_funnel_seed_is_one_line_naming_the_option(capsys):
+    with pytest.raises(SystemExit):
+        main(["audit", "--toy", "funnels", "--funnel-seed", "-1"])
+    assert "--funnel-seed" in _one_line(capsys.readouterr().err)

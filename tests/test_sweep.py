@@ -242,3 +242,5 @@ def test_the_shipped_critic_benchmark_grid_is_the_28_funnel_settings():
     assert {(j.args["dim"], j.args["funnels"]) for j in jobs} == set(FUNNEL_SETTINGS)
     assert {j.args["toy"] for j in jobs} == {"funnels"}
     assert {j.args["n_estimate"] for j in jobs} == {50_000}
+    # the pairs of benchmark-critics (apex seed 0) for every training seed
+    assert {j.args["funnel_seed"] for j in jobs} == {0}

@@ -54,7 +54,9 @@ Label = Callable[[str], str]  # a setting's name -> how the caller spells it in 
 class AuditSettings:
     """The options of ``otdiv audit`` (``docs/audit.md``), as Python values.
 
-    Data: ``toy`` (one of ``TOYS``; ``dim``, ``funnels``, ``theta`` shape it) or ``real``
+    Data: ``toy`` (one of ``TOYS``; ``dim``, ``funnels``, ``theta`` shape it, and
+    ``funnel_seed`` draws the funnels' apexes — None: ``seed``, so that each training seed
+    is another pair; 0: the pairs of ``otdiv benchmark-critics``) or ``real``
     and ``fake`` (.npy/.csv paths), optionally with ``critic`` (a checkpoint to audit
     instead of training). Training: ``constraint``, ``steps``, ``batch_size``, ``hidden``
     (widths, a string "96,96,96", or "auto": 3 x 96 below d = 8, then 3 x max(256, 2d)
@@ -72,6 +74,7 @@ class AuditSettings:
     toy: str | None = None
     dim: int = 2
     funnels: int = 16
+    funnel_seed: int | None = None
     theta: float = 0.5
     real: str | None = None
     fake: str | None = None
@@ -215,6 +218,7 @@ CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "toy": _optional(lambda v, name: check_choice(v, name, TOYS)),
     "dim": _whole(1),
     "funnels": _whole(1),
+    "funnel_seed": _optional(_seed),
     "theta": _number,
     "real": _optional(_path),
     "fake": _optional(_path),
@@ -332,7 +336,8 @@ def _problem(s: AuditSettings, label: Label):
     if s.toy is not None:  # sizes first: before a toy of dimension dim is built
         hidden = _widths(s.hidden, s.dim if s.toy in DIM_TOYS else 2)
         _check_sizes(s, label, s.dim if s.toy in DIM_TOYS else 2, hidden)
-        toy = make_toy(s.toy, d=s.dim, theta=s.theta, funnels=s.funnels, seed=s.seed)
+        toy = make_toy(s.toy, d=s.dim, theta=s.theta, funnels=s.funnels,
+                       seed=s.seed if s.funnel_seed is None else s.funnel_seed)
         problem = toy.name if toy.dim == 2 else f"{toy.name} d={toy.dim}"
         if toy.name == "funnels":
             problem += f" K={toy.params['funnels']}"

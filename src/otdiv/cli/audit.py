@@ -166,7 +166,10 @@ def add_audit_arguments(audit) -> None:
                      help="dimension of translate, scale and funnels (2)")
     src.add_argument("--funnels", type=int_arg(1), default=16, metavar="K",
                      help="funnels: the number K of cones of the MinFunnel pair, whose W1 "
-                     "is 1 in any dimension (16); their apexes are drawn with --seed")
+                     "is 1 in any dimension (16)")
+    src.add_argument("--funnel-seed", type=int_arg(0), default=None, metavar="S",
+                     help="funnels: the seed of the apexes' draw (default: --seed, so that "
+                     "each seed is another pair; 0: the pairs of otdiv benchmark-critics)")
     src.add_argument("--theta", type=float_arg(), default=0.5, help="theta of lines (0.5)")
     src.add_argument("--real", help="samples of P, .npy (no pickle) or .csv, shape (n, d)")
     src.add_argument("--fake", help="samples of Q, same format and dimension")
