@@ -152,7 +152,8 @@ def row(label: str, toy, constraint: str, seed: int, args) -> tuple[str, dict]:
         record = {"problem": label, "constraint": constraint, "seed": seed,
                   "steps": args.steps, "batch_size": args.batch_size,
                   "penalty_batch": args.penalty_batch,
-                  "hidden": list(hidden_for(args.hidden, toy.dim)), "lr": lr,
+                  "hidden": list(hidden_for(args.hidden, toy.dim)),
+                  "softplus_beta": args.softplus_beta or None, "lr": lr,
                   "schedule": args.schedule}
     record.update(**a.to_dict(), row_seconds=sec)
     if pop is not None:
