@@ -305,6 +305,11 @@ def test_penalty_batch_of_the_whole_batch_is_the_default():
     b = train_critic(x, x + 1, constraint="lp", steps=20, hidden=(8,), batch_size=32,
                      penalty_batch=32, seed=3, device="cpu", progress=False)
     np.testing.assert_allclose(a.history_estimate, b.history_estimate, rtol=0, atol=0)
+    # the two-sided penalty acts from the first step: fewer interpolates change the run
+    c, d = (train_critic(x, x + 1, constraint="gp", steps=20, hidden=(8,), batch_size=32,
+                         penalty_batch=m, seed=3, device="cpu", progress=False)
+            for m in (8, None))
+    assert c.history_estimate != d.history_estimate
     with pytest.raises(ValueError, match="penalty_batch must be at most batch_size = 32"):
         train_critic(x, x + 1, batch_size=32, penalty_batch=33, progress=False)
     with pytest.raises(ValueError, match="penalty_batch"):

@@ -62,7 +62,7 @@ def test_saved_critic_reproduces_the_rows_raw_estimate(capsys, tmp_path):
                  "--json", str(out), "--save-critics", str(folder)]) == 0
     record = json.loads(out.read_text())[0]
     assert (record["batch_size"], record["schedule"]) == (16, "constant")
-    assert (record["penalty_batch"], record["softplus_beta"]) == (None, 30.0)
+    assert (record["penalty_batch"], record["softplus_beta"]) == (16, 30.0)
     assert (record["n"], record["n_estimate"]) == (50, 300)
     critic = load_critic(str(folder / "scale_d3_lp_s0.pt")).double()
     toy = make_toy("scale", d=3)

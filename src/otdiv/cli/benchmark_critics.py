@@ -151,7 +151,8 @@ def row(label: str, toy, constraint: str, seed: int, args) -> tuple[str, dict]:
     else:
         record = {"problem": label, "constraint": constraint, "seed": seed,
                   "steps": args.steps, "batch_size": args.batch_size,
-                  "penalty_batch": args.penalty_batch,
+                  "penalty_batch": (args.penalty_batch or args.batch_size)
+                  if constraint in ("gp", "lp") else None,
                   "hidden": list(hidden_for(args.hidden, toy.dim)),
                   "softplus_beta": args.softplus_beta or None, "lr": lr,
                   "schedule": args.schedule}
