@@ -71,6 +71,12 @@ def main() -> None:
     p.add_argument("--penalty-batch", type=int, default=256,
                    help="wgan: penalty interpolates per step (at most --batch)")
     args = p.parse_args()
+    for name in ("dim", "funnels", "steps", "batch", "penalty_batch"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.penalty_batch > args.batch:
+        p.error(f"--penalty-batch ({args.penalty_batch}) takes the first pairs of the "
+                f"objective's samples: at most --batch ({args.batch})")
     torch.set_num_threads(1)
     hidden = tuple(int(w) for w in args.hidden.split(","))
     pair = MinFunnel(args.dim, args.funnels, seed=0)  # the benchmark's pair (apex seed 0)
@@ -89,6 +95,9 @@ def main() -> None:
         decay.step()
     gt, dt = alignment(critic, pair, 4000, rng)
     extra = f"{loss.item():.3f}" if args.fit == "regression" else wgan_errors(critic, pair, rng)
+    last = "final loss" if args.fit == "regression" else "errors (raw, flow)"
+    print(f"| pair | hidden | fit | steps | G_T | D_T | cos | {last} | s |\n"
+          "|---|---|---|---|---|---|---|---|---|")
     print(f"| d={args.dim} K={args.funnels} | {hidden} | {args.fit} {knobs(args)} | {args.steps} "
           f"| {gt:.3f} | {dt:.3f} | {dt / gt:.3f} | {extra} | {time.perf_counter() - t0:.0f} |")
 

@@ -316,6 +316,29 @@ def test_penalty_batch_of_the_whole_batch_is_the_default():
         train_critic(x, x + 1, penalty_batch=0, progress=False)
 
 
+def test_the_penalised_training_step_is_the_published_wgan_gp_loss():
+    # train_critic's step is wgan_critic_loss + λ gradient_penalty on the first pairs; with
+    # every pair it must be wgan_gp_loss itself, value and gradient, for the same draws
+    from otdiv import gradient_penalty, wgan_critic_loss, wgan_gp_loss
+    from otdiv.audit.models import mlp_critic, scores
+
+    torch.manual_seed(0)
+    critic = mlp_critic(3, (8, 8), softplus_beta=30.0)
+    x, y = torch.randn(16, 3), torch.randn(16, 3) + 1.0
+    params = list(critic.parameters())
+    for kind in ("one-sided", "two-sided"):
+        ref = wgan_gp_loss(critic, x, y, lambda_gp=10.0, kind=kind,
+                           generator=torch.Generator().manual_seed(5))
+        step = wgan_critic_loss(scores(critic, x), scores(critic, y)) + 10.0 * \
+            gradient_penalty(critic, x[:16], y[:16], kind=kind,
+                             generator=torch.Generator().manual_seed(5))
+        assert float(ref.detach()) != 0.0
+        np.testing.assert_allclose(float(step.detach()), float(ref.detach()), rtol=1e-6)
+        for a, b in zip(torch.autograd.grad(step, params), torch.autograd.grad(ref, params),
+                        strict=True):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-7)
+
+
 def test_training_is_seeded():
     x = np.random.default_rng(0).normal(size=(200, 2))
     a = train_critic(x, x + 1, steps=20, hidden=(8,), seed=3, device="cpu", progress=False)

@@ -9,8 +9,10 @@ verdict and writes, in this order,
 
 * ``critic.pt`` (or ``save_critic``) right after training,
 * ``report.json`` after training, after the audit and after the lines sweep: ``problem``,
-  ``constraint``, ``critic_file`` and ``training`` (steps, seconds, device, the optimiser
-  settings, hidden widths, the history of the estimate) when a critic was trained,
+  ``data`` (the toy's name, dimension and parameters — a MinFunnel pair's apex seed among
+  them — or the two files), ``constraint``, ``critic_file`` and ``training`` (steps,
+  seconds, device, the optimiser settings, hidden widths, the history of the estimate) when
+  a critic was trained,
   ``audit`` (every :class:`~otdiv.audit.CriticAudit` field), ``seconds`` (training plus
   audit), ``verdict`` and, with ``sweep`` or the lines toy, ``lines_sweep``;
 * ``report.md``: the table row and the verdict.
@@ -28,7 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -325,10 +327,24 @@ def _widths(hidden: tuple[int, ...] | str, dim: int) -> tuple[int, ...]:
     return recommended_hidden(dim) if hidden == "auto" else hidden
 
 
-def _problem(s: AuditSettings, label: Label):
-    """(problem label, train pair, held-out pair, closed-form W1, plot range, hidden
-    widths); the data are read and split here, with the memory checks done before a toy
-    is built."""
+class _Problem(NamedTuple):
+    """The data of a run: its label, ``data`` (what report.json records to rebuild them: the
+    toy's name, dimension and parameters — a MinFunnel pair's apex seed among them — or the
+    two files), the train and held-out pairs, the closed-form W1 (or None), the plot's
+    range and the critic's hidden widths."""
+
+    label: str
+    data: dict[str, Any]
+    train: tuple[Any, Any] | None
+    held: tuple[Any, Any]
+    w1: float | None
+    plot_range: float
+    hidden: tuple[int, ...]
+
+
+def _problem(s: AuditSettings, label: Label) -> _Problem:
+    """The run's data (:class:`_Problem`), read and split here, with the memory checks done
+    before a toy is built."""
     from otdiv._files import load_array
     from otdiv.audit.data import check_pair, holdout_split
     from otdiv.audit.toys import make_toy
@@ -342,20 +358,23 @@ def _problem(s: AuditSettings, label: Label):
         if toy.name == "funnels":
             problem += f" K={toy.params['funnels']}"
         pair = (toy.sample_real, toy.sample_fake)
-        return problem, pair, pair, toy.w1, toy.plot_range, hidden
+        data = {"toy": toy.name, "dim": toy.dim, **toy.params}
+        return _Problem(problem, data, pair, pair, toy.w1, toy.plot_range, hidden)
     x, y = check_pair(load_array(s.real, label("real")), load_array(s.fake, label("fake")))
     problem = f"{Path(s.real).name} vs {Path(s.fake).name}"
+    data = {"real": str(s.real), "fake": str(s.fake), "dim": int(x.shape[1])}
     hidden = _widths(s.hidden, x.shape[1])
     _check_sizes(s, label, x.shape[1], hidden, train=s.critic is None)
     if s.critic is not None:
-        return problem, None, (x, y), None, 3.0, hidden
+        return _Problem(problem, data, None, (x, y), None, 3.0, hidden)
     if min(len(x), len(y)) < 4:
         raise ValueError(f"{label('real')} and {label('fake')} need at least 4 points each "
                          "to train a critic on half and audit it on the other half")
     rng = np.random.default_rng(s.seed)
     (train_real, held_real), (train_fake, held_fake) = holdout_split(x, rng), \
         holdout_split(y, rng)
-    return problem, (train_real, train_fake), (held_real, held_fake), None, 3.0, hidden
+    return _Problem(problem, data, (train_real, train_fake), (held_real, held_fake), None,
+                    3.0, hidden)
 
 
 def _check_sizes(s: AuditSettings, label: Label, dim: int, hidden: tuple[int, ...],
@@ -404,7 +423,7 @@ def _run(s: AuditSettings, label: Label) -> AuditRun:
 
         torch.set_num_threads(1)
     start = time.perf_counter()
-    problem, train_pair, held, w1, plot_range, hidden = _problem(s, label)
+    problem, data, train_pair, held, w1, plot_range, hidden = _problem(s, label)
     save_path = None
     if s.critic is None and s.save_critic:  # checked before anything is written
         save_path = writable_file(s.save_critic, label("save_critic"))
@@ -428,7 +447,7 @@ def _run(s: AuditSettings, label: Label) -> AuditRun:
                                      progress=progress)
         critic = trained.critic
         constraint = s.constraint
-    payload: dict[str, Any] = {"problem": problem, "constraint": constraint}
+    payload: dict[str, Any] = {"problem": problem, "data": data, "constraint": constraint}
     if trained is not None:
         checkpoint.save_critic(critic, str(save_path))  # the trained result first
         payload["critic_file"] = str(save_path)

@@ -1,7 +1,7 @@
 """Train a WGAN critic (or a standard GAN discriminator) between two fixed distributions.
 
 The critic maximises E_P f − E_Q f under a Lipschitz constraint; every loss and penalty is
-otdiv's layer 2 (:func:`otdiv.wgan_critic_loss`, :func:`otdiv.wgan_gp_loss`,
+otdiv's layer 2 (:func:`otdiv.wgan_critic_loss`, :func:`otdiv.gradient_penalty`,
 :func:`otdiv.clip_weights_`, :func:`otdiv.spectral_normalize_`,
 :func:`otdiv.discriminator_loss`). The optimiser settings default to the published ones:
 
@@ -290,7 +290,6 @@ def train_critic(
         clip_weights_,
         gradient_penalty,
         spectral_normalize_,
-        wgan_gp_loss,
     )
     from otdiv.gan.losses import wgan_critic_loss
 
@@ -385,17 +384,12 @@ def train_critic(
         for step in range(1, steps + 1):
             x = tensor(src_real.draw(batch_size, rng))
             y = tensor(src_fake.draw(batch_size, rng))
-            if cfg["kind"] is not None:
-                if penalty_batch == batch_size:
-                    out = wgan_gp_loss(critic, x, y, lambda_gp=lambda_gp, kind=cfg["kind"],
-                                       generator=gen, return_result=True)
-                    loss, penalty = out.loss, out.penalty
-                else:
-                    penalty = gradient_penalty(critic, x[:penalty_batch], y[:penalty_batch],
-                                               kind=cfg["kind"], generator=gen)
-                    loss = (wgan_critic_loss(scores(critic, x), scores(critic, y))
-                            + lambda_gp * penalty)
-                    penalty = penalty.detach()
+            if cfg["kind"] is not None:  # wgan_gp_loss, its interpolates the first pairs
+                penalty = gradient_penalty(critic, x[:penalty_batch], y[:penalty_batch],
+                                           kind=cfg["kind"], generator=gen)
+                loss = (wgan_critic_loss(scores(critic, x), scores(critic, y))
+                        + lambda_gp * penalty)
+                penalty = penalty.detach()
             else:
                 loss = wgan_critic_loss(scores(critic, x), scores(critic, y))
                 penalty = None

@@ -169,7 +169,8 @@ def add_audit_arguments(audit) -> None:
                      "is 1 in any dimension (16)")
     src.add_argument("--funnel-seed", type=int_arg(0), default=None, metavar="S",
                      help="funnels: the seed of the apexes' draw (default: --seed, so that "
-                     "each seed is another pair; 0: the pairs of otdiv benchmark-critics)")
+                     "each seed is another pair; 0: the pairs of otdiv benchmark-critics); "
+                     "other toys ignore it, so that a sweep grid can fix it across toys")
     src.add_argument("--theta", type=float_arg(), default=0.5, help="theta of lines (0.5)")
     src.add_argument("--real", help="samples of P, .npy (no pickle) or .csv, shape (n, d)")
     src.add_argument("--fake", help="samples of Q, same format and dimension")
