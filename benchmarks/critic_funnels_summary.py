@@ -1,0 +1,88 @@
+"""The 28 MinFunnel settings of Korotin et al. at the recipe, from the saved JSON rows.
+
+Reads the rows that ``otdiv benchmark-critics --json`` wrote (default: every
+``benchmarks/results/*.json`` except the ReLU runs), keeps the LP rows trained with the
+recommended critic — ``recommended_hidden(d)``, 12,000 steps, batch 256, penalty on the
+whole batch, lr 2e-3 with a cosine schedule (``None`` in older rows: the same defaults),
+λ = 10, Softplus(30), the OT-free estimates on 50,000 points — one per (d, K, seed), and
+prints
+
+* the table of ``otdiv sweep``'s summary (:func:`otdiv.audit.grid.summarize`): per setting,
+  mean ± standard deviation over its seeds of the raw, flow-corrected and /G (OT) errors
+  and of the row's seconds (training and audit; "-" where an older row did not record them);
+* per seed, and over the settings' seed means, the median |flow-corrected error| and how
+  many settings are within 2, 5 and 10 % (the targets of issue 19).
+
+    python benchmarks/critic_funnels_summary.py [FILE.json ...]
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import re
+import statistics
+import sys
+from pathlib import Path
+
+from otdiv.audit.grid import summarize
+from otdiv.audit.models import recommended_hidden
+
+RESULTS = Path(__file__).parent / "results"
+# critic_knobs.json predates the softplus_beta field; its (1024, 256, 256) rows at 12,000
+# steps are the recipe's (docs/critic_benchmark.md, "Capacity or training signal?")
+NO_BETA_FIELD = ("critic_knobs.json",)
+
+
+def recipe_row(row: dict, d: int, source: str) -> bool:
+    beta = row.get("softplus_beta", 30.0)
+    return (row.get("constraint") == "lp" and row.get("steps") == 12000
+            and row.get("batch_size") == 256 and row.get("penalty_batch") in (None, 256)
+            and list(row.get("hidden") or []) == list(recommended_hidden(d))
+            and row.get("lr") in (0.002, None) and row.get("schedule") in ("cosine", None)
+            and row.get("lambda_gp") == 10.0 and row.get("n_estimate") == 50000
+            and (beta == 30.0 or (beta is None and source in NO_BETA_FIELD)))
+
+
+def collect(files: list[str]) -> dict[tuple[int, int, int], dict]:
+    """(d, K, seed) -> the first recipe row found (files in the order given)."""
+    rows: dict[tuple[int, int, int], dict] = {}
+    for name in files:
+        if "relu" in Path(name).name:
+            continue
+        data = json.loads(Path(name).read_text())
+        for row in data if isinstance(data, list) else []:
+            m = re.fullmatch(r"funnels d=(\d+) K=(\d+)", str(row.get("problem")))
+            if m and recipe_row(row, int(m[1]), Path(name).name):
+                rows.setdefault((int(m[1]), int(m[2]), row["seed"]), row)
+    return rows
+
+
+def tally(errors: list[float]) -> str:
+    e = [abs(x) for x in errors]
+    return (f"{len(e)} settings, median |err| {100 * statistics.median(e):.2f} %, within "
+            + ", ".join(f"{t} %: {sum(x <= t / 100 for x in e)}" for t in (2, 5, 10))
+            + f", max {100 * max(e):.1f} %")
+
+
+def main() -> None:
+    files = sys.argv[1:] or sorted(glob.glob(str(RESULTS / "*.json")))
+    rows = collect(files)
+    sweep_rows = [{"settings": {"dim": d, "funnels": k, "seed": s}, "status": "ok",
+                   "audit": row, "seconds": row.get("row_seconds")}
+                  for (d, k, s), row in sorted(rows.items())]
+    print(summarize(sweep_rows, ["dim", "funnels", "seed"])[0])
+    print()
+    flow = {key: row["rel_error_flow_corrected"] for key, row in rows.items()}
+    for seed in sorted({s for _, _, s in flow}):
+        print(f"* seed {seed}: " + tally([e for (_, _, s), e in flow.items() if s == seed]))
+    settings = sorted({(d, k) for d, k, _ in flow})
+    means = [statistics.mean(e for (d2, k2, _), e in flow.items() if (d2, k2) == (d, k))
+             for d, k in settings]
+    seeds = [sum(1 for (d2, k2, _) in flow if (d2, k2) == (d, k)) for d, k in settings]
+    count = str(min(seeds)) if min(seeds) == max(seeds) else f"{min(seeds)}–{max(seeds)}"
+    print(f"* mean over the seeds ({count} a setting): " + tally(means))
+
+
+if __name__ == "__main__":
+    main()
