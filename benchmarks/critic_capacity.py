@@ -70,6 +70,10 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=256, help="wgan: objective samples a side")
     p.add_argument("--penalty-batch", type=int, default=256,
                    help="wgan: penalty interpolates per step (at most --batch)")
+    p.add_argument("--svrg", type=int, default=0, metavar="EVERY",
+                   help="wgan: variance-reduced objective gradient (SVRG): a snapshot of the "
+                   "critic every EVERY steps, its gradient on --svrg-batch samples a side")
+    p.add_argument("--svrg-batch", type=int, default=16384)
     p.add_argument("--pretrain", type=int, default=0, metavar="STEPS",
                    help="first fit u by regression for STEPS steps (own Adam and schedule), "
                    "then --fit from there: does WGAN training keep a critic already aligned?")
@@ -95,7 +99,8 @@ def main() -> None:
         print(f"after {args.pretrain} regression steps: G_T {gt:.3f}, D_T {dt:.3f}, "
               f"cos {dt / gt:.3f}" + (f", {wgan_errors(critic, pair, rng, args)}"
                                      if args.fit == "wgan" else ""))
-    step = regression_step if args.fit == "regression" else wgan_step
+    step = regression_step if args.fit == "regression" else \
+        (svrg_step() if args.svrg else wgan_step)
     loss = fit(critic, step, args.steps, pair, rng, args)
     gt, dt = alignment(critic, pair, 4000, rng)
     extra = f"{loss.item():.3f}" if args.fit == "regression" else \
@@ -124,8 +129,9 @@ def knobs(args: argparse.Namespace) -> str:
     start = f"after {args.pretrain} regression steps " if args.pretrain else ""
     if args.fit == "regression":
         return start
+    svrg = f" SVRG every {args.svrg} on {args.svrg_batch}" if args.svrg else ""
     return (f"{start}p={args.power:g} λ={args.lam:g} batch {args.batch} "
-            f"penalty batch {args.penalty_batch}")
+            f"penalty batch {args.penalty_batch}{svrg}")
 
 
 def regression_step(critic, pair: MinFunnel, rng: np.random.Generator, args) -> torch.Tensor:
@@ -149,7 +155,49 @@ def wgan_step(critic, pair: MinFunnel, rng: np.random.Generator, args) -> torch.
     z = (t * x[:m] + (1 - t) * y[:m]).requires_grad_(True)
     (g,) = torch.autograd.grad(critic(z).sum(), z, create_graph=True)
     excess = torch.clamp(g.norm(dim=1) - 1, min=0)
+    keep = getattr(wgan_step, "keep", None)
+    if keep is not None:
+        keep["xy"] = (x, y)
     return critic(y).mean() - critic(x).mean() + args.lam * excess.pow(args.power).mean()
+
+
+def svrg_step():
+    """wgan_step with the objective's minibatch gradient g_B(θ) replaced by
+    g_B(θ) − g_B(θ̃) + g_N(θ̃): θ̃ a snapshot taken every ``--svrg`` steps, g_N its gradient
+    on ``--svrg-batch`` samples a side. The noise of E_P f − E_Q f on a minibatch is a
+    small difference of two large sums; the snapshot's gradient on the same minibatch
+    cancels most of it while θ stays near θ̃."""
+    import copy
+
+    state = {"count": 0}
+
+    def objective(f, x, y):
+        return f(y).mean() - f(x).mean()
+
+    def step(critic, pair: MinFunnel, rng: np.random.Generator, args) -> torch.Tensor:
+        if state["count"] % args.svrg == 0:
+            snap = copy.deepcopy(critic)
+            grads = [torch.zeros_like(q) for q in snap.parameters()]
+            chunk = 4096
+            for start in range(0, args.svrg_batch, chunk):
+                n = min(chunk, args.svrg_batch - start)
+                x = torch.tensor(pair.sample_real(n, rng), dtype=torch.float32)
+                y = torch.tensor(pair.sample_fake(n, rng), dtype=torch.float32)
+                part = torch.autograd.grad(objective(snap, x, y) * (n / args.svrg_batch),
+                                           list(snap.parameters()))
+                grads = [a + b for a, b in zip(grads, part, strict=True)]
+            state["snap"], state["full"] = snap, grads
+        state["count"] += 1
+        loss = wgan_step(critic, pair, rng, args)
+        x, y = state["xy"]
+        local = torch.autograd.grad(objective(state["snap"], x, y),
+                                    list(state["snap"].parameters()))
+        shift = sum((q * (full - g)).sum() for q, full, g in
+                    zip(critic.parameters(), state["full"], local, strict=True))
+        return loss + shift
+
+    wgan_step.keep = state  # wgan_step leaves its minibatch here
+    return step
 
 
 def wgan_errors(critic, pair: MinFunnel, rng: np.random.Generator, args,
