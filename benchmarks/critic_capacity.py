@@ -74,6 +74,9 @@ def main() -> None:
                    help="wgan: variance-reduced objective gradient (SVRG): a snapshot of the "
                    "critic every EVERY steps, its gradient on --svrg-batch samples a side")
     p.add_argument("--svrg-batch", type=int, default=16384)
+    p.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                   help="measure the exponential moving average of the parameters "
+                   "(Polyak averaging, decay e.g. 0.999) instead of the last iterate")
     p.add_argument("--pretrain", type=int, default=0, metavar="STEPS",
                    help="first fit u by regression for STEPS steps (own Adam and schedule), "
                    "then --fit from there: does WGAN training keep a critic already aligned?")
@@ -101,7 +104,7 @@ def main() -> None:
                                      if args.fit == "wgan" else ""))
     step = regression_step if args.fit == "regression" else \
         (svrg_step() if args.svrg else wgan_step)
-    loss = fit(critic, step, args.steps, pair, rng, args)
+    loss = fit(critic, step, args.steps, pair, rng, args, ema=args.ema)
     gt, dt = alignment(critic, pair, 4000, rng)
     extra = f"{loss.item():.3f}" if args.fit == "regression" else \
         wgan_errors(critic, pair, rng, args)
@@ -112,16 +115,26 @@ def main() -> None:
           f"| {gt:.3f} | {dt:.3f} | {dt / gt:.3f} | {extra} | {time.perf_counter() - t0:.0f} |")
 
 
-def fit(critic, step, steps: int, pair: MinFunnel, rng: np.random.Generator, args):
-    """``steps`` steps of Adam 2e-3 (0.5, 0.9) with a cosine schedule on ``step``'s loss."""
+def fit(critic, step, steps: int, pair: MinFunnel, rng: np.random.Generator, args,
+        ema: float = 0.0):
+    """``steps`` steps of Adam 2e-3 (0.5, 0.9) with a cosine schedule on ``step``'s loss;
+    with ``ema`` > 0 the critic ends as the moving average of its iterates."""
     opt = torch.optim.Adam(critic.parameters(), lr=2e-3, betas=(0.5, 0.9))
     decay = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    average = torch.optim.swa_utils.AveragedModel(
+        critic, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(ema)) if ema else None
     for _ in range(steps):
         loss = step(critic, pair, rng, args)
         opt.zero_grad()
         loss.backward()
         opt.step()
         decay.step()
+        if average is not None:
+            average.update_parameters(critic)
+    if average is not None:
+        torch.nn.utils.vector_to_parameters(
+            torch.nn.utils.parameters_to_vector(average.module.parameters()),
+            critic.parameters())
     return loss
 
 
@@ -130,6 +143,7 @@ def knobs(args: argparse.Namespace) -> str:
     if args.fit == "regression":
         return start
     svrg = f" SVRG every {args.svrg} on {args.svrg_batch}" if args.svrg else ""
+    svrg += f" EMA {args.ema:g}" if args.ema else ""
     return (f"{start}p={args.power:g} λ={args.lam:g} batch {args.batch} "
             f"penalty batch {args.penalty_batch}{svrg}")
 
