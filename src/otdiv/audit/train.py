@@ -385,10 +385,10 @@ def train_critic(
             x = tensor(src_real.draw(batch_size, rng))
             y = tensor(src_fake.draw(batch_size, rng))
             if cfg["kind"] is not None:  # wgan_gp_loss, its interpolates the first pairs
+                critic_loss = wgan_critic_loss(scores(critic, x), scores(critic, y))
                 penalty = gradient_penalty(critic, x[:penalty_batch], y[:penalty_batch],
                                            kind=cfg["kind"], generator=gen)
-                loss = (wgan_critic_loss(scores(critic, x), scores(critic, y))
-                        + lambda_gp * penalty)
+                loss = critic_loss + lambda_gp * penalty
                 penalty = penalty.detach()
             else:
                 loss = wgan_critic_loss(scores(critic, x), scores(critic, y))
