@@ -84,8 +84,14 @@ def main() -> None:
     for name in ("dim", "funnels", "steps", "batch", "penalty_batch"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
-    if args.pretrain < 0:
-        p.error("--pretrain must be at least 0")
+    if args.pretrain < 0 or args.svrg < 0:
+        p.error("--pretrain and --svrg must be at least 0")
+    if args.svrg_batch < 1:
+        p.error("--svrg-batch must be at least 1")
+    if not 0 <= args.ema < 1:
+        p.error(f"--ema must be a decay in [0, 1), got {args.ema}")
+    if args.svrg and args.fit != "wgan":
+        p.error("--svrg applies to --fit wgan")
     if args.penalty_batch > args.batch:
         p.error(f"--penalty-batch ({args.penalty_batch}) takes the first pairs of the "
                 f"objective's samples: at most --batch ({args.batch})")
@@ -141,7 +147,7 @@ def fit(critic, step, steps: int, pair: MinFunnel, rng: np.random.Generator, arg
 def knobs(args: argparse.Namespace) -> str:
     start = f"after {args.pretrain} regression steps " if args.pretrain else ""
     if args.fit == "regression":
-        return start
+        return start + (f"EMA {args.ema:g}" if args.ema else "")
     svrg = f" SVRG every {args.svrg} on {args.svrg_batch}" if args.svrg else ""
     svrg += f" EMA {args.ema:g}" if args.ema else ""
     return (f"{start}p={args.power:g} λ={args.lam:g} batch {args.batch} "
@@ -160,18 +166,22 @@ def regression_step(critic, pair: MinFunnel, rng: np.random.Generator, args) -> 
         + (g - torch.tensor(du, dtype=torch.float32)).pow(2).sum(1).mean()
 
 
-def wgan_step(critic, pair: MinFunnel, rng: np.random.Generator, args) -> torch.Tensor:
-    """mean f(y) − mean f(x) + λ mean (‖∇f(x̂)‖ − 1)_+^p at random interpolates x̂."""
-    x = torch.tensor(pair.sample_real(args.batch, rng), dtype=torch.float32)
-    y = torch.tensor(pair.sample_fake(args.batch, rng), dtype=torch.float32)
+def draw(pair: MinFunnel, rng: np.random.Generator, n: int):
+    """n fresh samples of P and of Q, as float32 tensors."""
+    return (torch.tensor(pair.sample_real(n, rng), dtype=torch.float32),
+            torch.tensor(pair.sample_fake(n, rng), dtype=torch.float32))
+
+
+def wgan_step(critic, pair: MinFunnel, rng: np.random.Generator, args,
+              xy=None) -> torch.Tensor:
+    """mean f(y) − mean f(x) + λ mean (‖∇f(x̂)‖ − 1)_+^p at random interpolates x̂, on the
+    minibatch ``xy`` (default: a fresh one)."""
+    x, y = draw(pair, rng, args.batch) if xy is None else xy
     m = args.penalty_batch
     t = torch.rand(m, 1)
     z = (t * x[:m] + (1 - t) * y[:m]).requires_grad_(True)
     (g,) = torch.autograd.grad(critic(z).sum(), z, create_graph=True)
     excess = torch.clamp(g.norm(dim=1) - 1, min=0)
-    keep = getattr(wgan_step, "keep", None)
-    if keep is not None:
-        keep["xy"] = (x, y)
     return critic(y).mean() - critic(x).mean() + args.lam * excess.pow(args.power).mean()
 
 
@@ -195,22 +205,20 @@ def svrg_step():
             chunk = 4096
             for start in range(0, args.svrg_batch, chunk):
                 n = min(chunk, args.svrg_batch - start)
-                x = torch.tensor(pair.sample_real(n, rng), dtype=torch.float32)
-                y = torch.tensor(pair.sample_fake(n, rng), dtype=torch.float32)
+                x, y = draw(pair, rng, n)
                 part = torch.autograd.grad(objective(snap, x, y) * (n / args.svrg_batch),
                                            list(snap.parameters()))
                 grads = [a + b for a, b in zip(grads, part, strict=True)]
             state["snap"], state["full"] = snap, grads
         state["count"] += 1
-        loss = wgan_step(critic, pair, rng, args)
-        x, y = state["xy"]
+        x, y = draw(pair, rng, args.batch)
+        loss = wgan_step(critic, pair, rng, args, (x, y))
         local = torch.autograd.grad(objective(state["snap"], x, y),
                                     list(state["snap"].parameters()))
         shift = sum((q * (full - g)).sum() for q, full, g in
                     zip(critic.parameters(), state["full"], local, strict=True))
         return loss + shift
 
-    wgan_step.keep = state  # wgan_step leaves its minibatch here
     return step
 
 

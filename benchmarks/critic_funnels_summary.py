@@ -3,8 +3,10 @@
 Reads the rows that ``otdiv benchmark-critics --json`` wrote (default: every
 ``benchmarks/results/*.json`` except the ReLU runs), keeps the LP rows trained with the
 recommended critic — ``recommended_hidden(d)``, 12,000 steps, batch 256, penalty on the
-whole batch, lr 2e-3 with a cosine schedule (``None`` in older rows: the same defaults),
-λ = 10, Softplus(30), the OT-free estimates on 50,000 points — one per (d, K, seed), and
+whole batch, lr 2e-3 with a cosine schedule,
+λ = 10, Softplus(30), the OT-free estimates on 50,000 points — one per (d, K, seed; lr and
+schedule None: the seed-0 rows of d = 128, K ∈ {4, 64}, re-audits of saved recipe critics
+whose seconds are the audit's alone), and
 prints
 
 * the table of ``otdiv sweep``'s summary (:func:`otdiv.audit.grid.summarize`): per setting,
@@ -29,19 +31,18 @@ from otdiv.audit.grid import summarize
 from otdiv.audit.models import recommended_hidden
 
 RESULTS = Path(__file__).parent / "results"
-# critic_knobs.json predates the softplus_beta field; its (1024, 256, 256) rows at 12,000
-# steps are the recipe's (docs/critic_benchmark.md, "Capacity or training signal?")
-NO_BETA_FIELD = ("critic_knobs.json",)
 
 
-def recipe_row(row: dict, d: int, source: str) -> bool:
+def recipe_row(row: dict, d: int) -> bool:
+    # rows written before softplus_beta was recorded (9b6f613) are Softplus(30), the default
+    # then; the ReLU runs of that time are left out by their file name (collect)
     beta = row.get("softplus_beta", 30.0)
     return (row.get("constraint") == "lp" and row.get("steps") == 12000
             and row.get("batch_size") == 256 and row.get("penalty_batch") in (None, 256)
             and list(row.get("hidden") or []) == list(recommended_hidden(d))
             and row.get("lr") in (0.002, None) and row.get("schedule") in ("cosine", None)
             and row.get("lambda_gp") == 10.0 and row.get("n_estimate") == 50000
-            and (beta == 30.0 or (beta is None and source in NO_BETA_FIELD)))
+            and beta == 30.0)
 
 
 def collect(files: list[str]) -> dict[tuple[int, int, int], dict]:
@@ -53,7 +54,7 @@ def collect(files: list[str]) -> dict[tuple[int, int, int], dict]:
         data = json.loads(Path(name).read_text())
         for row in data if isinstance(data, list) else []:
             m = re.fullmatch(r"funnels d=(\d+) K=(\d+)", str(row.get("problem")))
-            if m and recipe_row(row, int(m[1]), Path(name).name):
+            if m and recipe_row(row, int(m[1])):
                 rows.setdefault((int(m[1]), int(m[2]), row["seed"]), row)
     return rows
 

@@ -324,9 +324,12 @@ def test_the_penalised_training_step_is_the_published_wgan_gp_loss():
 
     torch.manual_seed(0)
     critic = mlp_critic(3, (8, 8), softplus_beta=30.0)
+    with torch.no_grad():  # steep (slope > 1 at the interpolates): the LP penalty acts too
+        critic[0].weight.mul_(20.0)
     x, y = torch.randn(16, 3), torch.randn(16, 3) + 1.0
     params = list(critic.parameters())
     for kind in ("one-sided", "two-sided"):
+        assert float(gradient_penalty(critic, x, y, kind=kind).detach()) > 0.01
         ref = wgan_gp_loss(critic, x, y, lambda_gp=10.0, kind=kind,
                            generator=torch.Generator().manual_seed(5))
         step = wgan_critic_loss(scores(critic, x), scores(critic, y)) + 10.0 * \
