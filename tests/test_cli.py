@@ -386,7 +386,10 @@ def test_audit_toy_end_to_end_then_own_data_with_checkpoint(tmp_path, capsys, rn
     rc = main(["audit", "--real", str(tmp_path / "x.npy"), "--fake", str(tmp_path / "y.csv"),
                "--critic", str(ckpt), "--out", str(own), "--no-progress", "--no-plots"])
     assert rc == 0
-    audit = json.loads((own / "report.json").read_text())["audit"]
+    own_report = json.loads((own / "report.json").read_text())
+    assert own_report["critic_file"] == str(ckpt.resolve())  # which critic was audited
+    assert "training" not in own_report
+    audit = own_report["audit"]
     exact = ot.emd2(ot.unif(150), ot.unif(120), ot.dist(x, y, metric="euclidean"))
     np.testing.assert_allclose(audit["exact_w1"], exact, rtol=1e-9)
     assert audit["certified_lower"] <= audit["exact_w1"]

@@ -300,6 +300,7 @@ def test_report_records_the_data_and_the_funnels_apex_seed(tmp_path, capsys):
     assert rc == 0, capsys.readouterr().err
     data = json.loads((out / "report.json").read_text())["data"]
     assert (data["toy"], data["dim"], data["funnels"], data["seed"]) == ("funnels", 3, 5, 0)
+    assert "d" not in data  # the dimension is recorded once, as dim
     rebuilt = MinFunnel(data["dim"], data["funnels"], seed=data["seed"])
     assert not np.array_equal(rebuilt.apexes, MinFunnel(3, 5, seed=1).apexes)
 

@@ -10,9 +10,9 @@ verdict and writes, in this order,
 * ``critic.pt`` (or ``save_critic``) right after training,
 * ``report.json`` after training, after the audit and after the lines sweep: ``problem``,
   ``data`` (the toy's name, dimension and parameters — a MinFunnel pair's apex seed among
-  them — or the two files), ``constraint``, ``critic_file`` and ``training`` (steps,
-  seconds, device, the optimiser settings, hidden widths, the history of the estimate) when
-  a critic was trained,
+  them — or the two files, as absolute paths), ``constraint``, ``critic_file`` (the critic
+  saved, or the one given as ``critic``) and, when a critic was trained, ``training`` (steps,
+  seconds, device, the optimiser settings, hidden widths, the history of the estimate),
   ``audit`` (every :class:`~otdiv.audit.CriticAudit` field), ``seconds`` (training plus
   audit), ``verdict`` and, with ``sweep`` or the lines toy, ``lines_sweep``;
 * ``report.md``: the table row and the verdict.
@@ -358,11 +358,13 @@ def _problem(s: AuditSettings, label: Label) -> _Problem:
         if toy.name == "funnels":
             problem += f" K={toy.params['funnels']}"
         pair = (toy.sample_real, toy.sample_fake)
-        data = {"toy": toy.name, "dim": toy.dim, **toy.params}
+        data = {"toy": toy.name, "dim": toy.dim,
+                **{k: v for k, v in toy.params.items() if k != "d"}}  # d is dim
         return _Problem(problem, data, pair, pair, toy.w1, toy.plot_range, hidden)
     x, y = check_pair(load_array(s.real, label("real")), load_array(s.fake, label("fake")))
     problem = f"{Path(s.real).name} vs {Path(s.fake).name}"
-    data = {"real": str(s.real), "fake": str(s.fake), "dim": int(x.shape[1])}
+    data = {"real": str(Path(s.real).resolve()), "fake": str(Path(s.fake).resolve()),
+            "dim": int(x.shape[1])}
     hidden = _widths(s.hidden, x.shape[1])
     _check_sizes(s, label, x.shape[1], hidden, train=s.critic is None)
     if s.critic is not None:
@@ -448,6 +450,8 @@ def _run(s: AuditSettings, label: Label) -> AuditRun:
         critic = trained.critic
         constraint = s.constraint
     payload: dict[str, Any] = {"problem": problem, "data": data, "constraint": constraint}
+    if s.critic is not None:
+        payload["critic_file"] = str(Path(s.critic).resolve())
     if trained is not None:
         checkpoint.save_critic(critic, str(save_path))  # the trained result first
         payload["critic_file"] = str(save_path)
