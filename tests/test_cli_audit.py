@@ -305,14 +305,18 @@ def test_report_records_the_data_and_the_funnels_apex_seed(tmp_path, capsys):
     assert not np.array_equal(rebuilt.apexes, MinFunnel(3, 5, seed=1).apexes)
 
 
-def test_report_records_the_files_of_own_data(tmp_path, capsys):
+def test_report_records_the_files_of_own_data(tmp_path, capsys, monkeypatch):
+    # relative names on the command line, absolute paths in the report: it is read later,
+    # from elsewhere
     rng = np.random.default_rng(0)
     real, fake = tmp_path / "r.npy", tmp_path / "f.npy"
     np.save(real, rng.normal(size=(40, 3)))
     np.save(fake, rng.normal(size=(40, 3)) + 1.0)
-    out = tmp_path / "o"
-    rc = main(["audit", "--real", str(real), "--fake", str(fake), *TINY, "--n", "20",
-               "--no-plots", "--out", str(out)])
+    monkeypatch.chdir(tmp_path)
+    rc = main(["audit", "--real", "r.npy", "--fake", "f.npy", *TINY, "--n", "20",
+               "--no-plots", "--out", "o"])
     assert rc == 0, capsys.readouterr().err
-    data = json.loads((out / "report.json").read_text())["data"]
-    assert data == {"real": str(real), "fake": str(fake), "dim": 3}
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["data"] == {"real": str(real.resolve()), "fake": str(fake.resolve()),
+                              "dim": 3}
+    assert report["critic_file"] == str((tmp_path / "o" / "critic.pt").resolve())

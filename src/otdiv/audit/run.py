@@ -454,7 +454,7 @@ def _run(s: AuditSettings, label: Label) -> AuditRun:
         payload["critic_file"] = str(Path(s.critic).resolve())
     if trained is not None:
         checkpoint.save_critic(critic, str(save_path))  # the trained result first
-        payload["critic_file"] = str(save_path)
+        payload["critic_file"] = str(Path(save_path).resolve())
         payload["training"] = _training_record(trained, hidden)
         write_json(out / "report.json", payload)  # kept if the audit fails
     penalised = constraint in ("gp", "lp")  # the OT-free corrections need the penalty
