@@ -449,12 +449,11 @@ def _run(s: AuditSettings, label: Label) -> AuditRun:
                                      progress=progress)
         critic = trained.critic
         constraint = s.constraint
-    payload: dict[str, Any] = {"problem": problem, "data": data, "constraint": constraint}
-    if s.critic is not None:
-        payload["critic_file"] = str(Path(s.critic).resolve())
+    payload: dict[str, Any] = {
+        "problem": problem, "data": data, "constraint": constraint,
+        "critic_file": str(Path(s.critic if s.critic is not None else save_path).resolve())}
     if trained is not None:
         checkpoint.save_critic(critic, str(save_path))  # the trained result first
-        payload["critic_file"] = str(Path(save_path).resolve())
         payload["training"] = _training_record(trained, hidden)
         write_json(out / "report.json", payload)  # kept if the audit fails
     penalised = constraint in ("gp", "lp")  # the OT-free corrections need the penalty
