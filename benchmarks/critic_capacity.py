@@ -28,6 +28,14 @@ points per side) beside cos.
     OMP_NUM_THREADS=1 python benchmarks/critic_capacity.py --fit wgan --power 1 --lam 10
     OMP_NUM_THREADS=1 python benchmarks/critic_capacity.py --fit wgan --batch 1024 \
         --penalty-batch 256 --steps 6000
+
+``--optimizer muon`` trains the hidden weight matrices with torch.optim.Muon (the update
+is the momentum's orthogonal factor U Vᵀ, scaled to Adam's RMS at the same ``--lr``) and
+the rest with Adam, as ``train_critic(optimizer="muon")`` does; ``--pairing ot`` puts the
+penalty's interpolates on the pairs of the minibatch's exact OT plan instead of random
+pairs.
+
+    OMP_NUM_THREADS=1 python benchmarks/critic_capacity.py --fit wgan --optimizer muon
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ import time
 
 import numpy as np
 import torch
+from scipy.optimize import linear_sum_assignment
 
 from otdiv.audit.estimators import flow_corrected
 from otdiv.audit.funnels import MinFunnel
@@ -70,6 +79,14 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=256, help="wgan: objective samples a side")
     p.add_argument("--penalty-batch", type=int, default=256,
                    help="wgan: penalty interpolates per step (at most --batch)")
+    p.add_argument("--pairing", choices=("random", "ot"), default="random",
+                   help="wgan: the penalty's interpolates between random pairs of the "
+                   "objective's samples, or between the pairs of the minibatch's exact OT "
+                   "plan (Euclidean cost; near transport segments)")
+    p.add_argument("--optimizer", choices=("adam", "muon"), default="adam",
+                   help="muon: torch.optim.Muon (orthogonalised momentum, lr matched to "
+                   "AdamW's RMS) for the hidden weight matrices, Adam for the rest")
+    p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--svrg", type=int, default=0, metavar="EVERY",
                    help="wgan: variance-reduced objective gradient (SVRG): a snapshot of the "
                    "critic every EVERY steps, its gradient on --svrg-batch samples a side")
@@ -125,16 +142,25 @@ def fit(critic, step, steps: int, pair: MinFunnel, rng: np.random.Generator, arg
         ema: float = 0.0):
     """``steps`` steps of Adam 2e-3 (0.5, 0.9) with a cosine schedule on ``step``'s loss;
     with ``ema`` > 0 the critic ends as the moving average of its iterates."""
-    opt = torch.optim.Adam(critic.parameters(), lr=2e-3, betas=(0.5, 0.9))
-    decay = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    params = list(critic.parameters())
+    matrices = [q for q in params if q.ndim == 2 and min(q.shape) > 1] \
+        if args.optimizer == "muon" else []
+    rest = [q for q in params if all(q is not m for m in matrices)]
+    opts = [torch.optim.Adam(rest, lr=args.lr, betas=(0.5, 0.9))]
+    if matrices:
+        opts.append(torch.optim.Muon(matrices, lr=args.lr, weight_decay=0.0,
+                                     adjust_lr_fn="match_rms_adamw"))
+    decays = [torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=steps) for o in opts]
     average = torch.optim.swa_utils.AveragedModel(
         critic, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(ema)) if ema else None
     for _ in range(steps):
         loss = step(critic, pair, rng, args)
-        opt.zero_grad()
+        for o in opts:
+            o.zero_grad()
         loss.backward()
-        opt.step()
-        decay.step()
+        for o, decay in zip(opts, decays, strict=True):
+            o.step()
+            decay.step()
         if average is not None:
             average.update_parameters(critic)
     if average is not None:
@@ -150,6 +176,9 @@ def knobs(args: argparse.Namespace) -> str:
         return start + (f"EMA {args.ema:g}" if args.ema else "")
     svrg = f" SVRG every {args.svrg} on {args.svrg_batch}" if args.svrg else ""
     svrg += f" EMA {args.ema:g}" if args.ema else ""
+    svrg += " OT-paired interpolates" if args.pairing == "ot" else ""
+    svrg += f" {args.optimizer} lr {args.lr:g}" if (args.optimizer, args.lr) != ("adam", 2e-3) \
+        else ""
     return (f"{start}p={args.power:g} λ={args.lam:g} batch {args.batch} "
             f"penalty batch {args.penalty_batch}{svrg}")
 
@@ -178,8 +207,12 @@ def wgan_step(critic, pair: MinFunnel, rng: np.random.Generator, args,
     minibatch ``xy`` (default: a fresh one)."""
     x, y = draw(pair, rng, args.batch) if xy is None else xy
     m = args.penalty_batch
+    xp, yp = x[:m], y[:m]
+    if args.pairing == "ot":
+        _, match = linear_sum_assignment(torch.cdist(xp.double(), yp.double()).numpy())
+        yp = yp[torch.as_tensor(match)]
     t = torch.rand(m, 1)
-    z = (t * x[:m] + (1 - t) * y[:m]).requires_grad_(True)
+    z = (t * xp + (1 - t) * yp).requires_grad_(True)
     (g,) = torch.autograd.grad(critic(z).sum(), z, create_graph=True)
     excess = torch.clamp(g.norm(dim=1) - 1, min=0)
     return critic(y).mean() - critic(x).mean() + args.lam * excess.pow(args.power).mean()

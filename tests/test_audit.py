@@ -298,6 +298,38 @@ def test_gp_overshoot_of_a_linear_critic_and_its_normalisation(penalty_batch):
     assert trained.settings["penalty_batch"] == (penalty_batch or 256)
 
 
+def test_muon_trains_the_hidden_matrices_to_the_closed_form_optimum():
+    # a deep linear critic f(x) = <W2 W1 x> + b: its hidden 8 × 2 and 8 × 8 matrices go to
+    # Muon, the 1 × 8 output and the biases to Adam; the GP optimum is still the slope
+    # s = 1 + ||t|| / (2 lambda) = 1.2 along t, whatever the optimiser
+    toy = make_toy("translate", d=2, shift=4.0)
+    torch.manual_seed(0)
+    critic = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.Linear(8, 8),
+                                 torch.nn.Linear(8, 1))
+    trained = train_critic(toy.sample_real, toy.sample_fake, constraint="gp", critic=critic,
+                           steps=400, lr=2e-2, optimizer="muon", schedule="cosine", seed=0,
+                           device="cpu", progress=False)
+    audit = audit_critic(trained.critic, toy.sample_real, toy.sample_fake, n=2000, repeats=1,
+                         w1=toy.w1, lipschitz=False, device="cpu", seed=1)
+    assert audit.grad_norm == pytest.approx(1.2, rel=0.02)
+    assert abs(audit.rel_error_normalized) < 0.03
+    assert trained.settings["optimizer"] == "muon"
+
+
+def test_optimizer_choice_changes_the_run_and_is_checked():
+    x = np.random.default_rng(0).normal(size=(200, 2))
+    runs = {name: train_critic(x, x + 1, constraint="lp", steps=20, hidden=(8, 8),
+                               batch_size=32, optimizer=name, seed=3, device="cpu",
+                               progress=False)
+            for name in (None, "adam", "muon", "rmsprop")}
+    assert runs[None].history_estimate == runs["adam"].history_estimate  # lp: Adam
+    assert runs["muon"].history_estimate != runs["adam"].history_estimate
+    assert runs["rmsprop"].settings["optimizer"] == "rmsprop"
+    assert all(np.isfinite(r.estimate) for r in runs.values())
+    with pytest.raises(ValueError, match="optimizer"):
+        train_critic(x, x + 1, optimizer="sgd", progress=False)
+
+
 def test_penalty_batch_of_the_whole_batch_is_the_default():
     x = np.random.default_rng(0).normal(size=(200, 2))
     a = train_critic(x, x + 1, constraint="lp", steps=20, hidden=(8,), batch_size=32,

@@ -33,7 +33,8 @@ def test_one_short_row_reports_exact_w1_of_the_audited_samples(capsys, tmp_path)
                                         (["--constraints", "nope"], "constraints"),
                                         (["--seeds", "a"], "seeds"),
                                         (["--penalty-batch", "257"], "--penalty-batch"),
-                                        (["--penalty-batch", "0"], "--penalty-batch")])
+                                        (["--penalty-batch", "0"], "--penalty-batch"),
+                                        (["--optimizer", "sgd"], "--optimizer")])
 def test_bad_arguments_are_one_line_errors(argv, word, capsys):
     try:
         code = main(argv)
@@ -57,11 +58,12 @@ def test_saved_critic_reproduces_the_rows_raw_estimate(capsys, tmp_path):
 
     out, folder = tmp_path / "rows.json", tmp_path / "critics"
     assert main(["--problems", "scale:3", "--steps", "4", "--n", "50", "--n-estimate", "300",
-                 "--hidden", "8",
+                 "--hidden", "8", "--optimizer", "muon",
                  "--batch-size", "16", "--schedule", "constant", "--device", "cpu",
                  "--json", str(out), "--save-critics", str(folder)]) == 0
     record = json.loads(out.read_text())[0]
     assert (record["batch_size"], record["schedule"]) == (16, "constant")
+    assert record["optimizer"] == "muon"
     assert (record["penalty_batch"], record["softplus_beta"]) == (16, 30.0)
     assert (record["n"], record["n_estimate"]) == (50, 300)
     critic = load_critic(str(folder / "scale_d3_lp_s0.pt")).double()

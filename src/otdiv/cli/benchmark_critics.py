@@ -114,6 +114,7 @@ def row(label: str, toy, constraint: str, seed: int, args) -> tuple[str, dict]:
                               penalty_batch=args.penalty_batch,
                               hidden=hidden_for(args.hidden, toy.dim),
                               softplus_beta=args.softplus_beta or None, lr=lr,
+                              optimizer=None if constraint == "clip" else args.optimizer,
                               lambda_gp=args.lambda_gp, schedule=args.schedule,
                               device=args.device, seed=seed, progress=False).critic
     lam = args.lambda_gp if constraint in ("gp", "lp") else None
@@ -155,6 +156,7 @@ def row(label: str, toy, constraint: str, seed: int, args) -> tuple[str, dict]:
                   if constraint in ("gp", "lp") else None,
                   "hidden": list(hidden_for(args.hidden, toy.dim)),
                   "softplus_beta": args.softplus_beta or None, "lr": lr,
+                  "optimizer": "rmsprop" if constraint == "clip" else args.optimizer,
                   "schedule": args.schedule}
     record.update(**a.to_dict(), row_seconds=sec)
     if pop is not None:
@@ -230,6 +232,9 @@ def register(sub) -> None:
     p.add_argument("--softplus-beta", type=float_arg(0.0), default=30.0,
                    help="β of the Softplus activation; 0 for ReLU (default: 30)")
     p.add_argument("--lr", type=float_arg(0.0, strict=True), default=2e-3)
+    p.add_argument("--optimizer", choices=("adam", "muon"), default="adam",
+                   help="adam (default), or muon: Muon for the hidden weight matrices, Adam "
+                   "for the rest (clip keeps the published RMSProp)")
     p.add_argument("--lambda-gp", type=float_arg(0.0), default=10.0)
     p.add_argument("--n", type=int_arg(2), default=2000,
                    help="held-out points per side of exact W1 and the envelope (default: "
