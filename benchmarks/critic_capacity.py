@@ -50,6 +50,7 @@ from scipy.optimize import linear_sum_assignment
 from otdiv.audit.estimators import flow_corrected
 from otdiv.audit.funnels import MinFunnel
 from otdiv.audit.models import mlp_critic
+from otdiv.audit.train import _optimizers
 
 
 def alignment(critic: torch.nn.Module, pair: MinFunnel, n: int,
@@ -140,16 +141,11 @@ def main() -> None:
 
 def fit(critic, step, steps: int, pair: MinFunnel, rng: np.random.Generator, args,
         ema: float = 0.0):
-    """``steps`` steps of Adam 2e-3 (0.5, 0.9) with a cosine schedule on ``step``'s loss;
+    """``steps`` steps of Adam (0.5, 0.9) (or Muon, ``--optimizer``) at ``--lr`` with a
+    cosine schedule on ``step``'s loss;
     with ``ema`` > 0 the critic ends as the moving average of its iterates."""
-    params = list(critic.parameters())
-    matrices = [q for q in params if q.ndim == 2 and min(q.shape) > 1] \
-        if args.optimizer == "muon" else []
-    rest = [q for q in params if all(q is not m for m in matrices)]
-    opts = [torch.optim.Adam(rest, lr=args.lr, betas=(0.5, 0.9))]
-    if matrices:
-        opts.append(torch.optim.Muon(matrices, lr=args.lr, weight_decay=0.0,
-                                     adjust_lr_fn="match_rms_adamw"))
+    opts = _optimizers(list(critic.parameters()),  # train_critic's: Muon for hidden matrices
+                       {"optimizer": args.optimizer, "lr": args.lr, "betas": (0.5, 0.9)})
     decays = [torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=steps) for o in opts]
     average = torch.optim.swa_utils.AveragedModel(
         critic, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(ema)) if ema else None

@@ -330,6 +330,13 @@ def test_optimizer_choice_changes_the_run_and_is_checked():
         train_critic(x, x + 1, optimizer="sgd", progress=False)
 
 
+def test_muon_on_a_torch_without_it_is_a_clear_error(monkeypatch):
+    monkeypatch.delattr(torch.optim, "Muon")
+    x = np.random.default_rng(0).normal(size=(50, 2))
+    with pytest.raises(ValueError, match=r"optimizer='muon' needs torch.optim.Muon"):
+        train_critic(x, x + 1, optimizer="muon", steps=2, progress=False, device="cpu")
+
+
 def test_penalty_batch_of_the_whole_batch_is_the_default():
     x = np.random.default_rng(0).normal(size=(200, 2))
     a = train_critic(x, x + 1, constraint="lp", steps=20, hidden=(8,), batch_size=32,

@@ -432,6 +432,9 @@ def _optimizers(params: list[torch.nn.Parameter], cfg: dict[str, Any]) -> list:
 
     if cfg["optimizer"] == "rmsprop":
         return [torch.optim.RMSprop(params, lr=cfg["lr"])]
+    if cfg["optimizer"] == "muon" and not hasattr(torch.optim, "Muon"):
+        raise ValueError(f"optimizer='muon' needs torch.optim.Muon (torch >= 2.9); this "
+                         f"is torch {torch.__version__}")
     matrices = ([p for p in params if p.ndim == 2 and min(p.shape) > 1]
                 if cfg["optimizer"] == "muon" else [])
     rest = [p for p in params if not any(p is m for m in matrices)]
