@@ -15,11 +15,15 @@ prints
 * per seed, and over the settings' seed means, the median |flow-corrected error| and how
   many settings are within 2, 5 and 10 % (the targets of issue 19).
 
-    python benchmarks/critic_funnels_summary.py [FILE.json ...]
+    python benchmarks/critic_funnels_summary.py [--optimizer muon] [FILE.json ...]
+
+``--optimizer`` picks the rows trained with that optimiser (default adam: the recipe; rows
+written before the optimiser was recorded are Adam's).
 """
 
 from __future__ import annotations
 
+import argparse
 import glob
 import json
 import re
@@ -33,7 +37,7 @@ from otdiv.audit.models import recommended_hidden
 RESULTS = Path(__file__).parent / "results"
 
 
-def recipe_row(row: dict, d: int) -> bool:
+def recipe_row(row: dict, d: int, optimizer: str = "adam") -> bool:
     # rows written before softplus_beta was recorded (9b6f613) are Softplus(30), the default
     # then; the ReLU runs of that time are left out by their file name (collect)
     beta = row.get("softplus_beta", 30.0)
@@ -42,10 +46,10 @@ def recipe_row(row: dict, d: int) -> bool:
             and list(row.get("hidden") or []) == list(recommended_hidden(d))
             and row.get("lr") in (0.002, None) and row.get("schedule") in ("cosine", None)
             and row.get("lambda_gp") == 10.0 and row.get("n_estimate") == 50000
-            and beta == 30.0)
+            and beta == 30.0 and (row.get("optimizer") or "adam") == optimizer)
 
 
-def collect(files: list[str]) -> dict[tuple[int, int, int], dict]:
+def collect(files: list[str], optimizer: str = "adam") -> dict[tuple[int, int, int], dict]:
     """(d, K, seed) -> the first recipe row found (files in the order given)."""
     rows: dict[tuple[int, int, int], dict] = {}
     for name in files:
@@ -54,7 +58,7 @@ def collect(files: list[str]) -> dict[tuple[int, int, int], dict]:
         data = json.loads(Path(name).read_text())
         for row in data if isinstance(data, list) else []:
             m = re.fullmatch(r"funnels d=(\d+) K=(\d+)", str(row.get("problem")))
-            if m and recipe_row(row, int(m[1])):
+            if m and recipe_row(row, int(m[1]), optimizer):
                 rows.setdefault((int(m[1]), int(m[2]), row["seed"]), row)
     return rows
 
@@ -67,8 +71,14 @@ def tally(errors: list[float]) -> str:
 
 
 def main() -> None:
-    files = sys.argv[1:] or sorted(glob.glob(str(RESULTS / "*.json")))
-    rows = collect(files)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--optimizer", default="adam", choices=["adam", "muon"])
+    parser.add_argument("files", nargs="*", metavar="FILE.json")
+    args = parser.parse_args()
+    files = args.files or sorted(glob.glob(str(RESULTS / "*.json")))
+    rows = collect(files, args.optimizer)
+    if not rows:
+        sys.exit(f"no recipe rows with optimizer={args.optimizer} in {len(files)} files")
     sweep_rows = [{"settings": {"dim": d, "funnels": k, "seed": s}, "status": "ok",
                    "audit": row, "seconds": row.get("row_seconds")}
                   for (d, k, s), row in sorted(rows.items())]
