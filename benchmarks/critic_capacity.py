@@ -50,7 +50,7 @@ from scipy.optimize import linear_sum_assignment
 from otdiv.audit.estimators import flow_corrected
 from otdiv.audit.funnels import MinFunnel
 from otdiv.audit.models import mlp_critic
-from otdiv.audit.train import _optimizers
+from otdiv.audit.optimizers import build_optimizers
 
 
 def alignment(critic: torch.nn.Module, pair: MinFunnel, n: int,
@@ -144,8 +144,7 @@ def fit(critic, step, steps: int, pair: MinFunnel, rng: np.random.Generator, arg
     """``steps`` steps of Adam (0.5, 0.9) (or Muon, ``--optimizer``) at ``--lr`` with a
     cosine schedule on ``step``'s loss;
     with ``ema`` > 0 the critic ends as the moving average of its iterates."""
-    opts = _optimizers(list(critic.parameters()),  # train_critic's: Muon for hidden matrices
-                       {"optimizer": args.optimizer, "lr": args.lr, "betas": (0.5, 0.9)})
+    opts = build_optimizers(list(critic.parameters()), args.optimizer, args.lr, (0.5, 0.9))
     decays = [torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=steps) for o in opts]
     average = torch.optim.swa_utils.AveragedModel(
         critic, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(ema)) if ema else None

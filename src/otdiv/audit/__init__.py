@@ -1,8 +1,9 @@
 """The critic audit: train a WGAN critic and check its estimate against exact W1.
 
 ``toys`` (distribution pairs with known W1), ``models`` (:func:`mlp_critic`, devices,
-memory), ``data`` (sample sources, the hold-out split), ``train`` (:func:`train_critic`,
-:func:`train_discriminator`), ``checkpoint`` (:func:`save_critic`, :func:`load_critic`),
+memory), ``data`` (sample sources, the hold-out split), ``optimizers`` (Adam, RMSProp,
+Muon), ``train`` (:func:`train_critic`), ``discriminator`` (:func:`train_discriminator`,
+the JSD estimate), ``checkpoint`` (:func:`save_critic`, :func:`load_critic`),
 ``slopes`` (the critic's ‖∇f‖ along segments), ``critic`` (:func:`audit_critic`,
 :class:`CriticAudit`), ``lines`` (:func:`lines_sweep`), ``report``
 (table, JSON, plots), ``verdict``, ``run`` (:func:`~otdiv.audit.run.run_audit`: one
@@ -13,17 +14,12 @@ nor matplotlib; they load when a function needs them.
 
 from otdiv.audit.checkpoint import load_critic, save_critic
 from otdiv.audit.critic import CriticAudit, audit_critic
+from otdiv.audit.discriminator import TrainedDiscriminator, train_discriminator
 from otdiv.audit.grid import SweepResult, load_grid, sweep
 from otdiv.audit.lines import LinesSweep, lines_sweep
 from otdiv.audit.models import mlp_critic
 from otdiv.audit.toys import TOYS, ReferenceW1, ToyProblem, make_toy, reference_w1
-from otdiv.audit.train import (
-    CONSTRAINTS,
-    TrainedCritic,
-    TrainedDiscriminator,
-    train_critic,
-    train_discriminator,
-)
+from otdiv.audit.train import CONSTRAINTS, TrainedCritic, train_critic
 
 __all__ = [
     "CONSTRAINTS",

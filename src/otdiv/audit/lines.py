@@ -63,8 +63,9 @@ def lines_sweep(
     steps per theta suffice; the critic is a small MLP (64, 64). The discriminator's
     estimate approaches log 2 only as its logits grow, so it gets a large ``disc_lr``.
     """
+    from otdiv.audit.discriminator import train_discriminator
     from otdiv.audit.toys import make_toy
-    from otdiv.audit.train import train_critic, train_discriminator
+    from otdiv.audit.train import train_critic
     from otdiv.metrics.wasserstein import wasserstein
 
     seed = check_seed(seed)

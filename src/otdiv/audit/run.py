@@ -42,8 +42,9 @@ from otdiv._array import (
     check_seed,
 )
 from otdiv.audit.models import check_softplus_beta
+from otdiv.audit.optimizers import check_lr, check_optimizer
 from otdiv.audit.toys import TOYS
-from otdiv.audit.train import CONSTRAINTS, SCHEDULES, check_lr, check_steps
+from otdiv.audit.train import CONSTRAINTS, SCHEDULES, check_steps
 
 DIM_TOYS = ("translate", "scale", "funnels")  # the toys of dimension ``dim`` (others: 2-D)
 MAX_REPEATS = 1000
@@ -64,8 +65,9 @@ class AuditSettings:
     (widths, a string "96,96,96", or "auto": 3 x 96 below d = 8, then 3 x max(256, 2d)
     up to 1024 with a first layer of 1024 from d = 16 on,
     :func:`otdiv.audit.models.recommended_hidden`), ``softplus_beta`` ("auto",
-    None or β), ``lr`` and ``schedule`` (None: the recipe, :meth:`recipe`), ``lambda_gp``,
-    ``save_critic``.
+    None or β), ``lr`` and ``schedule`` (None: the recipe, :meth:`recipe`), ``optimizer``
+    (None: the published one, RMSProp for clip and Adam otherwise; "adam", "rmsprop" or
+    "muon", :mod:`otdiv.audit.optimizers`), ``lambda_gp``, ``save_critic``.
     Audit: ``n`` held-out points per side, ``n_estimate`` those of the OT-free estimates
     (None: n; :func:`~otdiv.audit.critic.audit_critic`), ``repeats`` draws, ``sweep`` (also the
     parallel-lines sweep over ``thetas``, ``sweep_steps`` steps each). ``device``, ``seed``
@@ -89,6 +91,7 @@ class AuditSettings:
     lr: float | None = None
     lambda_gp: float = 10.0
     schedule: str | None = None
+    optimizer: str | None = None
     save_critic: str | None = None
     n: int = 2000
     n_estimate: int | None = None
@@ -233,6 +236,7 @@ CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "lr": _optional(lambda v, name: check_lr(_number(v, name), name)),
     "lambda_gp": lambda v, name: check_nonnegative(_number(v, name), name),
     "schedule": _optional(lambda v, name: check_choice(v, name, SCHEDULES)),
+    "optimizer": _optional(check_optimizer),
     "save_critic": _optional(_path),
     "n": _whole(2),
     "n_estimate": _optional(_whole(2)),
@@ -445,7 +449,8 @@ def _run(s: AuditSettings, label: Label) -> AuditRun:
         trained = train.train_critic(*train_pair, constraint=s.constraint, steps=s.steps,
                                      batch_size=s.batch_size, hidden=hidden,
                                      softplus_beta=beta, lr=lr, lambda_gp=s.lambda_gp,
-                                     schedule=schedule, device=device, seed=s.seed,
+                                     schedule=schedule, optimizer=s.optimizer,
+                                     device=device, seed=s.seed,
                                      progress=progress)
         critic = trained.critic
         constraint = s.constraint

@@ -25,9 +25,11 @@ published runs keep it constant, but there the generator keeps moving the target
 a fixed Q a decaying rate lets the last steps average out the minibatch noise).
 docs/audit.md shows what these buy on a CPU budget.
 
-This module holds the loops, their progress line and their thread count; the network is
-built in :mod:`otdiv.audit.models`, the samples come from :mod:`otdiv.audit.data` and the
-trained critic is saved by :mod:`otdiv.audit.checkpoint`.
+This module holds the critic's loop, its progress line and its thread count; the network
+is built in :mod:`otdiv.audit.models`, the optimisers in :mod:`otdiv.audit.optimizers`, the
+samples come from :mod:`otdiv.audit.data`, the trained critic is saved by
+:mod:`otdiv.audit.checkpoint`, and the GAN discriminator (the JSD estimate) is trained in
+:mod:`otdiv.audit.discriminator`.
 """
 
 from __future__ import annotations
@@ -59,12 +61,12 @@ from otdiv.audit.models import (
     scores,
     seeded_module,
 )
+from otdiv.audit.optimizers import build_optimizers, check_lr, check_optimizer
 
 if TYPE_CHECKING:
     import torch
 
 CONSTRAINTS = ("clip", "gp", "lp", "spectral")
-OPTIMIZERS = ("adam", "rmsprop", "muon")
 SCHEDULES = ("constant", "cosine")
 
 # constraint -> (optimiser, lr, betas or None, penalty kind or None)
@@ -75,7 +77,6 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "spectral": {"optimizer": "adam", "lr": 1e-4, "betas": (0.5, 0.9), "kind": None},
 }
 MAX_STEPS = 10**9  # about 12 days at 1 ms a step
-MAX_LR = 1.0       # Adam and RMSProp move every weight by about lr a step
 
 
 def _at_most(value, maximum, message: str):
@@ -90,13 +91,6 @@ def check_steps(steps: object, name: str = "steps") -> int:
     steps = check_int(steps, name)
     return _at_most(steps, MAX_STEPS, f"{name} must be at most {MAX_STEPS:.0e} (about 12 "
                     f"days at 1 ms a step), got {steps}")
-
-
-def check_lr(lr: object, name: str = "lr") -> float:
-    """A finite learning rate in (0, MAX_LR]."""
-    lr = check_positive(lr, name)
-    return _at_most(lr, MAX_LR, f"{name} must be in (0, {MAX_LR:g}]: Adam and RMSProp move "
-                    f"every weight by about lr a step; got {lr:g}")
 
 
 HEARTBEAT_SECONDS = 10.0  # between two heartbeat lines when stderr is not a terminal
@@ -134,7 +128,7 @@ class _Heartbeat:
               flush=True)
 
 
-def _progress(total: int, progress: bool | None, desc: str):
+def progress_reporter(total: int, progress: bool | None, desc: str):
     """None: a tqdm bar on stderr when it is a terminal, else a heartbeat line every
     ``HEARTBEAT_SECONDS``; True: always a tqdm bar; False: nothing."""
     from tqdm.auto import tqdm
@@ -318,7 +312,7 @@ def train_critic(
                                                                           "eval_every")
     cfg = dict(DEFAULTS[constraint])
     if optimizer is not None:
-        cfg["optimizer"] = check_choice(optimizer, "optimizer", OPTIMIZERS)
+        cfg["optimizer"] = check_optimizer(optimizer)
         if cfg["betas"] is None and cfg["optimizer"] != "rmsprop":
             cfg["betas"] = (0.5, 0.9)
     if lr is not None:
@@ -354,7 +348,7 @@ def train_critic(
         raise ValueError("critic has no trainable parameters")
     n_threads = resolve_threads(threads, dev, batch_size, sum(p.numel() for p in params))
     dtype = params[0].dtype
-    opts = _optimizers(params, cfg)
+    opts = build_optimizers(params, cfg["optimizer"], cfg["lr"], cfg["betas"])
     decays = ([torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=steps) for o in opts]
               if schedule == "cosine" else [])
 
@@ -390,7 +384,8 @@ def train_critic(
 
     start = time.perf_counter()
     record(0, 0.0)
-    with torch_threads(n_threads), _progress(steps, progress, f"critic ({constraint})") as bar:
+    desc = f"critic ({constraint})"
+    with torch_threads(n_threads), progress_reporter(steps, progress, desc) as bar:
         for step in range(1, steps + 1):
             x = tensor(src_real.draw(batch_size, rng))
             y = tensor(src_fake.draw(batch_size, rng))
@@ -423,106 +418,3 @@ def train_critic(
     result.seconds = time.perf_counter() - start
     critic.eval()
     return result
-
-
-def _optimizers(params: list[torch.nn.Parameter], cfg: dict[str, Any]) -> list:
-    """The optimisers of ``cfg["optimizer"]``: one over every parameter, or for "muon"
-    Muon over the hidden weight matrices (both sides > 1) and Adam over the rest."""
-    import torch
-
-    if cfg["optimizer"] == "rmsprop":
-        return [torch.optim.RMSprop(params, lr=cfg["lr"])]
-    if cfg["optimizer"] == "muon" and not hasattr(torch.optim, "Muon"):
-        raise ValueError(f"optimizer='muon' needs torch.optim.Muon (torch >= 2.9); this "
-                         f"is torch {torch.__version__}")
-    matrices = ([p for p in params if p.ndim == 2 and min(p.shape) > 1]
-                if cfg["optimizer"] == "muon" else [])
-    rest = [p for p in params if not any(p is m for m in matrices)]
-    opts = [torch.optim.Adam(rest, lr=cfg["lr"], betas=cfg["betas"])] if rest else []
-    if matrices:
-        opts.append(torch.optim.Muon(matrices, lr=cfg["lr"], weight_decay=0.0,
-                                     adjust_lr_fn="match_rms_adamw"))
-    return opts
-
-
-# ------------------------------------------------------------------------ discriminator
-
-
-@dataclass
-class TrainedDiscriminator:
-    """A trained GAN discriminator D = sigmoid(logits) and its JSD estimate.
-
-    ``jsd`` = (V(D, G) + 2 log 2) / 2 on the evaluation set, V = E_P log D + E_Q log(1 − D):
-    a lower bound on JSD(P, Q) that is tight at the optimal D = p / (p + q).
-    """
-
-    discriminator: torch.nn.Module
-    jsd: float
-    steps: int
-    seconds: float
-
-
-def train_discriminator(
-    real: Data,
-    fake: Data,
-    *,
-    steps: int = 500,
-    batch_size: int = 256,
-    hidden: Sequence[int] = (64, 64),
-    lr: float = 2e-4,
-    betas: tuple[float, float] = (0.5, 0.999),
-    eval_size: int = 2000,
-    device: object = "auto",
-    seed: int | None = None,
-    progress: bool | None = None,
-    threads: int | str | None = "auto",
-) -> TrainedDiscriminator:
-    """JSD ≈ (2 log 2 − L_D) / 2 after minimising L_D = −E_P log D − E_Q log(1 − D).
-
-    L_D is :func:`otdiv.discriminator_loss` (kind "minimax").
-
-    The standard GAN discriminator (Goodfellow et al. 2014) with the DCGAN optimiser (Adam,
-    lr 2e-4, betas (0.5, 0.999), Radford et al. 2016). ``real``/``fake`` as in
-    :func:`train_critic`, and so are ``threads`` and ``progress``. The JSD estimate is
-    taken on fresh evaluation samples.
-    """
-    import torch
-
-    from otdiv.gan.losses import discriminator_loss
-
-    steps = check_steps(steps)
-    batch_size = check_int(batch_size, "batch_size")
-    eval_size = check_int(eval_size, "eval_size")
-    hidden = tuple(check_int(h, "hidden") for h in hidden)
-    lr = check_lr(lr)
-    seed = check_seed(seed)
-    dev = resolve_device(device)
-    src_real, src_fake = sources(real, fake)
-    check_training_size(src_real.dim, hidden, batch_size, eval_size)
-    disc = seeded_module(lambda: mlp_critic(src_real.dim, hidden), seed).to(dev)
-    opt = torch.optim.Adam(disc.parameters(), lr=lr, betas=betas)
-    rng = np.random.default_rng(seed)
-    eval_real = torch.as_tensor(src_real.fixed(eval_size, rng), dtype=torch.float32).to(dev)
-    eval_fake = torch.as_tensor(src_fake.fixed(eval_size, rng), dtype=torch.float32).to(dev)
-
-    n_threads = resolve_threads(threads, dev, batch_size,
-                                sum(p.numel() for p in disc.parameters()))
-    start = time.perf_counter()
-    with torch_threads(n_threads), _progress(steps, progress, "discriminator") as bar:
-        for _ in range(steps):
-            x = torch.as_tensor(src_real.draw(batch_size, rng), dtype=torch.float32).to(dev)
-            y = torch.as_tensor(src_fake.draw(batch_size, rng), dtype=torch.float32).to(dev)
-            loss = discriminator_loss(scores(disc, x), scores(disc, y), kind="minimax")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            bar.update()
-    disc.eval()
-    with torch.no_grad():
-        loss = float(discriminator_loss(scores(disc, eval_real), scores(disc, eval_fake),
-                                        kind="minimax"))
-    # V(D, G) = −L_D
-    jsd = (2.0 * math.log(2.0) - loss) / 2.0
-    return TrainedDiscriminator(disc, jsd, steps, time.perf_counter() - start)
-
-
