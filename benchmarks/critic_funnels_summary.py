@@ -15,10 +15,12 @@ prints
 * per seed, and over the settings' seed means, the median |flow-corrected error| and how
   many settings are within 2, 5 and 10 % (the targets of issue 19).
 
-    python benchmarks/critic_funnels_summary.py [--optimizer muon] [FILE.json ...]
+    python benchmarks/critic_funnels_summary.py [--optimizer muon] [--beside adam] [FILE.json ...]
 
 ``--optimizer`` picks the rows trained with that optimiser (default adam: the recipe; rows
-written before the optimiser was recorded are Adam's).
+written before the optimiser was recorded are Adam's). ``--beside OTHER`` also prints, per
+setting, the flow-corrected error of both optimisers on the seeds that both have (mean over
+those seeds, and the rows' mean seconds), and the tallies of both on those settings.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import math
 import re
 import statistics
 import sys
@@ -73,6 +76,7 @@ def tally(errors: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--optimizer", default="adam", choices=["adam", "muon"])
+    parser.add_argument("--beside", default=None, choices=["adam", "muon"])
     parser.add_argument("files", nargs="*", metavar="FILE.json")
     args = parser.parse_args()
     files = args.files or sorted(glob.glob(str(RESULTS / "*.json")))
@@ -93,6 +97,34 @@ def main() -> None:
     seeds = [sum(1 for (d2, k2, _) in flow if (d2, k2) == (d, k)) for d, k in settings]
     count = str(min(seeds)) if min(seeds) == max(seeds) else f"{min(seeds)}–{max(seeds)}"
     print(f"* mean over the seeds ({count} a setting): " + tally(means))
+    if args.beside:
+        print()
+        beside(rows, collect(files, args.beside), args.optimizer, args.beside)
+
+
+def beside(rows: dict, other: dict, name: str, other_name: str) -> None:
+    """Per (d, K): the flow-corrected error of both row sets on their common seeds."""
+    common = sorted(set(rows) & set(other))
+    settings = sorted({(d, k) for d, k, _ in common})
+    print(f"| setting | seeds | {other_name} | {name} | s ({other_name}) | s ({name}) |")
+    print("|---|---|---|---|---|---|")
+    mine, theirs = [], []
+    for d, k in settings:
+        keys = [key for key in common if key[:2] == (d, k)]
+        a = [other[key]["rel_error_flow_corrected"] for key in keys]
+        b = [rows[key]["rel_error_flow_corrected"] for key in keys]
+        theirs.append(statistics.mean(a))
+        mine.append(statistics.mean(b))
+        # re-audits of saved critics (lr None) timed the audit alone: no training seconds
+        secs = [statistics.mean(r[key].get("row_seconds") or math.nan
+                                if r[key].get("lr") is not None else math.nan for key in keys)
+                for r in (other, rows)]
+        print(f"| d={d} K={k} | {','.join(str(key[2]) for key in keys)} "
+              f"| {100 * theirs[-1]:+.1f} % | {100 * mine[-1]:+.1f} %"
+              + "".join(" | -" if math.isnan(t) else f" | {t:.0f}" for t in secs) + " |")
+    print()
+    print(f"* {other_name} on these settings: " + tally(theirs))
+    print(f"* {name} on these settings: " + tally(mine))
 
 
 if __name__ == "__main__":
