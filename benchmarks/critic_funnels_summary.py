@@ -79,6 +79,8 @@ def main() -> None:
     parser.add_argument("--beside", default=None, choices=["adam", "muon"])
     parser.add_argument("files", nargs="*", metavar="FILE.json")
     args = parser.parse_args()
+    if args.beside == args.optimizer:
+        parser.error(f"--beside {args.beside} is --optimizer itself")
     files = args.files or sorted(glob.glob(str(RESULTS / "*.json")))
     rows = collect(files, args.optimizer)
     if not rows:
@@ -105,6 +107,9 @@ def main() -> None:
 def beside(rows: dict, other: dict, name: str, other_name: str) -> None:
     """Per (d, K): the flow-corrected error of both row sets on their common seeds."""
     common = sorted(set(rows) & set(other))
+    if not common:
+        print(f"no (d, K, seed) has rows of both {name} and {other_name}")
+        return
     settings = sorted({(d, k) for d, k, _ in common})
     print(f"| setting | seeds | {other_name} | {name} | s ({other_name}) | s ({name}) |")
     print("|---|---|---|---|---|---|")
@@ -116,9 +121,10 @@ def beside(rows: dict, other: dict, name: str, other_name: str) -> None:
         theirs.append(statistics.mean(a))
         mine.append(statistics.mean(b))
         # re-audits of saved critics (lr None) timed the audit alone: no training seconds
-        secs = [statistics.mean(r[key].get("row_seconds") or math.nan
-                                if r[key].get("lr") is not None else math.nan for key in keys)
-                for r in (other, rows)]
+        timed = [[r[key]["row_seconds"] for key in keys
+                  if r[key].get("lr") is not None and r[key].get("row_seconds")]
+                 for r in (other, rows)]
+        secs = [statistics.mean(t) if t else math.nan for t in timed]
         print(f"| d={d} K={k} | {','.join(str(key[2]) for key in keys)} "
               f"| {100 * theirs[-1]:+.1f} % | {100 * mine[-1]:+.1f} %"
               + "".join(" | -" if math.isnan(t) else f" | {t:.0f}" for t in secs) + " |")

@@ -109,5 +109,3 @@ def train_discriminator(
     # V(D, G) = −L_D
     jsd = (2.0 * math.log(2.0) - loss) / 2.0
     return TrainedDiscriminator(disc, jsd, steps, time.perf_counter() - start)
-
-

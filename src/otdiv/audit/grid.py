@@ -4,7 +4,7 @@ A grid is two tables, ``[grid]`` (each key a non-empty list of values) and ``[fi
 (single values); the jobs are the Cartesian product of the lists, each with the fixed
 settings. Keys are the options of ``otdiv audit``, that is the fields of
 :class:`~otdiv.audit.run.AuditSettings` (``toy``, ``dim``, ``constraint``, ``lambda_gp``,
-``softplus_beta``, ``hidden``, ``steps``, ``lr``, ``schedule``, ``seed``, ``n``,
+``softplus_beta``, ``hidden``, ``steps``, ``lr``, ``schedule``, ``optimizer``, ``seed``, ``n``,
 ``repeats`` ...), each value checked as :func:`~otdiv.audit.run.check_setting` checks it
 before anything runs. A job is one :func:`~otdiv.audit.run.run_audit` (its report.json goes
 to ``OUT/jobs/ID/``).

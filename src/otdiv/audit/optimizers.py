@@ -50,16 +50,16 @@ def check_optimizer(optimizer: object, name: str = "optimizer") -> str:
 
 
 def build_optimizers(params: list[torch.nn.Parameter], optimizer: str, lr: float,
-                     betas: tuple[float, float] | None = None) -> list:
+                     betas: tuple[float, float] = (0.5, 0.9)) -> list:
     """The torch optimisers of ``optimizer`` over ``params``: one over all of them, or for
     "muon" Muon over the hidden weight matrices (2-D, both sides > 1; no weight decay) and
-    Adam (``betas``) over the rest. Step each of them after every backward pass."""
+    Adam over the rest. ``betas`` are Adam's (default WGAN-GP's (0.5, 0.9); RMSProp has
+    none). Step each of them after every backward pass."""
     import torch
 
     optimizer = check_optimizer(optimizer)
     if optimizer == "rmsprop":
         return [torch.optim.RMSprop(params, lr=lr)]
-    betas = (0.9, 0.999) if betas is None else betas
     matrices = ([p for p in params if p.ndim == 2 and min(p.shape) > 1]
                 if optimizer == "muon" else [])
     rest = [p for p in params if not any(p is m for m in matrices)]
