@@ -58,12 +58,12 @@ def test_saved_critic_reproduces_the_rows_raw_estimate(capsys, tmp_path):
 
     out, folder = tmp_path / "rows.json", tmp_path / "critics"
     assert main(["--problems", "scale:3", "--steps", "4", "--n", "50", "--n-estimate", "300",
-                 "--hidden", "8", "--optimizer", "muon",
+                 "--hidden", "8",
                  "--batch-size", "16", "--schedule", "constant", "--device", "cpu",
                  "--json", str(out), "--save-critics", str(folder)]) == 0
     record = json.loads(out.read_text())[0]
     assert (record["batch_size"], record["schedule"]) == (16, "constant")
-    assert record["optimizer"] == "muon"
+    assert record["optimizer"] == ("muon" if hasattr(torch.optim, "Muon") else "adam")  # auto
     assert (record["penalty_batch"], record["softplus_beta"]) == (16, 30.0)
     assert (record["n"], record["n_estimate"]) == (50, 300)
     critic = load_critic(str(folder / "scale_d3_lp_s0.pt")).double()
@@ -174,3 +174,25 @@ def test_the_population_column_is_a_bound_up_to_its_standard_error(capsys):
     value, se = (float(v) for v in cells["pop. cert."].split("±"))
     assert value <= 1.0 + 5 * se   # translate: W1 = 1
     assert float(cells["pop. cert. / W1"]) == pytest.approx(value, abs=1e-3)
+
+
+def test_the_default_optimizer_is_the_recipes(tmp_path):
+    """--optimizer auto trains lp with Muon (torch >= 2.9; Adam before) and gp with Adam:
+    the rows equal those of the explicit choice and differ from the other one."""
+    import json
+
+    import torch
+
+    def estimate(*options):
+        out = tmp_path / f"{len(list(tmp_path.iterdir()))}.json"
+        assert main(["--problems", "scale:3", "--steps", "6", "--n", "50", "--n-estimate",
+                     "200", "--hidden", "8,8", "--batch-size", "16", "--device", "cpu",
+                     "--json", str(out), *options]) == 0
+        return [row["estimate"] for row in json.loads(out.read_text())]
+
+    lp_recipe = "muon" if hasattr(torch.optim, "Muon") else "adam"
+    auto = estimate("--constraints", "lp,gp")
+    assert auto[0] == estimate("--constraints", "lp", "--optimizer", lp_recipe)[0]
+    assert auto[1] == estimate("--constraints", "gp", "--optimizer", "adam")[0]
+    if lp_recipe == "muon":
+        assert auto[0] != estimate("--constraints", "lp", "--optimizer", "adam")[0]

@@ -116,19 +116,26 @@ def test_audit_ends_with_the_verdict_also_in_the_report(tmp_path, capsys):
 
 
 def test_audit_defaults_are_the_documented_recipe():
+    import torch
+
     from otdiv.cli.audit import audit_parser, settings
 
+    muon = "muon" if hasattr(torch.optim, "Muon") else "adam"  # Muon needs torch >= 2.9
     args = audit_parser().parse_args(["--toy", "25gaussians"])
     assert (args.constraint, args.steps, args.hidden, args.lambda_gp) == \
         ("lp", 12000, "auto", 10.0)
-    assert settings(args).recipe() == (30.0, 2e-3, "cosine")  # docs/audit.md's first block
+    assert settings(args).recipe() == (30.0, 2e-3, "cosine", muon)  # docs/audit.md's first block
     # Softplus(30) off the paper toys too (docs/critic_benchmark.md); 'none' forces ReLU
     assert settings(audit_parser().parse_args(["--toy", "translate"])).recipe()[0] == 30.0
     relu = audit_parser().parse_args(["--toy", "funnels", "--softplus-beta", "none"])
     assert settings(relu).recipe()[0] is None
     clip = audit_parser().parse_args(["--toy", "8gaussians", "--constraint", "clip",
                                       "--softplus-beta", "none"])
-    assert settings(clip).recipe() == (None, None, "constant")  # the published RMSProp 5e-5
+    assert settings(clip).recipe() == (None, None, "constant", "rmsprop")  # published 5e-5
+    gp = audit_parser().parse_args(["--toy", "8gaussians", "--constraint", "gp"])
+    assert settings(gp).recipe()[3] == "adam"  # Muon is measured on lp only
+    adam = audit_parser().parse_args(["--toy", "8gaussians", "--optimizer", "adam"])
+    assert settings(adam).recipe()[3] == "adam"
 
 
 def test_the_command_and_audit_settings_share_their_defaults():

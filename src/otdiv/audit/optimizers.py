@@ -49,6 +49,24 @@ def check_optimizer(optimizer: object, name: str = "optimizer") -> str:
     return optimizer
 
 
+def recipe_optimizer(constraint: str) -> str:
+    """The recipe's optimiser for ``constraint`` (``otdiv audit`` and ``otdiv
+    benchmark-critics`` by default): "muon" for "lp", the recommended critic, where this
+    torch has it (>= 2.9; "adam" before), the published one otherwise (RMSProp for "clip",
+    Adam for "gp" and "spectral", where Muon is not measured).
+
+    On the 28 MinFunnel pairs Muon's flow-corrected estimate is as close as Adam's or closer
+    on every pair measured, by up to 26 points (docs/critic_benchmark.md, "Muon, the recipe").
+    """
+    if constraint == "clip":
+        return "rmsprop"
+    if constraint == "lp":
+        import torch
+
+        return "muon" if hasattr(torch.optim, "Muon") else "adam"
+    return "adam"
+
+
 def build_optimizers(params: list[torch.nn.Parameter], optimizer: str, lr: float,
                      betas: tuple[float, float] = (0.5, 0.9)) -> list:
     """The torch optimisers of ``optimizer`` over ``params``: one over all of them, or for

@@ -65,9 +65,9 @@ class AuditSettings:
     (widths, a string "96,96,96", or "auto": 3 x 96 below d = 8, then 3 x max(256, 2d)
     up to 1024 with a first layer of 1024 from d = 16 on,
     :func:`otdiv.audit.models.recommended_hidden`), ``softplus_beta`` ("auto",
-    None or β), ``lr`` and ``schedule`` (None: the recipe, :meth:`recipe`), ``optimizer``
-    (None: the published one, RMSProp for clip and Adam otherwise; "adam", "rmsprop" or
-    "muon", :mod:`otdiv.audit.optimizers`), ``lambda_gp``, ``save_critic``.
+    None or β), ``lr``, ``schedule`` and ``optimizer`` ("adam", "rmsprop" or "muon",
+    :mod:`otdiv.audit.optimizers`; None: the recipe, :meth:`recipe`), ``lambda_gp``,
+    ``save_critic``.
     Audit: ``n`` held-out points per side, ``n_estimate`` those of the OT-free estimates
     (None: n; :func:`~otdiv.audit.critic.audit_critic`), ``repeats`` draws, ``sweep`` (also the
     parallel-lines sweep over ``thetas``, ``sweep_steps`` steps each). ``device``, ``seed``
@@ -111,15 +111,19 @@ class AuditSettings:
         return replace(self, **{f.name: check_setting(f.name, getattr(self, f.name), label)
                                 for f in fields(self)})
 
-    def recipe(self) -> tuple[float | None, float | None, str]:
-        """(softplus β, lr, schedule) after resolving "auto" and None: docs/audit.md's recipe.
+    def recipe(self) -> tuple[float | None, float | None, str, str]:
+        """(softplus β, lr, schedule, optimizer) after resolving "auto" and None:
+        docs/audit.md's recipe.
 
         β = 30 (the recommended critic of docs/critic_benchmark.md: on the paper toys, whose
         transport converges on clusters or a thin curve, and off them, where its
         flow-corrected estimate is within 0.3 % of a ReLU critic's on the scale pairs and
         closer on the funnels); lr 2e-3 with a cosine decay for gp, lp and spectral, and
-        the published constant RMSProp 5e-5 (lr None) for clip.
+        the published constant RMSProp 5e-5 (lr None) for clip; the optimiser of
+        :func:`~otdiv.audit.optimizers.recipe_optimizer` (Muon for lp on torch >= 2.9).
         """
+        from otdiv.audit.optimizers import recipe_optimizer
+
         beta = self.softplus_beta
         if beta == "auto":
             beta = 30.0
@@ -127,7 +131,8 @@ class AuditSettings:
         lr = self.lr if self.lr is not None else (None if clip else 2e-3)
         schedule = self.schedule if self.schedule is not None else \
             ("constant" if clip else "cosine")
-        return beta, lr, schedule
+        optimizer = self.optimizer or recipe_optimizer(self.constraint)
+        return beta, lr, schedule, optimizer
 
 
 # ----------------------------------------------------------------------- the settings
@@ -422,7 +427,7 @@ def _run(s: AuditSettings, label: Label) -> AuditRun:
     if s.critic is not None and s.toy is not None:
         raise ValueError(f"{label('critic')} audits your own data: use it with "
                          f"{label('real')} and {label('fake')}")
-    beta, lr, schedule = s.recipe()
+    beta, lr, schedule, optimizer = s.recipe()
     device = resolve_device(s.device)
     if device.type == "cpu":  # small MLPs: a second thread gains little and waits on a busy CPU
         import torch
@@ -449,7 +454,7 @@ def _run(s: AuditSettings, label: Label) -> AuditRun:
         trained = train.train_critic(*train_pair, constraint=s.constraint, steps=s.steps,
                                      batch_size=s.batch_size, hidden=hidden,
                                      softplus_beta=beta, lr=lr, lambda_gp=s.lambda_gp,
-                                     schedule=schedule, optimizer=s.optimizer,
+                                     schedule=schedule, optimizer=optimizer,
                                      device=device, seed=s.seed,
                                      progress=progress)
         critic = trained.critic

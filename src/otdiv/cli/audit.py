@@ -199,9 +199,10 @@ def add_audit_arguments(audit) -> None:
                     help="learning rate: cosine decay to 0 (default) or constant (default "
                     "for clip)")
     tr.add_argument("--optimizer", choices=["adam", "rmsprop", "muon"], default=None,
-                    help="default: the published one (RMSProp for clip, Adam otherwise); "
-                    "muon: Muon for the hidden weight matrices, Adam for the rest "
-                    "(torch >= 2.9; docs/critic_benchmark.md)")
+                    help="muon: Muon for the hidden weight matrices, Adam for the rest "
+                    "(torch >= 2.9); default: muon for lp (adam on an older torch), the "
+                    "published one otherwise: RMSProp for clip, Adam for gp and spectral "
+                    "(docs/critic_benchmark.md)")
     tr.add_argument("--save-critic", metavar="FILE", help="write the trained critic to FILE "
                     "(default: critic.pt in --out), checked before training")
     au = audit.add_argument_group("audit")

@@ -14,7 +14,8 @@ Problems: ``8gaussians``, ``25gaussians``, ``swissroll``, ``translate:D``, ``sca
 ``funnels:D:K``, ``funnels:all`` (the 28 settings of Korotin et al. 2022). Default critic:
 the recommended one — LP, Softplus(30), 3 × 96 for d < 8, 3 × max(256, 2d) from
 d = 8 on, the first layer 1024 wide from d = 16 on
-(:func:`otdiv.audit.models.recommended_hidden`), Adam 2e-3, cosine schedule. ``--device
+(:func:`otdiv.audit.models.recommended_hidden`), lr 2e-3 with a cosine schedule, Muon for
+the hidden weight matrices and Adam for the rest (Adam alone on torch < 2.9). ``--device
 auto`` trains and audits on CUDA when present. The OT-free estimates are read on
 ``--n-estimate`` points per side (default 50,000: their sampling error is then a fifth of
 that at the ``--n`` = 2000 points of exact W1 and the envelope).
@@ -96,9 +97,12 @@ def _pct(v) -> str:
 def row(label: str, toy, constraint: str, seed: int, args) -> tuple[str, dict]:
     """Train, audit, and format one row (markdown) with its JSON record."""
     from otdiv.audit import audit_critic, train_critic
+    from otdiv.audit.optimizers import recipe_optimizer
 
     t0 = time.perf_counter()
     lr = 5e-5 if constraint == "clip" else args.lr
+    optimizer = (recipe_optimizer(constraint) if args.optimizer == "auto" or constraint == "clip"
+                 else args.optimizer)
     name = f"{label.replace(' ', '_').replace('=', '')}_{constraint}_s{seed}.pt"
     if args.load_critics:
         from otdiv.audit.checkpoint import load_critic
@@ -114,7 +118,7 @@ def row(label: str, toy, constraint: str, seed: int, args) -> tuple[str, dict]:
                               penalty_batch=args.penalty_batch,
                               hidden=hidden_for(args.hidden, toy.dim),
                               softplus_beta=args.softplus_beta or None, lr=lr,
-                              optimizer=None if constraint == "clip" else args.optimizer,
+                              optimizer=optimizer,
                               lambda_gp=args.lambda_gp, schedule=args.schedule,
                               device=args.device, seed=seed, progress=False).critic
     lam = args.lambda_gp if constraint in ("gp", "lp") else None
@@ -156,7 +160,7 @@ def row(label: str, toy, constraint: str, seed: int, args) -> tuple[str, dict]:
                   if constraint in ("gp", "lp") else None,
                   "hidden": list(hidden_for(args.hidden, toy.dim)),
                   "softplus_beta": args.softplus_beta or None, "lr": lr,
-                  "optimizer": "rmsprop" if constraint == "clip" else args.optimizer,
+                  "optimizer": optimizer,
                   "schedule": args.schedule}
     record.update(**a.to_dict(), row_seconds=sec)
     if pop is not None:
@@ -232,9 +236,10 @@ def register(sub) -> None:
     p.add_argument("--softplus-beta", type=float_arg(0.0), default=30.0,
                    help="β of the Softplus activation; 0 for ReLU (default: 30)")
     p.add_argument("--lr", type=float_arg(0.0, strict=True), default=2e-3)
-    p.add_argument("--optimizer", choices=("adam", "muon"), default="adam",
-                   help="adam (default), or muon: Muon for the hidden weight matrices, Adam "
-                   "for the rest (clip keeps the published RMSProp)")
+    p.add_argument("--optimizer", choices=("auto", "adam", "muon"), default="auto",
+                   help="muon: Muon for the hidden weight matrices, Adam for the rest; auto "
+                   "(default): muon for lp (adam on torch < 2.9), adam for gp and spectral; "
+                   "clip keeps the published RMSProp")
     p.add_argument("--lambda-gp", type=float_arg(0.0), default=10.0)
     p.add_argument("--n", type=int_arg(2), default=2000,
                    help="held-out points per side of exact W1 and the envelope (default: "
