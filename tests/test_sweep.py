@@ -192,6 +192,51 @@ def test_a_torn_last_line_is_dropped_and_its_job_reruns(tmp_path):
     assert [r["job"] for r in rows] == [result.jobs[0].id] and rows[0]["worker"] == "local"
 
 
+def test_a_row_of_another_recipe_runs_again_and_one_without_a_recipe_is_kept(tmp_path):
+    g = grid(toy=["8gaussians"])  # lp, the optimiser, lr and schedule left to the recipe
+    first = sweep(g, tmp_path, progress=False)  # one job: runs in this process
+    (job,) = first.jobs
+    (row,) = lines(tmp_path / "results.jsonl")
+    assert row["recipe"] == job.recipe and row["recipe"]["hidden"] == [16, 16]
+    assert "Recipe: softplus_beta=30.0" in first.summary
+    # the recipe the row records is the one that ran: the same grid with it written out
+    # explicitly trains the same critic
+    explicit = {"grid": {"toy": ["8gaussians"]},
+                "fixed": {**TINY, **{k: v for k, v in row["recipe"].items() if v is not None}}}
+    sweep(explicit, tmp_path / "explicit", progress=False)
+    (same,) = lines(tmp_path / "explicit" / "results.jsonl")
+    assert comparable(same)["audit"] == comparable(row)["audit"]
+    # a row of another recipe (a directory begun before Muon became the LP recipe) runs
+    # again; the new row supersedes it and the old one stays in the file
+    other = "rmsprop" if row["recipe"]["optimizer"] != "rmsprop" else "adam"
+    stale = dict(row, recipe=dict(row["recipe"], optimizer=other))
+    (tmp_path / "results.jsonl").write_text(json.dumps(stale) + "\n")
+    again = sweep(g, tmp_path, progress=False)
+    assert again.rerun == again.ran == (job.id,) and again.skipped == ()
+    old, new = lines(tmp_path / "results.jsonl")
+    assert old == stale and comparable(new) == comparable(row)
+    assert again.rows == (new,) and again.unrecorded == ()
+    # a row from an otdiv that recorded no recipe is kept, and the summary says so
+    (tmp_path / "results.jsonl").write_text(
+        json.dumps({k: v for k, v in row.items() if k != "recipe"}) + "\n")
+    kept = sweep(g, tmp_path, progress=False)
+    assert kept.ran == () and kept.skipped == (job.id,) and kept.unrecorded == (job.id,)
+    assert "recorded no recipe" in kept.summary and "Recipe:" not in kept.summary
+
+
+def test_the_recipe_resolves_a_toys_widths_and_leaves_a_data_files_to_it(tmp_path):
+    from otdiv.audit.models import recommended_hidden
+
+    (job,) = load_grid({"grid": {"toy": ["funnels"]}, "fixed": {"dim": 16}})
+    assert job.recipe["hidden"] == list(recommended_hidden(16))
+    assert tuple(job.args["hidden"]) == recommended_hidden(16)
+    assert job.settings == {"toy": "funnels", "dim": 16}  # the id still hashes the grid's
+    np.save(tmp_path / "p.npy", np.zeros((5, 3)))
+    (job,) = load_grid({"grid": {"real": [str(tmp_path / "p.npy")]},
+                        "fixed": {"fake": str(tmp_path / "p.npy")}})
+    assert job.recipe["hidden"] == "auto" == job.args["hidden"]
+
+
 @pytest.mark.parametrize(("bad", "match"), [
     ({"grid": {"toyy": ["8gaussians"]}}, "'toyy' is not an option of otdiv audit"),
     ({"grid": {"toy": []}}, "'toy' is an empty list"),

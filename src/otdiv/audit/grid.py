@@ -12,8 +12,14 @@ to ``OUT/jobs/ID/``).
 Each finished job appends one JSON line to ``OUT/results.jsonl`` at once: ``job`` (an id
 made from the settings), ``settings``, ``status`` ("ok" or "failed"), ``error`` (one line,
 or null), ``audit`` (every :class:`~otdiv.audit.critic.CriticAudit` field, or null),
-``seconds`` and ``worker``. A job already in the file is never run again, so rerunning the
-same grid runs exactly the jobs that are missing.
+``seconds``, ``worker`` and ``recipe``: the settings the grid leaves to otdiv's defaults,
+resolved when the grid is loaded (``softplus_beta``, ``lr``, ``schedule``, ``optimizer``
+of :meth:`~otdiv.audit.run.AuditSettings.recipe`, and the ``hidden`` widths of a toy) and
+passed to the job as given settings, so that every worker runs the recipe its row records.
+A job already in the file is never run again, so rerunning the same grid runs exactly the
+jobs that are missing — and those whose row records another recipe than today's (a
+directory begun before the recipe changed: Muon became the LP critic's optimiser on
+2026-12-05), so that one directory never mixes two recipes under one setting.
 """
 
 from __future__ import annotations
@@ -36,24 +42,30 @@ from otdiv.audit.run import AuditSettings, check_setting, run_audit
 
 # audit options a job cannot take: the sweep sets them
 RESERVED = ("out", "no_progress", "save_critic")
+# the settings whose default otdiv resolves (AuditSettings.recipe, then the widths)
+RECIPE = ("softplus_beta", "lr", "schedule", "optimizer", "hidden")
 SPREAD_OVER = "seed"  # the summary's mean ± std runs over this key
 
 
 @dataclass(frozen=True)
 class Job:
-    """One audit: its id, its settings as written in the grid, and the audit's arguments."""
+    """One audit: its id, its settings as written in the grid, the audit's arguments, and
+    the recipe they resolve to (``RECIPE``; JSON values, as results.jsonl records them)."""
 
     id: str
     settings: dict[str, Any]
     args: dict[str, Any]
+    recipe: dict[str, Any]
 
 
 @dataclass(frozen=True)
 class SweepResult:
     """What :func:`sweep` did. ``rows``: the latest row of every job of the grid found in
     results.jsonl, in grid order; ``ran``: ids of the jobs run by this call; ``skipped``:
-    ids already in the file; ``summary``: the markdown table also written to summary.md;
-    ``plot``: the PNG, or None when matplotlib is missing (``plot_note`` says why)."""
+    ids already in the file; ``rerun``: ids among ``ran`` whose earlier row recorded another
+    recipe; ``unrecorded``: ids of ``rows`` from an otdiv that recorded no recipe (kept);
+    ``summary``: the markdown table also written to summary.md; ``plot``: the PNG, or None
+    when matplotlib is missing (``plot_note`` says why)."""
 
     jobs: tuple[Job, ...]
     rows: tuple[dict[str, Any], ...]
@@ -65,6 +77,8 @@ class SweepResult:
     summary_path: Path
     plot: Path | None
     plot_note: str | None
+    rerun: tuple[str, ...] = ()
+    unrecorded: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------- the grid
@@ -134,8 +148,23 @@ def load_grid(grid: Mapping[str, Any] | str | os.PathLike) -> list[Job]:
             raise ValueError(f"grid: a list repeats a value (job {settings} twice)")
         seen.add(job_id)
         args = {**defaults, **{k: v for k, (_, v) in zip(converted, combo, strict=True)}}
-        jobs.append(Job(job_id, settings, args))
+        recipe = _recipe(args)
+        jobs.append(Job(job_id, settings, {**args, **recipe},
+                        json.loads(json.dumps(recipe))))  # as results.jsonl will read back
     return jobs
+
+
+def _recipe(args: dict[str, Any]) -> dict[str, Any]:
+    """The ``RECIPE`` settings of a job as this otdiv (and this torch) resolves them."""
+    from otdiv.audit.models import recommended_hidden
+
+    settings = AuditSettings(**args)
+    recipe = dict(zip(RECIPE[:4], settings.recipe(), strict=True))
+    hidden = settings.hidden
+    if hidden == "auto" and settings.toy is not None:  # the width of data files waits for them
+        hidden = recommended_hidden(settings.dim)
+    recipe["hidden"] = hidden
+    return recipe
 
 
 def _key(key: str) -> str:
@@ -154,7 +183,7 @@ def run_job(job: Job, out: str) -> dict[str, Any]:
     """Run one audit (as ``otdiv audit`` would) and return its results.jsonl row."""
     pin_threads()
     start = time.perf_counter()
-    row: dict[str, Any] = {"job": job.id, "settings": job.settings}
+    row: dict[str, Any] = {"job": job.id, "settings": job.settings, "recipe": job.recipe}
     try:
         run = run_audit(AuditSettings(**job.args, out=str(Path(out) / job.id),
                                       no_progress=True, save_critic=None))
@@ -183,7 +212,8 @@ def _execute(client, jobs: list[Job], out: Path) -> Iterator[dict[str, Any]]:
                 yield future.result()
             else:  # the scheduler gave up on it (KilledWorker after repeated worker deaths)
                 job = futures[future]
-                yield {"job": job.id, "settings": job.settings, "status": "failed",
+                yield {"job": job.id, "settings": job.settings, "recipe": job.recipe,
+                       "status": "failed",
                        "error": _one_line(future.exception()), "audit": None,
                        "seconds": None, "worker": None}
     finally:
@@ -308,7 +338,9 @@ def plot_rel_error(groups: list, path: Path) -> Path:
 def sweep(grid: Mapping[str, Any] | str | os.PathLike, out: str | os.PathLike,
           client: Any = None, *, workers: int | None = None,
           progress: bool = True) -> SweepResult:
-    """Run every job of ``grid`` (:func:`load_grid`) not yet in ``out/results.jsonl``.
+    """Run every job of ``grid`` (:func:`load_grid`) not yet in ``out/results.jsonl``, or
+    there with another recipe than today's (``RECIPE``: a directory begun before a default
+    changed; the new row supersedes the old, which stays in the file).
 
     The jobs J = Π_k grid[k] × fixed run on ``client`` (a ``dask.distributed.Client``, a
     scheduler address, or None: a ``LocalCluster`` of ``workers`` single-threaded worker
@@ -328,7 +360,10 @@ def sweep(grid: Mapping[str, Any] | str | os.PathLike, out: str | os.PathLike,
         raise ValueError(f"out: {out} exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.jsonl"
-    done = {row.get("job") for row in read_rows(results)}
+    earlier = {row.get("job"): row for row in read_rows(results)}  # the latest row of a job
+    rerun = tuple(job.id for job in jobs if job.id in earlier
+                  and earlier[job.id].get("recipe", job.recipe) != job.recipe)
+    done = set(earlier) - set(rerun)
     todo = [job for job in jobs if job.id not in done]
     ran = []
     if todo:
@@ -352,9 +387,17 @@ def sweep(grid: Mapping[str, Any] | str | os.PathLike, out: str | os.PathLike,
     table, groups = summarize(list(rows), grid_keys)
     failed = sum(row["status"] != "ok" for row in rows)
     fixed = {k: v for k, v in jobs[0].settings.items() if k not in grid_keys}
+    unrecorded = tuple(row["job"] for row in rows if "recipe" not in row)
+    recipes = {json.dumps(row["recipe"], sort_keys=True) for row in rows if "recipe" in row}
+    recipe_note = f" Recipe: {_settings_label(rows[0]['recipe'], RECIPE)}." \
+        if len(recipes) == 1 and not unrecorded else ""
+    if unrecorded:
+        recipe_note += (f" {len(unrecorded)} row(s) come from an otdiv that recorded no recipe "
+                        "(optimiser, lr, schedule, β, widths): they may have run another one; "
+                        "a new --out runs the grid under today's.")
     text = (f"# Critic audit sweep\n\n{len(rows)} of {len(jobs)} jobs done, {failed} failed. "
-            f"Fixed: {_settings_label(fixed, list(fixed))}. Each line: mean ± sample "
-            f"standard deviation over {SPREAD_OVER}s.\n\n{table}\n")
+            f"Fixed: {_settings_label(fixed, list(fixed))}.{recipe_note} Each line: mean ± "
+            f"sample standard deviation over {SPREAD_OVER}s.\n\n{table}\n")
     summary_path = out / "summary.md"
     summary_path.write_text(text)
     plot, note = None, None
@@ -365,4 +408,4 @@ def sweep(grid: Mapping[str, Any] | str | os.PathLike, out: str | os.PathLike,
     else:
         plot = plot_rel_error(groups, out / "rel_error.png")
     return SweepResult(tuple(jobs), rows, tuple(ran), tuple(j.id for j in jobs if j.id in done),
-                       failed, text, results, summary_path, plot, note)
+                       failed, text, results, summary_path, plot, note, rerun, unrecorded)

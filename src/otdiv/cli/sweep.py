@@ -17,7 +17,9 @@ def _sweep(args) -> int:
     except ImportError as exc:  # --scheduler without the otdiv[dask] extra
         raise CLIError(str(exc)) from None
     print(result.summary)
-    print(f"ran {len(result.ran)} job(s), skipped {len(result.skipped)} already in "
+    again = (f" ({len(result.rerun)} again: their rows had another recipe)"
+             if result.rerun else "")
+    print(f"ran {len(result.ran)} job(s){again}, skipped {len(result.skipped)} already in "
           f"{result.results}")
     print(f"summary: {result.summary_path}")
     print(f"plot:    {result.plot}" if result.plot is not None else result.plot_note)
@@ -32,7 +34,8 @@ def register(sub) -> None:
         "as one `otdiv audit` each (keys: the options of otdiv audit, with underscores: toy, "
         "dim, constraint, lambda_gp, hidden, steps, seed, n ...). Each finished job appends a "
         "line to OUT/results.jsonl; running the command again runs only the jobs missing "
-        "there. Writes OUT/summary.md and OUT/rel_error.png.")
+        "there, or there with another recipe (optimiser, lr, widths) than today's. Writes "
+        "OUT/summary.md and OUT/rel_error.png.")
     p.add_argument("grid", metavar="GRID.toml", help="the grid: [grid] lists, [fixed] values")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--scheduler", metavar="ADDRESS", default=None,
