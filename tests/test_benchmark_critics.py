@@ -34,7 +34,9 @@ def test_one_short_row_reports_exact_w1_of_the_audited_samples(capsys, tmp_path)
                                         (["--seeds", "a"], "seeds"),
                                         (["--penalty-batch", "257"], "--penalty-batch"),
                                         (["--penalty-batch", "0"], "--penalty-batch"),
-                                        (["--optimizer", "sgd"], "--optimizer")])
+                                        (["--optimizer", "sgd"], "--optimizer"),
+                                        (["--reference-n", "1"], "--reference-n"),
+                                        (["--reference-repeats", "1"], "--reference-repeats")])
 def test_bad_arguments_are_one_line_errors(argv, word, capsys):
     try:
         code = main(argv)
@@ -196,3 +198,50 @@ def test_the_default_optimizer_is_the_recipes(tmp_path):
     assert auto[1] == estimate("--constraints", "gp", "--optimizer", "adam")[0]
     if lp_recipe == "muon":
         assert auto[0] != estimate("--constraints", "lp", "--optimizer", "adam")[0]
+
+
+def test_a_paper_toys_truth_is_the_reference_w1_of_large_samples(capsys, tmp_path):
+    """No closed form: every error is against the mean exact W1 of --reference-repeats
+    draws of --reference-n points per side (checked with POT on the same draws), computed
+    once per problem; --reference-n 0 falls back to exact W1 of the row's samples."""
+    import json
+
+    from otdiv.cli.benchmark_critics import REFERENCE_SEED
+
+    common = ["--problems", "8gaussians,translate:2", "--steps", "3", "--n", "50",
+              "--n-estimate", "60", "--hidden", "8", "--device", "cpu", "--seeds", "0,1"]
+    out = tmp_path / "rows.json"
+    assert main([*common, "--reference-n", "300", "--reference-repeats", "3",
+                 "--json", str(out)]) == 0
+    captured = capsys.readouterr()
+    toy, rng = make_toy("8gaussians"), np.random.default_rng(REFERENCE_SEED)
+    values = []
+    for _ in range(3):
+        x, y = toy.sample_real(300, rng), toy.sample_fake(300, rng)
+        values.append(ot.emd2(np.full(300, 1 / 300), np.full(300, 1 / 300),
+                              ot.dist(x, y, metric="euclidean")))
+    ref = np.mean(values)
+    mixture, translate = [r for r in json.loads(out.read_text())
+                          if r["problem"] == "8gaussians"], \
+        [r for r in json.loads(out.read_text()) if r["problem"] == "translate d=2"]
+    assert len(mixture) == 2 and len(translate) == 2
+    for r in mixture:
+        assert r["reference_w1"] == pytest.approx(ref, rel=1e-9) == r["truth"]
+        assert r["reference_w1_se"] == pytest.approx(np.std(values, ddof=1) / np.sqrt(3),
+                                                     rel=1e-6)
+        for key in ("flow_corrected", "ctransform_corrected", "normalized_estimate"):
+            error = "rel_error_" + key.replace("_estimate", "")  # "nan" in JSON when undefined
+            assert float(r[error]) == pytest.approx(float(r[key]) / ref - 1, nan_ok=True)
+        assert r["rel_error"] == pytest.approx(r["estimate"] / ref - 1)
+    assert all("reference_w1" not in r and r["truth"] == 1.0 for r in translate)
+    assert captured.err.count("reference W1 of 8gaussians") == 1  # once for both seeds
+    cells = dict(zip(COLUMNS, (c.strip() for c in captured.out.strip().splitlines()[2]
+                               .strip("|").split("|")), strict=True))
+    assert cells["population W1"].startswith(f"{ref:.4f} ± ") and "(ref.)" in cells[
+        "population W1"]
+    # --reference-n 0: the row's own held-out samples are the truth, as before
+    assert main([*common, "--reference-n", "0", "--json", str(out)]) == 0
+    assert "reference W1" not in capsys.readouterr().err
+    for r in json.loads(out.read_text()):
+        if r["problem"] == "8gaussians":
+            assert r["truth"] == r["exact_w1"] and "reference_w1" not in r

@@ -76,7 +76,8 @@ class CriticAudit:
         estimate_std: its standard deviation over the draws (sampling spread).
         exact_w1: mean over the same draws of exact W1 between the same samples
             (:func:`otdiv.wasserstein`, p = 1); ``exact_w1_std`` its spread.
-        closed_form_w1: the population W1(P, Q) when known (toy problems), else None.
+        closed_form_w1: the population W1(P, Q) given as ``w1`` (a closed form, or a
+            large-sample reference), else None.
         truth: ``closed_form_w1`` when known, else ``exact_w1``.
         rel_error: estimate / truth − 1.
         rel_error_exact: the raw estimate on the n points of exact W1 over exact_w1, − 1
@@ -226,7 +227,9 @@ def audit_critic(
             penalty- and flow-corrected), n of them shared with exact W1; None or less
             than n: n. Their cost is linear (one forward and one backward pass), so
             10^4–10^5 is cheap and shrinks their sampling error by √(n_estimate / n).
-        w1: the population W1(P, Q) when known (reported as ``closed_form_w1``).
+        w1: the population W1(P, Q) when known: a closed form, or a reference from exact
+            OT between large samples (``otdiv benchmark-critics`` on the paper toys);
+            reported as ``closed_form_w1``.
         lipschitz: compute Lipschitz bounds (False: lower = upper = nan, no certificate).
         lipschitz_points: points given to :func:`otdiv.lipschitz_bounds`.
         envelope: compute the envelope certificate on each draw (O(n^2 d), about 1 s for
