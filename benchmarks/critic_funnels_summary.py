@@ -15,10 +15,11 @@ prints
 * per seed, and over the settings' seed means, the median |flow-corrected error| and how
   many settings are within 2, 5 and 10 % (the targets of issue 19).
 
-    python benchmarks/critic_funnels_summary.py [--optimizer muon] [--beside adam] [FILE.json ...]
+    python benchmarks/critic_funnels_summary.py [--optimizer adam] [--beside muon] [FILE.json ...]
 
-``--optimizer`` picks the rows trained with that optimiser (default adam: the recipe; rows
-written before the optimiser was recorded are Adam's). ``--beside OTHER`` also prints, per
+``--optimizer`` picks the rows trained with that optimiser (default muon: the recipe since
+2026-12-05; ``adam`` rebuilds the previous recipe's three-seed table, and rows written
+before the optimiser was recorded are Adam's). ``--beside OTHER`` also prints, per
 setting, the flow-corrected error of both optimisers on the seeds that both have (mean over
 those seeds, and the rows' mean seconds), and the tallies of both on those settings.
 """
@@ -40,7 +41,7 @@ from otdiv.audit.models import recommended_hidden
 RESULTS = Path(__file__).parent / "results"
 
 
-def recipe_row(row: dict, d: int, optimizer: str = "adam") -> bool:
+def recipe_row(row: dict, d: int, optimizer: str = "muon") -> bool:
     # rows written before softplus_beta was recorded (9b6f613) are Softplus(30), the default
     # then; the ReLU runs of that time are left out by their file name (collect)
     beta = row.get("softplus_beta", 30.0)
@@ -52,7 +53,7 @@ def recipe_row(row: dict, d: int, optimizer: str = "adam") -> bool:
             and beta == 30.0 and (row.get("optimizer") or "adam") == optimizer)
 
 
-def collect(files: list[str], optimizer: str = "adam") -> dict[tuple[int, int, int], dict]:
+def collect(files: list[str], optimizer: str = "muon") -> dict[tuple[int, int, int], dict]:
     """(d, K, seed) -> the first recipe row found (files in the order given)."""
     rows: dict[tuple[int, int, int], dict] = {}
     for name in files:
@@ -75,7 +76,7 @@ def tally(errors: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--optimizer", default="adam", choices=["adam", "muon"])
+    parser.add_argument("--optimizer", default="muon", choices=["adam", "muon"])
     parser.add_argument("--beside", default=None, choices=["adam", "muon"])
     parser.add_argument("files", nargs="*", metavar="FILE.json")
     args = parser.parse_args()
