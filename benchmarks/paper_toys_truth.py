@@ -7,7 +7,7 @@ The paper toys (8 and 25 Gaussians, Swiss roll) have no closed-form W1. Rows wri
 read on 50,000 points and scatter far less. This script computes the reference exactly as
 the command does (:func:`otdiv.cli.benchmark_critics.reference`: mean exact W1 of
 ``--reference-repeats`` draws of ``--reference-n`` points per side, fixed seed) and prints,
-per row, each estimate's error against the row's old truth and against the reference:
+per LP row, each estimate's error against the row's old truth and against the reference:
 
     python benchmarks/paper_toys_truth.py benchmarks/results/critic_muon_seed0_mixed.json ...
 
@@ -25,6 +25,7 @@ from types import SimpleNamespace
 
 from otdiv.audit import make_toy
 from otdiv.audit.toys import reference_w1
+from otdiv.cli._common import int_arg
 from otdiv.cli.benchmark_critics import PAPER, reference
 
 ESTIMATES = (("raw", "estimate"), ("flow", "flow_corrected"), ("/G (OT)", "normalized_estimate"))
@@ -33,11 +34,11 @@ ESTIMATES = (("raw", "estimate"), ("flow", "flow_corrected"), ("/G (OT)", "norma
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="*", help="JSON rows of otdiv benchmark-critics --json")
-    parser.add_argument("--reference-n", type=int, default=20_000)
-    parser.add_argument("--reference-repeats", type=int, default=4)
+    parser.add_argument("--reference-n", type=int_arg(2), default=20_000)
+    parser.add_argument("--reference-repeats", type=int_arg(2), default=4)
     parser.add_argument("--scatter", default=None, metavar="N1,N2,...",
                         help="also the scatter of exact W1 between samples at these n")
-    parser.add_argument("--draws", type=int, default=4, help="draws per n of --scatter")
+    parser.add_argument("--draws", type=int_arg(2), default=4, help="draws per n of --scatter")
     args = parser.parse_args()
     if args.scatter:
         print("| toy | n per side | draws | mean exact W1 | sd of a draw | sd / mean | s |\n"

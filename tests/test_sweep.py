@@ -51,6 +51,8 @@ def test_rows_and_summary(client, tmp_path):
     rows = lines(tmp_path / "a" / "results.jsonl")
     assert len(rows) == 4 and {r["job"] for r in rows} == {j.id for j in result.jobs}
     assert all(r["status"] == "ok" and r["worker"].startswith("tcp://") for r in rows)
+    recipes = {j.id: j.recipe for j in result.jobs}
+    assert all(r["recipe"] == recipes[r["job"]] for r in rows)  # read back on the workers
     fields = set(rows[0]["audit"])
     assert {"estimate", "exact_w1", "rel_error", "rel_error_normalized", "lipschitz_upper",
             "certified_lower", "n", "repeats"} <= fields
@@ -192,49 +194,81 @@ def test_a_torn_last_line_is_dropped_and_its_job_reruns(tmp_path):
     assert [r["job"] for r in rows] == [result.jobs[0].id] and rows[0]["worker"] == "local"
 
 
-def test_a_row_of_another_recipe_runs_again_and_one_without_a_recipe_is_kept(tmp_path):
+def training_record(out: Path, job_id: str) -> dict:
+    training = json.loads((out / "jobs" / job_id / "report.json").read_text())["training"]
+    return {**{k: training["settings"][k] for k in ("softplus_beta", "lr", "schedule",
+                                                    "optimizer")},
+            "hidden": training["hidden"]}
+
+
+def test_each_row_records_the_recipe_its_training_ran(tmp_path):
+    # hidden and the optimiser settings left to otdiv: each constraint's recipe, as the
+    # report.json of the job's training records it; a second sweep then runs nothing
+    g = {"grid": {"constraint": ["lp", "clip", "spectral"]},
+         "fixed": {"toy": "8gaussians", "steps": 3, "n": 100, "repeats": 1, "device": "cpu"}}
+    first = sweep(g, tmp_path, client=None, workers=1, progress=False)
+    rows = {r["settings"]["constraint"]: r for r in lines(tmp_path / "results.jsonl")}
+    for job in first.jobs:
+        row = rows[job.settings["constraint"]]
+        assert row["recipe"] == training_record(tmp_path, job.id) == job.recipe
+    assert rows["clip"]["recipe"]["optimizer"] == "rmsprop"  # the published WGAN's
+    assert rows["clip"]["recipe"]["lr"] == 5e-5 and rows["lp"]["recipe"]["lr"] == 2e-3
+    assert rows["lp"]["recipe"]["hidden"] == [96, 96, 96]  # 2-D: 3 x 96 (docs/audit.md)
+    again = sweep(g, tmp_path, client=None, workers=1, progress=False)
+    assert again.ran == () and again.rerun == () and len(again.skipped) == 3
+
+
+def test_a_row_of_another_recipe_runs_again_and_one_without_a_recipe_is_judged(tmp_path):
     g = grid(toy=["8gaussians"])  # lp, the optimiser, lr and schedule left to the recipe
     first = sweep(g, tmp_path, progress=False)  # one job: runs in this process
     (job,) = first.jobs
     (row,) = lines(tmp_path / "results.jsonl")
-    assert row["recipe"] == job.recipe and row["recipe"]["hidden"] == [16, 16]
+    assert row["recipe"] == training_record(tmp_path, job.id)
     assert "Recipe: softplus_beta=30.0" in first.summary
-    # the recipe the row records is the one that ran: the same grid with it written out
-    # explicitly trains the same critic
-    explicit = {"grid": {"toy": ["8gaussians"]},
-                "fixed": {**TINY, **{k: v for k, v in row["recipe"].items() if v is not None}}}
-    sweep(explicit, tmp_path / "explicit", progress=False)
-    (same,) = lines(tmp_path / "explicit" / "results.jsonl")
-    assert comparable(same)["audit"] == comparable(row)["audit"]
-    # a row of another recipe (a directory begun before Muon became the LP recipe) runs
-    # again; the new row supersedes it and the old one stays in the file
+    # a row of another recipe (a directory begun before a default changed) runs again; the
+    # new row supersedes it and the old one stays in the file
     other = "rmsprop" if row["recipe"]["optimizer"] != "rmsprop" else "adam"
     stale = dict(row, recipe=dict(row["recipe"], optimizer=other))
     (tmp_path / "results.jsonl").write_text(json.dumps(stale) + "\n")
     again = sweep(g, tmp_path, progress=False)
     assert again.rerun == again.ran == (job.id,) and again.skipped == ()
     old, new = lines(tmp_path / "results.jsonl")
-    assert old == stale and comparable(new) == comparable(row)
+    assert old == stale and comparable(new) == comparable(row) and new["recipe"] == row["recipe"]
     assert again.rows == (new,) and again.unrecorded == ()
-    # a row from an otdiv that recorded no recipe is kept, and the summary says so
-    (tmp_path / "results.jsonl").write_text(
-        json.dumps({k: v for k, v in row.items() if k != "recipe"}) + "\n")
+    # a row from before rows recorded their recipe is judged by its report.json: the same
+    # training is kept, another one runs again
+    bare = {k: v for k, v in row.items() if k != "recipe"}
+    (tmp_path / "results.jsonl").write_text(json.dumps(bare) + "\n")
     kept = sweep(g, tmp_path, progress=False)
-    assert kept.ran == () and kept.skipped == (job.id,) and kept.unrecorded == (job.id,)
+    assert kept.ran == () and kept.skipped == (job.id,) and kept.unrecorded == ()
+    report = tmp_path / "jobs" / job.id / "report.json"
+    data = json.loads(report.read_text())
+    data["training"]["settings"]["optimizer"] = other
+    report.write_text(json.dumps(data))
+    assert sweep(g, tmp_path, progress=False).rerun == (job.id,)
+    # ... and without its report.json it is kept, and the summary says so
+    (tmp_path / "results.jsonl").write_text(json.dumps(bare) + "\n")
+    report.unlink()
+    kept = sweep(g, tmp_path, progress=False)
+    assert kept.ran == () and kept.unrecorded == (job.id,)
     assert "recorded no recipe" in kept.summary and "Recipe:" not in kept.summary
 
 
 def test_the_recipe_resolves_a_toys_widths_and_leaves_a_data_files_to_it(tmp_path):
-    from otdiv.audit.models import recommended_hidden
-
-    (job,) = load_grid({"grid": {"toy": ["funnels"]}, "fixed": {"dim": 16}})
-    assert job.recipe["hidden"] == list(recommended_hidden(16))
-    assert tuple(job.args["hidden"]) == recommended_hidden(16)
-    assert job.settings == {"toy": "funnels", "dim": 16}  # the id still hashes the grid's
+    # "auto": 3 x 96 below d = 8, a first layer of 1024 and 256 after from d = 16 on
+    # (docs/audit.md); the 2-D toys stay 2-D whatever dim says
+    jobs = load_grid({"grid": {"toy": ["funnels", "8gaussians"]}, "fixed": {"dim": 16}})
+    assert [j.recipe["hidden"] for j in jobs] == [[1024, 256, 256], [96, 96, 96]]
+    assert [tuple(j.args["hidden"]) for j in jobs] == [(1024, 256, 256), (96, 96, 96)]
+    assert jobs[0].settings == {"toy": "funnels", "dim": 16}  # the id still hashes the grid's
     np.save(tmp_path / "p.npy", np.zeros((5, 3)))
     (job,) = load_grid({"grid": {"real": [str(tmp_path / "p.npy")]},
                         "fixed": {"fake": str(tmp_path / "p.npy")}})
     assert job.recipe["hidden"] == "auto" == job.args["hidden"]
+    (job,) = load_grid({"grid": {"real": [str(tmp_path / "p.npy")]},
+                        "fixed": {"fake": str(tmp_path / "p.npy"),
+                                  "critic": str(tmp_path / "c.pt")}})
+    assert job.recipe is None  # a checkpoint is audited, not trained
 
 
 @pytest.mark.parametrize(("bad", "match"), [

@@ -12,14 +12,20 @@ to ``OUT/jobs/ID/``).
 Each finished job appends one JSON line to ``OUT/results.jsonl`` at once: ``job`` (an id
 made from the settings), ``settings``, ``status`` ("ok" or "failed"), ``error`` (one line,
 or null), ``audit`` (every :class:`~otdiv.audit.critic.CriticAudit` field, or null),
-``seconds``, ``worker`` and ``recipe``: the settings the grid leaves to otdiv's defaults,
-resolved when the grid is loaded (``softplus_beta``, ``lr``, ``schedule``, ``optimizer``
-of :meth:`~otdiv.audit.run.AuditSettings.recipe`, and the ``hidden`` widths of a toy) and
-passed to the job as given settings, so that every worker runs the recipe its row records.
+``seconds``, ``worker`` and ``recipe``: what the job's training ran of the settings whose
+default otdiv resolves (``RECIPE``: ``softplus_beta``, ``lr``, ``schedule``, ``optimizer``
+and the ``hidden`` widths), read back from its report.json; null for a job that audits a
+checkpoint. These settings are resolved when the grid is loaded
+(:meth:`~otdiv.audit.run.AuditSettings.recipe`, and a toy's widths) and passed to the job as
+given settings, so every worker runs the client's recipe (a worker whose torch lacks Muon
+fails that job in one line rather than train with Adam).
+
 A job already in the file is never run again, so rerunning the same grid runs exactly the
-jobs that are missing — and those whose row records another recipe than today's (a
-directory begun before the recipe changed: Muon became the LP critic's optimiser on
-2026-12-05), so that one directory never mixes two recipes under one setting.
+jobs that are missing — and those whose row records another recipe than the one the grid
+resolves to today (when a default changes: Muon became the LP critic's optimiser on
+2026-12-05), so that one directory never mixes two recipes under one setting. A row written
+before rows recorded their recipe is judged by the ``training`` record of its
+``jobs/ID/report.json``; without that file it is kept, and summary.md counts it.
 """
 
 from __future__ import annotations
@@ -50,12 +56,14 @@ SPREAD_OVER = "seed"  # the summary's mean ± std runs over this key
 @dataclass(frozen=True)
 class Job:
     """One audit: its id, its settings as written in the grid, the audit's arguments, and
-    the recipe they resolve to (``RECIPE``; JSON values, as results.jsonl records them)."""
+    the recipe its training will run (``RECIPE``, JSON values as results.jsonl records them;
+    ``hidden`` "auto" for data files, whose dimension is read with them; None when the job
+    audits a checkpoint)."""
 
     id: str
     settings: dict[str, Any]
     args: dict[str, Any]
-    recipe: dict[str, Any]
+    recipe: dict[str, Any] | None
 
 
 @dataclass(frozen=True)
@@ -148,23 +156,47 @@ def load_grid(grid: Mapping[str, Any] | str | os.PathLike) -> list[Job]:
             raise ValueError(f"grid: a list repeats a value (job {settings} twice)")
         seen.add(job_id)
         args = {**defaults, **{k: v for k, (_, v) in zip(converted, combo, strict=True)}}
-        recipe = _recipe(args)
-        jobs.append(Job(job_id, settings, {**args, **recipe},
+        resolved, recipe = _recipe(args)
+        jobs.append(Job(job_id, settings, {**args, **resolved},
                         json.loads(json.dumps(recipe))))  # as results.jsonl will read back
     return jobs
 
 
-def _recipe(args: dict[str, Any]) -> dict[str, Any]:
-    """The ``RECIPE`` settings of a job as this otdiv (and this torch) resolves them."""
-    from otdiv.audit.models import recommended_hidden
+def _recipe(args: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(the ``RECIPE`` settings as this otdiv and this torch resolve them, to pass to the job;
+    the recipe its training will record: the same with clip's published lr for None)."""
+    from otdiv.audit.run import widths
+    from otdiv.audit.train import DEFAULTS
 
     settings = AuditSettings(**args)
-    recipe = dict(zip(RECIPE[:4], settings.recipe(), strict=True))
-    hidden = settings.hidden
-    if hidden == "auto" and settings.toy is not None:  # the width of data files waits for them
-        hidden = recommended_hidden(settings.dim)
-    recipe["hidden"] = hidden
-    return recipe
+    resolved = dict(zip(RECIPE[:4], settings.recipe(), strict=True))
+    dim = settings.toy_dim()
+    resolved["hidden"] = settings.hidden if dim is None else widths(settings.hidden, dim)
+    if settings.critic is not None:  # a checkpoint is audited, not trained
+        return resolved, None
+    lr = resolved["lr"] if resolved["lr"] is not None else DEFAULTS[settings.constraint]["lr"]
+    return resolved, {**resolved, "lr": lr}
+
+
+def recipe_ran(report: Path) -> dict[str, Any] | None:
+    """The ``RECIPE`` settings a job's training ran, read from the ``training`` record of its
+    report.json; None when there is none (a checkpoint audited, or no such file)."""
+    try:
+        training = json.loads(report.read_text()).get("training")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(training, dict) or not isinstance(training.get("settings"), dict):
+        return None
+    ran = {k: training["settings"].get(k) for k in RECIPE[:4]}
+    return {**ran, "hidden": training.get("hidden")}
+
+
+def same_recipe(expected: dict[str, Any] | None, ran: dict[str, Any] | None) -> bool:
+    """Whether a row's recipe ``ran`` is the one a job is ``expected`` to run today (keys
+    left "auto" — the widths of data files — are not compared)."""
+    if expected is None or ran is None:
+        return expected is None and ran is None
+    return all(ran.get(k) == v for k, v in expected.items() if v != "auto")
 
 
 def _key(key: str) -> str:
@@ -183,13 +215,18 @@ def run_job(job: Job, out: str) -> dict[str, Any]:
     """Run one audit (as ``otdiv audit`` would) and return its results.jsonl row."""
     pin_threads()
     start = time.perf_counter()
-    row: dict[str, Any] = {"job": job.id, "settings": job.settings, "recipe": job.recipe}
+    row: dict[str, Any] = {"job": job.id, "settings": job.settings}
+    report = Path(out) / job.id / "report.json"
+    report.unlink(missing_ok=True)  # a rerun's recipe is read from its own report
     try:
         run = run_audit(AuditSettings(**job.args, out=str(Path(out) / job.id),
                                       no_progress=True, save_critic=None))
         row.update(status="ok", error=None, audit=run.audit.to_dict())
     except Exception as exc:
         row.update(status="failed", error=_one_line(exc), audit=None)
+    # what the training ran; a job that failed before training records the recipe it was given
+    ran = recipe_ran(report)
+    row["recipe"] = ran if ran is not None or job.recipe is None else job.recipe
     row.update(seconds=time.perf_counter() - start, worker=worker_name())
     return row
 
@@ -361,8 +398,16 @@ def sweep(grid: Mapping[str, Any] | str | os.PathLike, out: str | os.PathLike,
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.jsonl"
     earlier = {row.get("job"): row for row in read_rows(results)}  # the latest row of a job
+
+    def recorded(job: Job) -> Any:  # a row's recipe; an older row's from its report.json
+        row = earlier[job.id]
+        if "recipe" in row:
+            return row["recipe"]
+        return recipe_ran(out / "jobs" / job.id / "report.json") or "unrecorded"
+
     rerun = tuple(job.id for job in jobs if job.id in earlier
-                  and earlier[job.id].get("recipe", job.recipe) != job.recipe)
+                  and recorded(job) != "unrecorded"
+                  and not same_recipe(job.recipe, recorded(job)))
     done = set(earlier) - set(rerun)
     todo = [job for job in jobs if job.id not in done]
     ran = []
@@ -387,14 +432,17 @@ def sweep(grid: Mapping[str, Any] | str | os.PathLike, out: str | os.PathLike,
     table, groups = summarize(list(rows), grid_keys)
     failed = sum(row["status"] != "ok" for row in rows)
     fixed = {k: v for k, v in jobs[0].settings.items() if k not in grid_keys}
-    unrecorded = tuple(row["job"] for row in rows if "recipe" not in row)
-    recipes = {json.dumps(row["recipe"], sort_keys=True) for row in rows if "recipe" in row}
+    unrecorded = tuple(row["job"] for row in rows if "recipe" not in row
+                       and recipe_ran(out / "jobs" / row["job"] / "report.json") is None
+                       and row["status"] == "ok" and "critic" not in row["settings"])
+    recipes = {json.dumps(row.get("recipe"), sort_keys=True) for row in rows}
     recipe_note = f" Recipe: {_settings_label(rows[0]['recipe'], RECIPE)}." \
-        if len(recipes) == 1 and not unrecorded else ""
+        if len(recipes) == 1 and rows and rows[0].get("recipe") else ""
     if unrecorded:
         recipe_note += (f" {len(unrecorded)} row(s) come from an otdiv that recorded no recipe "
-                        "(optimiser, lr, schedule, β, widths): they may have run another one; "
-                        "a new --out runs the grid under today's.")
+                        "(optimiser, lr, schedule, β, widths), and their report.json is gone: "
+                        "they may have run another one; a new --out runs the grid under "
+                        "today's.")
     text = (f"# Critic audit sweep\n\n{len(rows)} of {len(jobs)} jobs done, {failed} failed. "
             f"Fixed: {_settings_label(fixed, list(fixed))}.{recipe_note} Each line: mean ± "
             f"sample standard deviation over {SPREAD_OVER}s.\n\n{table}\n")

@@ -134,6 +134,13 @@ class AuditSettings:
         optimizer = self.optimizer or recipe_optimizer(self.constraint)
         return beta, lr, schedule, optimizer
 
+    def toy_dim(self) -> int | None:
+        """The dimension of the toy's samples: ``dim`` for translate, scale and funnels, 2 for
+        the others; None for data files (read with them)."""
+        if self.toy is None:
+            return None
+        return self.dim if self.toy in DIM_TOYS else 2
+
 
 # ----------------------------------------------------------------------- the settings
 
@@ -329,7 +336,7 @@ def run_audit(settings: AuditSettings | None = None, *, label: Label = str,
         torch.set_num_threads(before)
 
 
-def _widths(hidden: tuple[int, ...] | str, dim: int) -> tuple[int, ...]:
+def widths(hidden: tuple[int, ...] | str, dim: int) -> tuple[int, ...]:
     """The hidden widths: "auto" -> :func:`otdiv.audit.models.recommended_hidden` (d)."""
     from otdiv.audit.models import recommended_hidden
 
@@ -359,8 +366,8 @@ def _problem(s: AuditSettings, label: Label) -> _Problem:
     from otdiv.audit.toys import make_toy
 
     if s.toy is not None:  # sizes first: before a toy of dimension dim is built
-        hidden = _widths(s.hidden, s.dim if s.toy in DIM_TOYS else 2)
-        _check_sizes(s, label, s.dim if s.toy in DIM_TOYS else 2, hidden)
+        hidden = widths(s.hidden, s.toy_dim())
+        _check_sizes(s, label, s.toy_dim(), hidden)
         toy = make_toy(s.toy, d=s.dim, theta=s.theta, funnels=s.funnels,
                        seed=s.seed if s.funnel_seed is None else s.funnel_seed)
         problem = toy.name if toy.dim == 2 else f"{toy.name} d={toy.dim}"
@@ -374,7 +381,7 @@ def _problem(s: AuditSettings, label: Label) -> _Problem:
     problem = f"{Path(s.real).name} vs {Path(s.fake).name}"
     data = {"real": str(Path(s.real).resolve()), "fake": str(Path(s.fake).resolve()),
             "dim": int(x.shape[1])}
-    hidden = _widths(s.hidden, x.shape[1])
+    hidden = widths(s.hidden, x.shape[1])
     _check_sizes(s, label, x.shape[1], hidden, train=s.critic is None)
     if s.critic is not None:
         return _Problem(problem, data, None, (x, y), None, 3.0, hidden)
