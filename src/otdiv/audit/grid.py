@@ -398,16 +398,13 @@ def sweep(grid: Mapping[str, Any] | str | os.PathLike, out: str | os.PathLike,
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.jsonl"
     earlier = {row.get("job"): row for row in read_rows(results)}  # the latest row of a job
-
-    def recorded(job: Job) -> Any:  # a row's recipe; an older row's from its report.json
-        row = earlier[job.id]
-        if "recipe" in row:
-            return row["recipe"]
-        return recipe_ran(out / "jobs" / job.id / "report.json") or "unrecorded"
-
-    rerun = tuple(job.id for job in jobs if job.id in earlier
-                  and recorded(job) != "unrecorded"
-                  and not same_recipe(job.recipe, recorded(job)))
+    # a row's recipe; for a row from before rows recorded one, its report.json's (or None)
+    recorded = {job.id: earlier[job.id]["recipe"] if "recipe" in earlier[job.id]
+                else recipe_ran(out / "jobs" / job.id / "report.json")
+                for job in jobs if job.id in earlier}
+    rerun = tuple(job.id for job in jobs if job.id in recorded
+                  and ("recipe" in earlier[job.id] or recorded[job.id] is not None)
+                  and not same_recipe(job.recipe, recorded[job.id]))
     done = set(earlier) - set(rerun)
     todo = [job for job in jobs if job.id not in done]
     ran = []
@@ -433,7 +430,7 @@ def sweep(grid: Mapping[str, Any] | str | os.PathLike, out: str | os.PathLike,
     failed = sum(row["status"] != "ok" for row in rows)
     fixed = {k: v for k, v in jobs[0].settings.items() if k not in grid_keys}
     unrecorded = tuple(row["job"] for row in rows if "recipe" not in row
-                       and recipe_ran(out / "jobs" / row["job"] / "report.json") is None
+                       and recorded.get(row["job"]) is None
                        and row["status"] == "ok" and "critic" not in row["settings"])
     recipes = {json.dumps(row.get("recipe"), sort_keys=True) for row in rows}
     recipe_note = f" Recipe: {_settings_label(rows[0]['recipe'], RECIPE)}." \
