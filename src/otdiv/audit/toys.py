@@ -202,6 +202,11 @@ class ReferenceW1:
     n: int
     values: tuple[float, ...]
 
+    @property
+    def se(self) -> float:
+        """The standard error of ``value``: std / √repeats."""
+        return self.std / len(self.values) ** 0.5
+
 
 def reference_w1(
     toy: ToyProblem, *, n: int = 3000, repeats: int = 3, seed: int | None = 0

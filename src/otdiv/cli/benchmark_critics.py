@@ -113,14 +113,10 @@ def reference(label: str, toy, args):
     t0 = time.perf_counter()
     ref = reference_w1(toy, n=args.reference_n, repeats=args.reference_repeats,
                        seed=REFERENCE_SEED)
-    print(f"reference W1 of {label}: {ref.value:.4f} ± {_se(ref):.4f} (mean exact W1 of "
+    print(f"reference W1 of {label}: {ref.value:.4f} ± {ref.se:.4f} (mean exact W1 of "
           f"{len(ref.values)} draws of {ref.n} points per side, ± its standard error; "
           f"{time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
     return ref
-
-
-def _se(ref) -> float:
-    return ref.std / len(ref.values) ** 0.5
 
 
 def row(label: str, toy, constraint: str, seed: int, args,
@@ -176,7 +172,7 @@ def row(label: str, toy, constraint: str, seed: int, args,
              pen, f"{a.ctransform_corrected:.4f}", f"{a.flow_corrected:.4f}",
              f"{a.normalized_estimate:.4f}", f"{a.envelope_lower:.4f}", f"{a.exact_w1:.4f}",
              "" if truth is None else f"{truth:.4f}" if ref is None else
-             f"{truth:.4f} ± {_se(ref):.4f} (ref.)", _pct(a.rel_error),
+             f"{truth:.4f} ± {ref.se:.4f} (ref.)", _pct(a.rel_error),
              _pct(a.rel_error_slope_corrected), _pct(a.rel_error_penalty_corrected),
              _pct(a.rel_error_ctransform_corrected), _pct(a.rel_error_flow_corrected),
              _pct(a.rel_error_normalized), f"{a.envelope_lower / a.exact_w1:.3f}",
@@ -197,7 +193,7 @@ def row(label: str, toy, constraint: str, seed: int, args,
                   "schedule": args.schedule}
     record.update(**a.to_dict(), row_seconds=sec)
     if ref is not None:  # the truth (a.closed_form_w1) is this reference, not a closed form
-        record.update(reference_w1=ref.value, reference_w1_se=_se(ref),
+        record.update(reference_w1=ref.value, reference_w1_se=ref.se,
                       reference_n=ref.n, reference_values=list(ref.values))
     if pop is not None:
         record.update(population_value=pop.value, population_se=pop.se,
