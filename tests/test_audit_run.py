@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from otdiv.audit.data import holdout_split
-from otdiv.audit.run import AuditSettings, check_setting, run_audit
+from otdiv.audit.run import run_audit
+from otdiv.audit.settings import AuditSettings, check_setting
 from otdiv.cli import main
 
 TINY = {"steps": 20, "hidden": (8, 8), "n": 60, "repeats": 1, "no_progress": True,

@@ -141,7 +141,7 @@ def test_audit_defaults_are_the_documented_recipe():
 def test_the_command_and_audit_settings_share_their_defaults():
     from dataclasses import fields
 
-    from otdiv.audit.run import AuditSettings
+    from otdiv.audit.settings import AuditSettings
     from otdiv.cli.audit import audit_parser, settings
 
     parsed = vars(audit_parser().parse_args([]))
@@ -281,7 +281,8 @@ def test_funnel_seed_draws_the_apexes(seed, funnel_seed, apex_seed):
     # --funnel-seed 0 gives the pairs of benchmark-critics whatever the training seed;
     # by default the training seed draws them (each seed another pair)
     from otdiv.audit.funnels import MinFunnel
-    from otdiv.audit.run import AuditSettings, _problem
+    from otdiv.audit.run import _problem
+    from otdiv.audit.settings import AuditSettings
 
     s = AuditSettings(toy="funnels", dim=3, funnels=5, seed=seed,
                       funnel_seed=funnel_seed).checked()

@@ -7,7 +7,7 @@ the JSD estimate), ``checkpoint`` (:func:`save_critic`, :func:`load_critic`),
 ``slopes`` (the critic's ‖∇f‖ along segments), ``critic`` (:func:`audit_critic`,
 :class:`CriticAudit`), ``lines`` (:func:`lines_sweep`), ``report``
 (table, JSON, plots), ``verdict``, ``run`` (:func:`~otdiv.audit.run.run_audit`: one
-audit from :class:`~otdiv.audit.run.AuditSettings`, as ``otdiv audit`` runs it), ``grid``
+audit from :class:`~otdiv.audit.settings.AuditSettings`, as ``otdiv audit`` runs it), ``grid``
 (:func:`sweep`: a grid of audits, on Dask). Importing this package imports neither torch
 nor matplotlib; they load when a function needs them.
 """

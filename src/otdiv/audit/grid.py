@@ -3,9 +3,9 @@
 A grid is two tables, ``[grid]`` (each key a non-empty list of values) and ``[fixed]``
 (single values); the jobs are the Cartesian product of the lists, each with the fixed
 settings. Keys are the options of ``otdiv audit``, that is the fields of
-:class:`~otdiv.audit.run.AuditSettings` (``toy``, ``dim``, ``constraint``, ``lambda_gp``,
+:class:`~otdiv.audit.settings.AuditSettings` (``toy``, ``dim``, ``constraint``, ``lambda_gp``,
 ``softplus_beta``, ``hidden``, ``steps``, ``lr``, ``schedule``, ``optimizer``, ``seed``, ``n``,
-``repeats`` ...), each value checked as :func:`~otdiv.audit.run.check_setting` checks it
+``repeats`` ...), each value checked as :func:`~otdiv.audit.settings.check_setting` checks it
 before anything runs. A job is one :func:`~otdiv.audit.run.run_audit` (its report.json goes
 to ``OUT/jobs/ID/``).
 
@@ -16,7 +16,7 @@ or null), ``audit`` (every :class:`~otdiv.audit.critic.CriticAudit` field, or nu
 default otdiv resolves (``RECIPE``: ``softplus_beta``, ``lr``, ``schedule``, ``optimizer``
 and the ``hidden`` widths), read back from its report.json; null for a job that audits a
 checkpoint. These settings are resolved when the grid is loaded
-(:meth:`~otdiv.audit.run.AuditSettings.recipe`, and a toy's widths) and passed to the job as
+(:meth:`~otdiv.audit.settings.AuditSettings.recipe`, and a toy's widths) and passed to the job as
 given settings, so every worker runs the client's recipe (a worker whose torch lacks Muon
 fails that job in one line rather than train with Adam).
 
@@ -44,7 +44,8 @@ from pathlib import Path
 from typing import Any
 
 from otdiv._cluster import cluster_client, local_workers, pin_threads, worker_name
-from otdiv.audit.run import AuditSettings, check_setting, run_audit
+from otdiv.audit.run import run_audit
+from otdiv.audit.settings import AuditSettings, check_setting
 
 # audit options a job cannot take: the sweep sets them
 RESERVED = ("out", "no_progress", "save_critic")
@@ -165,7 +166,7 @@ def load_grid(grid: Mapping[str, Any] | str | os.PathLike) -> list[Job]:
 def _recipe(args: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """(the ``RECIPE`` settings as this otdiv and this torch resolve them, to pass to the job;
     the recipe its training will record: the same with clip's published lr for None)."""
-    from otdiv.audit.run import widths
+    from otdiv.audit.settings import widths
     from otdiv.audit.train import DEFAULTS
 
     settings = AuditSettings(**args)

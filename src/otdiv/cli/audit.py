@@ -1,7 +1,7 @@
 """``otdiv audit`` and ``otdiv demo``: train or load a WGAN critic, audit it against exact W1.
 
 This module parses and prints; the audit itself is :func:`otdiv.audit.run.run_audit`, which
-takes the parsed options as :class:`~otdiv.audit.run.AuditSettings` (the same names) and
+takes the parsed options as :class:`~otdiv.audit.settings.AuditSettings` (the same names) and
 names them in its errors as they are spelled here (``--batch-size``). ``otdiv demo`` is the
 audit parser run on preset arguments (``DEMO_ARGS``).
 """
@@ -33,10 +33,10 @@ def option(name: str) -> str:
 
 
 def settings(args):
-    """The :class:`~otdiv.audit.run.AuditSettings` of parsed ``otdiv audit`` options."""
+    """The :class:`~otdiv.audit.settings.AuditSettings` of parsed ``otdiv audit`` options."""
     from dataclasses import fields
 
-    from otdiv.audit.run import AuditSettings
+    from otdiv.audit.settings import AuditSettings
 
     return AuditSettings(**{f.name: getattr(args, f.name) for f in fields(AuditSettings)})
 

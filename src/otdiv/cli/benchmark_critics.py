@@ -75,7 +75,7 @@ def widths_arg(text: str) -> int | tuple[int, ...]:
     ``otdiv audit --hidden`` checks them)."""
     if "," not in text:
         return int_arg(0)(text)
-    from otdiv.audit.run import check_setting
+    from otdiv.audit.settings import check_setting
 
     try:
         return check_setting("hidden", text)
