@@ -240,8 +240,77 @@ def test_a_paper_toys_truth_is_the_reference_w1_of_large_samples(capsys, tmp_pat
     assert cells["population W1"].startswith(f"{ref:.4f} ± ") and "(ref.)" in cells[
         "population W1"]
     # --reference-n 0: the row's own held-out samples are the truth, as before
+    out = tmp_path / "own.json"
     assert main([*common, "--reference-n", "0", "--json", str(out)]) == 0
     assert "reference W1" not in capsys.readouterr().err
     for r in json.loads(out.read_text()):
         if r["problem"] == "8gaussians":
             assert r["truth"] == r["exact_w1"] and "reference_w1" not in r
+
+
+def _rows(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("| ") and "---" not in line
+            and not line.startswith("| problem")]
+
+
+def test_json_resumes_a_run_and_keeps_the_rows_of_other_settings(capsys, tmp_path,
+                                                                  monkeypatch):
+    """A run that stops after its first row leaves that row in --json; the run again reads
+    it back (the same line, no training) and trains only the rest; a run with other
+    settings keeps the earlier rows in the file."""
+    import json
+
+    import otdiv.audit
+
+    common = ["--problems", "translate:2,scale:2", "--steps", "3", "--n", "40",
+              "--n-estimate", "60", "--hidden", "8", "--device", "cpu"]
+    out = tmp_path / "rows.json"
+    # the reference run, in another file
+    assert main([*common, "--json", str(tmp_path / "whole.json")]) == 0
+    whole = _rows(capsys.readouterr().out)
+    assert len(whole) == 2
+
+    real_train, trained = otdiv.audit.train_critic, []
+
+    def failing_after_one(*a, **k):
+        if trained:
+            raise RuntimeError("the machine went away")
+        trained.append(1)
+        return real_train(*a, **k)
+
+    monkeypatch.setattr(otdiv.audit, "train_critic", failing_after_one)
+    with pytest.raises(RuntimeError):
+        main([*common, "--json", str(out)])
+    capsys.readouterr()
+    assert [r["problem"] for r in json.loads(out.read_text())] == ["translate d=2"]
+
+    def counting(*a, **k):
+        trained.append(1)
+        return real_train(*a, **k)
+
+    trained.clear()
+    monkeypatch.setattr(otdiv.audit, "train_critic", counting)
+    assert main([*common, "--json", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert len(trained) == 1                       # scale d=2 only
+    assert _rows(captured.out) == whole            # the rows of one uninterrupted run
+    assert "1 of 2 rows read back" in captured.err
+    # every row read back: nothing trains; other settings: a new row, the old ones kept
+    trained.clear()
+    assert main([*common, "--json", str(out)]) == 0 and not trained
+    assert _rows(capsys.readouterr().out) == whole
+    assert main([*common, "--steps", "4", "--problems", "translate:2", "--json",
+                 str(out)]) == 0
+    records = json.loads(out.read_text())
+    assert [(r["problem"], r["steps"]) for r in records] == [
+        ("translate d=2", 3), ("scale d=2", 3), ("translate d=2", 4)]
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"a": 1}', "[1, 2]"])
+def test_a_json_file_that_holds_no_rows_is_a_one_line_error(content, capsys, tmp_path):
+    out = tmp_path / "rows.json"
+    out.write_text(content)
+    assert main(["--problems", "translate:2", "--steps", "2", "--json", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
+    assert "--json" in captured.err and out.read_text() == content   # left as it was

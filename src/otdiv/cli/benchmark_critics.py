@@ -27,6 +27,11 @@ computed once per problem and printed with its standard error. Exact W1 of a row
 by ±1–2 % from draw to draw on the paper toys — the 25 Gaussians' mixture weights
 fluctuate by √(25 / n) — which is half the 3 % the estimates are held to.
 
+``--json FILE`` holds the rows, written after each one, each with its ``settings`` (what
+decides its numbers: :func:`settings`); a run resumes from it: a row already there with the
+same settings is read back instead of trained again, and rows of other settings are kept.
+Progress goes to stderr (a bar on a terminal, a line every 10 s in a log; ``--no-progress``).
+
 Also runnable as ``python -m otdiv.cli.benchmark_critics [options]``.
 """
 
@@ -119,36 +124,57 @@ def reference(label: str, toy, args):
     return ref
 
 
-def row(label: str, toy, constraint: str, seed: int, args,
-        ref=None) -> tuple[str, dict]:
+def settings(label: str, constraint: str, seed: int, args, dim: int) -> dict:
+    """What decides a row's numbers (the device aside): the problem, constraint and seed,
+    the training settings (or the checkpoint audited), λ, the audit's sizes and the truth's.
+    A row of ``--json`` whose recorded settings equal these is not run again."""
+    lam = args.lambda_gp if constraint in ("gp", "lp") else None
+    common = {"problem": label, "constraint": constraint, "seed": seed, "lambda_gp": lam,
+              "n": args.n, "n_estimate": args.n_estimate, "population": args.population,
+              "reference_n": args.reference_n, "reference_repeats": args.reference_repeats}
+    if args.load_critics:
+        return {**common, "critic": os.path.join(args.load_critics, _critic_name(
+            label, constraint, seed))}
+    from otdiv.audit.optimizers import recipe_optimizer
+
+    optimizer = (recipe_optimizer(constraint) if args.optimizer == "auto" or constraint == "clip"
+                 else args.optimizer)
+    return {**common, "steps": args.steps, "batch_size": args.batch_size,
+            "penalty_batch": (args.penalty_batch or args.batch_size)
+            if constraint in ("gp", "lp") else None,
+            "hidden": list(hidden_for(args.hidden, dim)),
+            "softplus_beta": args.softplus_beta or None,
+            "lr": 5e-5 if constraint == "clip" else args.lr, "optimizer": optimizer,
+            "schedule": args.schedule}
+
+
+def _critic_name(label: str, constraint: str, seed: int) -> str:
+    return f"{label.replace(' ', '_').replace('=', '')}_{constraint}_s{seed}.pt"
+
+
+def row(label: str, toy, constraint: str, seed: int, args, ref=None) -> tuple[str, dict]:
     """Train, audit, and format one row (markdown) with its JSON record; ``ref``: the
     problem's reference W1 (:func:`reference`), the truth where there is no closed form."""
     from otdiv.audit import audit_critic, train_critic
-    from otdiv.audit.optimizers import recipe_optimizer
 
     t0 = time.perf_counter()
-    lr = 5e-5 if constraint == "clip" else args.lr
-    optimizer = (recipe_optimizer(constraint) if args.optimizer == "auto" or constraint == "clip"
-                 else args.optimizer)
-    name = f"{label.replace(' ', '_').replace('=', '')}_{constraint}_s{seed}.pt"
+    chosen = settings(label, constraint, seed, args, toy.dim)
+    name = _critic_name(label, constraint, seed)
     if args.load_critics:
         from otdiv.audit.checkpoint import load_critic
 
-        path = os.path.join(args.load_critics, name)
-        if not os.path.exists(path):
-            raise CLIError(f"--load-critics: no saved critic {path} for {label}, "
-                           f"{constraint}, seed {seed}")
-        critic = load_critic(path)
+        critic = load_critic(chosen["critic"])
     else:
         critic = train_critic(toy.sample_real, toy.sample_fake, constraint=constraint,
                               steps=args.steps, batch_size=args.batch_size,
                               penalty_batch=args.penalty_batch,
-                              hidden=hidden_for(args.hidden, toy.dim),
-                              softplus_beta=args.softplus_beta or None, lr=lr,
-                              optimizer=optimizer,
+                              hidden=tuple(chosen["hidden"]),
+                              softplus_beta=chosen["softplus_beta"], lr=chosen["lr"],
+                              optimizer=chosen["optimizer"],
                               lambda_gp=args.lambda_gp, schedule=args.schedule,
-                              device=args.device, seed=seed, progress=False).critic
-    lam = args.lambda_gp if constraint in ("gp", "lp") else None
+                              device=args.device, seed=seed,
+                              progress=False if args.no_progress else None).critic
+    lam = chosen["lambda_gp"]
     truth = toy.w1 if ref is None else ref.value
     a = audit_critic(critic, toy.sample_real, toy.sample_fake, n=args.n,
                      n_estimate=args.n_estimate, repeats=2,
@@ -167,30 +193,13 @@ def row(label: str, toy, constraint: str, seed: int, args,
 
         os.makedirs(args.save_critics, exist_ok=True)
         save_critic(critic, os.path.join(args.save_critics, name))
-    pen = "" if a.penalty_corrected is None else f"{a.penalty_corrected:.4f}"
-    cells = (label, constraint, str(seed), f"{a.estimate:.4f}", f"{a.slope_corrected:.4f}",
-             pen, f"{a.ctransform_corrected:.4f}", f"{a.flow_corrected:.4f}",
-             f"{a.normalized_estimate:.4f}", f"{a.envelope_lower:.4f}", f"{a.exact_w1:.4f}",
-             "" if truth is None else f"{truth:.4f}" if ref is None else
-             f"{truth:.4f} ± {ref.se:.4f} (ref.)", _pct(a.rel_error),
-             _pct(a.rel_error_slope_corrected), _pct(a.rel_error_penalty_corrected),
-             _pct(a.rel_error_ctransform_corrected), _pct(a.rel_error_flow_corrected),
-             _pct(a.rel_error_normalized), f"{a.envelope_lower / a.exact_w1:.3f}",
-             "" if pop is None else f"{pop.value:.4f} ± {pop.se:.4f}",
-             "" if pop is None or truth is None else f"{pop.value / truth:.3f}",
-             f"{sec:.0f}")
     if args.load_critics:  # the checkpoint's training settings are not recorded in it
         record = {"problem": label, "constraint": constraint, "seed": seed,
-                  "critic": os.path.join(args.load_critics, name)}
+                  "critic": chosen["critic"]}
     else:
-        record = {"problem": label, "constraint": constraint, "seed": seed,
-                  "steps": args.steps, "batch_size": args.batch_size,
-                  "penalty_batch": (args.penalty_batch or args.batch_size)
-                  if constraint in ("gp", "lp") else None,
-                  "hidden": list(hidden_for(args.hidden, toy.dim)),
-                  "softplus_beta": args.softplus_beta or None, "lr": lr,
-                  "optimizer": optimizer,
-                  "schedule": args.schedule}
+        record = {key: chosen[key] for key in (
+            "problem", "constraint", "seed", "steps", "batch_size", "penalty_batch", "hidden",
+            "softplus_beta", "lr", "optimizer", "schedule")}
     record.update(**a.to_dict(), row_seconds=sec)
     if ref is not None:  # the truth (a.closed_form_w1) is this reference, not a closed form
         record.update(reference_w1=ref.value, reference_w1_se=ref.se,
@@ -198,7 +207,40 @@ def row(label: str, toy, constraint: str, seed: int, args,
     if pop is not None:
         record.update(population_value=pop.value, population_se=pop.se,
                       population_lower=pop.lower, population_scale=pop.scale)
-    return "| " + " | ".join(cells) + " |", record
+    record["settings"] = chosen
+    return line(record), record
+
+
+def line(record: dict) -> str:
+    """The markdown row of a JSON record (a fresh one, or one read back from ``--json``)."""
+    def num(key: str) -> float:  # JSON holds nan and inf as strings
+        value = record.get(key)
+        return float("nan") if value is None else float(value)
+
+    def cell(key: str) -> str:
+        return "" if record.get(key) is None else f"{num(key):.4f}"
+
+    def pct(key: str) -> str:
+        return "" if record.get(key) is None else _pct(num(key))
+
+    truth = record.get("closed_form_w1")
+    if record.get("reference_w1") is not None:
+        truth_cell = f"{record['reference_w1']:.4f} ± {record['reference_w1_se']:.4f} (ref.)"
+    else:
+        truth_cell = "" if truth is None else f"{float(truth):.4f}"
+    pop = record.get("population_value")
+    cells = (record["problem"], record["constraint"], str(record["seed"]), cell("estimate"),
+             cell("slope_corrected"), cell("penalty_corrected"), cell("ctransform_corrected"),
+             cell("flow_corrected"), cell("normalized_estimate"), cell("envelope_lower"),
+             cell("exact_w1"), truth_cell,
+             *(pct(f"rel_error{key}") for key in ("", "_slope_corrected", "_penalty_corrected",
+                                                  "_ctransform_corrected",
+                                                  "_flow_corrected", "_normalized")),
+             f"{num('envelope_lower') / num('exact_w1'):.3f}",
+             "" if pop is None else f"{pop:.4f} ± {record['population_se']:.4f}",
+             "" if pop is None or truth is None else f"{pop / float(truth):.3f}",
+             f"{record['row_seconds']:.0f}")
+    return "| " + " | ".join(cells) + " |"
 
 
 def _run(args) -> int:
@@ -226,20 +268,68 @@ def _run(args) -> int:
     if args.penalty_batch is not None and args.penalty_batch > args.batch_size:
         raise CLIError(f"--penalty-batch must be at most --batch-size = {args.batch_size}, "
                        f"got {args.penalty_batch}")
+    earlier = _earlier(args.json)
+    if args.load_critics:  # every checkpoint is there before the first row runs
+        for label, _ in problems:
+            for constraint in constraints:
+                for seed in seeds:
+                    path = os.path.join(args.load_critics, _critic_name(label, constraint,
+                                                                        seed))
+                    if not os.path.exists(path):
+                        raise CLIError(f"--load-critics: no saved critic {path} for {label}, "
+                                       f"{constraint}, seed {seed}")
     print("| " + " | ".join(COLUMNS) + " |")
     print("|" + "---|" * len(COLUMNS), flush=True)
-    records = []
+    records, total, reused = [], len(problems) * len(constraints) * len(seeds), 0
     for label, toy in problems:
-        ref = reference(label, toy, args)
+        ref = None
         for constraint in constraints:
             for seed in seeds:
-                line, record = row(label, toy, constraint, seed, args, ref)
-                print(line, flush=True)
+                chosen = settings(label, constraint, seed, args, toy.dim)
+                done = next((r for r in earlier if r.get("settings") == chosen), None)
+                if done is not None:  # recorded by an earlier run with these settings
+                    earlier.remove(done)
+                    record, reused = done, reused + 1
+                    text = line(done)
+                else:
+                    if ref is None:
+                        ref = reference(label, toy, args)
+                    if not args.no_progress:
+                        print(f"row {len(records) + 1}/{total}: {label}, {constraint}, "
+                              f"seed {seed}", file=sys.stderr, flush=True)
+                    text, record = row(label, toy, constraint, seed, args, ref)
+                print(text, flush=True)
                 records.append(record)
-                if args.json:
-                    with open(args.json, "w") as fh:
-                        json.dump(records, fh, indent=1)
+                if args.json:  # after every row, earlier rows of other settings first
+                    _write(args.json, earlier + records)
+    if reused:
+        print(f"{reused} of {total} rows read back from {args.json} (recorded with the same "
+              "settings); delete it or name another file to run them again",
+              file=sys.stderr, flush=True)
     return 0
+
+
+def _earlier(path: str | None) -> list[dict]:
+    """The records of ``--json`` when it exists (a one-line error if it is not a list of
+    rows); rows of other settings are kept in it, rows of this run's settings reused."""
+    if not path or not os.path.exists(path):
+        return []
+    try:
+        with open(path) as fh:
+            records = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise CLIError(f"--json: cannot read the rows already in {path}: {exc}") from None
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise CLIError(f"--json: {path} is not a list of rows of otdiv benchmark-critics")
+    return records
+
+
+def _write(path: str, records: list[dict]) -> None:
+    """Write the rows whole or not at all: a crash mid-write leaves the previous file."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as fh:
+        json.dump(records, fh, indent=1)
+    os.replace(tmp, path)
 
 
 def register(sub) -> None:
@@ -294,7 +384,13 @@ def register(sub) -> None:
                    "(otdiv.audit.population; n anchors per side and their descent paths, "
                    "2 n validation and 2 n test points per side)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
-    p.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    p.add_argument("--json", default=None,
+                   help="also write the rows to this JSON file, after every row; rows it "
+                   "already holds with the same settings are read back, not run again "
+                   "(resume), and its other rows are kept")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress on stderr (default: a bar on a terminal, else a line "
+                   "every 10 s)")
     p.add_argument("--save-critics", default=None, metavar="DIR",
                    help="also save each trained critic (otdiv.audit.checkpoint) in DIR")
     p.add_argument("--load-critics", default=None, metavar="DIR",
