@@ -99,9 +99,12 @@ def test_load_critics_audits_the_saved_critics_again(capsys, tmp_path):
         assert b[key] == pytest.approx(a[key], rel=1e-6, abs=1e-9)
     assert b["critic"].endswith("translate_d2_lp_s0.pt") and "steps" not in b
     capsys.readouterr()
-    assert main([*common, "--seeds", "1", "--load-critics", str(folder)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    # seed 0's checkpoint is there, seed 1's is not: refused before any row is printed
+    assert main([*common, "--seeds", "0,1", "--load-critics", str(folder)]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
     assert len(err) == 1 and "--load-critics" in err[0] and "seed 1" in err[0]
+    assert captured.out == ""
 
 
 def test_the_recommended_width_grows_with_the_dimension():
@@ -304,6 +307,81 @@ def test_json_resumes_a_run_and_keeps_the_rows_of_other_settings(capsys, tmp_pat
     records = json.loads(out.read_text())
     assert [(r["problem"], r["steps"]) for r in records] == [
         ("translate d=2", 3), ("scale d=2", 3), ("translate d=2", 4)]
+
+
+def test_json_keeps_the_rows_another_run_writes_meanwhile(capsys, tmp_path, monkeypatch):
+    """Two runs sharing --json: each write reads the file again, so a row the other run
+    wrote between two of this run's rows stays; repeated seeds run once; a row whose truth
+    is a closed form does not depend on --reference-n."""
+    import json
+
+    import otdiv.cli.benchmark_critics as bc
+
+    out = tmp_path / "rows.json"
+    theirs = {"problem": "someone else's", "settings": {"problem": "someone else's"}}
+    real_row = bc.row
+
+    def row_then_other_writer(*a, **k):
+        result = real_row(*a, **k)
+        rows = json.loads(out.read_text()) if out.exists() else []
+        out.write_text(json.dumps([*rows, theirs]))
+        return result
+
+    monkeypatch.setattr(bc, "row", row_then_other_writer)
+    common = ["--problems", "translate:2", "--steps", "3", "--n", "40", "--n-estimate", "60",
+              "--hidden", "8", "--device", "cpu", "--json", str(out)]
+    assert main([*common, "--seeds", "0,1,0"]) == 0
+    captured = capsys.readouterr()
+    assert len(_rows(captured.out)) == 2 and "row 2/2" in captured.err
+    records = json.loads(out.read_text())
+    assert theirs in records and [r["seed"] for r in records if r is not theirs and
+                                  r["problem"] == "translate d=2"] == [0, 1]
+    monkeypatch.setattr(bc, "row", real_row)
+    assert main([*common, "--seeds", "1", "--reference-n", "0", "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert "1 of 1 rows read back" in captured.err and "row 1/1" not in captured.err
+
+
+def test_json_is_checked_before_anything_trains(capsys, tmp_path):
+    missing = tmp_path / "no-such-folder" / "rows.json"
+    assert main(["--problems", "translate:2", "--steps", "2", "--json", str(missing)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
+    assert "--json" in captured.err and not missing.parent.exists()
+
+
+def test_a_row_read_back_stays_tied_to_its_checkpoints(capsys, tmp_path):
+    """--load-critics: a checkpoint trained again under the same name is audited again, not
+    read back; --save-critics: a row is read back only if the folder holds its critic."""
+    import json
+
+    common = ["--problems", "translate:2", "--n", "40", "--n-estimate", "60", "--device",
+              "cpu"]
+    ck, rows = tmp_path / "ck", tmp_path / "rows.json"
+    train = [*common, "--hidden", "8", "--save-critics", str(ck)]
+    assert main([*train, "--steps", "3"]) == 0
+    assert main([*common, "--load-critics", str(ck), "--json", str(rows)]) == 0
+    first = json.loads(rows.read_text())[0]["estimate"]
+    assert main([*train, "--steps", "40"]) == 0                  # another critic, same name
+    capsys.readouterr()
+    assert main([*common, "--load-critics", str(ck), "--json", str(rows)]) == 0
+    assert "read back" not in capsys.readouterr().err
+    both = json.loads(rows.read_text())    # the first critic's row is kept beside it
+    assert len(both) == 2 and both[0]["estimate"] == first != both[1]["estimate"]
+    # --save-critics into a new folder: the row recorded without it is trained again
+    rows2 = tmp_path / "rows2.json"
+    assert main([*common, "--hidden", "8", "--steps", "3", "--json", str(rows2)]) == 0
+    ck2 = tmp_path / "ck2"
+    assert main([*train, "--steps", "3", "--json", str(rows2)]) == 0
+    assert (ck2.parent / "ck" / "translate_d2_lp_s0.pt").exists()
+    capsys.readouterr()
+    assert main([*common, "--hidden", "8", "--steps", "3", "--save-critics", str(ck2),
+                 "--json", str(rows2)]) == 0
+    assert "read back" not in capsys.readouterr().err
+    assert (ck2 / "translate_d2_lp_s0.pt").exists()
+    assert main([*common, "--hidden", "8", "--steps", "3", "--save-critics", str(ck2),
+                 "--json", str(rows2)]) == 0
+    assert "1 of 1 rows read back" in capsys.readouterr().err   # ck2 holds its critic now
 
 
 @pytest.mark.parametrize("content", ["{not json", '{"a": 1}', "[1, 2]"])

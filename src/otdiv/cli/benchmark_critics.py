@@ -29,7 +29,10 @@ fluctuate by √(25 / n) — which is half the 3 % the estimates are held to.
 
 ``--json FILE`` holds the rows, written after each one, each with its ``settings`` (what
 decides its numbers: :func:`settings`); a run resumes from it: a row already there with the
-same settings is read back instead of trained again, and rows of other settings are kept.
+same settings is read back instead of trained again (with ``--save-critics DIR``, only if
+DIR still holds the critic it audited), and rows of other settings are kept, also those
+another run writes to the same file meanwhile (:mod:`otdiv.cli._rows`). Repeated problems,
+constraints or seeds run once.
 Progress goes to stderr (a bar on a terminal, a line every 10 s in a log; ``--no-progress``).
 
 Also runnable as ``python -m otdiv.cli.benchmark_critics [options]``.
@@ -38,7 +41,6 @@ Also runnable as ``python -m otdiv.cli.benchmark_critics [options]``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -124,17 +126,21 @@ def reference(label: str, toy, args):
     return ref
 
 
-def settings(label: str, constraint: str, seed: int, args, dim: int) -> dict:
+def settings(label: str, constraint: str, seed: int, args, toy) -> dict:
     """What decides a row's numbers (the device aside): the problem, constraint and seed,
-    the training settings (or the checkpoint audited), λ, the audit's sizes and the truth's.
-    A row of ``--json`` whose recorded settings equal these is not run again."""
+    the training settings (or the checkpoint audited: its absolute path and SHA-256), λ,
+    the audit's sizes and, for a toy without a closed form, the reference's. A row of
+    ``--json`` whose recorded settings equal these is not run again."""
     lam = args.lambda_gp if constraint in ("gp", "lp") else None
     common = {"problem": label, "constraint": constraint, "seed": seed, "lambda_gp": lam,
               "n": args.n, "n_estimate": args.n_estimate, "population": args.population,
-              "reference_n": args.reference_n, "reference_repeats": args.reference_repeats}
+              "reference_n": None if toy.w1 is not None else args.reference_n,
+              "reference_repeats": None if toy.w1 is not None or not args.reference_n
+              else args.reference_repeats}
     if args.load_critics:
-        return {**common, "critic": os.path.join(args.load_critics, _critic_name(
-            label, constraint, seed))}
+        path = os.path.abspath(os.path.join(args.load_critics,
+                                            _critic_name(label, constraint, seed)))
+        return {**common, "critic": path, "critic_sha256": _sha256(path)}
     from otdiv.audit.optimizers import recipe_optimizer
 
     optimizer = (recipe_optimizer(constraint) if args.optimizer == "auto" or constraint == "clip"
@@ -142,23 +148,43 @@ def settings(label: str, constraint: str, seed: int, args, dim: int) -> dict:
     return {**common, "steps": args.steps, "batch_size": args.batch_size,
             "penalty_batch": (args.penalty_batch or args.batch_size)
             if constraint in ("gp", "lp") else None,
-            "hidden": list(hidden_for(args.hidden, dim)),
+            "hidden": list(hidden_for(args.hidden, toy.dim)),
             "softplus_beta": args.softplus_beta or None,
             "lr": 5e-5 if constraint == "clip" else args.lr, "optimizer": optimizer,
             "schedule": args.schedule}
+
+
+def _sha256(path: str) -> str:
+    import hashlib
+    from pathlib import Path
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _reusable(record: dict, args) -> bool:
+    """A row read back stays valid for ``--save-critics DIR`` only if DIR holds the critic
+    it audited (the SHA-256 recorded when it was saved); else it is trained again."""
+    if not args.save_critics:
+        return True
+    path = os.path.join(args.save_critics, _critic_name(record["problem"],
+                                                        record["constraint"], record["seed"]))
+    return os.path.exists(path) and record.get("saved_critic_sha256") == _sha256(path)
 
 
 def _critic_name(label: str, constraint: str, seed: int) -> str:
     return f"{label.replace(' ', '_').replace('=', '')}_{constraint}_s{seed}.pt"
 
 
-def row(label: str, toy, constraint: str, seed: int, args, ref=None) -> tuple[str, dict]:
+def row(label: str, toy, constraint: str, seed: int, args, ref=None,
+        chosen: dict | None = None) -> tuple[str, dict]:
     """Train, audit, and format one row (markdown) with its JSON record; ``ref``: the
-    problem's reference W1 (:func:`reference`), the truth where there is no closed form."""
+    problem's reference W1 (:func:`reference`), the truth where there is no closed form;
+    ``chosen``: the row's :func:`settings` (computed when None)."""
     from otdiv.audit import audit_critic, train_critic
 
     t0 = time.perf_counter()
-    chosen = settings(label, constraint, seed, args, toy.dim)
+    if chosen is None:
+        chosen = settings(label, constraint, seed, args, toy)
     name = _critic_name(label, constraint, seed)
     if args.load_critics:
         from otdiv.audit.checkpoint import load_critic
@@ -193,6 +219,7 @@ def row(label: str, toy, constraint: str, seed: int, args, ref=None) -> tuple[st
 
         os.makedirs(args.save_critics, exist_ok=True)
         save_critic(critic, os.path.join(args.save_critics, name))
+        saved = _sha256(os.path.join(args.save_critics, name))
     if args.load_critics:  # the checkpoint's training settings are not recorded in it
         record = {"problem": label, "constraint": constraint, "seed": seed,
                   "critic": chosen["critic"]}
@@ -207,6 +234,8 @@ def row(label: str, toy, constraint: str, seed: int, args, ref=None) -> tuple[st
     if pop is not None:
         record.update(population_value=pop.value, population_se=pop.se,
                       population_lower=pop.lower, population_scale=pop.scale)
+    if args.save_critics:
+        record["saved_critic_sha256"] = saved
     record["settings"] = chosen
     return line(record), record
 
@@ -254,13 +283,14 @@ def _run(args) -> int:
             specs += [f"funnels:{d}:{k}" for d, k in FUNNEL_SETTINGS]
         elif p.strip():
             specs.append(p)
-    problems = [problem(p) for p in specs]
-    constraints = [c.strip() for c in args.constraints.split(",") if c.strip()]
+    problems = list({label: (label, toy) for label, toy in map(problem, specs)}.values())
+    constraints = list(dict.fromkeys(c.strip() for c in args.constraints.split(",")
+                                     if c.strip()))
     for c in constraints:
         if c not in CONSTRAINTS:
             raise CLIError(f"--constraints: unknown constraint {c!r}; use {CONSTRAINTS}")
     try:
-        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+        seeds = list(dict.fromkeys(int(s) for s in args.seeds.split(",") if s.strip()))
     except ValueError:
         raise CLIError(f"--seeds must be whole numbers, got {args.seeds!r}") from None
     if args.reference_n == 1:
@@ -268,7 +298,13 @@ def _run(args) -> int:
     if args.penalty_batch is not None and args.penalty_batch > args.batch_size:
         raise CLIError(f"--penalty-batch must be at most --batch-size = {args.batch_size}, "
                        f"got {args.penalty_batch}")
-    earlier = _earlier(args.json)
+    earlier = []
+    if args.json:  # readable rows and a writable place, before anything trains
+        from otdiv._files import writable_file
+        from otdiv.cli._rows import read_rows
+
+        earlier = read_rows(args.json)
+        writable_file(args.json, "--json")
     if args.load_critics:  # every checkpoint is there before the first row runs
         for label, _ in problems:
             for constraint in constraints:
@@ -285,10 +321,10 @@ def _run(args) -> int:
         ref = None
         for constraint in constraints:
             for seed in seeds:
-                chosen = settings(label, constraint, seed, args, toy.dim)
-                done = next((r for r in earlier if r.get("settings") == chosen), None)
+                chosen = settings(label, constraint, seed, args, toy)
+                done = next((r for r in earlier if r.get("settings") == chosen
+                             and _reusable(r, args)), None)
                 if done is not None:  # recorded by an earlier run with these settings
-                    earlier.remove(done)
                     record, reused = done, reused + 1
                     text = line(done)
                 else:
@@ -297,39 +333,18 @@ def _run(args) -> int:
                     if not args.no_progress:
                         print(f"row {len(records) + 1}/{total}: {label}, {constraint}, "
                               f"seed {seed}", file=sys.stderr, flush=True)
-                    text, record = row(label, toy, constraint, seed, args, ref)
+                    text, record = row(label, toy, constraint, seed, args, ref, chosen)
                 print(text, flush=True)
                 records.append(record)
-                if args.json:  # after every row, earlier rows of other settings first
-                    _write(args.json, earlier + records)
+                if args.json:  # after every row; the file's rows of other settings stay
+                    from otdiv.cli._rows import write_rows
+
+                    write_rows(args.json, records)
     if reused:
         print(f"{reused} of {total} rows read back from {args.json} (recorded with the same "
               "settings); delete it or name another file to run them again",
               file=sys.stderr, flush=True)
     return 0
-
-
-def _earlier(path: str | None) -> list[dict]:
-    """The records of ``--json`` when it exists (a one-line error if it is not a list of
-    rows); rows of other settings are kept in it, rows of this run's settings reused."""
-    if not path or not os.path.exists(path):
-        return []
-    try:
-        with open(path) as fh:
-            records = json.load(fh)
-    except (OSError, ValueError) as exc:
-        raise CLIError(f"--json: cannot read the rows already in {path}: {exc}") from None
-    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-        raise CLIError(f"--json: {path} is not a list of rows of otdiv benchmark-critics")
-    return records
-
-
-def _write(path: str, records: list[dict]) -> None:
-    """Write the rows whole or not at all: a crash mid-write leaves the previous file."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as fh:
-        json.dump(records, fh, indent=1)
-    os.replace(tmp, path)
 
 
 def register(sub) -> None:
