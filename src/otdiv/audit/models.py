@@ -162,13 +162,17 @@ def check_training_size(dim: int, hidden: Sequence[int], batch_size: int, eval_s
 
 
 
-def seeded_module(build: Callable[[], torch.nn.Module], seed: int | None):
-    """Build a module with a seeded initialisation, leaving torch's global RNG untouched."""
+def seeded_module(build: Callable[[], torch.nn.Module], seed: int | None,
+                  device: torch.device | None = None):
+    """Build a module with a seeded initialisation, leaving torch's global RNG untouched
+    (the CPU's, and every CUDA device's when ``device`` is a CUDA device: the build may draw
+    on it, as spectral normalisation draws its power iteration's start vectors)."""
     import torch
 
     if seed is None:
         return build()
-    with torch.random.fork_rng(devices=[]):
+    cuda = device is not None and torch.device(device).type == "cuda"
+    with torch.random.fork_rng(devices=list(range(torch.cuda.device_count())) if cuda else []):
         torch.manual_seed(seed)
         return build()
 

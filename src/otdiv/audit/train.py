@@ -268,8 +268,10 @@ def train_critic(
         eval_every: steps between two records of the estimate (default steps // 50).
         eval_size: size of the fixed evaluation set of each side.
         device: "auto" (CUDA when present), "cpu", "cuda", "cuda:N" or a torch.device.
-        seed: seeds initialisation, minibatches and penalty interpolates (None: random;
-            else an integer in [0, 2**63)).
+        seed: seeds initialisation, minibatches, penalty interpolates and spectral
+            normalisation's power-iteration start vectors, without touching torch's global
+            RNG: the same seed trains the same critic (None: random; else an integer in
+            [0, 2**63)).
         progress: None (default): a tqdm bar on stderr when stderr is a terminal, else
             one line every 10 s (step, estimate, elapsed and remaining seconds); True: a
             tqdm bar wherever stderr goes; False: nothing.
@@ -341,8 +343,8 @@ def train_critic(
         raise TypeError(f"critic must be a torch.nn.Module to be trained, got "
                         f"{type(critic).__name__}")
     critic = critic.to(dev).train()
-    if constraint == "spectral":
-        spectral_normalize_(critic)
+    if constraint == "spectral":  # its start vectors come from torch's RNG: seed them
+        seeded_module(lambda: spectral_normalize_(critic), seed, dev)
     params = [p for p in critic.parameters() if p.requires_grad]
     if not params:
         raise ValueError("critic has no trainable parameters")
