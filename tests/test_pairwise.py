@@ -15,6 +15,7 @@ import pytest
 
 import otdiv
 from otdiv.metrics.pairwise import MAX_TASKS, METRICS, _batches
+from otdiv.metrics.pairwise import _metric as REAL_METRIC
 
 pytest.importorskip("distributed")  # the whole module runs on Dask (conftest.client)
 
@@ -125,3 +126,74 @@ def test_bad_clouds_are_named():
         otdiv.pairwise(xs, [np.full((4, 2), np.nan)])
     with pytest.raises(ValueError, match=r"xs\[1\] vs ys\[0\]: x has repeated points"):
         otdiv.pairwise([xs[0], np.zeros((5, 2))], xs[1:2], metric="kl_knn", progress=False)
+
+
+def _interrupted_after(monkeypatch, calls: int):
+    """Make the metric raise KeyboardInterrupt on its call number ``calls`` + 1 (in this
+    process), counting the calls made."""
+    import otdiv.metrics.pairwise as pw
+
+    real, made = REAL_METRIC, []
+
+    def metric(name):
+        fn = real(name)
+
+        def counted(*a, **k):
+            if len(made) == calls:
+                raise KeyboardInterrupt
+            made.append(1)
+            return fn(*a, **k)
+        return counted
+
+    monkeypatch.setattr(pw, "_metric", metric)
+    monkeypatch.setattr(pw, "MIN_TASK_SECONDS", 0.0)  # one pair a batch: a batch is a pair
+    return made
+
+
+def test_a_checkpoint_keeps_what_an_interrupted_call_solved(monkeypatch, tmp_path):
+    """Interrupted after 4 of the 6 pairs of a square 4 x 4 matrix, the checkpoint holds
+    those 4 entries (exact W1 by POT); the same call again solves only the 2 it lacks and
+    returns the serial loop's matrix; other clouds or options are refused by name."""
+    ot = pytest.importorskip("ot")
+    xs, path = clouds(4, 5), tmp_path / "D.npz"
+    made = _interrupted_after(monkeypatch, 4)
+    with pytest.raises(KeyboardInterrupt):
+        otdiv.pairwise(xs, progress=False, checkpoint=path)
+    with np.load(path) as f:
+        solved, values = f["solved"], f["values"]
+    assert solved.sum() == 4 and not solved.diagonal().any()
+    for i, j in zip(*np.nonzero(solved), strict=True):
+        a, b = np.full(len(xs[i]), 1 / len(xs[i])), np.full(len(xs[j]), 1 / len(xs[j]))
+        assert values[i, j] == pytest.approx(ot.emd2(a, b, ot.dist(xs[i], xs[j],
+                                                                   metric="euclidean")))
+    made = _interrupted_after(monkeypatch, 100)
+    got = otdiv.pairwise(xs, progress=False, checkpoint=path)
+    assert len(made) == 2
+    np.testing.assert_array_equal(got, serial(xs, xs, "wasserstein", {}, square=True))
+    with pytest.raises(ValueError, match=r"checkpoint: .*another matrix"):
+        otdiv.pairwise([*xs[:3], xs[3] + 1e-9], progress=False, checkpoint=path)
+    with pytest.raises(ValueError, match=r"checkpoint: .*another matrix"):
+        otdiv.pairwise(xs, metric="sliced_wasserstein", seed=1, progress=False,
+                       checkpoint=path)
+
+
+def test_a_checkpoint_on_a_cluster_resumes_to_the_serial_loop(client, tmp_path):
+    xs, ys, path = clouds(5, 6), clouds(3, 7), tmp_path / "D.npz"
+    first = otdiv.pairwise(xs, ys, client=client, progress=False, checkpoint=path)
+    with np.load(path) as f:
+        assert f["solved"].all()
+        np.testing.assert_array_equal(f["values"], first)
+    again = otdiv.pairwise(xs, ys, client=client, progress=False, checkpoint=path)
+    np.testing.assert_array_equal(again, first)        # read back, nothing solved again
+    np.testing.assert_allclose(first, serial(xs, ys, "wasserstein", {}, square=False),
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize("make", ["directory", "garbage", "missing folder"])
+def test_a_bad_checkpoint_is_a_value_error_naming_it_before_any_work(make, tmp_path):
+    path = {"directory": tmp_path, "garbage": tmp_path / "D.npz",
+            "missing folder": tmp_path / "nowhere" / "D.npz"}[make]
+    if make == "garbage":
+        path.write_bytes(b"not an npz")
+    with pytest.raises(ValueError, match="checkpoint"):
+        otdiv.pairwise(clouds(3, 0), progress=False, checkpoint=path)

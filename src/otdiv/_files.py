@@ -79,7 +79,7 @@ def writable_file(path: str | Path, name: str) -> Path:
     naming ``name``. Nothing is left behind."""
     p = Path(path)
     if p.is_dir():
-        raise FileError(f"{name}: {path} is a directory; give a file name such as critic.pt")
+        raise FileError(f"{name}: {path} is a directory; give a file name")
     existed = p.exists()
     try:
         with open(p, "ab"):
