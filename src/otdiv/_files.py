@@ -7,8 +7,13 @@ the argument. Imports nothing heavy until a file is read.
 
 from __future__ import annotations
 
+import os
+import uuid
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 
 def one_line(text: object) -> str:
@@ -89,3 +94,21 @@ def writable_file(path: str | Path, name: str) -> Path:
     if not existed:
         p.unlink()
     return p
+
+
+@contextmanager
+def replaced(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
+    """A new file beside ``path``, open for writing (``mode`` "w" or "wb"), that replaces
+    ``path`` when the block ends without an error (``os.replace``: the file is whole or the
+    previous one); on an error or an interrupt it is removed and ``path`` left as it was.
+    The new file has the permissions of any file this process creates (its umask)."""
+    path = os.fspath(path)
+    tmp = f"{path}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        with open(tmp, mode.replace("w", "x")) as fh:
+            yield fh
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

@@ -9,9 +9,11 @@ it (or a plain ``nn.Sequential`` state dict of Linear layers and ReLUs).
 from __future__ import annotations
 
 import itertools
+import os
 from typing import TYPE_CHECKING
 
 from otdiv._array import is_tensor
+from otdiv._files import replaced
 from otdiv.audit.models import check_softplus_beta
 
 if TYPE_CHECKING:
@@ -67,7 +69,11 @@ def save_critic(critic: torch.nn.Module, path: str) -> None:
                        for m in linears],
             "softplus_beta": beta,
         }
-    torch.save(payload, path)
+    if isinstance(path, (str, os.PathLike)):
+        with replaced(path, "wb") as fh:  # whole or the previous one, never half a critic
+            torch.save(payload, fh)
+    else:  # a buffer
+        torch.save(payload, path)
 
 
 def critic_from_state(state: object, name: str = "critic") -> torch.nn.Sequential:

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from otdiv._cluster import cluster_client, local_workers, pin_threads, worker_name
+from otdiv._files import replaced
 from otdiv.audit.run import run_audit
 from otdiv.audit.settings import AuditSettings, check_setting
 
@@ -445,7 +446,8 @@ def sweep(grid: Mapping[str, Any] | str | os.PathLike, out: str | os.PathLike,
             f"Fixed: {_settings_label(fixed, list(fixed))}.{recipe_note} Each line: mean ± "
             f"sample standard deviation over {SPREAD_OVER}s.\n\n{table}\n")
     summary_path = out / "summary.md"
-    summary_path.write_text(text)
+    with replaced(summary_path) as fh:
+        fh.write(text)
     plot, note = None, None
     try:
         import matplotlib  # noqa: F401

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from otdiv._files import replaced
+
 COLUMNS = ("problem", "constraint", "estimate", "exact W1", "closed form", "rel. error",
            "slope G", "estimate / G", "rel. error (/ G)", "flow-corrected",
            "rel. error (flow)", "Lip lower", "Lip upper",
@@ -94,7 +96,8 @@ def write_json(path: str | Path, payload: dict[str, Any]) -> Path:
         return v
 
     path = Path(path)
-    path.write_text(json.dumps(clean(payload), indent=2) + "\n")
+    with replaced(path) as fh:  # whole or the previous one: a sweep's resume reads it
+        fh.write(json.dumps(clean(payload), indent=2) + "\n")
     return path
 
 

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from contextlib import contextmanager
 
-from otdiv._files import FileError
+from otdiv._files import FileError, replaced
 
 
 def read_rows(path: str, name: str = "--json") -> list[dict]:
@@ -59,13 +58,5 @@ def write_rows(path: str, mine: list[dict], name: str = "--json") -> None:
         taken = [r["settings"] for r in mine]
         others = [r for r in read_rows(path, name)
                   if r.get("settings") is None or r["settings"] not in taken]
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + ".",
-                                   suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(others + mine, fh, indent=1)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        with replaced(path) as fh:
+            json.dump(others + mine, fh, indent=1)

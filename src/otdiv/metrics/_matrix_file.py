@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 
 import numpy as np
 
-from otdiv._files import FileError, writable_file
+from otdiv._files import FileError, replaced, writable_file
 
 NAME = "checkpoint"
 
@@ -53,14 +52,6 @@ def read_solved(path: str | os.PathLike, key: str, values: np.ndarray,
 
 def write_solved(path: str | os.PathLike, key: str, values: np.ndarray,
                  solved: np.ndarray) -> None:
-    """Write the file (module docstring) through a temporary file that replaces it."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, key=np.array(key), values=values, solved=solved)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write the file (module docstring), whole or not at all (:func:`otdiv._files.replaced`)."""
+    with replaced(path, "wb") as fh:
+        np.savez(fh, key=np.array(key), values=values, solved=solved)
