@@ -32,3 +32,37 @@ def test_the_new_file_replaces_the_old_with_the_usual_permissions(tmp_path):
     with replaced(tmp_path / "data.bin", "wb") as fh:
         fh.write(b"\x00\x01")
     assert (tmp_path / "data.bin").read_bytes() == b"\x00\x01"
+
+
+def test_a_link_is_followed_and_a_private_file_stays_private(tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "report.json").write_text("old")
+    link = tmp_path / "report.json"
+    link.symlink_to(real / "report.json")
+    os.chmod(real / "report.json", 0o600)
+    with replaced(link) as fh:
+        fh.write("new")
+    assert link.is_symlink() and (real / "report.json").read_text() == "new"
+    assert os.stat(real / "report.json").st_mode & 0o777 == 0o600
+
+
+def test_a_directory_is_a_value_error(tmp_path):
+    with pytest.raises(ValueError, match="is a directory"), replaced(tmp_path) as fh:
+        fh.write("x")
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="root writes in any folder")
+def test_a_folder_without_write_permission_is_refused_up_front(tmp_path):
+    from otdiv._files import writable_file
+
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    (folder / "D.npz").write_bytes(b"")
+    os.chmod(folder, 0o555)       # the file is writable, a file beside it cannot be made
+    try:
+        with pytest.raises(ValueError, match="checkpoint: cannot write"):
+            writable_file(folder / "D.npz", "checkpoint")
+    finally:
+        os.chmod(folder, 0o755)

@@ -8,6 +8,7 @@ this process.
 
 from __future__ import annotations
 
+import functools
 import time
 
 import numpy as np
@@ -138,6 +139,7 @@ def _interrupted_after(monkeypatch, calls: int):
     def metric(name):
         fn = real(name)
 
+        @functools.wraps(fn)
         def counted(*a, **k):
             if len(made) == calls:
                 raise KeyboardInterrupt
@@ -152,8 +154,9 @@ def _interrupted_after(monkeypatch, calls: int):
 
 def test_a_checkpoint_keeps_what_an_interrupted_call_solved(monkeypatch, tmp_path):
     """Interrupted after 4 of the 6 pairs of a square 4 x 4 matrix, the checkpoint holds
-    those 4 entries (exact W1 by POT); the same call again solves only the 2 it lacks and
-    returns the serial loop's matrix; other clouds or options are refused by name."""
+    those 4 entries and their mirror images (exact W1 by POT); the same call again solves
+    only the 2 it lacks and returns the serial loop's matrix; other clouds or options are
+    refused by name."""
     ot = pytest.importorskip("ot")
     xs, path = clouds(4, 5), tmp_path / "D.npz"
     made = _interrupted_after(monkeypatch, 4)
@@ -161,7 +164,8 @@ def test_a_checkpoint_keeps_what_an_interrupted_call_solved(monkeypatch, tmp_pat
         otdiv.pairwise(xs, progress=False, checkpoint=path)
     with np.load(path) as f:
         solved, values = f["solved"], f["values"]
-    assert solved.sum() == 4 and not solved.diagonal().any()
+    assert np.triu(solved).sum() == 4 and not solved.diagonal().any()
+    np.testing.assert_array_equal(solved, solved.T)           # mirrored, as returned
     for i, j in zip(*np.nonzero(solved), strict=True):
         a, b = np.full(len(xs[i]), 1 / len(xs[i])), np.full(len(xs[j]), 1 / len(xs[j]))
         assert values[i, j] == pytest.approx(ot.emd2(a, b, ot.dist(xs[i], xs[j],
@@ -197,3 +201,38 @@ def test_a_bad_checkpoint_is_a_value_error_naming_it_before_any_work(make, tmp_p
         path.write_bytes(b"not an npz")
     with pytest.raises(ValueError, match="checkpoint"):
         otdiv.pairwise(clouds(3, 0), progress=False, checkpoint=path)
+
+
+def test_a_checkpoint_is_the_returned_matrix_and_matches_equal_options(monkeypatch, tmp_path):
+    """The file of a square symmetric matrix holds it mirrored, as returned; the same
+    options written another way (numpy scalar, an explicit default) resume it; a call its
+    metric refuses leaves no file that would block the corrected call."""
+    xs, path = clouds(4, 8), tmp_path / "S.npz"
+    with pytest.raises(ValueError, match="eps"):
+        otdiv.pairwise(xs, metric="sinkhorn_divergence", eps=-1.0, progress=False,
+                       checkpoint=path)
+    assert not path.exists()
+    first = otdiv.pairwise(xs, metric="sinkhorn_divergence", eps=0.5, progress=False,
+                           checkpoint=path)
+    with np.load(path) as f:
+        np.testing.assert_array_equal(f["values"], first)
+        assert f["solved"].sum() == 12            # every entry off the diagonal
+    made = _interrupted_after(monkeypatch, 0)      # any solve would raise
+    again = otdiv.pairwise(xs, metric="sinkhorn_divergence", eps=np.float64(0.5), p=2,
+                           progress=False, checkpoint=path)
+    assert not made
+    np.testing.assert_array_equal(again, first)
+
+
+def test_a_checkpoint_that_cannot_be_written_warns_and_the_matrix_is_returned(
+        monkeypatch, tmp_path):
+    import otdiv.metrics._matrix_file as matrix_file
+
+    def full_disk(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(matrix_file, "replaced", full_disk)
+    xs = clouds(3, 9)
+    with pytest.warns(RuntimeWarning, match="checkpoint: could not write"):
+        got = otdiv.pairwise(xs, progress=False, checkpoint=tmp_path / "D.npz")
+    np.testing.assert_array_equal(got, serial(xs, xs, "wasserstein", {}, square=True))

@@ -80,8 +80,9 @@ def out_dir(path: str | Path, name: str = "out") -> Path:
 
 def writable_file(path: str | Path, name: str) -> Path:
     """``path`` as a file this process can write, checked before any work is done: a
-    directory, a missing parent folder or a place without write permission is a ValueError
-    naming ``name``. Nothing is left behind."""
+    directory, a missing parent folder or a place without write permission — for the file
+    and for the temporary file beside it that :func:`replaced` writes first — is a
+    ValueError naming ``name``. Nothing is left behind."""
     p = Path(path)
     if p.is_dir():
         raise FileError(f"{name}: {path} is a directory; give a file name")
@@ -89,24 +90,41 @@ def writable_file(path: str | Path, name: str) -> Path:
     try:
         with open(p, "ab"):
             pass
+        if not existed:
+            p.unlink()
+        probe = _temporary(os.path.realpath(p))
+        with open(probe, "xb"):
+            pass
+        os.unlink(probe)
     except OSError as exc:
         raise FileError(f"{name}: cannot write {path}: {exc.strerror or exc}") from None
-    if not existed:
-        p.unlink()
     return p
+
+
+def _temporary(path: str) -> str:
+    """A file name beside ``path`` that no other process or call uses."""
+    return f"{path}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
 
 
 @contextmanager
 def replaced(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     """A new file beside ``path``, open for writing (``mode`` "w" or "wb"), that replaces
-    ``path`` when the block ends without an error (``os.replace``: the file is whole or the
-    previous one); on an error or an interrupt it is removed and ``path`` left as it was.
-    The new file has the permissions of any file this process creates (its umask)."""
-    path = os.fspath(path)
-    tmp = f"{path}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    ``path`` when the block ends without an error (flushed to disk, then ``os.replace``: the
+    file is whole or the previous one); on an error or an interrupt it is removed and
+    ``path`` left as it was. A symbolic link is followed (its target is replaced), an
+    existing file keeps its permissions, and a new one gets those of any file this process
+    creates (its umask). A directory at ``path`` is a FileError (a ValueError)."""
+    path = os.path.realpath(path)  # absolute too: a chdir in the block changes nothing
+    if os.path.isdir(path):
+        raise FileError(f"{path} is a directory; give a file name")
+    tmp = _temporary(path)
     try:
         with open(tmp, mode.replace("w", "x")) as fh:
             yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        if os.path.exists(path):
+            os.chmod(tmp, os.stat(path).st_mode & 0o7777)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

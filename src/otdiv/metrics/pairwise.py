@@ -14,7 +14,6 @@ import inspect
 import math
 import os
 import sys
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,7 +37,6 @@ MIN_TASK_SECONDS = 0.1  # a task's estimated work; Dask's overhead is ~1-3 ms pe
 TASKS_PER_THREAD = 4  # at least this many tasks per worker thread, for load balance
 MAX_TASKS = 50_000  # a Dask scheduler handles ~1-5 thousand tasks a second
 IN_PROCESS_SECONDS = 10.0  # client=None: below this estimate, no cluster is started
-CHECKPOINT_SECONDS = 30.0  # checkpoint=: the solved entries are written at least this often
 
 # seconds per unit of the cost model below, measured on one core of a 2-core x86 CPU
 _RATE = {"wasserstein": 2.5e-7, "sinkhorn": 1.5e-7, "sinkhorn_divergence": 2e-7,
@@ -138,11 +136,11 @@ def pairwise(
             ``distributed`` is not installed), else on a ``LocalCluster`` of one
             single-threaded worker process per core, started and closed by this call.
         progress: a bar of pairs done / total on stderr (when it is a terminal).
-        checkpoint: a file (.npz) that keeps the entries solved so far: written every
-            :data:`CHECKPOINT_SECONDS` and when the call ends, also by an error or an
-            interrupt; a call with the same clouds, metric and options solves only the
-            entries it lacks. A file of another matrix is a ValueError naming it (delete it
-            or name another file). None (default): no file.
+        checkpoint: a file (.npz) that keeps the entries solved so far: written every 30 s
+            and when the call ends, also by an error or an interrupt; a call with the same
+            clouds, metric and options solves only the entries it lacks. A file of another
+            matrix is a ValueError naming it (delete it or name another file). None
+            (default): no file.
         **options: keyword arguments of the metric (``p``, ``eps``, ``seed``, ``k`` ...),
             the same for every pair.
 
@@ -183,11 +181,13 @@ def pairwise(
         where = [(i, nx + j) for i, j in pairs]
     out = np.zeros((nx, ny))
     solved = np.zeros((nx, ny), dtype=bool)
+    every = len(pairs)
     if checkpoint is not None:
-        from otdiv.metrics._matrix_file import key_of, read_solved, write_solved
+        from otdiv.metrics._matrix_file import Checkpoint, key_of
 
-        key = key_of(metric, options, square, clouds)
-        read_solved(checkpoint, key, out, solved)
+        kept = Checkpoint(checkpoint, key_of(metric, fn, options, square, clouds),
+                          mirror=square and symmetric)
+        kept.read(out, solved)
         keep = [k for k, (i, j) in enumerate(pairs) if not solved[i, j]]
         pairs, where = [pairs[k] for k in keep], [where[k] for k in keep]
     cost = [_cost(metric, len(clouds[a]), len(clouds[b]), options) for a, b in where]
@@ -196,9 +196,7 @@ def pairwise(
                         or sum(cost) < IN_PROCESS_SECONDS) as dask_client:
         threads = 1 if dask_client is None else n_threads(dask_client)
         batches = _batches(pairs, cost, threads)
-        total = len(pairs) + (int(solved.sum()) if checkpoint is not None else 0)
-        bar = _progress_bar(total, progress, initial=total - len(pairs))
-        saved = time.monotonic()
+        bar = _progress_bar(every, progress, initial=every - len(pairs))
         try:
             for done in _run(dask_client, (metric, options, "xs" if square else "ys"), clouds,
                              pairs, where, batches):
@@ -206,14 +204,12 @@ def pairwise(
                     out[i, j] = value
                     solved[i, j] = True
                 bar.update(len(done))
-                if checkpoint is not None and \
-                        time.monotonic() - saved >= CHECKPOINT_SECONDS:
-                    write_solved(checkpoint, key, out, solved)
-                    saved = time.monotonic()
+                if checkpoint is not None:
+                    kept.write(out, solved)   # every 30 s
         finally:
             bar.close()
             if checkpoint is not None:  # also on an error or an interrupt: nothing is lost
-                write_solved(checkpoint, key, out, solved)
+                kept.write(out, solved, final=True)
     if square and symmetric:
         upper = np.triu_indices(nx, 1)
         out[upper[1], upper[0]] = out[upper]
