@@ -236,3 +236,9 @@ def test_a_checkpoint_that_cannot_be_written_warns_and_the_matrix_is_returned(
     with pytest.warns(RuntimeWarning, match="checkpoint: could not write"):
         got = otdiv.pairwise(xs, progress=False, checkpoint=tmp_path / "D.npz")
     np.testing.assert_array_equal(got, serial(xs, xs, "wasserstein", {}, square=True))
+
+
+@pytest.mark.parametrize("bad", [True, 3, ["D.npz"]])
+def test_a_checkpoint_that_is_not_a_path_is_a_type_error_naming_it(bad):
+    with pytest.raises(TypeError, match="checkpoint must be a file path"):
+        otdiv.pairwise(clouds(3, 0), progress=False, checkpoint=bad)

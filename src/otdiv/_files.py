@@ -1,4 +1,5 @@
-"""Reading what a user hands otdiv on disk: sample files (.npy, .csv) and output places.
+"""Files: reading what a user hands otdiv on disk (sample files, .npy and .csv; output
+places, checked before any work) and writing results whole or not at all (:func:`replaced`).
 
 Shared by the command line (``otdiv distance``, ``otdiv audit``) and
 :func:`otdiv.audit.run.run_audit`; every failure is a FileError (a ValueError) of one line naming

@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from otdiv.audit.settings import (  # noqa: F401  (check_setting, widths: their old home)
+from otdiv.audit.settings import (  # noqa: F401  (check_setting: its old home)
     AuditSettings,
     Label,
     check_setting,

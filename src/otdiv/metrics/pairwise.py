@@ -139,8 +139,8 @@ def pairwise(
         checkpoint: a file (.npz) that keeps the entries solved so far: written every 30 s
             and when the call ends, also by an error or an interrupt; a call with the same
             clouds, metric and options solves only the entries it lacks. A file of another
-            matrix is a ValueError naming it (delete it or name another file). None
-            (default): no file.
+            matrix is a ValueError naming it (delete it or name another file), an option
+            that is not a number or a string a TypeError. None (default): no file.
         **options: keyword arguments of the metric (``p``, ``eps``, ``seed``, ``k`` ...),
             the same for every pair.
 
@@ -184,6 +184,9 @@ def pairwise(
     every = len(pairs)
     if checkpoint is not None:
         from otdiv.metrics._matrix_file import Checkpoint, key_of
+
+        if not isinstance(checkpoint, (str, os.PathLike)):
+            raise TypeError(f"checkpoint must be a file path, got {type(checkpoint).__name__}")
 
         kept = Checkpoint(checkpoint, key_of(metric, fn, options, square, clouds),
                           mirror=square and symmetric)
