@@ -175,16 +175,14 @@ def _critic_name(label: str, constraint: str, seed: int) -> str:
     return f"{label.replace(' ', '_').replace('=', '')}_{constraint}_s{seed}.pt"
 
 
-def row(label: str, toy, constraint: str, seed: int, args, ref=None,
-        chosen: dict | None = None) -> tuple[str, dict]:
+def row(label: str, toy, constraint: str, seed: int, args, ref, chosen: dict
+        ) -> tuple[str, dict]:
     """Train, audit, and format one row (markdown) with its JSON record; ``ref``: the
-    problem's reference W1 (:func:`reference`), the truth where there is no closed form;
-    ``chosen``: the row's :func:`settings` (computed when None)."""
+    problem's reference W1 (:func:`reference`), the truth where there is no closed form
+    (None: a closed form); ``chosen``: the row's :func:`settings`."""
     from otdiv.audit import audit_critic, train_critic
 
     t0 = time.perf_counter()
-    if chosen is None:
-        chosen = settings(label, constraint, seed, args, toy)
     name = _critic_name(label, constraint, seed)
     if args.load_critics:
         from otdiv.audit.checkpoint import load_critic
