@@ -53,7 +53,7 @@ def _folder_lock(folder: str):
 def write_rows(path: str, mine: list[dict], name: str = "--json") -> None:
     """Merge this run's rows ``mine`` into ``path`` (module docstring): the file's rows
     whose ``settings`` none of ``mine`` has, in their order, then ``mine``."""
-    folder = os.path.dirname(os.path.abspath(path))
+    folder = os.path.dirname(os.path.realpath(path))  # where replaced() writes
     with _folder_lock(folder):
         taken = [r["settings"] for r in mine]
         others = [r for r in read_rows(path, name)
