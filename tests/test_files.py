@@ -66,3 +66,32 @@ def test_a_folder_without_write_permission_is_refused_up_front(tmp_path):
             writable_file(folder / "D.npz", "checkpoint")
     finally:
         os.chmod(folder, 0o755)
+
+
+def test_replaced_waits_out_a_file_held_open_on_windows(tmp_path, monkeypatch):
+    # Windows refuses os.replace for a moment while another process holds the target open;
+    # replaced() tries again there, and raises at once elsewhere (where it is a real refusal)
+    import otdiv._files as files
+
+    target = tmp_path / "report.json"
+    target.write_text("old")
+    real, calls = os.replace, []
+
+    def held_twice(src, dst):
+        calls.append(dst)
+        if len(calls) <= 2:
+            raise PermissionError(13, "The process cannot access the file")
+        real(src, dst)
+
+    monkeypatch.setattr(files.os, "replace", held_twice)
+    monkeypatch.setattr(files, "_RETRY_REPLACE", True)
+    with replaced(target) as fh:
+        fh.write("new")
+    assert target.read_text() == "new" and len(calls) == 3
+
+    calls.clear()
+    monkeypatch.setattr(files, "_RETRY_REPLACE", False)
+    with pytest.raises(PermissionError), replaced(target) as fh:
+        fh.write("newer")
+    assert target.read_text() == "new" and len(calls) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]  # no temporary left

@@ -74,3 +74,29 @@ def test_spectral_normalize_an_all_zero_layer_then_train_it():
     for _ in range(20):
         layer(torch.ones(1, 3))
     assert torch.linalg.matrix_norm(layer.weight.detach(), 2).item() == pytest.approx(1, rel=1e-4)
+
+
+def test_a_zero_layer_leaving_zero_draws_its_vectors_reproducibly_off_the_global_rng():
+    # the vectors are drawn again once the weight leaves zero; two runs from the same
+    # state must give the same layer, and torch's global RNG must not move
+    def run() -> tuple[torch.Tensor, torch.Tensor]:
+        layer = torch.nn.Linear(5, 4)
+        torch.nn.init.zeros_(layer.weight)
+        spectral_normalize_(layer)
+        layer(torch.ones(1, 5))  # the zero weight: nothing drawn
+        with torch.no_grad():
+            layer.parametrizations.weight.original.copy_(
+                torch.arange(20.0).reshape(4, 5).sin())
+        state = torch.get_rng_state()
+        layer.train()
+        layer(torch.ones(1, 5))  # draws the vectors, one power-iteration step
+        assert torch.equal(torch.get_rng_state(), state)
+        sn = layer.parametrizations.weight[0]
+        return sn._u.clone(), layer.weight.detach().clone()
+
+    torch.manual_seed(1)
+    u1, w1 = run()
+    torch.manual_seed(2)  # another global state: the same vectors all the same
+    u2, w2 = run()
+    assert torch.equal(u1, u2) and torch.equal(w1, w2)
+    assert bool(u1.any())

@@ -126,8 +126,29 @@ def replaced(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
             os.fsync(fh.fileno())
         if os.path.exists(path):
             os.chmod(tmp, os.stat(path).st_mode & 0o7777)
-        os.replace(tmp, path)
+        _replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+# On Windows a file another process holds open (an editor, a virus scanner, a reader of
+# the report) cannot be replaced for a moment; POSIX replaces it regardless, so there a
+# PermissionError is a real one and is raised at once.
+_RETRY_REPLACE = os.name == "nt"
+_REPLACE_WAITS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)  # seconds, about 2 in all
+
+
+def _replace(tmp: str, path: str) -> None:
+    """``os.replace(tmp, path)``, tried again for about 2 s where the platform refuses to
+    replace a file that is open (Windows)."""
+    import time
+
+    for wait in _REPLACE_WAITS if _RETRY_REPLACE else ():
+        try:
+            os.replace(tmp, path)
+            return
+        except PermissionError:
+            time.sleep(wait)
+    os.replace(tmp, path)

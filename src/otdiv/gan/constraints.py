@@ -354,6 +354,7 @@ def spectral_normalize_(
 
 
 _MAX_POWER_ITERATIONS = 10_000
+_REDRAW_SEED = 0x5EED  # start vectors of a layer whose weight leaves zero (any fixed seed)
 
 
 @functools.cache
@@ -363,7 +364,9 @@ def _zero_safe_spectral_norm_class():
     torch divides W by σ(W) estimated from power-iteration vectors u, v; at W = 0 both σ
     and the vectors become 0, so the layer outputs 0/0 = NaN, and a layer that starts at
     zero never recovers (its u, v stay 0). Here a zero weight is returned as it is (it is
-    already 1-Lipschitz), and the vectors are drawn again once the weight is non-zero.
+    already 1-Lipschitz), and the vectors are drawn again once the weight is non-zero —
+    from a generator of their own with a fixed seed, so a training run stays reproducible
+    and torch's global RNG (which the caller may have seeded for other draws) is untouched.
     """
     import torch
     from torch.nn.utils.parametrizations import _SpectralNorm
@@ -376,8 +379,9 @@ def _zero_safe_spectral_norm_class():
                 return weight
             if not bool(self._u.any()):
                 with torch.no_grad():
-                    self._u.normal_()
-                    self._v.normal_()
+                    draws = torch.Generator(device=self._u.device).manual_seed(_REDRAW_SEED)
+                    self._u.normal_(generator=draws)
+                    self._v.normal_(generator=draws)
                     self._power_method(self._reshape_weight_to_matrix(weight), 15)
             return super().forward(weight)
 
