@@ -10,7 +10,7 @@ the scale 0.2 √max(m, n) giving the update the RMS of Adam's at the same ``lr`
 (``adjust_lr_fn="match_rms_adamw"``), so one learning rate serves both. Every singular
 direction of M moves at the same rate: the rare directions of the minibatch gradients are
 not drowned by the frequent ones, which is what aligns a WGAN critic with a transport of
-many directions in fewer samples (docs/critic_benchmark.md, "An optimiser that needs fewer
+many directions in fewer samples (docs/critic_benchmark_history.md, "An optimiser that needs fewer
 samples"). Vectors (biases) and the last layer (1 × n) have no such structure and stay
 on Adam.
 """
