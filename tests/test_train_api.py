@@ -66,6 +66,53 @@ def test_threads_restored_when_training_fails():
     assert torch.get_num_threads() == 3
 
 
+def _subnormal_survives() -> bool:
+    # an independent probe of the CPU's mode: float32's smallest normal, halved
+    tiny = torch.tensor([torch.finfo(torch.float32).tiny])
+    return bool((tiny / 2).item() > 0.0)
+
+
+class _DenormalSpy(torch.nn.Linear):
+    """A linear critic that records, at every training forward pass, whether subnormal
+    floats survive."""
+
+    def __init__(self):
+        super().__init__(2, 1)
+        self.seen: set[bool] = set()
+
+    def forward(self, x):
+        if self.training:
+            self.seen.add(_subnormal_survives())
+        return super().forward(x)
+
+
+@pytest.mark.skipif(not torch.set_flush_denormal(False), reason="no flush-to-zero on this CPU")
+@pytest.mark.parametrize("before", [False, True])
+@pytest.mark.parametrize("fails", [False, True])
+def test_subnormals_are_flushed_inside_the_loop_and_the_mode_restored(before, fails):
+    # the training loop flushes subnormal floats (a Softplus critic's slow path) and leaves
+    # the caller's mode as it found it, on success and on an error
+    torch.set_flush_denormal(before)
+    try:
+        assert _subnormal_survives() is not before
+        spy = _DenormalSpy()
+        if fails:
+            spy.register_forward_hook(lambda *a: (_ for _ in ()).throw(RuntimeError("boom"))
+                                      if spy.training else None)
+        x = np.random.default_rng(0).normal(size=(50, 2))
+        if fails:
+            with pytest.raises(RuntimeError, match="boom"):
+                train_critic(x, x + 1, critic=spy, steps=3, batch_size=8, device="cpu",
+                             seed=0, progress=False)
+        else:
+            train_critic(x, x + 1, critic=spy, steps=3, batch_size=8, device="cpu", seed=0,
+                         progress=False)
+        assert spy.seen == {False}  # flushed in every training pass, whatever the caller's
+        assert _subnormal_survives() is not before
+    finally:
+        torch.set_flush_denormal(False)
+
+
 class _Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True

@@ -27,7 +27,13 @@ from otdiv.audit.models import (
     seeded_module,
 )
 from otdiv.audit.optimizers import check_lr
-from otdiv.audit.train import check_steps, progress_reporter, resolve_threads, torch_threads
+from otdiv.audit.train import (
+    check_steps,
+    flushed_denormals,
+    progress_reporter,
+    resolve_threads,
+    torch_threads,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -93,7 +99,8 @@ def train_discriminator(
     n_threads = resolve_threads(threads, dev, batch_size,
                                 sum(p.numel() for p in disc.parameters()))
     start = time.perf_counter()
-    with torch_threads(n_threads), progress_reporter(steps, progress, "discriminator") as bar:
+    with torch_threads(n_threads), flushed_denormals(dev), \
+            progress_reporter(steps, progress, "discriminator") as bar:
         for _ in range(steps):
             x = torch.as_tensor(src_real.draw(batch_size, rng), dtype=torch.float32).to(dev)
             y = torch.as_tensor(src_fake.draw(batch_size, rng), dtype=torch.float32).to(dev)
