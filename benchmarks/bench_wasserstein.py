@@ -21,7 +21,7 @@ import statistics
 import warnings
 
 import numpy as np
-from _harness import options, paired, run_isolated, table
+from _harness import machine, options, paired, run_isolated, table
 
 SIZES = {"N_EXACT": (4000, 300), "N_LAZY": (10_000, 400), "N_1D": (10**6, 10**4),
          "N_SLICED": (10**5, 10**3), "D_SLICED": (10, 10), "L_SLICED": (100, 100)}
@@ -274,7 +274,8 @@ def main() -> None:
     header = ["case", "peer", "otdiv (s)", "peer (s)", "ratio", "target", "met",
               "rel. difference of values"]
     print("## Exact and sliced Wasserstein\n")
-    print("Script: `benchmarks/bench_wasserstein.py`. " + __doc__.split("\n\n", 1)[1]
+    print(f"Script: `benchmarks/bench_wasserstein.py`, on {machine()}. "
+          + __doc__.split("\n\n", 1)[1]
           .replace("\n", " ").strip() + "\n")
     print(table(header, ROWS))
     print(f"\nWarm start of POT's network simplex, W1, n = m = {S.N_EXACT}, d = 2, cost matrix "

@@ -61,8 +61,9 @@ def main() -> None:
     sections = [p.read_text() for p in (RESULTS / f"{name}.md" for name in names) if p.exists()]
     text = (
         "# Benchmarks\n\n"
-        f"Machine: {machine()}. Assembled on {datetime.date.today()} by `make bench` "
-        "(`python benchmarks/run.py`); each section names the script that produced it. "
+        f"Assembled on {datetime.date.today()} on {machine()} by `make bench` "
+        "(`python benchmarks/run.py`); each section names the script that produced it and "
+        "the machine it ran on (a section is rerun alone: `python benchmarks/run.py NAME`). "
         "Times are medians of repeated runs in one process; ratios are otdiv / peer in "
         "the same run (below 1: otdiv is faster).\n\n" + "\n\n".join(sections)
     )

@@ -194,13 +194,14 @@ def flushed_denormals(device: torch.device):
     """Run the block with subnormal floats (|x| < 1.2e-38 in float32) flushed to zero on a
     CPU device, and restore the previous mode afterwards.
 
-    A Softplus(β) critic makes them: its derivative σ(β z) falls below float32's normal
-    range for β z < −87, and every product with such a number takes a slow path on x86
-    CPUs. Measured on funnels d = 64, K = 256 (batch 1024, Muon lr 4e-3, 500 steps, one
-    thread): 0.24 s a step against 0.12 s flushed, and worse as training goes on
-    (docs/benchmarks.md, "Critic training: subnormal floats"). What flushing changes is
-    below 1.2e-38 of a gradient, far under float32's rounding. torch sets the mode for the
-    calling thread; a CUDA device is left alone (its kernels flush by their own flags).
+    A Softplus(β) critic makes them: its activation log(1 + e^{β z})/β and derivative
+    σ(β z) fall below float32's normal range for β z < −87, and every product with such a
+    number takes a slow path on x86 CPUs. On the MinFunnel benchmark's critic (d = 64,
+    K = 256, batch 1024, one thread) 0.23 % of the derivatives were subnormal and a step
+    took 0.84 s, against 0.14 s flushed (docs/benchmarks.md, "Critic training: subnormal
+    floats"). What flushing changes is below 1.2e-38 of a value, far under float32's
+    rounding. torch sets the mode for the calling thread only (with several intra-op
+    threads the pool's others keep theirs); a CUDA device is left alone.
     """
     import torch
 
