@@ -25,7 +25,7 @@ import sys
 import time
 
 import numpy as np
-from _harness import LoadLog, drop_notices, options, run_isolated, table, timed
+from _harness import LoadLog, drop_notices, machine, options, run_isolated, table, timed
 
 SIZES = {"N_SMALL": (64, 16), "N_LARGE": (128, 24), "PAIRS": (1, 1)}
 
@@ -190,6 +190,7 @@ def main() -> None:
     load = LoadLog()
     pot_run = start_pot_large()
     print("## Histograms on grids (DOTmark-style)\n")
+    print(f"Machine: {machine()}.\n")
     print("`benchmarks/bench_exact_grids.py`: exact W2 and W1 between N × N images as "
           "histograms on the grid {0..N−1}² (white noise, a log-Gaussian random field, three "
           "disks with zero mass elsewhere; generated, seeded), otdiv's sparse simplex through "

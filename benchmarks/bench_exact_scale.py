@@ -22,7 +22,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from _harness import options, paired, run_isolated, table
+from _harness import machine, options, paired, run_isolated, table
 
 SIZES = {"N_MAX": (100_000, 2000), "N_HIGHD": (20_000, 400), "N_WEIGHTED": (4000, 300),
          "N_POT": (10_000, 400)}
@@ -197,6 +197,7 @@ def main() -> None:
     bench_scale()
     figure()
     print("## Exact OT at scale\n")
+    print(f"Machine: {machine()}.\n")
     print(__doc__.split("\n\n")[1].replace("\n", " ") + "\n")
     print(table(["case", "time (s)", "of which all-pairs pricing (s)", "pricing rounds",
                  "pivots (all levels)", "peak (MiB)", "status", "load", "target", "met"],

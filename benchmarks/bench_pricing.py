@@ -27,7 +27,7 @@ import statistics
 import time
 
 import numpy as np
-from _harness import LoadLog, options, table
+from _harness import LoadLog, machine, options, table
 
 SIZES = {"N_SOLVE": (10_000, 600), "N_SOLVE_HIGH": (20_000, 600), "N1": (10_000, 600),
          "N2": (50_000, 1000), "N3": (100_000, 1500)}
@@ -46,9 +46,11 @@ def solve_potentials(n: int, d: int, p: float):
     solve's time and the pruned pricing's time in it."""
     from otdiv.kernels import pricing_numba
     from otdiv.ot import network_simplex as ns
+    from otdiv.ot.multiscale import multiscale_transport
 
     rng = np.random.default_rng(0)
     x, y, _ = unit(rng.standard_normal((n, d)), 1.5 * rng.standard_normal((n, d)) + 0.5)
+    x, y = x[ns.kd_order(x)], y[ns.kd_order(y)]  # the order the coarse-to-fine start needs
     rounds, pricing = [], []
     inner = pricing_numba.most_negative
 
@@ -63,8 +65,8 @@ def solve_potentials(n: int, d: int, p: float):
     try:
         mass = np.full(n, 1.0 / n)
         t0 = time.perf_counter()
-        sol = ns.exact_transport(x, y, mass, mass, p, uniform=True, max_pivots=2**62,
-                                 memory_budget=0)  # every level prices on the fly
+        sol = multiscale_transport(x, y, mass, mass, p, max_pivots=2**62,
+                                   memory_budget=0)  # every level prices on the fly
         t_solve = time.perf_counter() - t0
     finally:
         pricing_numba.most_negative = inner
@@ -136,6 +138,7 @@ def main() -> None:
                          *compare(x, y, p, f, g)])
             load.sample()
     print("## Pricing\n")
+    print(f"Machine: {machine()}.\n")
     print("`benchmarks/bench_pricing.py`. " + __doc__.split("\n\n", 1)[1].strip())
     print(f"\nLoad average during the run: {load}.\n")
     print(table(["n = m", "d", "cost", "potentials", "brute force (s)",

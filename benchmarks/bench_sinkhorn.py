@@ -13,7 +13,7 @@ import sys
 import warnings
 
 import numpy as np
-from _harness import LoadLog, median_time, options, run_isolated, table, timed
+from _harness import LoadLog, machine, median_time, options, run_isolated, table, timed
 
 SIZES = {"N": (5000, 300), "LARGE_N": (50_000, 1000), "BEFORE_N": (20_000, 500),
          "N_BACKWARD": (1500, 200)}
@@ -181,7 +181,8 @@ def main():
     a = np.full(S.N, 1 / S.N)
     otdiv.sinkhorn(x[:50], y[:50], eps=0.1)  # compile the kernels outside the timings
     otdiv.sinkhorn(x[:50], y[:50], eps=0.1, memory_budget=8)
-    lines = [f"## Sinkhorn\n\n`benchmarks/bench_sinkhorn.py`: n = m = {S.N}, d = 2, p = 2, "
+    lines = [f"## Sinkhorn\n\nMachine: {machine()}.\n\n"
+             f"`benchmarks/bench_sinkhorn.py`: n = m = {S.N}, d = 2, p = 2, "
              f"float64, uniform weights, eps relative to max C = {cmax:.3g}; every solver "
              f"run to an L1 marginal error <= {TOL:g} of its returned plan (POT: loosest "
              "`stopThr` that achieves it; GeomLoss: smallest annealing `scaling` that does). "

@@ -1,7 +1,7 @@
 """Can the critic network represent the MinFunnel potential? Supervised fit of u and ∇u.
 
 The WGAN critics of the MinFunnel pairs end misaligned with the transport at d >= 64 and
-K = 64 funnels (cos = D_T / G_T well below 1, docs/critic_benchmark.md). This script
+K = 64 funnels (cos = D_T / G_T well below 1, docs/critic_benchmark_history.md). This script
 separates the two possible causes. It fits the same MLP (``mlp_critic``, Softplus(30),
 Adam 2e-3 (0.5, 0.9), cosine schedule, batch 256 of each of P and Q, fresh every step)
 to the *known* optimal potential by regression,

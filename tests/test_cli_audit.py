@@ -125,7 +125,7 @@ def test_audit_defaults_are_the_documented_recipe():
     assert (args.constraint, args.steps, args.hidden, args.lambda_gp) == \
         ("lp", 12000, "auto", 10.0)
     assert settings(args).recipe() == (30.0, 2e-3, "cosine", muon)  # docs/audit.md's first block
-    # Softplus(30) off the paper toys too (docs/critic_benchmark.md); 'none' forces ReLU
+    # Softplus(30) off the paper toys too (docs/critic_benchmark_history.md); 'none': ReLU
     assert settings(audit_parser().parse_args(["--toy", "translate"])).recipe()[0] == 30.0
     relu = audit_parser().parse_args(["--toy", "funnels", "--softplus-beta", "none"])
     assert settings(relu).recipe()[0] is None

@@ -95,3 +95,27 @@ def test_replaced_waits_out_a_file_held_open_on_windows(tmp_path, monkeypatch):
         fh.write("newer")
     assert target.read_text() == "new" and len(calls) == 1
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]  # no temporary left
+
+
+def test_replaced_gives_up_after_about_two_seconds_and_leaves_the_target(tmp_path, monkeypatch):
+    # a file held open for good: the waits run out, the last refusal is raised, no sleep
+    # follows the last try, the target is as it was and no temporary file is left
+    import otdiv._files as files
+
+    target = tmp_path / "report.json"
+    target.write_text("old")
+    tries, waits = [], []
+
+    def held(src, dst):
+        tries.append(dst)
+        raise PermissionError(13, "The process cannot access the file")
+
+    monkeypatch.setattr(files.os, "replace", held)
+    monkeypatch.setattr(files, "_RETRY_REPLACE", True)
+    monkeypatch.setattr("time.sleep", waits.append)
+    with pytest.raises(PermissionError), replaced(target) as fh:
+        fh.write("new")
+    assert len(tries) == len(files._REPLACE_WAITS) + 1 and waits == list(files._REPLACE_WAITS)
+    assert 1.5 < sum(waits) < 3.0
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]

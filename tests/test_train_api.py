@@ -105,12 +105,32 @@ def test_subnormals_are_flushed_inside_the_loop_and_the_mode_restored(before, fa
                 train_critic(x, x + 1, critic=spy, steps=3, batch_size=8, device="cpu",
                              seed=0, progress=False)
         else:
-            train_critic(x, x + 1, critic=spy, steps=3, batch_size=8, device="cpu", seed=0,
-                         progress=False)
+            trained = train_critic(x, x + 1, critic=spy, steps=3, batch_size=8,
+                                   device="cpu", seed=0, progress=False)
+            assert trained.settings["subnormals_flushed"] is True
         assert spy.seen == {False}  # flushed in every training pass, whatever the caller's
         assert _subnormal_survives() is not before
     finally:
         torch.set_flush_denormal(False)
+
+
+@pytest.mark.skipif(not torch.set_flush_denormal(False), reason="no flush-to-zero on this CPU")
+def test_several_threads_train_unflushed_and_leave_no_pool_thread_flushing():
+    # pool threads started inside a flushed block would inherit the mode and keep it after
+    # the block: with more than one thread the loop does not flush at all
+    torch.set_flush_denormal(False)
+    before = torch.get_num_threads()
+    try:
+        spy = _DenormalSpy()
+        x = np.random.default_rng(0).normal(size=(50, 2))
+        trained = train_critic(x, x + 1, critic=spy, steps=3, batch_size=8, device="cpu",
+                               seed=0, progress=False, threads=2)
+        assert spy.seen == {True} and trained.settings["subnormals_flushed"] is False
+        torch.set_num_threads(2)
+        halves = torch.full((1 << 22,), torch.finfo(torch.float32).tiny) / 2
+        assert bool((halves > 0).all())  # every thread's share of the product kept them
+    finally:
+        torch.set_num_threads(before)
 
 
 class _Terminal(io.StringIO):

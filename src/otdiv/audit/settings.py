@@ -98,7 +98,8 @@ class AuditSettings:
         """(softplus β, lr, schedule, optimizer) after resolving "auto" and None:
         docs/audit.md's recipe.
 
-        β = 30 (the recommended critic of docs/critic_benchmark.md: on the paper toys, whose
+        β = 30 (the recommended critic of docs/critic_benchmark.md, measured in
+        docs/critic_benchmark_history.md, "From d = 64 on": on the paper toys, whose
         transport converges on clusters or a thin curve, and off them, where its
         flow-corrected estimate is within 0.3 % of a ReLU critic's on the scale pairs and
         closer on the funnels); lr 2e-3 with a cosine decay for gp, lp and spectral, and

@@ -192,26 +192,31 @@ def _flushing_denormals() -> bool:
 @contextlib.contextmanager
 def flushed_denormals(device: torch.device):
     """Run the block with subnormal floats (|x| < 1.2e-38 in float32) flushed to zero on a
-    CPU device, and restore the previous mode afterwards.
+    CPU device running one intra-op thread, and restore the previous mode afterwards.
+    Yields whether it flushes.
 
     A Softplus(β) critic makes them: its activation log(1 + e^{β z})/β and derivative
     σ(β z) fall below float32's normal range for β z < −87, and every product with such a
     number takes a slow path on x86 CPUs. On the MinFunnel benchmark's critic (d = 64,
     K = 256, batch 1024, one thread) 0.23 % of the derivatives were subnormal and a step
     took 0.84 s, against 0.14 s flushed (docs/benchmarks.md, "Critic training: subnormal
-    floats"). What flushing changes is below 1.2e-38 of a value, far under float32's
-    rounding. torch sets the mode for the calling thread only (with several intra-op
-    threads the pool's others keep theirs); a CUDA device is left alone.
+    floats"). Each operation changes by less than 1.2e-38; a training run as a whole moves
+    within its own rounding noise.
+
+    Only on one thread: torch sets the mode (the CPU's FTZ and DAZ bits, both together) for
+    the calling thread, and pool threads started inside the block would inherit it and keep
+    it after the block — the caller's mode would not be restored. With several threads the
+    block runs as it is, unflushed. A CUDA device is left alone.
     """
     import torch
 
-    if device.type != "cpu":
-        yield
+    if device.type != "cpu" or torch.get_num_threads() != 1:
+        yield False
         return
     before = _flushing_denormals()
-    torch.set_flush_denormal(True)
+    flushing = torch.set_flush_denormal(True)
     try:
-        yield
+        yield flushing
     finally:
         torch.set_flush_denormal(before)
 
@@ -422,8 +427,9 @@ def train_critic(
     start = time.perf_counter()
     record(0, 0.0)
     desc = f"critic ({constraint})"
-    with torch_threads(n_threads), flushed_denormals(dev), \
+    with torch_threads(n_threads), flushed_denormals(dev) as flushed, \
             progress_reporter(steps, progress, desc) as bar:
+        result.settings["subnormals_flushed"] = flushed
         for step in range(1, steps + 1):
             x = tensor(src_real.draw(batch_size, rng))
             y = tensor(src_fake.draw(batch_size, rng))

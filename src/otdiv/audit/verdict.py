@@ -76,7 +76,7 @@ def _advice(constraint: str | None, short: bool) -> str:
         return "use --constraint lp (with the default --softplus-beta auto)"
     if constraint == "lp":
         return ("raise --steps (in high dimension the critic aligns with the transport "
-                "slowly: docs/critic_benchmark.md)")
+                "slowly: docs/critic_benchmark_history.md, \"Longer training\")")
     return "this critic is not a W1 estimate to that precision"
 
 

@@ -188,8 +188,9 @@ def row(label: str, toy, constraint: str, seed: int, args, ref, chosen: dict
         from otdiv.audit.checkpoint import load_critic
 
         critic = load_critic(chosen["critic"])
+        flushed = None
     else:
-        critic = train_critic(toy.sample_real, toy.sample_fake, constraint=constraint,
+        trained = train_critic(toy.sample_real, toy.sample_fake, constraint=constraint,
                               steps=args.steps, batch_size=args.batch_size,
                               penalty_batch=args.penalty_batch,
                               hidden=tuple(chosen["hidden"]),
@@ -197,7 +198,8 @@ def row(label: str, toy, constraint: str, seed: int, args, ref, chosen: dict
                               optimizer=chosen["optimizer"],
                               lambda_gp=args.lambda_gp, schedule=args.schedule,
                               device=args.device, seed=seed,
-                              progress=False if args.no_progress else None).critic
+                              progress=False if args.no_progress else None)
+        critic, flushed = trained.critic, trained.settings["subnormals_flushed"]
     lam = chosen["lambda_gp"]
     truth = toy.w1 if ref is None else ref.value
     a = audit_critic(critic, toy.sample_real, toy.sample_fake, n=args.n,
@@ -234,6 +236,8 @@ def row(label: str, toy, constraint: str, seed: int, args, ref, chosen: dict
                       population_lower=pop.lower, population_scale=pop.scale)
     if args.save_critics:
         record["saved_critic_sha256"] = saved
+    if flushed is not None:  # how it ran, not what decides its numbers: not in settings
+        record["subnormals_flushed"] = flushed
     record["settings"] = chosen
     return line(record), record
 
@@ -358,7 +362,7 @@ def register(sub) -> None:
     p.add_argument("--steps", type=int_arg(1), default=12_000,
                    help="training steps (default: %(default)s, as otdiv audit; at d >= 16 the "
                    "critic's alignment with the transport still improves beyond, "
-                   "docs/critic_benchmark.md)")
+                   "docs/critic_benchmark_history.md)")
     p.add_argument("--batch-size", type=int_arg(1), default=256,
                    help="samples of each side per step (default: 256)")
     p.add_argument("--penalty-batch", type=int_arg(1), default=None,

@@ -365,8 +365,9 @@ def _zero_safe_spectral_norm_class():
     and the vectors become 0, so the layer outputs 0/0 = NaN, and a layer that starts at
     zero never recovers (its u, v stay 0). Here a zero weight is returned as it is (it is
     already 1-Lipschitz), and the vectors are drawn again once the weight is non-zero —
-    from a generator of their own with a fixed seed, so a training run stays reproducible
-    and torch's global RNG (which the caller may have seeded for other draws) is untouched.
+    from a CPU generator of their own with a fixed seed (the same vectors on every device),
+    so a training run stays reproducible and torch's global RNG (which the caller may have
+    seeded for other draws) is untouched.
     """
     import torch
     from torch.nn.utils.parametrizations import _SpectralNorm
@@ -378,10 +379,10 @@ def _zero_safe_spectral_norm_class():
             if not bool(weight.any()):
                 return weight
             if not bool(self._u.any()):
-                with torch.no_grad():
-                    draws = torch.Generator(device=self._u.device).manual_seed(_REDRAW_SEED)
-                    self._u.normal_(generator=draws)
-                    self._v.normal_(generator=draws)
+                with torch.no_grad():  # drawn on the CPU: the same vectors on any device
+                    draws = torch.Generator().manual_seed(_REDRAW_SEED)
+                    for vec in (self._u, self._v):
+                        vec.copy_(torch.randn(vec.shape, generator=draws, dtype=vec.dtype))
                     self._power_method(self._reshape_weight_to_matrix(weight), 15)
             return super().forward(weight)
 
