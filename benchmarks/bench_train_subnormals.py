@@ -43,12 +43,12 @@ def _subnormal_share(critic: torch.nn.Module, x: torch.Tensor) -> float:
 def main() -> None:
     torch.set_flush_denormal(False)
     toy = make_toy("funnels", d=S.DIM, funnels=S.FUNNELS)
-    common = dict(constraint="lp", batch_size=S.BATCH, softplus_beta=30.0, lr=4e-3,
+    common = dict(constraint="lp", batch_size=S.BATCH, lr=4e-3,
                   optimizer="muon", schedule="constant", device="cpu", seed=0,
                   progress=False, threads=1)
     hidden = (1024, 256, 256) if S.DIM >= 16 else (96, 96, 96)
     warm = train_critic(toy.sample_real, toy.sample_fake, steps=S.WARM, hidden=hidden,
-                        **common)  # the critic after the first steps of training
+                        softplus_beta=30.0, **common)  # the critic after its first steps
     critic = warm.critic
     probe = torch.as_tensor(toy.sample_real(4096, np.random.default_rng(1)), dtype=torch.float32)
     shares = [_subnormal_share(critic, probe)]
@@ -61,9 +61,7 @@ def main() -> None:
                 train_module.flushed_denormals = real if name.startswith("flushed") \
                     else _left_alone
                 t, _ = timed(lambda: train_critic(toy.sample_real, toy.sample_fake,
-                                                  steps=S.BLOCK, critic=critic, **{
-                                                      k: v for k, v in common.items()
-                                                      if k != "softplus_beta"}))
+                                                  steps=S.BLOCK, critic=critic, **common))
                 times[name].append(t / S.BLOCK)
             shares.append(_subnormal_share(critic, probe))
             load.sample()
