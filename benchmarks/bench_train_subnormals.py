@@ -1,6 +1,7 @@
 """Critic training with subnormal floats flushed to zero or not: the Softplus(30) critic of
 the MinFunnel benchmark, one thread, blocks of steps alternating the two modes on the same
-critic, so both see the same weights and the same load."""
+critic, so both see the same weights and the same load; then the audit's gradient pass
+(‖∇f‖ at held-out interpolates) on the trained critic, alternating the two modes."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ import numpy as np
 import torch
 from _harness import LoadLog, machine, options, table, timed
 
+import otdiv.audit.slopes as slopes_module
 import otdiv.audit.train as train_module
 from otdiv.audit import make_toy, train_critic
+from otdiv.audit.estimators import interpolates
 
 SIZES = {"DIM": (64, 4), "FUNNELS": (256, 4), "BATCH": (1024, 64), "BLOCK": (100, 5),
-         "PAIRS": (8, 2), "WARM": (600, 10)}
+         "PAIRS": (8, 2), "WARM": (600, 10), "AUDIT": (20000, 500), "AUDIT_PAIRS": (8, 2)}
 S = options(__doc__, SIZES)
 
 
@@ -84,6 +87,43 @@ def main() -> None:
           "of such derivatives on 4096 points of P, before the blocks and after the last: "
           f"{shares[0]:.2%} → {shares[-1]:.2%}.\n")
     print(table(["mode", "median (s a step)", "min", "max"], rows))
+    print(f"\nflushed / not flushed, median of the per-pair ratios: "
+          f"**{statistics.median(ratios):.3f}** (min {min(ratios):.3f}, "
+          f"max {max(ratios):.3f}).\n")
+    _audit_pass(toy, critic)
+
+
+def _audit_pass(toy, critic: torch.nn.Module) -> None:
+    """The audit's gradient pass (otdiv.audit.slopes.grad_norms, as audit_critic calls it)
+    on the trained critic, flushed (the module's path) and not, alternating."""
+    rng = np.random.default_rng(2)
+    x, y = toy.sample_real(S.AUDIT, rng), toy.sample_fake(S.AUDIT, rng)
+    pts = interpolates(x, y, rng, 1)
+    times: dict[str, list[float]] = {"flushed (audit_critic)": [], "not flushed": []}
+    load = LoadLog()
+    real = slopes_module.flushed_denormals
+    cpu = torch.device("cpu")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the flush applies on one intra-op thread
+    try:
+        for _ in range(S.AUDIT_PAIRS):
+            for name in times:
+                slopes_module.flushed_denormals = real if name.startswith("flushed") \
+                    else _left_alone
+                t, _ = timed(lambda: slopes_module.grad_norms(critic, pts, cpu,
+                                                                  torch.float32))
+                times[name].append(t)
+            load.sample()
+    finally:
+        slopes_module.flushed_denormals = real
+        torch.set_num_threads(threads)
+    ratios = [a / b for a, b in zip(*times.values(), strict=True)]
+    rows = [[name, statistics.median(t), min(t), max(t)] for name, t in times.items()]
+    print(f"The audit's gradient pass on the trained critic: ‖∇f‖ at {len(pts)} interpolates "
+          "of held-out samples (`otdiv.audit.slopes.grad_norms`, blocks of "
+          f"{slopes_module.ROWS} points, one thread), {S.AUDIT_PAIRS} pairs alternating the "
+          f"two modes; seconds a pass, median (min, max); load average (1 min) {load}.\n")
+    print(table(["mode", "median (s a pass)", "min", "max"], rows))
     print(f"\nflushed / not flushed, median of the per-pair ratios: "
           f"**{statistics.median(ratios):.3f}** (min {min(ratios):.3f}, "
           f"max {max(ratios):.3f}).\n")

@@ -1,5 +1,5 @@
-"""train_critic from Python: threads chosen inside the loop, progress, and sizes refused
-early. Tiny critics and few steps: each case runs well under a second."""
+"""train_critic from Python: threads chosen inside the loop, subnormal floats flushed (and in
+the audit's passes), progress, and sizes refused early. Tiny critics and few steps: each case runs well under a second."""
 
 from __future__ import annotations
 
@@ -131,6 +131,72 @@ def test_several_threads_train_unflushed_and_leave_no_pool_thread_flushing():
         assert bool((halves > 0).all())  # every thread's share of the product kept them
     finally:
         torch.set_num_threads(before)
+
+
+class _ScoreSpy(torch.nn.Module):
+    """A linear critic that records, at every forward pass, whether subnormal floats
+    survive; the audit evaluates it and differentiates it."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(2, 1)
+        self.seen: set[bool] = set()
+
+    def forward(self, x):
+        self.seen.add(_subnormal_survives())
+        return self.lin(x)
+
+
+@pytest.mark.skipif(not torch.set_flush_denormal(False), reason="no flush-to-zero on this CPU")
+@pytest.mark.parametrize("before", [False, True])
+def test_audit_passes_of_a_module_are_flushed_and_the_mode_restored(before):
+    # audit_critic's scores and gradient passes over a torch module run flushed on one
+    # thread, and give the same numbers as unflushed (a linear critic makes no subnormal)
+    from otdiv.audit import audit_critic
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(60, 2)), rng.normal(size=(60, 2)) + 1
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.set_flush_denormal(before)
+    try:
+        spy = _ScoreSpy()
+        a = audit_critic(spy, x, y, n=60, repeats=1, lipschitz=False, device="cpu", seed=0)
+        assert spy.seen == {False}
+        assert _subnormal_survives() is not before
+        torch.set_num_threads(2)  # several threads: not flushed, the same numbers
+        spy.seen.clear()
+        b = audit_critic(spy, x, y, n=60, repeats=1, lipschitz=False, device="cpu", seed=0)
+        assert spy.seen == {not before}
+        assert b.estimate == pytest.approx(a.estimate, rel=1e-6)
+        assert b.grad_norm == pytest.approx(a.grad_norm, rel=1e-6)
+    finally:
+        torch.set_flush_denormal(False)
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.skipif(not torch.set_flush_denormal(False), reason="no flush-to-zero on this CPU")
+def test_audit_leaves_a_plain_callable_unflushed():
+    # a callable that is not a torch module may start thread pools of its own, which would
+    # inherit the mode: it runs as the caller left the CPU
+    from otdiv.audit import audit_critic
+
+    seen: set[bool] = set()
+
+    def critic(z):
+        seen.add(_subnormal_survives())
+        return -z.sum(dim=1)
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 2)), rng.normal(size=(40, 2)) + 1
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.set_flush_denormal(False)
+    try:
+        audit_critic(critic, x, y, n=40, repeats=1, lipschitz=False, device="cpu", seed=0)
+        assert seen == {True}
+    finally:
+        torch.set_num_threads(threads)
 
 
 class _Terminal(io.StringIO):

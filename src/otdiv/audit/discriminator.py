@@ -27,9 +27,9 @@ from otdiv.audit.models import (
     seeded_module,
 )
 from otdiv.audit.optimizers import check_lr
+from otdiv.audit.subnormals import flushed_denormals
 from otdiv.audit.train import (
     check_steps,
-    flushed_denormals,
     progress_reporter,
     resolve_threads,
     torch_threads,

@@ -62,6 +62,7 @@ from otdiv.audit.models import (
     seeded_module,
 )
 from otdiv.audit.optimizers import build_optimizers, check_lr, check_optimizer
+from otdiv.audit.subnormals import flushed_denormals
 
 if TYPE_CHECKING:
     import torch
@@ -179,46 +180,6 @@ def torch_threads(n: int | None):
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def _flushing_denormals() -> bool:
-    """Whether this thread's CPU flushes subnormal floats to zero (torch has no getter: a
-    subnormal float32 times 0.5 is 0 exactly when it does)."""
-    import torch
-
-    return bool((torch.tensor([1e-39], dtype=torch.float32) * 0.5).item() == 0.0)
-
-
-@contextlib.contextmanager
-def flushed_denormals(device: torch.device):
-    """Run the block with subnormal floats (|x| < 1.2e-38 in float32) flushed to zero on a
-    CPU device running one intra-op thread, and restore the previous mode afterwards.
-    Yields whether it flushes.
-
-    A Softplus(β) critic makes them: its activation log(1 + e^{β z})/β and derivative
-    σ(β z) fall below float32's normal range for β z < −87, and every product with such a
-    number takes a slow path on x86 CPUs. On the MinFunnel benchmark's critic (d = 64,
-    K = 256, batch 1024, one thread) 0.23 % of the derivatives were subnormal and a step
-    took 0.84 s, against 0.14 s flushed (docs/benchmarks.md, "Critic training: subnormal
-    floats"). Each operation changes by less than 1.2e-38; a training run as a whole moves
-    within its own rounding noise.
-
-    Only on one thread: torch sets the mode (the CPU's FTZ and DAZ bits, both together) for
-    the calling thread, and pool threads started inside the block would inherit it and keep
-    it after the block — the caller's mode would not be restored. With several threads the
-    block runs as it is, unflushed. A CUDA device is left alone.
-    """
-    import torch
-
-    if device.type != "cpu" or torch.get_num_threads() != 1:
-        yield False
-        return
-    before = _flushing_denormals()
-    flushing = torch.set_flush_denormal(True)
-    try:
-        yield flushing
-    finally:
-        torch.set_flush_denormal(before)
 
 
 # ------------------------------------------------------------------------------ critic

@@ -1,0 +1,57 @@
+"""Subnormal floats flushed to zero around a CPU block of a critic's passes.
+
+A Softplus(β) critic makes subnormal numbers (|x| < 1.2e-38 in float32): its activation
+log(1 + e^{β z})/β and derivative σ(β z) fall below float32's normal range where β z < −87,
+and on x86 every product with such an operand takes a slow path. The critic's training loop
+(:mod:`otdiv.audit.train`, the discriminator's) and the audit's passes over held-out points
+(:mod:`otdiv.audit.slopes`) run inside :func:`flushed_denormals`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+
+def _flushing_denormals() -> bool:
+    """Whether this thread's CPU flushes subnormal floats to zero (torch has no getter: a
+    subnormal float32 times 0.5 is 0 exactly when it does)."""
+    import torch
+
+    return bool((torch.tensor([1e-39], dtype=torch.float32) * 0.5).item() == 0.0)
+
+
+@contextlib.contextmanager
+def flushed_denormals(device: torch.device | str) -> Iterator[bool]:
+    """Run the block with subnormal floats (|x| < 1.2e-38 in float32) flushed to zero on a
+    CPU device running one intra-op thread, and restore the previous mode afterwards.
+    Yields whether it flushes.
+
+    A Softplus(β) critic makes them: its activation log(1 + e^{β z})/β and derivative
+    σ(β z) fall below float32's normal range for β z < −87, and every product with such a
+    number takes a slow path on x86 CPUs. On the MinFunnel benchmark's critic (d = 64,
+    K = 256, batch 1024, one thread) 0.23 % of the derivatives were subnormal and a step
+    took 0.84 s, against 0.14 s flushed (docs/benchmarks.md, "Critic training: subnormal
+    floats"). Each operation changes by less than 1.2e-38; a training run as a whole moves
+    within its own rounding noise.
+
+    Only on one thread: torch sets the mode (the CPU's FTZ and DAZ bits, both together) for
+    the calling thread, and pool threads started inside the block would inherit it and keep
+    it after the block — the caller's mode would not be restored. With several threads the
+    block runs as it is, unflushed. A CUDA device is left alone.
+    """
+    import torch
+
+    if torch.device(device).type != "cpu" or torch.get_num_threads() != 1:
+        yield False
+        return
+    before = _flushing_denormals()
+    flushing = torch.set_flush_denormal(True)
+    try:
+        yield flushing
+    finally:
+        torch.set_flush_denormal(before)
