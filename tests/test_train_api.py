@@ -1,5 +1,6 @@
 """train_critic from Python: threads chosen inside the loop, subnormal floats flushed (and in
-the audit's passes), progress, and sizes refused early. Tiny critics and few steps: each case runs well under a second."""
+the audit's passes), progress, and sizes refused early. Tiny critics and few steps: each
+case runs well under a second."""
 
 from __future__ import annotations
 
