@@ -16,7 +16,7 @@ inside the functions; a critic torch cannot differentiate gives None or nan, not
 
 A critic that is a ``torch.nn.Module`` is evaluated with subnormal floats flushed to zero on a
 one-thread CPU (:func:`~otdiv.audit.subnormals.flushed_denormals`): the MinFunnel benchmark's
-Softplus(30) critic (d = 64) takes 0.46 s for ‖∇f‖ at 20,000 points so, 1.92 s unflushed
+Softplus(30) critic (d = 64) takes 0.46 s for ‖∇f‖ at 20,000 points flushed, 1.92 s unflushed
 (docs/benchmarks.md, "Critic training: subnormal floats"). Another callable runs as it is:
 it may start thread pools of its own (numba's, say), which would inherit the mode and keep
 it.

@@ -35,7 +35,7 @@ def flushed_denormals(device: torch.device | str) -> Iterator[bool]:
     σ(β z) fall below float32's normal range for β z < −87, and every product with such a
     number takes a slow path on x86 CPUs. On the MinFunnel benchmark's critic (d = 64,
     K = 256, batch 1024, one thread) 0.23 % of the derivatives were subnormal and a step
-    took 0.84 s, against 0.14 s flushed (docs/benchmarks.md, "Critic training: subnormal
+    took 0.85 s, against 0.15 s flushed (docs/benchmarks.md, "Critic training: subnormal
     floats"). Each operation changes by less than 1.2e-38; a training run as a whole moves
     within its own rounding noise.
 
