@@ -16,12 +16,19 @@ prints
   many settings are within 2, 5 and 10 % (the targets of issue 19).
 
     python benchmarks/critic_funnels_summary.py [--optimizer adam] [--beside muon] [FILE.json ...]
+    python benchmarks/critic_funnels_summary.py --batches [FILE.json ...]
 
 ``--optimizer`` picks the rows trained with that optimiser (default muon: the recipe since
 2026-12-05; ``adam`` rebuilds the previous recipe's three-seed table, and rows written
 before the optimiser was recorded are Adam's). ``--beside OTHER`` also prints, per
 setting, the flow-corrected error of both optimisers on the seeds that both have (mean over
 those seeds, and the rows' mean seconds), and the tallies of both on those settings.
+
+``--batches`` keeps the recipe's rows at every batch size instead (the penalty on the whole
+batch, everything else the recipe's) and prints, per setting, the flow-corrected error at
+each batch measured (mean over its seeds), then the tallies when each setting takes its
+row at the largest batch measured up to a cap — the counts of "what would meet the targets"
+in docs/critic_benchmark.md, rebuilt from the files.
 """
 
 from __future__ import annotations
@@ -41,29 +48,32 @@ from otdiv.audit.models import recommended_hidden
 RESULTS = Path(__file__).parent / "results"
 
 
-def recipe_row(row: dict, d: int, optimizer: str = "muon") -> bool:
+def recipe_row(row: dict, d: int, optimizer: str = "muon", batch: int | None = 256) -> bool:
     # rows written before softplus_beta was recorded (9b6f613) are Softplus(30), the default
     # then; the ReLU runs of that time are left out by their file name (collect)
     beta = row.get("softplus_beta", 30.0)
+    size = row.get("batch_size")
     return (row.get("constraint") == "lp" and row.get("steps") == 12000
-            and row.get("batch_size") == 256 and row.get("penalty_batch") in (None, 256)
+            and (batch is None or size == batch) and row.get("penalty_batch") in (None, size)
             and list(row.get("hidden") or []) == list(recommended_hidden(d))
             and row.get("lr") in (0.002, None) and row.get("schedule") in ("cosine", None)
             and row.get("lambda_gp") == 10.0 and row.get("n_estimate") == 50000
             and beta == 30.0 and (row.get("optimizer") or "adam") == optimizer)
 
 
-def collect(files: list[str], optimizer: str = "muon") -> dict[tuple[int, int, int], dict]:
-    """(d, K, seed) -> the first recipe row found (files in the order given)."""
-    rows: dict[tuple[int, int, int], dict] = {}
+def collect(files: list[str], optimizer: str = "muon", batches: bool = False) -> dict:
+    """(d, K, seed) -> the first recipe row found (files in the order given); with
+    ``batches``, (d, K, seed, batch size) -> the first such row at any batch size."""
+    rows: dict[tuple[int, ...], dict] = {}
     for name in files:
         if "relu" in Path(name).name:
             continue
         data = json.loads(Path(name).read_text())
         for row in data if isinstance(data, list) else []:
             m = re.fullmatch(r"funnels d=(\d+) K=(\d+)", str(row.get("problem")))
-            if m and recipe_row(row, int(m[1]), optimizer):
-                rows.setdefault((int(m[1]), int(m[2]), row["seed"]), row)
+            if m and recipe_row(row, int(m[1]), optimizer, None if batches else 256):
+                key = (int(m[1]), int(m[2]), row["seed"])
+                rows.setdefault((*key, row["batch_size"]) if batches else key, row)
     return rows
 
 
@@ -78,11 +88,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--optimizer", default="muon", choices=["adam", "muon"])
     parser.add_argument("--beside", default=None, choices=["adam", "muon"])
+    parser.add_argument("--batches", action="store_true",
+                        help="the recipe's rows at every batch size, and the tallies by cap")
     parser.add_argument("files", nargs="*", metavar="FILE.json")
     args = parser.parse_args()
     if args.beside == args.optimizer:
         parser.error(f"--beside {args.beside} is --optimizer itself")
     files = args.files or sorted(glob.glob(str(RESULTS / "*.json")))
+    if args.batches:
+        by_batch(collect(files, args.optimizer, batches=True))
+        return
     rows = collect(files, args.optimizer)
     if not rows:
         sys.exit(f"no recipe rows with optimizer={args.optimizer} in {len(files)} files")
@@ -103,6 +118,34 @@ def main() -> None:
     if args.beside:
         print()
         beside(rows, collect(files, args.beside), args.optimizer, args.beside)
+
+
+def by_batch(rows: dict) -> None:
+    """Per (d, K): the flow-corrected error at each batch size (mean over its seeds), and the
+    tallies with each setting at the largest batch measured up to each cap."""
+    if not rows:
+        sys.exit("no recipe rows at any batch size")
+    sizes = sorted({b for *_, b in rows})
+    errors: dict[tuple[int, int], dict[int, dict[int, float]]] = {}
+    for (d, k, seed, b), row in rows.items():
+        errors.setdefault((d, k), {}).setdefault(b, {})[seed] = row["rel_error_flow_corrected"]
+    print("| setting | " + " | ".join(f"batch {b}" for b in sizes) + " |")
+    print("|---|" + "---|" * len(sizes))
+    for (d, k), at in sorted(errors.items()):
+        cells = [f"{100 * statistics.mean(at[b].values()):+.1f} % ({len(at[b])})" if b in at
+                 else "" for b in sizes]
+        print(f"| d={d} K={k} | " + " | ".join(cells) + " |")
+    print("\n(mean over the seeds measured at that batch, their number in brackets)\n")
+    for cap in sizes:
+        for label, pick in (("seed 0", lambda v: v.get(0)),
+                            ("mean over the seeds", lambda v: statistics.mean(v.values()))):
+            chosen = []
+            for at in errors.values():
+                measured = [b for b in at if b <= cap and pick(at[b]) is not None]
+                if measured:
+                    chosen.append(pick(at[max(measured)]))
+            if chosen:
+                print(f"* batch up to {cap}, {label}: " + tally(chosen))
 
 
 def beside(rows: dict, other: dict, name: str, other_name: str) -> None:
