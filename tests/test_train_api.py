@@ -162,6 +162,9 @@ def test_audit_passes_of_a_module_are_flushed_and_the_mode_restored(before):
     torch.set_flush_denormal(before)
     try:
         spy = _ScoreSpy()
+        with torch.no_grad():  # f(z) = −(z₁ + z₂/2): an estimate near 1.5, slope √1.25
+            spy.lin.weight.copy_(torch.tensor([[-1.0, -0.5]]))
+            spy.lin.bias.zero_()
         a = audit_critic(spy, x, y, n=60, repeats=1, lipschitz=False, device="cpu", seed=0)
         assert spy.seen == {False}
         assert _subnormal_survives() is not before
@@ -172,7 +175,8 @@ def test_audit_passes_of_a_module_are_flushed_and_the_mode_restored(before):
         spy.seen.clear()
         b = audit_critic(spy, x, y, n=60, repeats=1, lipschitz=False, device="cpu", seed=0)
         assert spy.seen == {True}
-        assert b.estimate == pytest.approx(a.estimate, rel=1e-6)
+        assert b.estimate == pytest.approx(a.estimate, rel=1e-5)
+        assert a.grad_norm == pytest.approx(np.hypot(1.0, 0.5), rel=1e-6)
         assert b.grad_norm == pytest.approx(a.grad_norm, rel=1e-6)
     finally:
         torch.set_flush_denormal(False)
