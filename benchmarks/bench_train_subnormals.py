@@ -1,7 +1,9 @@
 """Critic training with subnormal floats flushed to zero or not: the Softplus(30) critic of
 the MinFunnel benchmark, one thread, blocks of steps alternating the two modes on the same
 critic, so both see the same weights and the same load; then the audit's gradient pass
-(‖∇f‖ at held-out interpolates) on the trained critic, alternating the two modes."""
+(‖∇f‖ at held-out interpolates) on the trained critic, alternating the two modes; then
+training on one thread (flushed) against THREADS threads (where the loop does not flush).
+A part whose PAIRS size is 0 is skipped."""
 
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ from otdiv.audit import make_toy, train_critic
 from otdiv.audit.estimators import interpolates
 
 SIZES = {"DIM": (64, 4), "FUNNELS": (256, 4), "BATCH": (1024, 64), "BLOCK": (100, 5),
-         "PAIRS": (8, 2), "WARM": (600, 10), "AUDIT": (20000, 500), "AUDIT_PAIRS": (8, 2)}
+         "PAIRS": (8, 2), "WARM": (600, 10), "AUDIT": (20000, 500), "AUDIT_PAIRS": (8, 2),
+         "THREADS": (2, 2), "THREAD_PAIRS": (4, 1)}
 S = options(__doc__, SIZES)
 
 
@@ -53,6 +56,19 @@ def main() -> None:
     warm = train_critic(toy.sample_real, toy.sample_fake, steps=S.WARM, hidden=hidden,
                         softplus_beta=30.0, **common)  # the critic after its first steps
     critic = warm.critic
+    print("## Critic training: subnormal floats\n")
+    print(f"`benchmarks/bench_train_subnormals.py` on {machine()}; torch {torch.__version__}, "
+          f"one thread unless said.\n")
+    if S.PAIRS:
+        _training_blocks(toy, critic, common, hidden)
+    if S.AUDIT_PAIRS:
+        _audit_pass(toy, critic)
+    if S.THREAD_PAIRS:
+        _thread_blocks(toy, critic, common)
+
+
+def _training_blocks(toy, critic: torch.nn.Module, common: dict, hidden) -> None:
+    """train_critic's loop, flushed and with the CPU's mode left as found, alternating."""
     probe = torch.as_tensor(toy.sample_real(4096, np.random.default_rng(1)), dtype=torch.float32)
     shares = [_subnormal_share(critic, probe)]
     times: dict[str, list[float]] = {"flushed (train_critic)": [], "not flushed": []}
@@ -73,9 +89,6 @@ def main() -> None:
     flushed, plain = times["flushed (train_critic)"], times["not flushed"]
     ratios = [a / b for a, b in zip(flushed, plain, strict=True)]
     rows = [[name, statistics.median(t), min(t), max(t)] for name, t in times.items()]
-    print("## Critic training: subnormal floats\n")
-    print(f"`benchmarks/bench_train_subnormals.py` on {machine()}; torch {torch.__version__}, "
-          f"one thread; load average (1 min) {load}.\n")
     print(f"The MinFunnel benchmark's critic (funnels d = {S.DIM}, K = {S.FUNNELS}; LP, "
           f"λ = 10, Softplus(30) MLP {S.DIM} → {' → '.join(map(str, hidden))} → 1, Muon lr "
           f"4e-3, batch {S.BATCH}) after {S.WARM} steps, then {S.PAIRS} pairs of "
@@ -85,12 +98,36 @@ def main() -> None:
           "ratio is the median of the per-pair ratios. A Softplus(β) derivative σ(β z) "
           "is subnormal in float32 for β z below about −87 (−103 and it is 0); the share "
           "of such derivatives on 4096 points of P, before the blocks and after the last: "
-          f"{shares[0]:.2%} → {shares[-1]:.2%}.\n")
+          f"{shares[0]:.2%} → {shares[-1]:.2%}. Load average (1 min) {load}.\n")
     print(table(["mode", "median (s a step)", "min", "max"], rows))
     print(f"\nflushed / not flushed, median of the per-pair ratios: "
           f"**{statistics.median(ratios):.3f}** (min {min(ratios):.3f}, "
           f"max {max(ratios):.3f}).\n")
-    _audit_pass(toy, critic)
+
+
+def _thread_blocks(toy, critic: torch.nn.Module, common: dict) -> None:
+    """Blocks of train_critic on one thread (flushed) and on S.THREADS threads (unflushed:
+    the loop flushes on one thread only), alternating on the same critic."""
+    times: dict[str, list[float]] = {"1 thread (flushed)": [],
+                                     f"{S.THREADS} threads (not flushed)": []}
+    load = LoadLog()
+    for _ in range(S.THREAD_PAIRS):
+        for name, n in zip(times, (1, S.THREADS), strict=True):
+            t, trained = timed(lambda n=n: train_critic(
+                toy.sample_real, toy.sample_fake, steps=S.BLOCK, critic=critic,
+                **{**common, "threads": n}))
+            assert trained.settings["subnormals_flushed"] is (n == 1)
+            times[name].append(t / S.BLOCK)
+        load.sample()
+    ratios = [a / b for a, b in zip(*times.values(), strict=True)]
+    rows = [[name, statistics.median(t), min(t), max(t)] for name, t in times.items()]
+    print(f"The same critic's loop on one thread against {S.THREADS} (`threads=`; with several "
+          f"threads the loop runs unflushed), {S.THREAD_PAIRS} pairs of {S.BLOCK}-step "
+          f"blocks alternating; seconds a step; load average (1 min) {load}.\n")
+    print(table(["threads", "median (s a step)", "min", "max"], rows))
+    print(f"\none thread / {S.THREADS} threads, median of the per-pair ratios: "
+          f"**{statistics.median(ratios):.3f}** (min {min(ratios):.3f}, "
+          f"max {max(ratios):.3f}).\n")
 
 
 def _audit_pass(toy, critic: torch.nn.Module) -> None:
