@@ -51,6 +51,27 @@ def test_auto_threads_rule():
             resolve_threads(bad, cpu, 256, 10)
 
 
+@pytest.mark.skipif(not torch.set_flush_denormal(False), reason="no flush-to-zero on this CPU")
+def test_auto_threads_take_one_flushed_thread_for_a_softplus_critic():
+    # above the work threshold a Softplus critic still gets one (flushed) thread while torch
+    # runs at most AUTO_FLUSH_THREADS; a ReLU critic, or more threads, keep torch's setting
+    from otdiv.audit.subnormals import AUTO_FLUSH_THREADS
+
+    cpu, big = torch.device("cpu"), AUTO_ONE_THREAD_WORK // 256 + 1
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert resolve_threads("auto", cpu, 256, big, softplus=True) == 1
+        assert resolve_threads("auto", cpu, 256, big, softplus=False) is None
+        assert resolve_threads(None, cpu, 256, big, softplus=True) is None
+        assert resolve_threads(3, cpu, 256, big, softplus=True) == 3
+        assert resolve_threads("auto", torch.device("cuda"), 256, big, softplus=True) is None
+        torch.set_num_threads(AUTO_FLUSH_THREADS + 1)
+        assert resolve_threads("auto", cpu, 256, big, softplus=True) is None
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_threads_restored_when_training_fails():
     torch.set_num_threads(3)
 

@@ -10,11 +10,32 @@ and on x86 every product with such an operand takes a slow path. The critic's tr
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import torch
+
+
+# "auto" threads for a Softplus critic on a CPU that flushes: one flushed thread while torch
+# would run at most this many. A flushed step of the d = 64 benchmark critic took 0.15 s
+# against 0.85 s unflushed on one thread (5.7 ×), and 0.13 s against 0.43 s on two unflushed
+# threads (docs/benchmarks.md, "Critic training: subnormal floats"): at perfect scaling up
+# to about 6 unflushed threads lose to one flushed thread.
+AUTO_FLUSH_THREADS = 6
+
+
+@functools.cache
+def flush_supported() -> bool:
+    """Whether this CPU can flush subnormal floats (torch.set_flush_denormal's answer; the
+    calling thread's mode is restored at once)."""
+    import torch
+
+    before = _flushing_denormals()
+    ok = bool(torch.set_flush_denormal(True))
+    torch.set_flush_denormal(before)
+    return ok
 
 
 def _flushing_denormals() -> bool:
