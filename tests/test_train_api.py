@@ -169,43 +169,54 @@ class _ScoreSpy(torch.nn.Module):
         return self.lin(x)
 
 
-@pytest.mark.skipif(not torch.set_flush_denormal(False), reason="no flush-to-zero on this CPU")
-@pytest.mark.parametrize("before", [False, True])
-def test_audit_passes_of_a_module_are_flushed_and_the_mode_restored(before):
-    # audit_critic's scores and gradient passes over a torch module run flushed on one
-    # thread, and give the same numbers as unflushed (a linear critic makes no subnormal)
-    from otdiv.audit import audit_critic
-
-    rng = np.random.default_rng(0)
-    x, y = rng.normal(size=(60, 2)), rng.normal(size=(60, 2)) + 1
+@pytest.fixture
+def one_thread():
+    """One intra-op thread for the test; torch's threads and the CPU's mode (unflushed)
+    restored after it."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    torch.set_flush_denormal(before)
     try:
-        spy = _ScoreSpy()
-        with torch.no_grad():  # f(z) = −(z₁ + z₂/2): an estimate near 1.5, slope √1.25
-            spy.lin.weight.copy_(torch.tensor([[-1.0, -0.5]]))
-            spy.lin.bias.zero_()
-        a = audit_critic(spy, x, y, n=60, repeats=1, lipschitz=False, device="cpu", seed=0)
-        assert spy.seen == {False}
-        assert _subnormal_survives() is not before
-        # several threads: not flushed, the same numbers (the mode off first: a torch pool
-        # started here would inherit the main thread's mode and keep it past the test)
-        torch.set_flush_denormal(False)
-        torch.set_num_threads(2)
-        spy.seen.clear()
-        b = audit_critic(spy, x, y, n=60, repeats=1, lipschitz=False, device="cpu", seed=0)
-        assert spy.seen == {True}
-        assert b.estimate == pytest.approx(a.estimate, rel=1e-5)
-        assert a.grad_norm == pytest.approx(np.hypot(1.0, 0.5), rel=1e-6)
-        assert b.grad_norm == pytest.approx(a.grad_norm, rel=1e-6)
+        yield
     finally:
         torch.set_flush_denormal(False)
         torch.set_num_threads(threads)
 
 
+def _shifted_pair(n: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(n, 2)), rng.normal(size=(n, 2)) + 1
+
+
 @pytest.mark.skipif(not torch.set_flush_denormal(False), reason="no flush-to-zero on this CPU")
-def test_audit_leaves_a_plain_callable_unflushed():
+@pytest.mark.parametrize("before", [False, True])
+def test_audit_passes_of_a_module_are_flushed_and_the_mode_restored(before, one_thread):
+    # audit_critic's scores and gradient passes over a torch module run flushed on one
+    # thread, and give the same numbers as unflushed (a linear critic makes no subnormal)
+    from otdiv.audit import audit_critic
+
+    x, y = _shifted_pair(60)
+    torch.set_flush_denormal(before)
+    spy = _ScoreSpy()
+    with torch.no_grad():  # f(z) = −(z₁ + z₂/2): an estimate near 1.5, slope √1.25
+        spy.lin.weight.copy_(torch.tensor([[-1.0, -0.5]]))
+        spy.lin.bias.zero_()
+    a = audit_critic(spy, x, y, n=60, repeats=1, lipschitz=False, device="cpu", seed=0)
+    assert spy.seen == {False}
+    assert _subnormal_survives() is not before
+    # several threads: not flushed, the same numbers (the mode off first: a torch pool
+    # started here would inherit the main thread's mode and keep it past the test)
+    torch.set_flush_denormal(False)
+    torch.set_num_threads(2)
+    spy.seen.clear()
+    b = audit_critic(spy, x, y, n=60, repeats=1, lipschitz=False, device="cpu", seed=0)
+    assert spy.seen == {True}
+    assert b.estimate == pytest.approx(a.estimate, rel=1e-5)
+    assert a.grad_norm == pytest.approx(np.hypot(1.0, 0.5), rel=1e-6)
+    assert b.grad_norm == pytest.approx(a.grad_norm, rel=1e-6)
+
+
+@pytest.mark.skipif(not torch.set_flush_denormal(False), reason="no flush-to-zero on this CPU")
+def test_audit_leaves_a_plain_callable_unflushed(one_thread):
     # a callable that is not a torch module may start thread pools of its own, which would
     # inherit the mode: it runs as the caller left the CPU
     from otdiv.audit import audit_critic
@@ -216,16 +227,10 @@ def test_audit_leaves_a_plain_callable_unflushed():
         seen.add(_subnormal_survives())
         return -z.sum(dim=1)
 
-    rng = np.random.default_rng(0)
-    x, y = rng.normal(size=(40, 2)), rng.normal(size=(40, 2)) + 1
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    x, y = _shifted_pair(40)
     torch.set_flush_denormal(False)
-    try:
-        audit_critic(critic, x, y, n=40, repeats=1, lipschitz=False, device="cpu", seed=0)
-        assert seen == {True}
-    finally:
-        torch.set_num_threads(threads)
+    audit_critic(critic, x, y, n=40, repeats=1, lipschitz=False, device="cpu", seed=0)
+    assert seen == {True}
 
 
 class _Terminal(io.StringIO):
