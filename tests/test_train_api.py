@@ -61,15 +61,48 @@ def test_auto_threads_take_one_flushed_thread_for_a_softplus_critic():
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        assert resolve_threads("auto", cpu, 256, big, softplus=True) == 1
-        assert resolve_threads("auto", cpu, 256, big, softplus=False) is None
-        assert resolve_threads(None, cpu, 256, big, softplus=True) is None
-        assert resolve_threads(3, cpu, 256, big, softplus=True) == 3
-        assert resolve_threads("auto", torch.device("cuda"), 256, big, softplus=True) is None
+        assert resolve_threads("auto", cpu, 256, big, subnormals=True) == 1
+        assert resolve_threads("auto", cpu, 256, big, subnormals=False) is None
+        assert resolve_threads(None, cpu, 256, big, subnormals=True) is None
+        assert resolve_threads(3, cpu, 256, big, subnormals=True) == 3
+        assert resolve_threads("auto", torch.device("cuda"), 256, big, subnormals=True) is None
         torch.set_num_threads(AUTO_FLUSH_THREADS + 1)
-        assert resolve_threads("auto", cpu, 256, big, softplus=True) is None
+        assert resolve_threads("auto", cpu, 256, big, subnormals=True) is None
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.skipif(not torch.set_flush_denormal(False), reason="no flush-to-zero on this CPU")
+@pytest.mark.parametrize(("beta", "flushed"), [(30.0, True), (1.0, False), (None, False)])
+def test_auto_threads_in_training_follow_the_critic(beta, flushed, monkeypatch):
+    # past the work threshold (set to 0 here) train_critic's "auto" takes one flushed thread
+    # for a Softplus(30) critic, and leaves torch's 2 threads to Softplus(1) and ReLU
+    monkeypatch.setattr(train_module, "AUTO_ONE_THREAD_WORK", 0)
+    before = torch.get_num_threads()
+    torch.set_flush_denormal(False)
+    try:
+        torch.set_num_threads(2)
+        x = np.random.default_rng(0).normal(size=(50, 2))
+        trained = train_critic(x, x + 1, steps=2, batch_size=8, hidden=(4,),
+                               softplus_beta=beta, device="cpu", seed=0, progress=False)
+        assert trained.settings["subnormals_flushed"] is flushed
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.skipif(not torch.set_flush_denormal(False), reason="no flush-to-zero on this CPU")
+@pytest.mark.parametrize("mode", [False, True])
+def test_flush_support_probe_leaves_the_mode_as_found(mode):
+    from otdiv.audit.subnormals import flush_supported
+
+    flush_supported.cache_clear()
+    torch.set_flush_denormal(mode)
+    try:
+        assert flush_supported() is True
+        assert _subnormal_survives() is not mode
+    finally:
+        torch.set_flush_denormal(False)
 
 
 def test_threads_restored_when_training_fails():

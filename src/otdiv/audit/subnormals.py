@@ -24,6 +24,21 @@ if TYPE_CHECKING:
 # threads (docs/benchmarks.md, "Critic training: subnormal floats"): at perfect scaling up
 # to about 6 unflushed threads lose to one flushed thread.
 AUTO_FLUSH_THREADS = 6
+# ... for a float32 critic with a Softplus of at least this β: σ(β z) is subnormal for
+# β z < −87, i.e. z < −8.7 at β = 10 (the recipe's β = 30: z < −2.9); at β = 1 it takes
+# z < −87, which a trained critic does not reach, and flushing would save nothing
+SUBNORMAL_BETA = 10.0
+
+
+def subnormal_prone(critic) -> bool:
+    """Whether a critic's training makes subnormal float32 numbers: float32 parameters and
+    a Softplus layer of β >= ``SUBNORMAL_BETA`` (subclasses and nested modules count)."""
+    import torch
+
+    params = list(critic.parameters())
+    return (bool(params) and params[0].dtype == torch.float32
+            and any(isinstance(m, torch.nn.Softplus) and m.beta >= SUBNORMAL_BETA
+                    for m in critic.modules()))
 
 
 @functools.cache

@@ -62,7 +62,12 @@ from otdiv.audit.models import (
     seeded_module,
 )
 from otdiv.audit.optimizers import build_optimizers, check_lr, check_optimizer
-from otdiv.audit.subnormals import AUTO_FLUSH_THREADS, flush_supported, flushed_denormals
+from otdiv.audit.subnormals import (
+    AUTO_FLUSH_THREADS,
+    flush_supported,
+    flushed_denormals,
+    subnormal_prone,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -148,13 +153,14 @@ AUTO_ONE_THREAD_WORK = 2**28
 
 
 def resolve_threads(threads: object, device: torch.device, batch_size: int,
-                    n_params: int, softplus: bool = False) -> int | None:
+                    n_params: int, subnormals: bool = False) -> int | None:
     """The intra-op thread count for a training loop; None leaves torch's setting alone.
 
     ``threads``: "auto" -> 1 on a CPU when batch_size · n_params <= ``AUTO_ONE_THREAD_WORK``,
-    or when the critic has Softplus layers (``softplus``), the CPU can flush subnormal
-    floats and torch runs at most ``AUTO_FLUSH_THREADS`` threads (the loop flushes on one
-    thread only, and a flushed thread outruns that many unflushed ones); else None.
+    or when the critic makes subnormal floats (``subnormals``: a float32 Softplus(β >= 10),
+    :func:`~otdiv.audit.subnormals.subnormal_prone`), the CPU can flush them and torch runs
+    at most ``AUTO_FLUSH_THREADS`` threads (the loop flushes on one thread only, and a
+    flushed thread outruns that many unflushed ones); else None.
     None -> None; an int >= 1 -> itself.
     """
     if threads is None:
@@ -168,7 +174,7 @@ def resolve_threads(threads: object, device: torch.device, batch_size: int,
             return 1
         import torch
 
-        if softplus and torch.get_num_threads() <= AUTO_FLUSH_THREADS and flush_supported():
+        if subnormals and torch.get_num_threads() <= AUTO_FLUSH_THREADS and flush_supported():
             return 1
         return None
     return check_int(threads, "threads")
@@ -288,10 +294,10 @@ def train_critic(
         threads: torch's intra-op threads during the loop, restored afterwards. "auto"
             (default): one thread on a CPU when batch_size × parameters <= 2**28 (every
             MLP up to 3 × 512 hidden at batch 256; a second thread gains nothing there and
-            loses much on a busy CPU), and for a Softplus critic on a CPU that flushes
-            subnormal floats while torch runs at most 6 threads (one flushed thread outran
-            two unflushed ones 3.4 × on the d = 64 benchmark critic); torch's setting
-            otherwise and on CUDA; None: torch's setting; an int: that many.
+            loses much on a busy CPU), and for a float32 Softplus(β >= 10) critic on a CPU
+            that flushes subnormal floats while torch runs at most 6 threads (one flushed
+            thread outran two unflushed ones 3.4 × on the d = 64 benchmark critic); torch's
+            setting otherwise and on CUDA; None: torch's setting; an int: that many.
 
     Sizes are checked before anything is allocated: ``steps`` <= 1e9, ``lr`` in (0, 1],
     and the memory of :func:`training_bytes` — 16 bytes per parameter plus
@@ -361,8 +367,7 @@ def train_critic(
     if not params:
         raise ValueError("critic has no trainable parameters")
     n_threads = resolve_threads(threads, dev, batch_size, sum(p.numel() for p in params),
-                                softplus=any(isinstance(m, torch.nn.Softplus)
-                                             for m in critic.modules()))
+                                subnormals=subnormal_prone(critic))
     dtype = params[0].dtype
     opts = build_optimizers(params, cfg["optimizer"], cfg["lr"], cfg["betas"])
     decays = ([torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=steps) for o in opts]
