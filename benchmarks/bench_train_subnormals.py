@@ -67,6 +67,16 @@ def main() -> None:
         _thread_blocks(toy, critic, common)
 
 
+def _report(times: dict[str, list[float]], unit: str, ratio: str) -> None:
+    """The table of two alternated modes (median, min, max) and the median of the per-pair
+    ratios first / second."""
+    ratios = [a / b for a, b in zip(*times.values(), strict=True)]
+    rows = [[name, statistics.median(t), min(t), max(t)] for name, t in times.items()]
+    print(table(["mode", f"median (s a {unit})", "min", "max"], rows))
+    print(f"\n{ratio}, median of the per-pair ratios: **{statistics.median(ratios):.3f}** "
+          f"(min {min(ratios):.3f}, max {max(ratios):.3f}).\n")
+
+
 def _training_blocks(toy, critic: torch.nn.Module, common: dict, hidden) -> None:
     """train_critic's loop, flushed and with the CPU's mode left as found, alternating."""
     probe = torch.as_tensor(toy.sample_real(4096, np.random.default_rng(1)), dtype=torch.float32)
@@ -86,9 +96,6 @@ def _training_blocks(toy, critic: torch.nn.Module, common: dict, hidden) -> None
             load.sample()
     finally:
         train_module.flushed_denormals = real
-    flushed, plain = times["flushed (train_critic)"], times["not flushed"]
-    ratios = [a / b for a, b in zip(flushed, plain, strict=True)]
-    rows = [[name, statistics.median(t), min(t), max(t)] for name, t in times.items()]
     print(f"The MinFunnel benchmark's critic (funnels d = {S.DIM}, K = {S.FUNNELS}; LP, "
           f"λ = 10, Softplus(30) MLP {S.DIM} → {' → '.join(map(str, hidden))} → 1, Muon lr "
           f"4e-3, batch {S.BATCH}) after {S.WARM} steps, then {S.PAIRS} pairs of "
@@ -99,10 +106,7 @@ def _training_blocks(toy, critic: torch.nn.Module, common: dict, hidden) -> None
           "is subnormal in float32 for β z below about −87 (−103 and it is 0); the share "
           "of such derivatives on 4096 points of P, before the blocks and after the last: "
           f"{shares[0]:.2%} → {shares[-1]:.2%}. Load average (1 min) {load}.\n")
-    print(table(["mode", "median (s a step)", "min", "max"], rows))
-    print(f"\nflushed / not flushed, median of the per-pair ratios: "
-          f"**{statistics.median(ratios):.3f}** (min {min(ratios):.3f}, "
-          f"max {max(ratios):.3f}).\n")
+    _report(times, "step", "flushed / not flushed")
 
 
 def _thread_blocks(toy, critic: torch.nn.Module, common: dict) -> None:
@@ -119,15 +123,10 @@ def _thread_blocks(toy, critic: torch.nn.Module, common: dict) -> None:
             assert trained.settings["subnormals_flushed"] is (n == 1)
             times[name].append(t / S.BLOCK)
         load.sample()
-    ratios = [a / b for a, b in zip(*times.values(), strict=True)]
-    rows = [[name, statistics.median(t), min(t), max(t)] for name, t in times.items()]
     print(f"The same critic's loop on one thread against {S.THREADS} (`threads=`; with several "
           f"threads the loop runs unflushed), {S.THREAD_PAIRS} pairs of {S.BLOCK}-step "
           f"blocks alternating; seconds a step; load average (1 min) {load}.\n")
-    print(table(["threads", "median (s a step)", "min", "max"], rows))
-    print(f"\none thread / {S.THREADS} threads, median of the per-pair ratios: "
-          f"**{statistics.median(ratios):.3f}** (min {min(ratios):.3f}, "
-          f"max {max(ratios):.3f}).\n")
+    _report(times, "step", f"one thread / {S.THREADS} threads")
 
 
 def _audit_pass(toy, critic: torch.nn.Module) -> None:
@@ -154,16 +153,11 @@ def _audit_pass(toy, critic: torch.nn.Module) -> None:
     finally:
         slopes_module.flushed_denormals = real
         torch.set_num_threads(threads)
-    ratios = [a / b for a, b in zip(*times.values(), strict=True)]
-    rows = [[name, statistics.median(t), min(t), max(t)] for name, t in times.items()]
     print(f"The audit's gradient pass on the trained critic: ‖∇f‖ at {len(pts)} interpolates "
           "of held-out samples (`otdiv.audit.slopes.grad_norms`, blocks of "
           f"{slopes_module.ROWS} points, one thread), {S.AUDIT_PAIRS} pairs alternating the "
           f"two modes; seconds a pass, median (min, max); load average (1 min) {load}.\n")
-    print(table(["mode", "median (s a pass)", "min", "max"], rows))
-    print(f"\nflushed / not flushed, median of the per-pair ratios: "
-          f"**{statistics.median(ratios):.3f}** (min {min(ratios):.3f}, "
-          f"max {max(ratios):.3f}).\n")
+    _report(times, "pass", "flushed / not flushed")
 
 
 if __name__ == "__main__":

@@ -128,15 +128,17 @@ def _subnormal_survives() -> bool:
 
 
 class _DenormalSpy(torch.nn.Linear):
-    """A linear critic that records, at every training forward pass, whether subnormal
-    floats survive."""
+    """A linear critic that records, at every training forward pass (at every pass with
+    ``every_pass``: the audit evaluates and differentiates it), whether subnormal floats
+    survive."""
 
-    def __init__(self):
+    def __init__(self, every_pass: bool = False):
         super().__init__(2, 1)
+        self.every_pass = every_pass
         self.seen: set[bool] = set()
 
     def forward(self, x):
-        if self.training:
+        if self.training or self.every_pass:
             self.seen.add(_subnormal_survives())
         return super().forward(x)
 
@@ -188,20 +190,6 @@ def test_several_threads_train_unflushed_and_leave_no_pool_thread_flushing():
         torch.set_num_threads(before)
 
 
-class _ScoreSpy(torch.nn.Module):
-    """A linear critic that records, at every forward pass, whether subnormal floats
-    survive; the audit evaluates it and differentiates it."""
-
-    def __init__(self):
-        super().__init__()
-        self.lin = torch.nn.Linear(2, 1)
-        self.seen: set[bool] = set()
-
-    def forward(self, x):
-        self.seen.add(_subnormal_survives())
-        return self.lin(x)
-
-
 @pytest.fixture
 def one_thread():
     """One intra-op thread for the test; torch's threads and the CPU's mode (unflushed)
@@ -229,10 +217,10 @@ def test_audit_passes_of_a_module_are_flushed_and_the_mode_restored(before, one_
 
     x, y = _shifted_pair(60)
     torch.set_flush_denormal(before)
-    spy = _ScoreSpy()
+    spy = _DenormalSpy(every_pass=True)
     with torch.no_grad():  # f(z) = −(z₁ + z₂/2): an estimate near 1.5, slope √1.25
-        spy.lin.weight.copy_(torch.tensor([[-1.0, -0.5]]))
-        spy.lin.bias.zero_()
+        spy.weight.copy_(torch.tensor([[-1.0, -0.5]]))
+        spy.bias.zero_()
     a = audit_critic(spy, x, y, n=60, repeats=1, lipschitz=False, device="cpu", seed=0)
     assert spy.seen == {False}
     assert _subnormal_survives() is not before
