@@ -51,6 +51,7 @@ from otdiv.audit.estimators import flow_corrected
 from otdiv.audit.funnels import MinFunnel
 from otdiv.audit.models import mlp_critic
 from otdiv.audit.optimizers import build_optimizers
+from otdiv.audit.subnormals import flushed_denormals
 
 
 def alignment(critic: torch.nn.Module, pair: MinFunnel, n: int,
@@ -88,6 +89,14 @@ def main() -> None:
                    help="muon: torch.optim.Muon (orthogonalised momentum, lr matched to "
                    "AdamW's RMS) for the hidden weight matrices, Adam for the rest")
     p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--batch-after", type=int, default=0, metavar="B",
+                   help="wgan: from step --switch-at x steps on, B samples a side for the "
+                   "objective and the penalty (a batch schedule)")
+    p.add_argument("--switch-at", type=float, default=0.5, metavar="FRACTION")
+    p.add_argument("--first-layer", choices=("muon", "adam"), default="muon",
+                   help="muon: which optimiser trains the first layer's weight matrix")
+    p.add_argument("--momentum", type=float, default=0.95,
+                   help="muon: the momentum of torch.optim.Muon (the recipe's 0.95)")
     p.add_argument("--svrg", type=int, default=0, metavar="EVERY",
                    help="wgan: variance-reduced objective gradient (SVRG): a snapshot of the "
                    "critic every EVERY steps, its gradient on --svrg-batch samples a side")
@@ -106,6 +115,10 @@ def main() -> None:
         p.error("--pretrain and --svrg must be at least 0")
     if args.svrg_batch < 1:
         p.error("--svrg-batch must be at least 1")
+    if not 0 <= args.momentum < 1:
+        p.error(f"--momentum must be in [0, 1), got {args.momentum}")
+    if args.momentum != 0.95 and args.optimizer != "muon":
+        p.error("--momentum applies to --optimizer muon")
     if not 0 <= args.ema < 1:
         p.error(f"--ema must be a decay in [0, 1), got {args.ema}")
     if args.svrg and args.fit != "wgan":
@@ -120,6 +133,13 @@ def main() -> None:
     torch.manual_seed(args.seed)
     critic = mlp_critic(args.dim, hidden, softplus_beta=args.softplus_beta)
     t0 = time.perf_counter()
+    with flushed_denormals("cpu"):  # as train_critic's loop: subnormal floats cost 6 x
+        run(critic, pair, rng, args, hidden, t0)
+
+
+def run(critic, pair: MinFunnel, rng: np.random.Generator, args, hidden, t0: float) -> None:
+    """The fit of ``args`` and its printed row."""
+    label = knobs(args)  # before a batch schedule changes args.batch
     if args.pretrain:
         fit(critic, regression_step, args.pretrain, pair, rng, args)
         gt, dt = alignment(critic, pair, 4000, rng)
@@ -135,7 +155,7 @@ def main() -> None:
     last = "final loss" if args.fit == "regression" else "errors (raw, flow), objective"
     print(f"| pair | hidden | fit | steps | G_T | D_T | cos | {last} | s |\n"
           "|---|---|---|---|---|---|---|---|---|")
-    print(f"| d={args.dim} K={args.funnels} | {hidden} | {args.fit} {knobs(args)} | {args.steps} "
+    print(f"| d={args.dim} K={args.funnels} | {hidden} | {args.fit} {label} | {args.steps} "
           f"| {gt:.3f} | {dt:.3f} | {dt / gt:.3f} | {extra} | {time.perf_counter() - t0:.0f} |")
 
 
@@ -144,11 +164,23 @@ def fit(critic, step, steps: int, pair: MinFunnel, rng: np.random.Generator, arg
     """``steps`` steps of Adam (0.5, 0.9) (or Muon, ``--optimizer``) at ``--lr`` with a
     cosine schedule on ``step``'s loss;
     with ``ema`` > 0 the critic ends as the moving average of its iterates."""
-    opts = build_optimizers(list(critic.parameters()), args.optimizer, args.lr, (0.5, 0.9))
+    params = list(critic.parameters())
+    if args.optimizer == "muon" and args.first_layer == "adam":
+        opts = build_optimizers(params[1:], args.optimizer, args.lr, (0.5, 0.9))
+        opts[0].add_param_group({"params": [params[0]]})
+    else:
+        opts = build_optimizers(params, args.optimizer, args.lr, (0.5, 0.9))
+    for o in opts:
+        if isinstance(o, torch.optim.Muon):
+            o.param_groups[0]["momentum"] = args.momentum
     decays = [torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=steps) for o in opts]
     average = torch.optim.swa_utils.AveragedModel(
         critic, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(ema)) if ema else None
-    for _ in range(steps):
+    switch = int(args.switch_at * steps) if args.batch_after and step is not regression_step \
+        else -1
+    for i in range(steps):
+        if i == switch:
+            args.batch = args.penalty_batch = args.batch_after
         loss = step(critic, pair, rng, args)
         for o in opts:
             o.zero_grad()
@@ -174,7 +206,11 @@ def knobs(args: argparse.Namespace) -> str:
     svrg += " OT-paired interpolates" if args.pairing == "ot" else ""
     svrg += f" {args.optimizer} lr {args.lr:g}" if (args.optimizer, args.lr) != ("adam", 2e-3) \
         else ""
-    return (f"{start}p={args.power:g} λ={args.lam:g} batch {args.batch} "
+    svrg += f" momentum {args.momentum:g}" if args.momentum != 0.95 else ""
+    svrg += " first layer Adam" if args.first_layer == "adam" else ""
+    batch = (f"{args.batch}" if not args.batch_after else
+             f"{args.batch} -> {args.batch_after} from {args.switch_at:g} of the steps")
+    return (f"{start}p={args.power:g} λ={args.lam:g} batch {batch} "
             f"penalty batch {args.penalty_batch}{svrg}")
 
 

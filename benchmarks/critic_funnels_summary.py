@@ -28,7 +28,8 @@ those seeds, and the rows' mean seconds), and the tallies of both on those setti
 batch, everything else the recipe's) and prints, per setting, the flow-corrected error at
 each batch measured (mean over its seeds), then the tallies when each setting takes its
 row at the largest batch measured up to a cap — the counts of "what would meet the targets"
-in docs/critic_benchmark.md, rebuilt from the files.
+in docs/critic_benchmark.md, rebuilt from the files — and last, for the settings measured
+beyond the smallest batch, each seed's error at each batch.
 """
 
 from __future__ import annotations
@@ -146,6 +147,15 @@ def by_batch(rows: dict) -> None:
                     chosen.append(pick(at[max(measured)]))
             if chosen:
                 print(f"* batch up to {cap}, {label}: " + tally(chosen))
+    beyond = {dk: at for dk, at in errors.items() if set(at) - {sizes[0]}}
+    if beyond:
+        print("\n| setting | " + " | ".join(f"batch {b}" for b in sizes) + " |")
+        print("|---|" + "---|" * len(sizes))
+        for (d, k), at in sorted(beyond.items()):
+            cells = [", ".join(f"{100 * e:+.1f} % ({seed})" for seed, e in sorted(at[b].items()))
+                     if b in at else "" for b in sizes]
+            print(f"| d={d} K={k} | " + " | ".join(cells) + " |")
+        print("\n(each seed's flow-corrected error, the seed in brackets)")
 
 
 def beside(rows: dict, other: dict, name: str, other_name: str) -> None:
