@@ -117,6 +117,30 @@ def test_toy_bad_input():
         make_toy("scale", d=2.5)
     with pytest.raises(ValueError, match="theta"):
         make_toy("lines", theta=float("nan"))
+    # parameters whose samples would leave float32's range, and the count named as spelled
+    with pytest.raises(ValueError, match="theta"):
+        make_toy("lines", theta=1e308)
+    for kwargs in ({"scale": 1e308}, {"shift": 1e7}):
+        with pytest.raises(ValueError, match=next(iter(kwargs))):
+            make_toy("scale" if "scale" in kwargs else "translate", d=4, **kwargs)
+    with pytest.raises(ValueError, match="sigma"):
+        make_toy("8gaussians", sigma=1e300)
+    with pytest.raises(ValueError, match="funnels"):
+        make_toy("funnels", d=2, funnels=0)
+    with pytest.raises(TypeError, match="funnels"):
+        make_toy("funnels", d=2, funnels=True)
+    with pytest.raises(ValueError, match="lower funnels"):
+        make_toy("funnels", d=2**20, funnels=2**10)
+    with pytest.raises(TypeError, match="theta"):
+        make_toy("lines", theta="0.5")
+
+
+@pytest.mark.parametrize("theta", [np.float32(0.5), np.int64(-1), np.float64(2.5)])
+def test_lines_take_numpy_scalars(theta):
+    toy = make_toy("lines", theta=theta)
+    real, fake = toy.sample(50, seed=0)
+    assert toy.w1 == abs(float(theta))
+    np.testing.assert_array_equal(fake[:, 0] - real[:, 0], float(theta))
 
 
 # ------------------------------------------------------------------------ audit_critic
@@ -261,6 +285,50 @@ def test_audit_bad_input(rng):
         audit_critic(_identity_critic(2), x, x, n_estimate=10**9)
     with pytest.raises(ValueError, match="NaN"):
         audit_critic(_identity_critic(2), np.full((5, 2), np.nan), x)
+    with pytest.raises(ValueError, match=r"critic cannot score samples of dimension 2"):
+        audit_critic(torch.nn.Linear(3, 1), x, x, device="cpu")
+    with pytest.raises(ValueError, match=r"real has values up to .*e\+200.*float32"):
+        audit_critic(torch.nn.Linear(2, 1), x * 1e200, x, device="cpu")
+    for flag in ("lipschitz", "envelope"):
+        with pytest.raises(TypeError, match=flag):
+            audit_critic(_identity_critic(2), x, x, device="cpu", **{flag: "no"})
+    with pytest.raises(TypeError, match="w1"):
+        audit_critic(_identity_critic(2), x, x, device="cpu", w1=False)
+
+
+def _reshaped_sampler(n, rng):  # (2, n) where (n, 2) is meant
+    return rng.standard_normal((2, n))
+
+
+def _sampler_failing_later():
+    calls = []
+
+    def sample(n, rng):
+        calls.append(n)
+        out = rng.standard_normal((n, 2))
+        return out if len(calls) == 1 else out * np.nan  # fine on the first call only
+
+    return sample
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_every_sampler_draw_is_checked(train, rng):
+    def run(real, fake):
+        if train:
+            return train_critic(real, fake, steps=3, batch_size=16, hidden=(8,), eval_size=32,
+                                device="cpu", progress=False)
+        return audit_critic(torch.nn.Linear(2, 1), real, fake, n=20, device="cpu",
+                            lipschitz=False)
+
+    def good(n, r):
+        return r.standard_normal((n, 2))
+
+    with pytest.raises(ValueError, match=r"real \(sampler\) returned shape \(2, "):
+        run(_reshaped_sampler, good)
+    with pytest.raises(ValueError, match=r"fake \(sampler\) returned NaN"):
+        run(good, _sampler_failing_later())
+    with pytest.raises(ValueError, match=r"real \(sampler\) returned shape \(3, 2\)"):
+        run(lambda n, r: r.standard_normal((3, 2)), good)  # ignores n
 
 
 # ----------------------------------------------------------------------------- training
@@ -420,6 +488,19 @@ def test_train_critic_bad_input():
         train_critic(x, x, schedule="step")
     with pytest.raises(ValueError, match="real"):
         train_critic(np.zeros((2, 2, 2)), x)
+    with pytest.raises(TypeError, match="hidden"):
+        train_critic(x, x, hidden=8)
+    for betas in (0.5, ("a", "b"), (True, 0.9)):
+        with pytest.raises(ValueError, match="betas"):
+            train_critic(x, x, betas=betas)
+    with pytest.raises(ValueError, match="threads"):
+        train_critic(x, x, threads=2**31)
+    with pytest.raises(TypeError, match="progress"):
+        train_critic(x, x, steps=1, progress="no")
+    with pytest.raises(ValueError, match=r"critic cannot score samples of dimension 2"):
+        train_critic(x, x, critic=torch.nn.Linear(3, 1), steps=1, progress=False)
+    with pytest.raises(ValueError, match=r"fake has values up to 1e\+200.*float32"):
+        train_critic(x, x + 1e200, steps=1, progress=False, device="cpu")
 
 
 def test_discriminator_jsd_saturates_on_parallel_lines():

@@ -83,6 +83,32 @@ def test_bad_settings_name_the_setting_as_the_caller_spells_it(tmp_path):
         run_audit(toy="translate", stepz=3)
 
 
+def test_the_audits_report_is_written_before_a_failing_lines_sweep(tmp_path, monkeypatch):
+    # nothing computed is lost to a later error: report.md and report.json hold the audit
+    import otdiv.audit.lines as lines
+
+    def broken(*args, **kwargs):
+        raise FloatingPointError("the sweep failed")
+
+    monkeypatch.setattr(lines, "lines_sweep", broken)
+    out = tmp_path / "o"
+    with pytest.raises(FloatingPointError, match="sweep failed"):
+        run_audit(toy="translate", out=str(out), sweep=True, **TINY)
+    report = json.loads((out / "report.json").read_text())
+    assert "audit" in report and "lines_sweep" not in report
+    assert (out / "report.md").read_text().startswith("| problem |")
+    assert report["verdict"]["message"] in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize("key", ["theta", "thetas"])
+def test_a_lines_offset_beyond_float32s_reach_is_refused_first(key, tmp_path):
+    out = tmp_path / "o"
+    with pytest.raises(ValueError, match=f"<{key}>.*float32"):
+        run_audit(label=lambda k: f"<{k}>", toy="lines", out=str(out),
+                  **{key: 1e308 if key == "theta" else (0.0, 1e308)}, **TINY)
+    assert not out.exists()
+
+
 def test_settings_are_normalised_once():
     s = AuditSettings(hidden="8, 8", thetas="-1,0.5", softplus_beta="none").checked()
     assert (s.hidden, s.thetas, s.softplus_beta) == ((8, 8), (-1.0, 0.5), None)

@@ -36,7 +36,19 @@ def test_one_short_row_reports_exact_w1_of_the_audited_samples(capsys, tmp_path)
                                         (["--penalty-batch", "0"], "--penalty-batch"),
                                         (["--optimizer", "sgd"], "--optimizer"),
                                         (["--reference-n", "1"], "--reference-n"),
-                                        (["--reference-repeats", "1"], "--reference-repeats")])
+                                        (["--reference-repeats", "1"], "--reference-repeats"),
+                                        (["--problems", ""], "--problems"),
+                                        (["--problems", " , "], "--problems"),
+                                        (["--seeds", ""], "--seeds"),
+                                        (["--seeds=-3"], "--seeds"),
+                                        (["--constraints", ","], "--constraints"),
+                                        (["--device", "mps"], "--device"),
+                                        (["--lr", "5"], "--lr"),
+                                        (["--steps", "2000000000"], "--steps"),
+                                        (["--softplus-beta", "1e-300"], "--softplus-beta"),
+                                        (["--problems", "scale:100000000"], "lower d"),
+                                        (["--problems", "translate:64", "--hidden", "100000"],
+                                         "--hidden")])
 def test_bad_arguments_are_one_line_errors(argv, word, capsys):
     try:
         code = main(argv)
@@ -407,3 +419,66 @@ def test_a_row_without_the_population_bound_is_not_read_back_for_one_with_it(cap
     assert "read back" not in capsys.readouterr().err
     rows = json.loads((tmp_path / "rows.json").read_text())
     assert ["population_value" in r for r in rows] == [False, True]
+
+
+def test_problems_spelled_differently_run_once(capsys):
+    assert main(["--problems", "translate:2,translate:02, translate: 2", "--steps", "2",
+                 "--n", "20", "--n-estimate", "20", "--hidden", "8", "--batch-size", "8",
+                 "--device", "cpu", "--no-progress"]) == 0
+    rows = capsys.readouterr().out.strip().splitlines()[2:]
+    assert len(rows) == 1 and "translate d=2 |" in rows[0]
+
+
+def _short(*extra: str) -> list[str]:
+    return ["--problems", "translate:2", "--steps", "2", "--n", "20", "--n-estimate", "20",
+            "--hidden", "8", "--batch-size", "8", "--device", "cpu", "--no-progress", *extra]
+
+
+@pytest.mark.parametrize("damage", ["drop row_seconds", "drop problem", "zero exact_w1",
+                                    "text estimate"])
+def test_a_damaged_row_to_resume_is_a_one_line_error(damage, capsys, tmp_path):
+    import json
+
+    out = tmp_path / "rows.json"
+    assert main(_short("--json", str(out))) == 0
+    rows = json.loads(out.read_text())
+    key = damage.split()[1]
+    if damage.startswith("drop"):
+        del rows[0][key]
+    elif damage.startswith("zero"):
+        rows[0][key] = 0.0  # the certificate's ratio has no value then: an empty cell
+    else:
+        rows[0][key] = "abc"
+    out.write_text(json.dumps(rows))
+    capsys.readouterr()
+    code = main(_short("--json", str(out)))
+    err = capsys.readouterr().err
+    if damage.startswith("zero"):
+        assert code == 0
+    else:
+        assert code == 2 and "--json" in err and "damaged" in err
+        assert len(err.strip().splitlines()) == 1
+
+
+def test_save_critics_is_checked_before_training_and_a_failed_save_keeps_the_row(
+        capsys, tmp_path, monkeypatch):
+    import json
+
+    import otdiv.audit.checkpoint as checkpoint
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    out = tmp_path / "rows.json"
+    assert main(_short("--json", str(out), "--save-critics", str(blocker))) == 2
+    err = capsys.readouterr()
+    assert "--save-critics" in err.err and err.out == "" and not out.exists()
+
+    def refuse(critic, path):
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(checkpoint, "save_critic", refuse)
+    assert main(_short("--json", str(out), "--save-critics", str(tmp_path / "c"))) == 2
+    err = capsys.readouterr().err
+    assert "--save-critics" in err and "kept" in err
+    (row,) = json.loads(out.read_text())  # trained and audited: written before the save
+    assert row["problem"] == "translate d=2" and "saved_critic_sha256" not in row

@@ -85,3 +85,20 @@ def test_the_gradient_is_the_potentials_and_the_transport_runs_against_it(d, k):
     np.testing.assert_allclose(fd, g, atol=1e-7)
     y, s = mf.transport(x, rng)
     np.testing.assert_allclose((x - y) / s[:, None], g, atol=1e-12)
+
+
+def test_cells_in_blocks_equal_the_whole_distance_matrix(monkeypatch):
+    # the n × K distances are computed in blocks of bounded memory: with blocks of a few
+    # rows, the potential, its gradient and the transport equal those of the whole matrix
+    import otdiv.audit.funnels as funnels
+
+    mf = MinFunnel(5, 37, seed=4)
+    z = np.random.default_rng(2).standard_normal((101, 5)) * 3
+    whole = np.linalg.norm(z[:, None, :] - mf.apexes[None], axis=2) + mf.offsets
+    k = np.argmin(whole, axis=1)
+    monkeypatch.setattr(funnels, "_BLOCK", 37 * 3)  # three rows a block, the last one short
+    np.testing.assert_allclose(mf.potential(z), whole.min(axis=1), rtol=1e-12)
+    g = (z - mf.apexes[k]) / np.linalg.norm(z - mf.apexes[k], axis=1, keepdims=True)
+    np.testing.assert_allclose(mf.gradient(z), g, rtol=1e-12)
+    monkeypatch.setattr(funnels, "_BLOCK", 1)  # fewer entries than K: one row a block
+    np.testing.assert_allclose(mf.potential(z), whole.min(axis=1), rtol=1e-12)

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from otdiv._array import check_int, check_nonnegative, check_positive, check_seed
-from otdiv.audit.data import Data, check_pair, sources
+from otdiv.audit.data import Data, check_pair, check_range, sources
 from otdiv.audit.envelope import envelope_bound
 from otdiv.audit.estimators import (
     PENALTY_KINDS,
@@ -57,7 +57,7 @@ from otdiv.audit.estimators import (
     slope_corrected,
 )
 from otdiv.audit.lines import LinesSweep, lines_sweep
-from otdiv.audit.models import MEMORY_BUDGET, resolve_device
+from otdiv.audit.models import MEMORY_BUDGET, check_applies, resolve_device
 from otdiv.audit.slopes import ctransform_slope, grad_norms, score_fn, segment_grad_norm
 
 # LinesSweep, lines_sweep (now otdiv.audit.lines) and check_pair (now otdiv.audit.data) are
@@ -257,6 +257,11 @@ def audit_critic(
     n_estimate = n if n_estimate is None else max(n, check_int(n_estimate, "n_estimate"))
     repeats = check_int(repeats, "repeats")
     lipschitz_points = check_int(lipschitz_points, "lipschitz_points", minimum=2)
+    for flag, name in ((lipschitz, "lipschitz"), (envelope, "envelope")):
+        if not isinstance(flag, bool):
+            raise TypeError(f"{name} must be True or False, got {flag!r}")
+    if isinstance(w1, bool):
+        raise TypeError("w1 must be a number >= 0 or None, got a bool")
     if w1 is not None:
         w1 = float(w1) if w1 == 0 else check_positive(w1, "w1")
     if lambda_gp is not None:
@@ -278,6 +283,7 @@ def audit_critic(
         params = list(critic.parameters())
         dtype = params[0].dtype if params and params[0].is_floating_point() else \
             torch.float32
+        check_applies(critic, src_real.dim, dtype, dev)
         return _audit(critic, src_real, src_fake, n, repeats, w1, lipschitz,
                       lipschitz_points, envelope, dev, seed, dtype, lambda_gp, penalty,
                       n_estimate)
@@ -325,8 +331,8 @@ def _audit(critic, src_real, src_fake, n, repeats, w1, lipschitz, lipschitz_poin
     first = None
     n_big = None
     for _ in range(repeats):
-        x_big = src_real.fixed(n_estimate, rng)
-        y_big = src_fake.fixed(n_estimate, rng)
+        x_big = check_range(src_real.fixed(n_estimate, rng), "real", dtype)
+        y_big = check_range(src_fake.fixed(n_estimate, rng), "fake", dtype)
         # the n points of exact W1: a random subset of the draw (all of it when n_estimate = n)
         keep_x, keep_y = (slice(None) if len(v) <= n else
                           rng.choice(len(v), size=n, replace=False) for v in (x_big, y_big))

@@ -20,6 +20,7 @@ class Source:
     """Minibatches from an array (drawn with replacement) or from a sampler (fresh draws)."""
 
     def __init__(self, data: Data, name: str):
+        self.name = name
         if callable(data) and not is_tensor(data) and not isinstance(data, np.ndarray):
             self.sampler = data
             self.points = None
@@ -31,9 +32,22 @@ class Source:
             self.dim = self.points.shape[1]
 
     def draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        if self.sampler is not None:
-            return np.asarray(self.sampler(n, rng), dtype=np.float64).reshape(n, self.dim)
-        return self.points[rng.integers(0, len(self.points), size=n)]
+        """n points: a sampler's fresh draw, checked at every call (shape (n, d) — or (n,)
+        when d = 1 — and finite: a sampler may go wrong after its first draw), or n rows
+        of the array drawn with replacement."""
+        if self.sampler is None:
+            return self.points[rng.integers(0, len(self.points), size=n)]
+        out = self.sampler(n, rng)
+        points = to_numpy64(out) if is_tensor(out) else np.asarray(out, dtype=np.float64)
+        if points.shape == (n,) and self.dim == 1:
+            points = points.reshape(n, 1)
+        if points.shape != (n, self.dim):
+            raise ValueError(f"{self.name} (sampler) returned shape {points.shape} when asked "
+                             f"for n={n} points; expected ({n}, {self.dim})")
+        if not np.isfinite(points).all():
+            raise ValueError(f"{self.name} (sampler) returned NaN or inf when asked for "
+                             f"n={n} points")
+        return points
 
     def fixed(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """A fixed evaluation set: all points (up to n of them) or n fresh draws."""
@@ -42,6 +56,21 @@ class Source:
                 return self.points
             return self.points[rng.choice(len(self.points), size=n, replace=False)]
         return self.draw(n, rng)
+
+
+def check_range(points: np.ndarray, name: str, dtype) -> np.ndarray:
+    """``points`` when every |value| fits the critic's floating ``dtype`` (a torch dtype);
+    else ValueError naming ``name``: finite float64 data such as 1e200 would become inf in
+    float32 and every score after it NaN."""
+    import torch
+
+    limit = torch.finfo(dtype).max
+    top = float(np.max(np.abs(points))) if points.size else 0.0
+    if top > limit:
+        raise ValueError(f"{name} has values up to {top:.3g}, beyond the range of the "
+                         f"critic's {str(dtype).replace('torch.', '')} ({limit:.3g}); "
+                         "rescale the data")
+    return points
 
 
 def sources(real: Data, fake: Data) -> tuple[Source, Source]:

@@ -40,6 +40,7 @@ FUNNEL_DIMS = (2, 4, 8, 16, 32, 64, 128)
 FUNNEL_COUNTS = (4, 16, 64, 256)
 FUNNEL_SETTINGS = tuple((d, k) for d in FUNNEL_DIMS for k in FUNNEL_COUNTS)
 
+_BLOCK = 2**21  # entries of the n × K distance block (16 MiB)
 _TAIL = 7e-16  # Phi(-8), the chance that a point is within reach of one apex
 
 
@@ -68,35 +69,42 @@ class MinFunnel:
         self.w1 = self.delta
         self.w1_error = self.n_funnels * _TAIL * 1.5 * self.delta
 
-    def _distances(self, z: np.ndarray) -> np.ndarray:
-        # ||z - c_k|| per pair, without the |z|^2 + |c|^2 - 2<z, c> cancellation
+    def _cells(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(k, r, u): the funnel attaining the minimum at each z_i, the distance to its apex
+        and u(z_i). The n × K distances are computed in blocks of at most ``_BLOCK``
+        entries, so that memory stays bounded whatever n and K."""
         from scipy.spatial.distance import cdist
 
-        return cdist(z, self.apexes)
+        n = len(z)
+        k, r, u = np.empty(n, dtype=np.intp), np.empty(n), np.empty(n)
+        rows = max(1, _BLOCK // self.n_funnels)
+        for start in range(0, n, rows):
+            # ||z - c_k|| per pair, without the |z|^2 + |c|^2 - 2<z, c> cancellation
+            dist = cdist(z[start:start + rows], self.apexes)
+            shifted = dist + self.offsets
+            kb = np.argmin(shifted, axis=1)
+            at = np.arange(len(kb))
+            k[start:start + rows], r[start:start + rows] = kb, dist[at, kb]
+            u[start:start + rows] = shifted[at, kb]
+        return k, r, u
 
     def potential(self, z: object) -> np.ndarray:
         """u(z) = min_k ||z - c_k|| + b_k for z of shape (n, d): an optimal critic."""
         z = np.asarray(z, dtype=np.float64).reshape(-1, self.d)
-        return np.min(self._distances(z) + self.offsets, axis=1)
-
-    def _cells(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(k, r): the funnel attaining the minimum at each z_i and the distance to its apex."""
-        dist = self._distances(z)
-        k = np.argmin(dist + self.offsets, axis=1)
-        return k, dist[np.arange(len(z)), k]
+        return self._cells(z)[2]
 
     def gradient(self, z: object) -> np.ndarray:
         """∇u(z) = (z − c_k) / ||z − c_k||, k the funnel attaining the minimum at z: the unit
         direction away from that apex (the transport runs against it; 0 at an apex).
         Shape (n, d)."""
         z = np.asarray(z, dtype=np.float64).reshape(-1, self.d)
-        k, r = self._cells(z)
+        k, r, _ = self._cells(z)
         return (z - self.apexes[k]) / np.where(r > 0, r, 1.0)[:, None]
 
     def transport(self, x: object, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """(y, s): each x_i moved s_i towards the apex of its funnel, and the steps s_i."""
         x = np.asarray(x, dtype=np.float64).reshape(-1, self.d)
-        k, r = self._cells(x)
+        k, r, _ = self._cells(x)
         s = np.minimum(self.delta * rng.uniform(0.5, 1.5, size=len(x)), r)
         y = x + (s / np.where(r > 0, r, 1.0))[:, None] * (self.apexes[k] - x)
         return y, s

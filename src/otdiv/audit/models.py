@@ -118,6 +118,30 @@ def scores(critic: Callable, x: torch.Tensor) -> torch.Tensor:
 
 
 
+def check_applies(critic: torch.nn.Module, dim: int, dtype, device) -> None:
+    """ValueError naming ``critic`` when the module cannot score a batch of d-dimensional
+    samples (a first layer of another width, say), instead of torch's shape error deep in
+    a loop. Probed on two zero points in eval mode (no spectral-norm power iteration) with
+    subnormal floats flushed as in every pass of training and audit; the module's modes are
+    restored."""
+    import torch
+
+    from otdiv.audit.subnormals import flushed_denormals
+
+    modes = {m: m.training for m in critic.modules()}
+    try:
+        critic.eval()
+        with torch.no_grad(), flushed_denormals(device):
+            scores(critic, torch.zeros((2, dim), dtype=dtype, device=device))
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"critic cannot score samples of dimension {dim} (a batch of shape "
+                         f"(2, {dim})): {first}") from None
+    finally:
+        for module, training in modes.items():
+            module.train(training)
+
+
 MEMORY_BUDGET = 4 * 2**30  # bytes train_critic and audit_critic may plan to use
 
 

@@ -16,7 +16,7 @@ verdict and writes, in this order,
   seconds, device, the optimiser settings, hidden widths, the history of the estimate),
   ``audit`` (every :class:`~otdiv.audit.CriticAudit` field), ``seconds`` (training plus
   audit), ``verdict`` and, with ``sweep`` or the lines toy, ``lines_sweep``;
-* ``report.md``: the table row and the verdict.
+* ``report.md`` after the audit (before the lines sweep): the table row and the verdict.
 
 :func:`draw_plots` draws the PNGs afterwards, so that a plot that fails loses no training.
 ``otdiv audit`` and ``otdiv demo`` (the audit with preset settings), every job of
@@ -251,6 +251,8 @@ def _run(s: AuditSettings, label: Label) -> AuditRun:
     payload.update({"audit": audit.to_dict(), "seconds": seconds,
                     "verdict": judged.to_dict()})
     report = write_json(out / "report.json", payload)
+    (out / "report.md").write_text(table([row], markdown=True) + "\n\nverdict: "
+                                   + judged.message + "\n")  # before the sweep, which may fail
     sweep = None
     if s.toy == "lines" or s.sweep:
         sweep = lines.lines_sweep(
@@ -259,8 +261,6 @@ def _run(s: AuditSettings, label: Label) -> AuditRun:
             progress=progress)
         payload["lines_sweep"] = sweep.to_dict()
         write_json(out / "report.json", payload)
-    (out / "report.md").write_text(table([row], markdown=True) + "\n\nverdict: "
-                                   + judged.message + "\n")
     return AuditRun(s, problem, constraint, critic, trained, audit, judged, row, sweep, out,
                     report, None if trained is None else save_path, held, w1, plot_range,
                     seconds)

@@ -138,6 +138,16 @@ def _whole(minimum: int, maximum: int = MAX_COUNT):
     return check
 
 
+def _offset(value: float, name: str) -> float:
+    """A lines toy's offset θ: |θ| at most ``TOY_PARAM_MAX``, as make_toy requires."""
+    from otdiv.audit.toys import TOY_PARAM_MAX
+
+    if abs(value) > TOY_PARAM_MAX:
+        raise ValueError(f"{name} must be in [-{TOY_PARAM_MAX:g}, {TOY_PARAM_MAX:g}] (the "
+                         f"critics train in float32), got {value:g}")
+    return value
+
+
 def _number(value: object, name: str) -> float:
     _no_text(value, name)
     if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or \
@@ -217,7 +227,7 @@ CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "dim": _whole(1),
     "funnels": _whole(1),
     "funnel_seed": _optional(_seed),
-    "theta": _number,
+    "theta": lambda v, name: _offset(_number(v, name), name),
     "real": _optional(_path),
     "fake": _optional(_path),
     "critic": _optional(_path),
@@ -235,7 +245,8 @@ CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "n_estimate": _optional(_whole(2)),
     "repeats": _whole(1, MAX_REPEATS),
     "sweep": _flag,
-    "thetas": lambda v, name: tuple(_number(t, name) for t in _numbers(v, name, float)),
+    "thetas": lambda v, name: tuple(_offset(_number(t, name), name)
+                                    for t in _numbers(v, name, float)),
     "sweep_steps": lambda v, name: check_steps(_whole(1)(v, name), name),
     "device": _text,
     "seed": _seed,

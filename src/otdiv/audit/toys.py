@@ -21,6 +21,7 @@ W1(P, Q) = min over couplings E||X - Y||_2 = sup over 1-Lipschitz f of E_P f - E
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -119,6 +120,16 @@ def mean_gaussian_norm(d: int) -> float:
 # ------------------------------------------------------------------------ constructor
 
 
+TOY_PARAM_MAX = 1e6  # shift, scale, sigma and |theta|: samples stay far inside float32
+
+
+def _at_most_max(value: float, name: str) -> float:
+    if value > TOY_PARAM_MAX:
+        raise ValueError(f"{name} must be at most {TOY_PARAM_MAX:g} (the critics train in "
+                         f"float32), got {value:g}")
+    return value
+
+
 def make_toy(
     name: str,
     *,
@@ -140,14 +151,16 @@ def make_toy(
     """
     check_choice(name, "name", TOYS)
     if name in PAPER_TOYS:
-        sigma = check_positive(sigma, "sigma")
+        sigma = _at_most_max(check_positive(sigma, "sigma"), "sigma")
         base = _PAPER_SAMPLERS[name]
         return ToyProblem(name, 2, base, _convolved(base, sigma), None, {"sigma": sigma})
     if name == "lines":
-        if isinstance(theta, bool) or not isinstance(theta, (int, float)) or \
-                not math.isfinite(theta):
-            raise ValueError(f"theta must be a finite real number, got {theta!r}")
+        if isinstance(theta, bool) or not isinstance(theta, numbers.Real):
+            raise TypeError(f"theta must be a real number, got {type(theta).__name__}")
         theta = float(theta)
+        if not math.isfinite(theta) or abs(theta) > TOY_PARAM_MAX:
+            raise ValueError(f"theta must be a real number in [-{TOY_PARAM_MAX:g}, "
+                             f"{TOY_PARAM_MAX:g}], got {theta!r}")
 
         def real(n, rng):
             return np.stack([np.zeros(n), rng.random(n)], axis=1)
@@ -161,12 +174,16 @@ def make_toy(
     if name == "funnels":
         from otdiv.audit.funnels import MinFunnel
 
+        funnels = check_int(funnels, "funnels")
+        if d * funnels > 2**26:
+            raise ValueError(f"d * funnels must be at most 2**26 (the apexes are stored), got "
+                             f"{d} * {funnels}; lower funnels")
         mf = MinFunnel(d, funnels, seed=seed)
         return ToyProblem("funnels", d, mf.sample_real, mf.sample_fake, mf.w1,
                           {"d": d, "funnels": mf.n_funnels, "seed": seed,
                            "w1_error": mf.w1_error})
     if name == "translate":
-        shift = check_positive(shift, "shift")
+        shift = _at_most_max(check_positive(shift, "shift"), "shift")
         t = np.full(d, shift / math.sqrt(d))
 
         def real(n, rng):
@@ -176,7 +193,7 @@ def make_toy(
             return rng.standard_normal((n, d)) + t
 
         return ToyProblem("translate", d, real, fake, shift, {"d": d, "shift": shift})
-    s = check_positive(scale, "scale")
+    s = _at_most_max(check_positive(scale, "scale"), "scale")
 
     def real(n, rng):
         return rng.standard_normal((n, d))

@@ -36,9 +36,10 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -51,9 +52,10 @@ from otdiv._array import (
     check_positive,
     check_seed,
 )
-from otdiv.audit.data import Data, sources
+from otdiv.audit.data import Data, check_range, sources
 from otdiv.audit.models import (
     DEFAULT_HIDDEN,
+    check_applies,
     check_softplus_beta,
     check_training_size,
     mlp_critic,
@@ -139,6 +141,8 @@ def progress_reporter(total: int, progress: bool | None, desc: str):
     ``HEARTBEAT_SECONDS``; True: always a tqdm bar; False: nothing."""
     from tqdm.auto import tqdm
 
+    if progress is not None and not isinstance(progress, bool):
+        raise TypeError(f"progress must be None, True or False, got {progress!r}")
     if progress is None and not sys.stderr.isatty():
         return _Heartbeat(total, desc)
     return tqdm(total=total, desc=desc, disable=progress is False, leave=False,
@@ -150,6 +154,9 @@ def progress_reporter(total: int, progress: bool | None, desc: str):
 # above it. Small MLPs gain nothing from a second thread, and on a busy CPU the threads
 # wait on each other (docs/benchmarks.md, "Critic training threads").
 AUTO_ONE_THREAD_WORK = 2**28
+
+
+MAX_THREADS = 4096  # torch's intra-op pool; beyond it set_num_threads overflows or stalls
 
 
 def resolve_threads(threads: object, device: torch.device, batch_size: int,
@@ -177,7 +184,7 @@ def resolve_threads(threads: object, device: torch.device, batch_size: int,
         if subnormals and torch.get_num_threads() <= AUTO_FLUSH_THREADS and flush_supported():
             return 1
         return None
-    return check_int(threads, "threads")
+    return check_int(threads, "threads", maximum=MAX_THREADS)
 
 
 @contextlib.contextmanager
@@ -324,6 +331,9 @@ def train_critic(
                                    f"penalty_batch must be at most batch_size = {batch_size}, "
                                    f"got {penalty_batch}"))
     eval_size = check_int(eval_size, "eval_size")
+    if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Iterable):
+        raise TypeError(f"hidden must be a sequence of widths such as (256, 256, 256), got "
+                        f"{type(hidden).__name__}")
     hidden = tuple(check_int(h, "hidden") for h in hidden)
     lambda_gp = check_nonnegative(lambda_gp, "lambda_gp")
     clip = check_positive(clip, "clip")
@@ -338,7 +348,9 @@ def train_critic(
     if lr is not None:
         cfg["lr"] = check_lr(lr)
     if betas is not None:
-        if len(betas) != 2 or not all(0 <= float(b) < 1 for b in betas):
+        if not (isinstance(betas, Sequence) and len(betas) == 2
+                and all(isinstance(b, numbers.Real) and not isinstance(b, bool)
+                        and 0 <= float(b) < 1 for b in betas)):
             raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
         cfg["betas"] = (float(betas[0]), float(betas[1]))
     seed = check_seed(seed)
@@ -380,11 +392,12 @@ def train_critic(
     else:
         gen.manual_seed(int(rng.integers(2**62)))
 
-    def tensor(a: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(a, dtype=dtype).to(dev)
+    def tensor(a: np.ndarray, name: str) -> torch.Tensor:
+        return torch.as_tensor(check_range(a, name, dtype), dtype=dtype).to(dev)
 
-    eval_real = tensor(src_real.fixed(eval_size, rng))
-    eval_fake = tensor(src_fake.fixed(eval_size, rng))
+    eval_real = tensor(src_real.fixed(eval_size, rng), "real")
+    eval_fake = tensor(src_fake.fixed(eval_size, rng), "fake")
+    check_applies(critic, dim, dtype, dev)
     result = TrainedCritic(critic, constraint, steps, 0.0, str(dev),
                            settings={**cfg, "lambda_gp": lambda_gp if cfg["kind"] else None,
                                      "clip": clip if constraint == "clip" else None,
@@ -410,8 +423,8 @@ def train_critic(
             progress_reporter(steps, progress, desc) as bar:
         result.settings["subnormals_flushed"] = flushed
         for step in range(1, steps + 1):
-            x = tensor(src_real.draw(batch_size, rng))
-            y = tensor(src_fake.draw(batch_size, rng))
+            x = tensor(src_real.draw(batch_size, rng), "real")
+            y = tensor(src_fake.draw(batch_size, rng), "fake")
             if cfg["kind"] is not None:  # wgan_gp_loss, its interpolates the first pairs
                 critic_loss = wgan_critic_loss(scores(critic, x), scores(critic, y))
                 penalty = gradient_penalty(critic, x[:penalty_batch], y[:penalty_batch],

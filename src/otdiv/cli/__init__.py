@@ -42,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     except (CLIError, ValueError, TypeError, FloatingPointError, OSError) as exc:
         print(f"otdiv {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except MemoryError as exc:  # a size no check foresaw: one line, not a traceback
+        print(f"otdiv {args.command}: error: out of memory"
+              + (f": {exc}" if str(exc) else "") + "; lower the sizes", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("otdiv: interrupted", file=sys.stderr)
         return 130

@@ -46,6 +46,7 @@ import sys
 import time
 
 from otdiv.cli._common import CLIError, float_arg, int_arg
+from otdiv.cli.audit import MAX_STEPS
 
 PAPER = ("8gaussians", "25gaussians", "swissroll")
 REFERENCE_SEED = 20261205  # the reference draws: one stream, whatever the critics' seeds
@@ -57,18 +58,31 @@ COLUMNS = ("problem", "constraint", "seed", "raw", "slope-corr.", "penalty-corr.
            "err flow", "err /G", "cert / exact", "pop. cert.", "pop. cert. / W1", "s")
 
 
-def problem(spec: str):
-    """(label, toy) from 'name', 'translate:D', 'scale:D' or 'funnels:D:K'."""
+def problem(spec: str, args: argparse.Namespace | None = None):
+    """(label, toy) from 'name', 'translate:D', 'scale:D' or 'funnels:D:K'; with ``args``,
+    the memory of training and auditing a critic on d-dimensional samples is checked
+    before the toy is built."""
     from otdiv.audit import make_toy
+    from otdiv.audit.critic import check_audit_size
+    from otdiv.audit.models import check_training_size
+
+    def check(d: int) -> None:
+        if d >= 1 and args is not None:  # else make_toy names d
+            check_training_size(d, hidden_for(args.hidden, d), args.batch_size, 2000,
+                                names={"hidden": "--hidden", "batch_size": "--batch-size"})
+            check_audit_size(args.n, d, 0, n_estimate=args.n_estimate, name="--n-estimate")
 
     parts = spec.strip().split(":")
     try:
         if parts[0] in PAPER and len(parts) == 1:
             return parts[0], make_toy(parts[0])
         if parts[0] in ("translate", "scale") and len(parts) == 2:
-            return f"{parts[0]} d={parts[1]}", make_toy(parts[0], d=int(parts[1]))
+            d = int(parts[1])  # the label spells d as an integer: "02" and " 2" are 2
+            check(d)
+            return f"{parts[0]} d={d}", make_toy(parts[0], d=d)
         if parts[0] == "funnels" and len(parts) == 3:
             d, k = int(parts[1]), int(parts[2])
+            check(d)
             return f"funnels d={d} K={k}", make_toy("funnels", d=d, funnels=k, seed=0)
     except ValueError as exc:
         raise CLIError(f"--problems: {spec!r}: {exc}") from None
@@ -103,6 +117,10 @@ def hidden_for(option: int | tuple[int, ...] | None, dim: int) -> tuple[int, ...
     if isinstance(option, tuple):
         return option
     return (option or max(2 * dim, 128),) * 3
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.3f}" if b else ""
 
 
 def _pct(v) -> str:
@@ -176,14 +194,13 @@ def _critic_name(label: str, constraint: str, seed: int) -> str:
 
 
 def row(label: str, toy, constraint: str, seed: int, args, ref, chosen: dict
-        ) -> tuple[str, dict]:
-    """Train, audit, and format one row (markdown) with its JSON record; ``ref``: the
+        ) -> tuple[str, dict, object]:
+    """Train, audit, and format one row: (markdown, JSON record, critic); ``ref``: the
     problem's reference W1 (:func:`reference`), the truth where there is no closed form
     (None: a closed form); ``chosen``: the row's :func:`settings`."""
     from otdiv.audit import audit_critic, train_critic
 
     t0 = time.perf_counter()
-    name = _critic_name(label, constraint, seed)
     if args.load_critics:
         from otdiv.audit.checkpoint import load_critic
 
@@ -214,12 +231,6 @@ def row(label: str, toy, constraint: str, seed: int, args, ref, chosen: dict
         pop = critic_population_bound(critic, toy.sample_real, toy.sample_fake,
                                       n=args.n, n_test=2 * args.n, seed=seed + 2000)
     sec = time.perf_counter() - t0
-    if args.save_critics:
-        from otdiv.audit.checkpoint import save_critic
-
-        os.makedirs(args.save_critics, exist_ok=True)
-        save_critic(critic, os.path.join(args.save_critics, name))
-        saved = _sha256(os.path.join(args.save_critics, name))
     if args.load_critics:  # the checkpoint's training settings are not recorded in it
         record = {"problem": label, "constraint": constraint, "seed": seed,
                   "critic": chosen["critic"]}
@@ -234,12 +245,35 @@ def row(label: str, toy, constraint: str, seed: int, args, ref, chosen: dict
     if pop is not None:
         record.update(population_value=pop.value, population_se=pop.se,
                       population_lower=pop.lower, population_scale=pop.scale)
-    if args.save_critics:
-        record["saved_critic_sha256"] = saved
     if flushed is not None:  # how it ran, not what decides its numbers: not in settings
         record["subnormals_flushed"] = flushed
     record["settings"] = chosen
-    return line(record), record
+    return line(record), record, critic
+
+
+def save(critic, record: dict, args) -> None:
+    """--save-critics: the row's critic in DIR (:mod:`otdiv.audit.checkpoint`), its SHA-256
+    in the record (what :func:`_reusable` checks on resume)."""
+    from otdiv.audit.checkpoint import save_critic
+
+    path = os.path.join(args.save_critics, _critic_name(record["problem"],
+                                                        record["constraint"], record["seed"]))
+    try:
+        save_critic(critic, path)
+    except OSError as exc:
+        raise CLIError(f"--save-critics: cannot save the critic of {record['problem']}, "
+                       f"{record['constraint']}, seed {record['seed']} to {path}: "
+                       f"{exc.strerror or exc}; its row is kept") from None
+    record["saved_critic_sha256"] = _sha256(path)
+
+
+def write(records: list[dict], args) -> None:
+    """--json: this run's rows merged into the file (:func:`otdiv.cli._rows.write_rows`),
+    after every row; the file's rows of other settings stay."""
+    if args.json:
+        from otdiv.cli._rows import write_rows
+
+        write_rows(args.json, records)
 
 
 def line(record: dict) -> str:
@@ -267,16 +301,66 @@ def line(record: dict) -> str:
              *(pct(f"rel_error{key}") for key in ("", "_slope_corrected", "_penalty_corrected",
                                                   "_ctransform_corrected",
                                                   "_flow_corrected", "_normalized")),
-             f"{num('envelope_lower') / num('exact_w1'):.3f}",
+             _ratio(num("envelope_lower"), num("exact_w1")),
              "" if pop is None else f"{pop:.4f} ± {record['population_se']:.4f}",
              "" if pop is None or truth is None else f"{pop / float(truth):.3f}",
              f"{record['row_seconds']:.0f}")
     return "| " + " | ".join(cells) + " |"
 
 
+def _seeds(text: str) -> list[int]:
+    """--seeds: comma-separated whole numbers in [0, 2**63), at least one, repeats once."""
+    from otdiv._array import check_seed
+
+    try:
+        seeds = list(dict.fromkeys(int(s) for s in text.split(",") if s.strip()))
+    except ValueError:
+        raise CLIError(f"--seeds must be whole numbers, got {text!r}") from None
+    if not seeds:
+        raise CLIError(f"--seeds names no seed, got {text!r}")
+    for seed in seeds:
+        try:
+            check_seed(seed, "--seeds")
+        except ValueError:
+            raise CLIError(f"--seeds must be whole numbers in [0, 2**63), got {seed}") from None
+    return seeds
+
+
+def _check_options(args) -> None:
+    """The options the rows pass to train_critic and audit_critic, checked as those check
+    them but named as the command spells them, before any work."""
+    from otdiv.audit.models import check_softplus_beta, resolve_device
+    from otdiv.audit.optimizers import check_lr
+
+    for check, value, name in ((resolve_device, args.device, "--device"),
+                               (check_lr, args.lr, "--lr")):
+        try:
+            check(value) if check is resolve_device else check(value, name)
+        except (TypeError, ValueError) as exc:
+            message = str(exc)
+            raise CLIError(message if name in message else f"{name}: {message}") from None
+    if args.softplus_beta:
+        try:
+            check_softplus_beta(args.softplus_beta, "--softplus-beta")
+        except ValueError as exc:
+            raise CLIError(str(exc)) from None
+    if args.save_critics:  # a folder it can write in, before any row trains
+        folder = args.save_critics
+        if os.path.exists(folder) and not os.path.isdir(folder):
+            raise CLIError(f"--save-critics: {folder} exists and is not a folder")
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise CLIError(f"--save-critics: cannot create the folder {folder}: "
+                           f"{exc.strerror}") from None
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise CLIError(f"--save-critics: cannot write in {folder}")
+
+
 def _run(args) -> int:
     from otdiv.audit import CONSTRAINTS
 
+    _check_options(args)  # before any toy is built or any reference computed
     specs = []
     for p in args.problems.split(","):
         if p.strip() == "funnels:all":  # the 28 settings of Korotin et al. 2022
@@ -285,16 +369,18 @@ def _run(args) -> int:
             specs += [f"funnels:{d}:{k}" for d, k in FUNNEL_SETTINGS]
         elif p.strip():
             specs.append(p)
-    problems = list({label: (label, toy) for label, toy in map(problem, specs)}.values())
+    if not specs:
+        raise CLIError(f"--problems names no problem, got {args.problems!r}")
+    problems = list({label: (label, toy) for label, toy in
+                     (problem(spec, args) for spec in specs)}.values())
     constraints = list(dict.fromkeys(c.strip() for c in args.constraints.split(",")
                                      if c.strip()))
+    if not constraints:
+        raise CLIError(f"--constraints names no constraint, got {args.constraints!r}")
     for c in constraints:
         if c not in CONSTRAINTS:
             raise CLIError(f"--constraints: unknown constraint {c!r}; use {CONSTRAINTS}")
-    try:
-        seeds = list(dict.fromkeys(int(s) for s in args.seeds.split(",") if s.strip()))
-    except ValueError:
-        raise CLIError(f"--seeds must be whole numbers, got {args.seeds!r}") from None
+    seeds = _seeds(args.seeds)
     if args.reference_n == 1:
         raise CLIError("--reference-n must be 0 (none) or at least 2, got 1")
     if args.penalty_batch is not None and args.penalty_batch > args.batch_size:
@@ -326,22 +412,29 @@ def _run(args) -> int:
                 chosen = settings(label, constraint, seed, args, toy)
                 done = next((r for r in earlier if r.get("settings") == chosen
                              and _reusable(r, args)), None)
+                critic = None
                 if done is not None:  # recorded by an earlier run with these settings
                     record, reused = done, reused + 1
-                    text = line(done)
+                    try:
+                        text = line(done)
+                    except (KeyError, TypeError, ValueError) as exc:
+                        raise CLIError(
+                            f"--json: the row of {label}, {constraint}, seed {seed} in "
+                            f"{args.json} is damaged ({type(exc).__name__}: {exc}); delete "
+                            "that row or name another file") from None
                 else:
                     if ref is None:
                         ref = reference(label, toy, args)
                     if not args.no_progress:
                         print(f"row {len(records) + 1}/{total}: {label}, {constraint}, "
                               f"seed {seed}", file=sys.stderr, flush=True)
-                    text, record = row(label, toy, constraint, seed, args, ref, chosen)
+                    text, record, critic = row(label, toy, constraint, seed, args, ref, chosen)
                 print(text, flush=True)
                 records.append(record)
-                if args.json:  # after every row; the file's rows of other settings stay
-                    from otdiv.cli._rows import write_rows
-
-                    write_rows(args.json, records)
+                write(records, args)  # the row first: a failed save below cannot lose it
+                if critic is not None and args.save_critics:
+                    save(critic, record, args)
+                    write(records, args)
     if reused:
         print(f"{reused} of {total} rows read back from {args.json} (recorded with the same "
               "settings); delete it or name another file to run them again",
@@ -359,7 +452,7 @@ def register(sub) -> None:
                    "(default: %(default)s)")
     p.add_argument("--constraints", default="lp", help="comma-separated (default: lp)")
     p.add_argument("--seeds", default="0", help="comma-separated (default: 0)")
-    p.add_argument("--steps", type=int_arg(1), default=12_000,
+    p.add_argument("--steps", type=int_arg(1, MAX_STEPS), default=12_000,
                    help="training steps (default: %(default)s, as otdiv audit; at d >= 16 the "
                    "critic's alignment with the transport still improves beyond, "
                    "docs/critic_benchmark_history.md)")
