@@ -490,8 +490,8 @@ def test_train_critic_bad_input():
         train_critic(np.zeros((2, 2, 2)), x)
     with pytest.raises(TypeError, match="hidden"):
         train_critic(x, x, hidden=8)
-    for betas in (0.5, ("a", "b"), (True, 0.9)):
-        with pytest.raises(ValueError, match="betas"):
+    for betas in (0.5, ("a", "b"), (True, 0.9), "ab", (0.5, 0.9, 0.9)):
+        with pytest.raises(TypeError, match="betas"):
             train_critic(x, x, betas=betas)
     with pytest.raises(ValueError, match="threads"):
         train_critic(x, x, threads=2**31)
@@ -501,6 +501,25 @@ def test_train_critic_bad_input():
         train_critic(x, x, critic=torch.nn.Linear(3, 1), steps=1, progress=False)
     with pytest.raises(ValueError, match=r"fake has values up to 1e\+200.*float32"):
         train_critic(x, x + 1e200, steps=1, progress=False, device="cpu")
+
+
+def test_numpy_flags_and_betas_are_accepted():
+    # numpy in: a numpy pair of betas and numpy bools are the numbers and flags they hold
+    x = np.random.default_rng(0).normal(size=(40, 2))
+    kw = {"steps": 2, "batch_size": 8, "hidden": (4,), "eval_size": 16, "device": "cpu",
+          "seed": 0}
+    a = train_critic(x, x + 1, betas=np.array([0.5, 0.9]), progress=np.False_, **kw)
+    b = train_critic(x, x + 1, betas=(0.5, 0.9), progress=False, **kw)
+    assert a.settings["betas"] == (0.5, 0.9) and a.history_estimate == b.history_estimate
+    audit = audit_critic(a.critic, x, x + 1, n=20, device="cpu", lipschitz=np.False_,
+                         envelope=np.True_)
+    assert math.isnan(audit.lipschitz_upper) and np.isfinite(audit.certified_lower)
+
+
+def test_discriminator_names_data_beyond_float32():
+    x = np.random.default_rng(0).normal(size=(40, 2))
+    with pytest.raises(ValueError, match=r"real has values up to .*float32"):
+        train_discriminator(x * 1e200, x, steps=2, device="cpu", progress=False)
 
 
 def test_discriminator_jsd_saturates_on_parallel_lines():

@@ -48,7 +48,11 @@ def test_one_short_row_reports_exact_w1_of_the_audited_samples(capsys, tmp_path)
                                         (["--softplus-beta", "1e-300"], "--softplus-beta"),
                                         (["--problems", "scale:100000000"], "lower d"),
                                         (["--problems", "translate:64", "--hidden", "100000"],
-                                         "--hidden")])
+                                         "--hidden"),
+                                        (["--problems", "8gaussians", "--n", "6000000"],
+                                         "--n="),
+                                        (["--problems", "translate:2", "--n-estimate",
+                                          "22360000"], "--n-estimate=")])
 def test_bad_arguments_are_one_line_errors(argv, word, capsys):
     try:
         code = main(argv)
@@ -434,13 +438,15 @@ def _short(*extra: str) -> list[str]:
             "--hidden", "8", "--batch-size", "8", "--device", "cpu", "--no-progress", *extra]
 
 
+@pytest.mark.parametrize("save", [False, True])
 @pytest.mark.parametrize("damage", ["drop row_seconds", "drop problem", "zero exact_w1",
                                     "text estimate"])
-def test_a_damaged_row_to_resume_is_a_one_line_error(damage, capsys, tmp_path):
+def test_a_damaged_row_to_resume_is_a_one_line_error(damage, save, capsys, tmp_path):
     import json
 
     out = tmp_path / "rows.json"
-    assert main(_short("--json", str(out))) == 0
+    saving = ("--save-critics", str(tmp_path / "critics")) if save else ()
+    assert main(_short("--json", str(out), *saving)) == 0
     rows = json.loads(out.read_text())
     key = damage.split()[1]
     if damage.startswith("drop"):
@@ -451,7 +457,7 @@ def test_a_damaged_row_to_resume_is_a_one_line_error(damage, capsys, tmp_path):
         rows[0][key] = "abc"
     out.write_text(json.dumps(rows))
     capsys.readouterr()
-    code = main(_short("--json", str(out)))
+    code = main(_short("--json", str(out), *saving))
     err = capsys.readouterr().err
     if damage.startswith("zero"):
         assert code == 0
@@ -482,3 +488,24 @@ def test_save_critics_is_checked_before_training_and_a_failed_save_keeps_the_row
     assert "--save-critics" in err and "kept" in err
     (row,) = json.loads(out.read_text())  # trained and audited: written before the save
     assert row["problem"] == "translate d=2" and "saved_critic_sha256" not in row
+
+
+@pytest.mark.parametrize("message", ["DefaultCPUAllocator: can't allocate memory: you tried "
+                                     "to allocate 1 bytes", None])
+def test_running_out_of_memory_is_one_line_and_other_errors_propagate(message, capsys,
+                                                                       monkeypatch):
+    import otdiv.audit
+    from otdiv.cli import main as otdiv_main
+
+    def fails(*args, **kwargs):
+        raise RuntimeError(message) if message else RuntimeError("a bug, not memory")
+
+    monkeypatch.setattr(otdiv.audit, "train_critic", fails)
+    argv = ["benchmark-critics", *_short()]
+    if message is None:
+        with pytest.raises(RuntimeError, match="a bug"):
+            otdiv_main(argv)
+        return
+    assert otdiv_main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "out of memory" in err[0]

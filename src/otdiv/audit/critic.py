@@ -258,8 +258,9 @@ def audit_critic(
     repeats = check_int(repeats, "repeats")
     lipschitz_points = check_int(lipschitz_points, "lipschitz_points", minimum=2)
     for flag, name in ((lipschitz, "lipschitz"), (envelope, "envelope")):
-        if not isinstance(flag, bool):
+        if not isinstance(flag, (bool, np.bool_)):
             raise TypeError(f"{name} must be True or False, got {flag!r}")
+    lipschitz, envelope = bool(lipschitz), bool(envelope)
     if isinstance(w1, bool):
         raise TypeError("w1 must be a number >= 0 or None, got a bool")
     if w1 is not None:

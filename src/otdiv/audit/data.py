@@ -21,6 +21,7 @@ class Source:
 
     def __init__(self, data: Data, name: str):
         self.name = name
+        self._range_checked = None  # the dtype the array's rows were checked against
         if callable(data) and not is_tensor(data) and not isinstance(data, np.ndarray):
             self.sampler = data
             self.points = None
@@ -48,6 +49,19 @@ class Source:
             raise ValueError(f"{self.name} (sampler) returned NaN or inf when asked for "
                              f"n={n} points")
         return points
+
+    def tensor(self, points: np.ndarray, dtype, device):
+        """``points`` (drawn from this source) as a torch tensor of the critic's ``dtype``
+        on ``device``, range-checked (:func:`check_range`): a sampler's every draw, an
+        array's rows once for all."""
+        import torch
+
+        if self.sampler is not None:
+            check_range(points, self.name, dtype)
+        elif self._range_checked != dtype:
+            check_range(self.points, self.name, dtype)
+            self._range_checked = dtype
+        return torch.as_tensor(points, dtype=dtype).to(device)
 
     def fixed(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """A fixed evaluation set: all points (up to n of them) or n fresh draws."""

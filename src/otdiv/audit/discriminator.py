@@ -93,8 +93,8 @@ def train_discriminator(
     disc = seeded_module(lambda: mlp_critic(src_real.dim, hidden), seed).to(dev)
     opt = torch.optim.Adam(disc.parameters(), lr=lr, betas=betas)
     rng = np.random.default_rng(seed)
-    eval_real = torch.as_tensor(src_real.fixed(eval_size, rng), dtype=torch.float32).to(dev)
-    eval_fake = torch.as_tensor(src_fake.fixed(eval_size, rng), dtype=torch.float32).to(dev)
+    eval_real = src_real.tensor(src_real.fixed(eval_size, rng), torch.float32, dev)
+    eval_fake = src_fake.tensor(src_fake.fixed(eval_size, rng), torch.float32, dev)
 
     n_threads = resolve_threads(threads, dev, batch_size,
                                 sum(p.numel() for p in disc.parameters()))
@@ -102,8 +102,8 @@ def train_discriminator(
     with torch_threads(n_threads), flushed_denormals(dev), \
             progress_reporter(steps, progress, "discriminator") as bar:
         for _ in range(steps):
-            x = torch.as_tensor(src_real.draw(batch_size, rng), dtype=torch.float32).to(dev)
-            y = torch.as_tensor(src_fake.draw(batch_size, rng), dtype=torch.float32).to(dev)
+            x = src_real.tensor(src_real.draw(batch_size, rng), torch.float32, dev)
+            y = src_fake.tensor(src_fake.draw(batch_size, rng), torch.float32, dev)
             loss = discriminator_loss(scores(disc, x), scores(disc, y), kind="minimax")
             opt.zero_grad(set_to_none=True)
             loss.backward()

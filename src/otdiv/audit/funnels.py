@@ -71,8 +71,8 @@ class MinFunnel:
 
     def _cells(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(k, r, u): the funnel attaining the minimum at each z_i, the distance to its apex
-        and u(z_i). The n × K distances are computed in blocks of at most ``_BLOCK``
-        entries, so that memory stays bounded whatever n and K."""
+        and u(z_i). The n × K distances are computed in blocks of at most
+        max(``_BLOCK``, K) entries (one row at least), so that memory does not grow with n."""
         from scipy.spatial.distance import cdist
 
         n = len(z)

@@ -157,7 +157,10 @@ def make_toy(
     if name == "lines":
         if isinstance(theta, bool) or not isinstance(theta, numbers.Real):
             raise TypeError(f"theta must be a real number, got {type(theta).__name__}")
-        theta = float(theta)
+        try:
+            theta = float(theta)
+        except OverflowError:  # an int beyond float's range
+            theta = math.inf
         if not math.isfinite(theta) or abs(theta) > TOY_PARAM_MAX:
             raise ValueError(f"theta must be a real number in [-{TOY_PARAM_MAX:g}, "
                              f"{TOY_PARAM_MAX:g}], got {theta!r}")

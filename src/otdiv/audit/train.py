@@ -52,7 +52,7 @@ from otdiv._array import (
     check_positive,
     check_seed,
 )
-from otdiv.audit.data import Data, check_range, sources
+from otdiv.audit.data import Data, sources
 from otdiv.audit.models import (
     DEFAULT_HIDDEN,
     check_applies,
@@ -141,8 +141,9 @@ def progress_reporter(total: int, progress: bool | None, desc: str):
     ``HEARTBEAT_SECONDS``; True: always a tqdm bar; False: nothing."""
     from tqdm.auto import tqdm
 
-    if progress is not None and not isinstance(progress, bool):
+    if progress is not None and not isinstance(progress, (bool, np.bool_)):
         raise TypeError(f"progress must be None, True or False, got {progress!r}")
+    progress = None if progress is None else bool(progress)
     if progress is None and not sys.stderr.isatty():
         return _Heartbeat(total, desc)
     return tqdm(total=total, desc=desc, disable=progress is False, leave=False,
@@ -348,10 +349,14 @@ def train_critic(
     if lr is not None:
         cfg["lr"] = check_lr(lr)
     if betas is not None:
-        if not (isinstance(betas, Sequence) and len(betas) == 2
-                and all(isinstance(b, numbers.Real) and not isinstance(b, bool)
-                        and 0 <= float(b) < 1 for b in betas)):
+        pair = () if isinstance(betas, (str, bytes)) or not isinstance(betas, Iterable) \
+            else tuple(betas)
+        if len(pair) != 2 or not all(isinstance(b, numbers.Real) and not isinstance(b, bool)
+                                     for b in pair):
+            raise TypeError(f"betas must be two real numbers, got {betas!r}")
+        if not all(0 <= float(b) < 1 for b in pair):
             raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
+        betas = pair
         cfg["betas"] = (float(betas[0]), float(betas[1]))
     seed = check_seed(seed)
     dev = resolve_device(device)
@@ -392,11 +397,8 @@ def train_critic(
     else:
         gen.manual_seed(int(rng.integers(2**62)))
 
-    def tensor(a: np.ndarray, name: str) -> torch.Tensor:
-        return torch.as_tensor(check_range(a, name, dtype), dtype=dtype).to(dev)
-
-    eval_real = tensor(src_real.fixed(eval_size, rng), "real")
-    eval_fake = tensor(src_fake.fixed(eval_size, rng), "fake")
+    eval_real = src_real.tensor(src_real.fixed(eval_size, rng), dtype, dev)
+    eval_fake = src_fake.tensor(src_fake.fixed(eval_size, rng), dtype, dev)
     check_applies(critic, dim, dtype, dev)
     result = TrainedCritic(critic, constraint, steps, 0.0, str(dev),
                            settings={**cfg, "lambda_gp": lambda_gp if cfg["kind"] else None,
@@ -423,8 +425,8 @@ def train_critic(
             progress_reporter(steps, progress, desc) as bar:
         result.settings["subnormals_flushed"] = flushed
         for step in range(1, steps + 1):
-            x = tensor(src_real.draw(batch_size, rng), "real")
-            y = tensor(src_fake.draw(batch_size, rng), "fake")
+            x = src_real.tensor(src_real.draw(batch_size, rng), dtype, dev)
+            y = src_fake.tensor(src_fake.draw(batch_size, rng), dtype, dev)
             if cfg["kind"] is not None:  # wgan_gp_loss, its interpolates the first pairs
                 critic_loss = wgan_critic_loss(scores(critic, x), scores(critic, y))
                 penalty = gradient_penalty(critic, x[:penalty_batch], y[:penalty_batch],

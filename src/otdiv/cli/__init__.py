@@ -31,6 +31,11 @@ def build_parser() -> Parser:
     return parser
 
 
+def _out_of_memory(exc: BaseException) -> bool:
+    return (isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
+            or "can't allocate memory" in str(exc) or "out of memory" in str(exc).lower())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -42,9 +47,14 @@ def main(argv: list[str] | None = None) -> int:
     except (CLIError, ValueError, TypeError, FloatingPointError, OSError) as exc:
         print(f"otdiv {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except MemoryError as exc:  # a size no check foresaw: one line, not a traceback
-        print(f"otdiv {args.command}: error: out of memory"
-              + (f": {exc}" if str(exc) else "") + "; lower the sizes", file=sys.stderr)
+    except (MemoryError, RuntimeError) as exc:
+        # a size no check foresaw (numpy's MemoryError, torch's allocator RuntimeError,
+        # torch.OutOfMemoryError on CUDA): one line, not a traceback; other errors propagate
+        if not _out_of_memory(exc):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"otdiv {args.command}: error: out of memory" + (f" ({first})" if first else "")
+              + "; lower the sizes", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("otdiv: interrupted", file=sys.stderr)

@@ -60,34 +60,54 @@ COLUMNS = ("problem", "constraint", "seed", "raw", "slope-corr.", "penalty-corr.
 
 def problem(spec: str, args: argparse.Namespace | None = None):
     """(label, toy) from 'name', 'translate:D', 'scale:D' or 'funnels:D:K'; with ``args``,
-    the memory of training and auditing a critic on d-dimensional samples is checked
-    before the toy is built."""
+    the memory of training and auditing a critic on its d-dimensional samples is checked
+    (:func:`check_sizes`) before the toy is built."""
     from otdiv.audit import make_toy
-    from otdiv.audit.critic import check_audit_size
-    from otdiv.audit.models import check_training_size
-
-    def check(d: int) -> None:
-        if d >= 1 and args is not None:  # else make_toy names d
-            check_training_size(d, hidden_for(args.hidden, d), args.batch_size, 2000,
-                                names={"hidden": "--hidden", "batch_size": "--batch-size"})
-            check_audit_size(args.n, d, 0, n_estimate=args.n_estimate, name="--n-estimate")
 
     parts = spec.strip().split(":")
     try:
         if parts[0] in PAPER and len(parts) == 1:
-            return parts[0], make_toy(parts[0])
-        if parts[0] in ("translate", "scale") and len(parts) == 2:
+            d, build = 2, lambda: make_toy(parts[0])
+        elif parts[0] in ("translate", "scale") and len(parts) == 2:
             d = int(parts[1])  # the label spells d as an integer: "02" and " 2" are 2
-            check(d)
-            return f"{parts[0]} d={d}", make_toy(parts[0], d=d)
-        if parts[0] == "funnels" and len(parts) == 3:
+            build = lambda: make_toy(parts[0], d=d)  # noqa: E731
+        elif parts[0] == "funnels" and len(parts) == 3:
             d, k = int(parts[1]), int(parts[2])
-            check(d)
-            return f"funnels d={d} K={k}", make_toy("funnels", d=d, funnels=k, seed=0)
+            build = lambda: make_toy("funnels", d=d, funnels=k, seed=0)  # noqa: E731
+        else:
+            raise CLIError(f"--problems: unknown problem {spec!r}; use 8gaussians, "
+                           "25gaussians, swissroll, translate:D, scale:D or funnels:D:K")
+        if d < 1:
+            raise ValueError(f"d must be an integer >= 1, got {d}")
     except ValueError as exc:
         raise CLIError(f"--problems: {spec!r}: {exc}") from None
-    raise CLIError(f"--problems: unknown problem {spec!r}; use 8gaussians, 25gaussians, "
-                   "swissroll, translate:D, scale:D or funnels:D:K")
+    if args is not None:
+        check_sizes(d, args)
+    try:
+        toy = build()
+    except ValueError as exc:
+        raise CLIError(f"--problems: {spec!r}: {exc}") from None
+    label = parts[0] if parts[0] in PAPER else (
+        f"funnels d={d} K={k}" if parts[0] == "funnels" else f"{parts[0]} d={d}")
+    return label, toy
+
+
+def check_sizes(d: int, args) -> None:
+    """The memory checks train_critic and audit_critic make, for a row's d-dimensional
+    samples, before any work, naming the options (``--hidden``, ``--batch-size``, ``--n``,
+    ``--n-estimate``) and the problem's d."""
+    from otdiv.audit.critic import check_audit_size
+    from otdiv.audit.models import check_training_size
+
+    try:
+        check_training_size(d, hidden_for(args.hidden, d), args.batch_size, 2000,
+                            names={"dim": "d (--problems)", "hidden": "--hidden",
+                                   "batch_size": "--batch-size"})
+        check_audit_size(args.n, d, name="--n")  # as audit_critic: lipschitz_points 1000
+        if args.n_estimate > args.n:
+            check_audit_size(args.n, d, n_estimate=args.n_estimate, name="--n-estimate")
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
 
 
 def widths_arg(text: str) -> int | tuple[int, ...]:
@@ -179,13 +199,14 @@ def _sha256(path: str) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def _reusable(record: dict, args) -> bool:
-    """A row read back stays valid for ``--save-critics DIR`` only if DIR holds the critic
-    it audited (the SHA-256 recorded when it was saved); else it is trained again."""
+def _reusable(record: dict, chosen: dict, args) -> bool:
+    """A row read back (its settings ``chosen``) stays valid for ``--save-critics DIR``
+    only if DIR holds the critic it audited (the SHA-256 recorded when it was saved); else
+    it is trained again."""
     if not args.save_critics:
         return True
-    path = os.path.join(args.save_critics, _critic_name(record["problem"],
-                                                        record["constraint"], record["seed"]))
+    path = os.path.join(args.save_critics, _critic_name(chosen["problem"],
+                                                        chosen["constraint"], chosen["seed"]))
     return os.path.exists(path) and record.get("saved_critic_sha256") == _sha256(path)
 
 
@@ -411,7 +432,7 @@ def _run(args) -> int:
             for seed in seeds:
                 chosen = settings(label, constraint, seed, args, toy)
                 done = next((r for r in earlier if r.get("settings") == chosen
-                             and _reusable(r, args)), None)
+                             and _reusable(r, chosen, args)), None)
                 critic = None
                 if done is not None:  # recorded by an earlier run with these settings
                     record, reused = done, reused + 1
