@@ -458,9 +458,13 @@ def test_a_damaged_row_to_resume_is_a_one_line_error(damage, save, capsys, tmp_p
     out.write_text(json.dumps(rows))
     capsys.readouterr()
     code = main(_short("--json", str(out), *saving))
-    err = capsys.readouterr().err
-    if damage.startswith("zero"):
+    captured = capsys.readouterr()
+    err = captured.err
+    if damage.startswith("zero"):  # read back, its certificate ratio left empty
         assert code == 0
+        cells = dict(zip(COLUMNS, (c.strip() for c in captured.out.strip().splitlines()[2]
+                                   .strip("|").split("|")), strict=True))
+        assert cells["cert / exact"] == "" and cells["exact W1 (samples)"] == "0.0000"
     else:
         assert code == 2 and "--json" in err and "damaged" in err
         assert len(err.strip().splitlines()) == 1

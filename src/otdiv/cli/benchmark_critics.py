@@ -176,8 +176,7 @@ def settings(label: str, constraint: str, seed: int, args, toy) -> dict:
               "reference_repeats": None if toy.w1 is not None or not args.reference_n
               else args.reference_repeats}
     if args.load_critics:
-        path = os.path.abspath(os.path.join(args.load_critics,
-                                            _critic_name(label, constraint, seed)))
+        path = os.path.abspath(_critic_path(args.load_critics, label, constraint, seed))
         return {**common, "critic": path, "critic_sha256": _sha256(path)}
     from otdiv.audit.optimizers import recipe_optimizer
 
@@ -205,13 +204,15 @@ def _reusable(record: dict, chosen: dict, args) -> bool:
     it is trained again."""
     if not args.save_critics:
         return True
-    path = os.path.join(args.save_critics, _critic_name(chosen["problem"],
-                                                        chosen["constraint"], chosen["seed"]))
+    path = _critic_path(args.save_critics, chosen["problem"], chosen["constraint"],
+                        chosen["seed"])
     return os.path.exists(path) and record.get("saved_critic_sha256") == _sha256(path)
 
 
-def _critic_name(label: str, constraint: str, seed: int) -> str:
-    return f"{label.replace(' ', '_').replace('=', '')}_{constraint}_s{seed}.pt"
+def _critic_path(folder: str, label: str, constraint: str, seed: int) -> str:
+    """Where --save-critics puts a row's critic and --load-critics finds it."""
+    name = f"{label.replace(' ', '_').replace('=', '')}_{constraint}_s{seed}.pt"
+    return os.path.join(folder, name)
 
 
 def row(label: str, toy, constraint: str, seed: int, args, ref, chosen: dict
@@ -277,8 +278,8 @@ def save(critic, record: dict, args) -> None:
     in the record (what :func:`_reusable` checks on resume)."""
     from otdiv.audit.checkpoint import save_critic
 
-    path = os.path.join(args.save_critics, _critic_name(record["problem"],
-                                                        record["constraint"], record["seed"]))
+    path = _critic_path(args.save_critics, record["problem"], record["constraint"],
+                        record["seed"])
     try:
         save_critic(critic, path)
     except OSError as exc:
@@ -350,30 +351,19 @@ def _seeds(text: str) -> list[int]:
 def _check_options(args) -> None:
     """The options the rows pass to train_critic and audit_critic, checked as those check
     them but named as the command spells them, before any work."""
+    from otdiv._files import out_dir
     from otdiv.audit.models import check_softplus_beta, resolve_device
     from otdiv.audit.optimizers import check_lr
 
-    for check, value, name in ((resolve_device, args.device, "--device"),
-                               (check_lr, args.lr, "--lr")):
-        try:
-            check(value) if check is resolve_device else check(value, name)
-        except (TypeError, ValueError) as exc:
-            message = str(exc)
-            raise CLIError(message if name in message else f"{name}: {message}") from None
+    try:
+        resolve_device(args.device)  # its message says "device"
+    except ValueError as exc:
+        raise CLIError(f"--device: {exc}") from None
+    check_lr(args.lr, "--lr")
     if args.softplus_beta:
-        try:
-            check_softplus_beta(args.softplus_beta, "--softplus-beta")
-        except ValueError as exc:
-            raise CLIError(str(exc)) from None
+        check_softplus_beta(args.softplus_beta, "--softplus-beta")
     if args.save_critics:  # a folder it can write in, before any row trains
-        folder = args.save_critics
-        if os.path.exists(folder) and not os.path.isdir(folder):
-            raise CLIError(f"--save-critics: {folder} exists and is not a folder")
-        try:
-            os.makedirs(folder, exist_ok=True)
-        except OSError as exc:
-            raise CLIError(f"--save-critics: cannot create the folder {folder}: "
-                           f"{exc.strerror}") from None
+        folder = out_dir(args.save_critics, "--save-critics")
         if not os.access(folder, os.W_OK | os.X_OK):
             raise CLIError(f"--save-critics: cannot write in {folder}")
 
@@ -418,8 +408,7 @@ def _run(args) -> int:
         for label, _ in problems:
             for constraint in constraints:
                 for seed in seeds:
-                    path = os.path.join(args.load_critics, _critic_name(label, constraint,
-                                                                        seed))
+                    path = _critic_path(args.load_critics, label, constraint, seed)
                     if not os.path.exists(path):
                         raise CLIError(f"--load-critics: no saved critic {path} for {label}, "
                                        f"{constraint}, seed {seed}")
