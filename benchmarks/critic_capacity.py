@@ -104,6 +104,9 @@ def main() -> None:
     p.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
                    help="measure the exponential moving average of the parameters "
                    "(Polyak averaging, decay e.g. 0.999) instead of the last iterate")
+    p.add_argument("--bf16", action="store_true",
+                   help="the step's forward and backward passes under torch.autocast "
+                   "(bfloat16 matrix products; the weights and the optimiser stay float32)")
     p.add_argument("--pretrain", type=int, default=0, metavar="STEPS",
                    help="first fit u by regression for STEPS steps (own Adam and schedule), "
                    "then --fit from there: does WGAN training keep a critic already aligned?")
@@ -181,7 +184,8 @@ def fit(critic, step, steps: int, pair: MinFunnel, rng: np.random.Generator, arg
     for i in range(steps):
         if i == switch:
             args.batch = args.penalty_batch = args.batch_after
-        loss = step(critic, pair, rng, args)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            loss = step(critic, pair, rng, args)
         for o in opts:
             o.zero_grad()
         loss.backward()
@@ -208,6 +212,7 @@ def knobs(args: argparse.Namespace) -> str:
         else ""
     svrg += f" momentum {args.momentum:g}" if args.momentum != 0.95 else ""
     svrg += " first layer Adam" if args.first_layer == "adam" else ""
+    svrg += " bf16 autocast" if args.bf16 else ""
     batch = (f"{args.batch}" if not args.batch_after else
              f"{args.batch} -> {args.batch_after} from {args.switch_at:g} of the steps")
     return (f"{start}p={args.power:g} λ={args.lam:g} batch {batch} "

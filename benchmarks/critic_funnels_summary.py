@@ -16,13 +16,17 @@ prints
   many settings are within 2, 5 and 10 % (the targets of issue 19).
 
     python benchmarks/critic_funnels_summary.py [--optimizer adam] [--beside muon] [FILE.json ...]
-    python benchmarks/critic_funnels_summary.py --batches [FILE.json ...]
+    python benchmarks/critic_funnels_summary.py --batches [--precision any] [FILE.json ...]
 
 ``--optimizer`` picks the rows trained with that optimiser (default muon: the recipe since
 2026-12-05; ``adam`` rebuilds the previous recipe's three-seed table, and rows written
 before the optimiser was recorded are Adam's). ``--beside OTHER`` also prints, per
 setting, the flow-corrected error of both optimisers on the seeds that both have (mean over
 those seeds, and the rows' mean seconds), and the tallies of both on those settings.
+
+``--precision`` picks the rows trained in that precision (default float32, the rows
+written before ``--precision`` existed; ``bfloat16`` the autocast rows; ``any`` both, a
+float32 row first where a setting, seed and batch has both).
 
 ``--batches`` keeps the recipe's rows at every batch size instead (the penalty on the whole
 batch, everything else the recipe's) and prints, per setting, the flow-corrected error at
@@ -49,7 +53,8 @@ from otdiv.audit.models import recommended_hidden
 RESULTS = Path(__file__).parent / "results"
 
 
-def recipe_row(row: dict, d: int, optimizer: str = "muon", batch: int | None = 256) -> bool:
+def recipe_row(row: dict, d: int, optimizer: str = "muon", batch: int | None = 256,
+               precision: str = "float32") -> bool:
     # rows written before softplus_beta was recorded (9b6f613) are Softplus(30), the default
     # then; the ReLU runs of that time are left out by their file name (collect)
     beta = row.get("softplus_beta", 30.0)
@@ -59,12 +64,16 @@ def recipe_row(row: dict, d: int, optimizer: str = "muon", batch: int | None = 2
             and list(row.get("hidden") or []) == list(recommended_hidden(d))
             and row.get("lr") in (0.002, None) and row.get("schedule") in ("cosine", None)
             and row.get("lambda_gp") == 10.0 and row.get("n_estimate") == 50000
-            and beta == 30.0 and (row.get("optimizer") or "adam") == optimizer)
+            and beta == 30.0 and (row.get("optimizer") or "adam") == optimizer
+            # float32 rows record no precision (--precision came on 2026-12-06)
+            and precision in ("any", row.get("precision", "float32")))
 
 
-def collect(files: list[str], optimizer: str = "muon", batches: bool = False) -> dict:
+def collect(files: list[str], optimizer: str = "muon", batches: bool = False,
+            precision: str = "float32") -> dict:
     """(d, K, seed) -> the first recipe row found (files in the order given); with
-    ``batches``, (d, K, seed, batch size) -> the first such row at any batch size."""
+    ``batches``, (d, K, seed, batch size) -> the first such row at any batch size; with
+    ``precision`` "any", a float32 row before a bfloat16 one of the same key."""
     rows: dict[tuple[int, ...], dict] = {}
     for name in files:
         if "relu" in Path(name).name:
@@ -72,9 +81,12 @@ def collect(files: list[str], optimizer: str = "muon", batches: bool = False) ->
         data = json.loads(Path(name).read_text())
         for row in data if isinstance(data, list) else []:
             m = re.fullmatch(r"funnels d=(\d+) K=(\d+)", str(row.get("problem")))
-            if m and recipe_row(row, int(m[1]), optimizer, None if batches else 256):
+            if m and recipe_row(row, int(m[1]), optimizer, None if batches else 256,
+                                precision):
                 key = (int(m[1]), int(m[2]), row["seed"])
-                rows.setdefault((*key, row["batch_size"]) if batches else key, row)
+                key = (*key, row["batch_size"]) if batches else key
+                if key not in rows or ("precision" in rows[key] and "precision" not in row):
+                    rows[key] = row
     return rows
 
 
@@ -89,6 +101,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--optimizer", default="muon", choices=["adam", "muon"])
     parser.add_argument("--beside", default=None, choices=["adam", "muon"])
+    parser.add_argument("--precision", default="float32",
+                        choices=["float32", "bfloat16", "any"],
+                        help="the rows trained in this precision (any: float32 where a "
+                        "setting, seed and batch has both)")
     parser.add_argument("--batches", action="store_true",
                         help="the recipe's rows at every batch size, and the tallies by cap")
     parser.add_argument("files", nargs="*", metavar="FILE.json")
@@ -97,9 +113,9 @@ def main() -> None:
         parser.error(f"--beside {args.beside} is --optimizer itself")
     files = args.files or sorted(glob.glob(str(RESULTS / "*.json")))
     if args.batches:
-        by_batch(collect(files, args.optimizer, batches=True))
+        by_batch(collect(files, args.optimizer, batches=True, precision=args.precision))
         return
-    rows = collect(files, args.optimizer)
+    rows = collect(files, args.optimizer, precision=args.precision)
     if not rows:
         sys.exit(f"no recipe rows with optimizer={args.optimizer} in {len(files)} files")
     sweep_rows = [{"settings": {"dim": d, "funnels": k, "seed": s}, "status": "ok",
@@ -118,7 +134,8 @@ def main() -> None:
     print(f"* mean over the seeds ({count} a setting): " + tally(means))
     if args.beside:
         print()
-        beside(rows, collect(files, args.beside), args.optimizer, args.beside)
+        beside(rows, collect(files, args.beside, precision=args.precision), args.optimizer,
+               args.beside)
 
 
 def by_batch(rows: dict) -> None:

@@ -228,7 +228,7 @@ def _run(s: AuditSettings, label: Label) -> AuditRun:
                                      softplus_beta=beta, lr=lr, lambda_gp=s.lambda_gp,
                                      schedule=schedule, optimizer=optimizer,
                                      device=device, seed=s.seed,
-                                     progress=progress)
+                                     progress=progress, precision=s.precision)
         critic = trained.critic
         constraint = s.constraint
     payload: dict[str, Any] = {

@@ -28,7 +28,7 @@ from otdiv._array import (
 from otdiv.audit.models import check_softplus_beta
 from otdiv.audit.optimizers import check_lr, check_optimizer
 from otdiv.audit.toys import TOYS
-from otdiv.audit.train import CONSTRAINTS, SCHEDULES, check_steps
+from otdiv.audit.train import CONSTRAINTS, PRECISIONS, SCHEDULES, check_steps
 
 DIM_TOYS = ("translate", "scale", "funnels")  # the toys of dimension ``dim`` (others: 2-D)
 MAX_REPEATS = 1000
@@ -50,7 +50,8 @@ class AuditSettings:
     :func:`otdiv.audit.models.recommended_hidden`), ``softplus_beta`` ("auto",
     None or β), ``lr``, ``schedule`` and ``optimizer`` ("adam", "rmsprop" or "muon",
     :mod:`otdiv.audit.optimizers`; None: the recipe, :meth:`recipe`), ``lambda_gp``,
-    ``save_critic``.
+    ``precision`` ("float32" or "bfloat16": the training passes under autocast,
+    :func:`~otdiv.audit.train.train_critic`), ``save_critic``.
     Audit: ``n`` held-out points per side, ``n_estimate`` those of the OT-free estimates
     (None: n; :func:`~otdiv.audit.critic.audit_critic`), ``repeats`` draws, ``sweep`` (also the
     parallel-lines sweep over ``thetas``, ``sweep_steps`` steps each). ``device``, ``seed``
@@ -75,6 +76,7 @@ class AuditSettings:
     lambda_gp: float = 10.0
     schedule: str | None = None
     optimizer: str | None = None
+    precision: str = "float32"
     save_critic: str | None = None
     n: int = 2000
     n_estimate: int | None = None
@@ -240,6 +242,7 @@ CHECKS: dict[str, Callable[[Any, str], Any]] = {
     "lambda_gp": lambda v, name: check_nonnegative(_number(v, name), name),
     "schedule": _optional(lambda v, name: check_choice(v, name, SCHEDULES)),
     "optimizer": _optional(check_optimizer),
+    "precision": lambda v, name: check_choice(v, name, PRECISIONS),
     "save_critic": _optional(_path),
     "n": _whole(2),
     "n_estimate": _optional(_whole(2)),

@@ -188,7 +188,9 @@ def settings(label: str, constraint: str, seed: int, args, toy) -> dict:
             "hidden": list(hidden_for(args.hidden, toy.dim)),
             "softplus_beta": args.softplus_beta or None,
             "lr": 5e-5 if constraint == "clip" else args.lr, "optimizer": optimizer,
-            "schedule": args.schedule}
+            "schedule": args.schedule,
+            # float32 rows carry no key: the rows written before --precision stay reusable
+            **({"precision": args.precision} if args.precision != "float32" else {})}
 
 
 def _sha256(path: str) -> str:
@@ -237,7 +239,8 @@ def row(label: str, toy, constraint: str, seed: int, args, ref, chosen: dict
                               optimizer=chosen["optimizer"],
                               lambda_gp=args.lambda_gp, schedule=args.schedule,
                               device=args.device, seed=seed,
-                              progress=False if args.no_progress else None)
+                              progress=False if args.no_progress else None,
+                              precision=args.precision)
         critic, flushed = trained.critic, trained.settings["subnormals_flushed"]
     lam = chosen["lambda_gp"]
     truth = toy.w1 if ref is None else ref.value
@@ -259,7 +262,7 @@ def row(label: str, toy, constraint: str, seed: int, args, ref, chosen: dict
     else:
         record = {key: chosen[key] for key in (
             "problem", "constraint", "seed", "steps", "batch_size", "penalty_batch", "hidden",
-            "softplus_beta", "lr", "optimizer", "schedule")}
+            "softplus_beta", "lr", "optimizer", "schedule", "precision") if key in chosen}
     record.update(**a.to_dict(), row_seconds=sec)
     if ref is not None:  # the truth (a.closed_form_w1) is this reference, not a closed form
         record.update(reference_w1=ref.value, reference_w1_se=ref.se,
@@ -354,12 +357,20 @@ def _check_options(args) -> None:
     from otdiv._files import out_dir
     from otdiv.audit.models import check_softplus_beta, resolve_device
     from otdiv.audit.optimizers import check_lr
+    from otdiv.audit.train import check_precision
 
     try:
         resolve_device(args.device)  # its message says "device"
     except ValueError as exc:
         raise CLIError(f"--device: {exc}") from None
     check_lr(args.lr, "--lr")
+    if args.load_critics and args.precision != "float32":
+        raise CLIError("--precision applies to training; --load-critics audits saved "
+                       "critics (float32) instead")
+    try:
+        check_precision(args.precision, resolve_device(args.device))
+    except ValueError as exc:
+        raise CLIError(f"--precision: {exc}") from None
     if args.softplus_beta:
         check_softplus_beta(args.softplus_beta, "--softplus-beta")
     if args.save_critics:  # a folder it can write in, before any row trains
@@ -485,6 +496,11 @@ def register(sub) -> None:
                    help="muon: Muon for the hidden weight matrices, Adam for the rest; auto "
                    "(default): muon for lp (adam on torch < 2.9), adam for gp and spectral; "
                    "clip keeps the published RMSProp")
+    p.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
+                   help="bfloat16: each training step's passes under torch.autocast "
+                   "(bfloat16 products, float32 weights; about half the time a step on a "
+                   "CPU with AMX or AVX512-BF16 and on GPUs; docs/critic_benchmark.md); the "
+                   "audit stays float32 (default: float32)")
     p.add_argument("--lambda-gp", type=float_arg(0.0), default=10.0)
     p.add_argument("--n", type=int_arg(2), default=2000,
                    help="held-out points per side of exact W1 and the envelope (default: "
