@@ -6,6 +6,7 @@ Truths are independent of the audit: closed forms (scipy.stats.chi for E||Z||, |
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -178,10 +179,11 @@ def test_plain_callable_critic_is_certified_by_its_envelope(rng):
     np.testing.assert_allclose(audit.grad_norm, math.sqrt(2), rtol=1e-6)
     np.testing.assert_allclose(audit.normalized_estimate, audit.estimate / math.sqrt(2),
                                rtol=1e-6)
-    # outside autograd: no gradient, so no normalised estimate (nan), never an error
+    # outside autograd: no gradient, so no normalised estimate (None), never an error
     opaque = audit_critic(lambda t: torch.as_tensor(-t.detach().numpy().sum(1)), x, y, n=100,
                           device="cpu", lipschitz=False)
-    assert math.isnan(opaque.grad_norm) and math.isnan(opaque.normalized_estimate)
+    assert opaque.grad_norm is None and opaque.normalized_estimate is None
+    assert opaque.rel_error_normalized is None and opaque.flow_corrected is None
     np.testing.assert_allclose(opaque.estimate, audit.estimate, rtol=1e-6)
 
 
@@ -513,7 +515,7 @@ def test_numpy_flags_and_betas_are_accepted():
     assert a.settings["betas"] == (0.5, 0.9) and a.history_estimate == b.history_estimate
     audit = audit_critic(a.critic, x, x + 1, n=20, device="cpu", lipschitz=np.False_,
                          envelope=np.True_)
-    assert math.isnan(audit.lipschitz_upper) and np.isfinite(audit.certified_lower)
+    assert audit.lipschitz_upper is None and np.isfinite(audit.certified_lower)
 
 
 def test_discriminator_names_data_beyond_float32():
@@ -689,3 +691,45 @@ def test_paper_mixture_is_what_the_samplers_draw(name, k, spacing):
     np.testing.assert_allclose(residual.mean(axis=0), 0.0, atol=4 * s / math.sqrt(20_000))
     with pytest.raises(ValueError, match="name"):
         paper_mixture("swissroll")
+
+
+def _constant_critic():
+    lin = torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        lin.weight.zero_()
+        lin.bias.fill_(0.3)
+    return lin
+
+
+def _flat_critic():  # slope 0.1 everywhere: nowhere steeper than 1, no congested flow
+    lin = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[0.1, 0.0]]))
+    return lin
+
+
+@pytest.mark.parametrize("case", ["opaque", "constant", "flat", "same samples", "w1 zero"])
+def test_a_value_that_does_not_exist_is_none_never_nan(case):
+    """DESIGN.md: no public function returns NaN for valid input. Each case leaves some
+    fields undefined — no gradient, a zero slope, no flow, W1 = 0 — and every one of them
+    is None (JSON null), every other a number."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 2))
+    y = x if case == "same samples" else x + np.array([1.0, 0.0])
+    critic = {"opaque": lambda t: torch.as_tensor(-t.detach().numpy().sum(1)),
+              "constant": _constant_critic(), "flat": _flat_critic()}.get(case, _flat_critic())
+    audit = audit_critic(critic, x, y, n=60, device="cpu", lambda_gp=10.0,
+                         lipschitz=case != "opaque", w1=0.0 if case == "w1 zero" else None)
+    values = dataclasses.asdict(audit)
+    assert not [k for k, v in values.items() if isinstance(v, float) and math.isnan(v)]
+    assert "nan" not in json.dumps(audit.to_dict())
+    undefined = {k for k, v in values.items() if v is None}
+    expected = {"opaque": {"grad_norm", "normalized_estimate", "rel_error_normalized",
+                           "slope_corrected", "flow_corrected", "ctransform_corrected"},
+                "constant": {"grad_norm", "slope_corrected", "flow_corrected"},
+                "flat": {"flow_corrected", "rel_error_flow_corrected"},
+                "same samples": {"rel_error", "rel_error_exact", "rel_error_normalized"},
+                "w1 zero": {"rel_error", "rel_error_slope_corrected"}}[case]
+    assert expected <= undefined, undefined
+    if case == "opaque":
+        assert audit.lipschitz_upper is None and audit.lipschitz_lower is None

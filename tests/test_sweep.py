@@ -62,9 +62,9 @@ def test_rows_and_summary(client, tmp_path):
     assert summary == result.summary and "toy=8gaussians | 2 | 0 |" in summary
     by_toy = [r["audit"]["rel_error"] for r in rows if r["settings"]["toy"] == "swissroll"]
     assert f"{100 * sum(by_toy) / 2:+.1f}" in summary.split("toy=swissroll")[1]
-    # 20-step critics are nowhere steeper than 1: no flow correction ("nan"), shown as "-"
+    # 20-step critics are nowhere steeper than 1: no flow correction (null), shown as "-"
     cells = summary.split("toy=swissroll")[1].split("|")
-    assert {r["audit"]["rel_error_flow_corrected"] for r in rows} == {"nan"}
+    assert {r["audit"]["rel_error_flow_corrected"] for r in rows} == {None}
     assert cells[4].strip() == "-"
     assert result.plot is not None and result.plot.stat().st_size > 0
 

@@ -70,6 +70,13 @@ __all__ = ["CriticAudit", "LinesSweep", "audit_critic", "check_audit_size", "che
 class CriticAudit:
     """What a critic's estimate E_P f − E_Q f is worth against W1(P, Q).
 
+    A value that does not exist for this critic or these samples is None, never nan: the
+    relative errors when the truth is 0, the slopes and the estimates divided by them when
+    torch cannot differentiate the critic (or the slope is 0), the flow correction of a
+    critic that is nowhere steeper than 1, the Lipschitz bounds with ``lipschitz=False``.
+    ``to_dict()`` writes them as JSON null (inf, the Lipschitz upper bound of a critic that
+    cannot be bounded, as the string "inf").
+
     Attributes:
         estimate: mean over ``repeats`` held-out draws of mean f(real) − mean f(fake), on
             ``n_estimate`` points per side (the OT-free columns' sample, below).
@@ -79,11 +86,11 @@ class CriticAudit:
         closed_form_w1: the population W1(P, Q) given as ``w1`` (a closed form, or a
             large-sample reference), else None.
         truth: ``closed_form_w1`` when known, else ``exact_w1``.
-        rel_error: estimate / truth − 1.
+        rel_error: estimate / truth − 1 (None when the truth is 0).
         rel_error_exact: the raw estimate on the n points of exact W1 over exact_w1, − 1
-            (the same samples, no sampling bias).
+            (the same samples, no sampling bias; None when exact_w1 is 0).
         lipschitz_lower, lipschitz_upper: bounds on Lip(f) (upper is inf when it cannot be
-            bounded, with ``lipschitz_reason``).
+            bounded, with ``lipschitz_reason``; both None with ``lipschitz=False``).
         certified_lower: the best lower bound on ``exact_w1`` that holds whatever the
             critic: the larger of ``envelope_lower`` and estimate / lipschitz_upper (None
             when neither was computed).
@@ -92,9 +99,9 @@ class CriticAudit:
             1-Lipschitz function, scale searched; no Lipschitz bound of the network needed),
             each at most that draw's exact W1; None when ``envelope=False``.
         grad_norm: G, the mean over draws of the length-weighted mean ‖∇f‖ along the
-            segments of the exact optimal coupling (module docstring); nan when torch cannot
-            differentiate the critic. ``grad_norm_std``: the weighted standard deviation of
-            ‖∇f‖ at those points (0 for a uniform slope).
+            segments of the exact optimal coupling (module docstring); None when torch
+            cannot differentiate the critic or G is 0. ``grad_norm_std``: the weighted
+            standard deviation of ‖∇f‖ at those points (0 for a uniform slope).
         normalized_estimate: mean over draws of estimate / G, the raw estimate with the
             critic's slope divided out; at most ``exact_w1`` (module docstring).
             ``rel_error_normalized`` = it / truth − 1.
@@ -107,8 +114,8 @@ class CriticAudit:
         seconds: wall time of the audit; ``w1_seconds`` the part spent in exact W1.
         interp_grad_norm: G_μ, the mean over draws of the mean ‖∇f‖ at 2 n_estimate random
             interpolates t x_i + (1 − t) y_σ(i) of the draw — where the gradient penalty
-            samples the slope (:mod:`otdiv.audit.estimators`); nan when torch cannot
-            differentiate the critic.
+            samples the slope (:mod:`otdiv.audit.estimators`); None when torch cannot
+            differentiate the critic or G_μ is 0.
         slope_corrected: mean over draws of estimate / G_μ — the **slope-corrected
             estimate**, which needs no exact OT: E_P u − E_Q u exactly for f = s·u with
             ‖∇u‖ = 1 on the interpolates; not a bound. ``rel_error_slope_corrected`` =
@@ -122,7 +129,8 @@ class CriticAudit:
             along the critic's own transport segments (each point paired with the
             minimiser of the c-transform of f / G, :func:`~otdiv.audit.estimators.
             ctransform_pairs`; G from the interpolates, refined twice) — G of the
-            gradient-normalised estimate with the exact OT plan replaced by the critic's.
+            gradient-normalised estimate with the exact OT plan replaced by the critic's
+            (None as ``interp_grad_norm``).
         ctransform_corrected: mean over draws of estimate / G_c — the
             **c-transform-corrected estimate**: no exact OT, O(n² d); not a bound.
             ``rel_error_ctransform_corrected`` its error against the truth.
@@ -130,7 +138,8 @@ class CriticAudit:
             E_μ[‖∇f‖ w] / E_μ[abs(w)] at the interpolates, w = (‖∇f‖ − 1)_+ (one-sided
             penalty) or ‖∇f‖ − 1 (two-sided): the slope where the congested flow of the
             penalised problem carries the mass (:func:`~otdiv.audit.estimators.
-            flow_corrected`); nan when no interpolate is steeper than 1.
+            flow_corrected`); None when no interpolate is steeper than 1 (a clipped or
+            spectral critic) or torch cannot differentiate the critic.
         flow_corrected: mean over draws of estimate / G_V — the **flow-corrected
             estimate**: no exact OT, no λ; exact for a uniform slope; not a bound.
             ``rel_error_flow_corrected`` its error against the truth.
@@ -142,17 +151,17 @@ class CriticAudit:
     exact_w1_std: float
     closed_form_w1: float | None
     truth: float
-    rel_error: float
-    rel_error_exact: float
-    lipschitz_lower: float
-    lipschitz_upper: float
+    rel_error: float | None
+    rel_error_exact: float | None
+    lipschitz_lower: float | None
+    lipschitz_upper: float | None
     lipschitz_reason: str | None
     certified_lower: float | None
     envelope_lower: float | None
-    grad_norm: float
-    grad_norm_std: float
-    normalized_estimate: float
-    rel_error_normalized: float
+    grad_norm: float | None
+    grad_norm_std: float | None
+    normalized_estimate: float | None
+    rel_error_normalized: float | None
     n: int
     m: int
     repeats: int
@@ -160,18 +169,18 @@ class CriticAudit:
     w1_seconds: float
     estimates: tuple[float, ...] = field(repr=False)
     exact_values: tuple[float, ...] = field(repr=False)
-    interp_grad_norm: float = float("nan")
-    slope_corrected: float = float("nan")
-    rel_error_slope_corrected: float = float("nan")
+    interp_grad_norm: float | None = None
+    slope_corrected: float | None = None
+    rel_error_slope_corrected: float | None = None
     lambda_gp: float | None = None
     penalty_corrected: float | None = None
     rel_error_penalty_corrected: float | None = None
-    ctransform_grad_norm: float = float("nan")
-    ctransform_corrected: float = float("nan")
-    rel_error_ctransform_corrected: float = float("nan")
-    flow_grad_norm: float = float("nan")
-    flow_corrected: float = float("nan")
-    rel_error_flow_corrected: float = float("nan")
+    ctransform_grad_norm: float | None = None
+    ctransform_corrected: float | None = None
+    rel_error_ctransform_corrected: float | None = None
+    flow_grad_norm: float | None = None
+    flow_corrected: float | None = None
+    rel_error_flow_corrected: float | None = None
     n_estimate: int = 0
 
     @property
@@ -230,7 +239,7 @@ def audit_critic(
         w1: the population W1(P, Q) when known: a closed form, or a reference from exact
             OT between large samples (``otdiv benchmark-critics`` on the paper toys);
             reported as ``closed_form_w1``.
-        lipschitz: compute Lipschitz bounds (False: lower = upper = nan, no certificate).
+        lipschitz: compute Lipschitz bounds (False: lower = upper = None, no certificate).
         lipschitz_points: points given to :func:`otdiv.lipschitz_bounds`.
         envelope: compute the envelope certificate on each draw (O(n^2 d), about 1 s for
             n = 2000 on one core).
@@ -357,7 +366,7 @@ def _audit(critic, src_real, src_fake, n, repeats, w1, lipschitz, lipschitz_poin
         interp.append(grad_norms(critic, interpolates(x_big, y_big, i_rng, 2), dev, dtype))
         rays.append(ctransform_slope(critic, x, y, fx, fy, interp[-1], dev, dtype, i_rng))
 
-    lower = upper = float("nan")
+    lower = upper = None
     reason = None
     certified = None
     est = float(np.mean(estimates))
@@ -379,28 +388,33 @@ def _audit(critic, src_real, src_fake, n, repeats, w1, lipschitz, lipschitz_poin
 
     ex = float(np.mean(exact))
     truth = w1 if w1 is not None else ex
-    g = np.array([v[0] for v in norms])
-    if np.isfinite(g).all() and (g > 0).all():
+    # a value that does not exist (no gradient, no slope, W1 = 0) is None, never nan: the
+    # mean over the draws exists when every draw's does
+    grad_norm = grad_std = normalized = None
+    if all(v is not None and v[0] > 0 for v in norms):
+        g = np.array([v[0] for v in norms])
         grad_norm = float(g.mean())
         grad_std = float(np.mean([v[1] for v in norms]))
         normalized = float(np.mean(np.asarray(on_ot) / g))
-    else:
-        grad_norm = grad_std = normalized = float("nan")
 
-    def rel(a: float, b: float) -> float:
-        return a / b - 1.0 if b > 0 else float("nan")
+    def rel(a: float | None, b: float) -> float | None:
+        return None if a is None or not b > 0 else a / b - 1.0
 
-    corrected = [slope_corrected(e, g) if g is not None else (float("nan"),) * 3
+    def mean_of(values: Sequence[float | None]) -> float | None:
+        return None if any(v is None for v in values) else float(np.mean(values))
+
+    corrected = [None if g is None else slope_corrected(e, g)
                  for e, g in zip(estimates, interp, strict=True)]
-    interp_g = float(np.mean([c[1] for c in corrected]))
-    slope_est = float(np.mean([c[0] for c in corrected]))
+    interp_g = mean_of([None if c is None else c[1] for c in corrected])
+    slope_est = mean_of([None if c is None else c[0] for c in corrected])
     pen = None if lambda_gp is None else penalty_corrected(est, lambda_gp)
-    flows = [flow_corrected(e, g, penalty) if g is not None else (float("nan"),) * 2
+    flows = [None if g is None else flow_corrected(e, g, penalty)
              for e, g in zip(estimates, interp, strict=True)]
-    flow_g = float(np.mean([v[1] for v in flows]))
-    flow_est = float(np.mean([v[0] for v in flows]))
-    ray_g = float(np.mean(rays))
-    ray_est = float(np.mean(np.asarray(on_ot) / np.asarray(rays)))
+    flow_g = mean_of([None if v is None else v[1] for v in flows])
+    flow_est = mean_of([None if v is None else v[0] for v in flows])
+    ray_g = mean_of(rays)
+    ray_est = None if ray_g is None else mean_of([e / r for e, r in
+                                                   zip(on_ot, rays, strict=True)])
 
     def spread(v: Sequence[float]) -> float:
         return float(np.std(v, ddof=1)) if len(v) > 1 else 0.0

@@ -36,7 +36,7 @@ Four ways to divide it out without the transport plan:
   Milne & Nachman 2022. The flux-weighted slope G_V = E_μ[‖∇f‖ w] / E_μ[abs(w)] is the slope
   where the mass moves, and raw / G_V = ∫ ‖V‖ (λ cancels). For the uniform slope s of the
   model above, G_V = s. Needs the gradient at the interpolates and the penalty's kind;
-  undefined (nan) when no interpolate has ‖∇f‖ > 1 (a clipped or spectral critic).
+  undefined (None) when no interpolate has ‖∇f‖ > 1 (a clipped or spectral critic).
 
 None of them is a bound. The certified lower bound on W1 between samples is the envelope of
 :mod:`otdiv.audit.envelope`.
@@ -88,19 +88,21 @@ def interpolates(x: np.ndarray, y: np.ndarray, rng: np.random.Generator,
     return np.concatenate(out)
 
 
-def slope_corrected(raw: float, grad_norms: np.ndarray) -> tuple[float, float, float]:
+def slope_corrected(raw: float, grad_norms: np.ndarray
+                    ) -> tuple[float, float, float] | None:
     """(raw / G, G, standard error of G): G = mean ‖∇f(x̂)‖ over the penalty's interpolates.
 
     ``grad_norms`` are ‖∇f‖ at points of :func:`interpolates`. For f = s·u with ‖∇u‖ = 1
-    there, G = s and raw / G = E_P u − E_Q u exactly. (nan, nan, nan) when G is not a
-    positive finite number (a critic torch cannot differentiate, or a constant one).
+    there, G = s and raw / G = E_P u − E_Q u exactly. None when G is not a positive finite
+    number (a critic torch cannot differentiate, or a constant one): there is no slope to
+    divide by.
     """
     g = np.asarray(grad_norms, dtype=np.float64).reshape(-1)
     if len(g) == 0 or not np.isfinite(g).all():
-        return float("nan"), float("nan"), float("nan")
+        return None
     mean = float(g.mean())
     if mean <= 0:
-        return float("nan"), float("nan"), float("nan")
+        return None
     se = float(g.std(ddof=1) / math.sqrt(len(g))) if len(g) > 1 else float("inf")
     return float(raw) / mean, mean, se
 
@@ -152,21 +154,21 @@ PENALTY_KINDS = ("one-sided", "two-sided")
 
 
 def flow_corrected(raw: float, grad_norms: np.ndarray,
-                   kind: str = "one-sided") -> tuple[float, float]:
+                   kind: str = "one-sided") -> tuple[float, float] | None:
     """(raw / G_V, G_V), G_V = E_μ[‖∇f‖ w] / E_μ[abs(w)], w = (‖∇f‖ − 1)_+ ("one-sided", LP)
     or ‖∇f‖ − 1 ("two-sided", GP): the slope weighted by the congested flow (module
-    docstring). ``grad_norms``: ‖∇f‖ at points of :func:`interpolates`. (nan, nan) when
-    E_μ[abs(w)] = 0 or G_V is not positive and finite."""
+    docstring). ``grad_norms``: ‖∇f‖ at points of :func:`interpolates`. None when
+    E_μ[abs(w)] = 0 (no interpolate carries the flow) or G_V is not positive and finite."""
     if kind not in PENALTY_KINDS:
         raise ValueError(f"kind must be one of {PENALTY_KINDS}, got {kind!r}")
     g = np.asarray(grad_norms, dtype=np.float64).reshape(-1)
     if len(g) == 0 or not np.isfinite(g).all():
-        return float("nan"), float("nan")
+        return None
     w = np.maximum(g - 1.0, 0.0) if kind == "one-sided" else g - 1.0
     mass = float(np.mean(np.abs(w)))
     if mass <= 0:
-        return float("nan"), float("nan")
+        return None
     slope = float(np.mean(g * w)) / mass
     if not (math.isfinite(slope) and slope > 0):
-        return float("nan"), float("nan")
+        return None
     return float(raw) / slope, slope

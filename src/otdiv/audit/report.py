@@ -31,8 +31,8 @@ def _num(value: float | None, fmt: str = ".4f") -> str:
     return format(value, fmt)
 
 
-def _pct(fraction: float) -> str:
-    text = _num(100 * fraction, "+.1f")
+def _pct(fraction: float | None) -> str:
+    text = _num(None if fraction is None else 100 * fraction, "+.1f")
     return text if text == "-" else text + " %"
 
 
@@ -45,7 +45,8 @@ def audit_row(problem: str, constraint: str, audit, seconds: float) -> dict[str,
     "flow-corrected" is the OT-free ``flow_corrected`` estimate (blank for audits written
     before it existed, or for critics without a gradient penalty).
     """
-    if isinstance(audit, Mapping):  # to_dict() writes inf and nan as strings
+    if isinstance(audit, Mapping):  # to_dict() writes inf (and, before 2026-12-06, nan)
+        # as strings
         audit = SimpleNamespace(**{k: float(v) if v in ("inf", "-inf", "nan") else v
                                    for k, v in audit.items()})
     return {
@@ -59,7 +60,7 @@ def audit_row(problem: str, constraint: str, audit, seconds: float) -> dict[str,
         "estimate / G": _num(audit.normalized_estimate),
         "rel. error (/ G)": _pct(audit.rel_error_normalized),
         "flow-corrected": _num(getattr(audit, "flow_corrected", None)),
-        "rel. error (flow)": _pct(getattr(audit, "rel_error_flow_corrected", math.nan)),
+        "rel. error (flow)": _pct(getattr(audit, "rel_error_flow_corrected", None)),
         "Lip lower": _num(audit.lipschitz_lower, ".3g"),
         "Lip upper": _num(audit.lipschitz_upper, ".3g"),
         "certified": _num(audit.certified_lower),

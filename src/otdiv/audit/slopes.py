@@ -12,7 +12,7 @@ length-weighted mean slope along the segments (:func:`segment_grad_norm`, the t-
 k stratified points a segment); with π the exact optimal plan the right side is G · W1.
 :func:`ctransform_slope` is the same mean along the pairs of
 :func:`~otdiv.audit.estimators.ctransform_pairs` (no exact OT). torch is imported only
-inside the functions; a critic torch cannot differentiate gives None or nan, not an error.
+inside the functions; a critic torch cannot differentiate gives None, not an error.
 
 A critic that is a ``torch.nn.Module`` is evaluated with subnormal floats flushed to zero on a
 one-thread CPU (:func:`~otdiv.audit.subnormals.flushed_denormals`): the MinFunnel benchmark's
@@ -90,32 +90,33 @@ def grad_norms(critic: Callable, pts: np.ndarray, device, dtype) -> np.ndarray |
 
 
 def ctransform_slope(critic, x, y, fx, fy, interp_norms, device, dtype,
-                     rng: np.random.Generator, rounds: int = 2) -> float:
-    """G_c: the length-weighted mean ‖∇f‖ along the critic's c-transform pairs (nan when
+                     rng: np.random.Generator, rounds: int = 2) -> float | None:
+    """G_c: the length-weighted mean ‖∇f‖ along the critic's c-transform pairs (None when
     torch cannot differentiate the critic or its slope is not positive)."""
     if interp_norms is None or not np.isfinite(interp_norms).all():
-        return float("nan")
+        return None
     slope = float(np.mean(interp_norms))
     for _ in range(rounds):
         if not (math.isfinite(slope) and slope > 0):
-            return float("nan")
+            return None
         rows, cols = ctransform_pairs(x, y, fx, fy, slope)
         pts, weight = segment_points(x, y, rows, cols, rng)
         if weight.sum() <= 0:
-            return float("nan")
+            return None
         norm = grad_norms(critic, pts, device, dtype)
         if norm is None:
-            return float("nan")
+            return None
         slope = float(np.average(norm, weights=weight))
-    return slope if slope > 0 else float("nan")
+    return slope if math.isfinite(slope) and slope > 0 else None
 
 
 def segment_grad_norm(critic: Callable, x: np.ndarray, y: np.ndarray, plan, device, dtype,
-                      rng: np.random.Generator, k: int = 4) -> tuple[float, float]:
+                      rng: np.random.Generator, k: int = 4) -> tuple[float, float] | None:
     """(G, weighted std of ‖∇f‖) along the coupling's segments y_j + t (x_i − y_j).
 
     ``plan`` is (rows, cols, masses); each segment gets ``k`` stratified t in [0, 1] and the
-    weight mass · length / k. (nan, nan) when torch cannot differentiate the critic.
+    weight mass · length / k. None when torch cannot differentiate the critic or no
+    segment has length.
     """
     rows, cols, mass = (np.asarray(v) for v in plan)
     keep = mass > 0
@@ -123,9 +124,9 @@ def segment_grad_norm(critic: Callable, x: np.ndarray, y: np.ndarray, plan, devi
     pts, weight = segment_points(x, y, rows, cols, rng, k)  # weights length / k
     weight = weight * np.repeat(mass, k)
     if weight.sum() <= 0:
-        return float("nan"), float("nan")
+        return None
     norm = grad_norms(critic, pts, device, dtype)
     if norm is None:
-        return float("nan"), float("nan")
+        return None
     mean = float(np.average(norm, weights=weight))
     return mean, float(np.sqrt(np.average((norm - mean) ** 2, weights=weight)))

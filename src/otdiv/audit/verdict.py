@@ -44,20 +44,20 @@ class Verdict:
 
 
 def tail_rise(steps: Sequence[int], estimates: Sequence[float],
-              tail: float = TAIL) -> tuple[float, float]:
+              tail: float = TAIL) -> tuple[float, float] | None:
     """(rise, its standard error) of the estimate over the last ``tail`` of training.
 
     rise = b · tail · steps[-1], b the least-squares slope of the records with
-    step >= (1 − tail) · steps[-1]; (nan, nan) with fewer than 4 such records.
+    step >= (1 − tail) · steps[-1]; None with fewer than 4 such records (no trend to fit).
     """
     s = np.asarray(steps, dtype=float)
     e = np.asarray(estimates, dtype=float)
     if len(s) == 0 or s[-1] <= 0:
-        return float("nan"), float("nan")
+        return None
     keep = s >= (1.0 - tail) * s[-1]
     s, e = s[keep], e[keep]
     if len(s) < 4 or np.ptp(s) == 0:
-        return float("nan"), float("nan")
+        return None
     sc = s - s.mean()
     b = float(np.dot(sc, e - e.mean()) / np.dot(sc, sc))
     resid = e - e.mean() - b * sc
@@ -91,10 +91,11 @@ def verdict(audit, *, history: tuple[Sequence[int], Sequence[float]] | None = No
     findings: list[str] = []
     parts: list[str] = []
     ok = True
-    if history is not None and len(history[0]):
-        rise, se = tail_rise(*history)
+    trend = tail_rise(*history) if history is not None and len(history[0]) else None
+    if trend is not None:
+        rise, se = trend
         final = abs(history[1][-1])
-        if math.isfinite(rise) and rise > 0.02 * final and rise > 2 * se:
+        if rise > 0.02 * final and rise > 2 * se:
             ok = False
             findings.append("rising")
             pct = 100 * rise / final if final > 0 else float("inf")
@@ -105,18 +106,18 @@ def verdict(audit, *, history: tuple[Sequence[int], Sequence[float]] | None = No
     what = "W1 (closed form)" if audit.closed_form_w1 is not None else "exact W1"
     e, e_g = audit.rel_error, audit.rel_error_normalized
     # the flow correction assumes the one-sided penalty's flat parts (GP: wrong sign)
-    e_f = audit.rel_error_flow_corrected if constraint in ("lp", None) else math.nan
-    if not (truth > 0 and math.isfinite(e)):
+    e_f = audit.rel_error_flow_corrected if constraint in ("lp", None) else None
+    if not (truth > 0 and e is not None):
         parts.append(f"W1 is {truth:.4g} here: estimate {audit.estimate:.4g}")
     elif abs(e) <= tol:
         findings.append("ok")
         parts.append(f"within {100 * abs(e):.1f} % of {what}")
-    elif math.isfinite(e_f) and abs(e_f) <= tol:
+    elif e_f is not None and abs(e_f) <= tol:
         findings.append("slope")
         parts.append(f"raw estimate {100 * e:+.1f} % from {what} because of the penalty's "
                      f"slope: quote the flow-corrected estimate {audit.flow_corrected:.4g} "
                      f"({100 * e_f:+.1f} %; it needs no exact OT)")
-    elif math.isfinite(e_g) and abs(e_g) <= tol:
+    elif e_g is not None and abs(e_g) <= tol:
         findings.append("slope")
         parts.append(f"raw estimate {100 * e:+.1f} % from {what} because the critic's slope "
                      f"along the transport is G = {audit.grad_norm:.3g}: quote the "
@@ -125,9 +126,9 @@ def verdict(audit, *, history: tuple[Sequence[int], Sequence[float]] | None = No
     else:
         ok = False
         findings.append("off")
-        norm = f", normalised {100 * e_g:+.1f} %" if math.isfinite(e_g) else ""
-        norm += f", flow-corrected {100 * e_f:+.1f} %" if math.isfinite(e_f) else ""
-        short = (e_g if math.isfinite(e_g) else e) < 0
+        norm = f", normalised {100 * e_g:+.1f} %" if e_g is not None else ""
+        norm += f", flow-corrected {100 * e_f:+.1f} %" if e_f is not None else ""
+        short = (e_g if e_g is not None else e) < 0
         parts.append(f"estimate {100 * e:+.1f} % from {what}{norm}: "
                      f"{_advice(constraint, short)}")
     cert = audit.certified_lower
@@ -136,7 +137,8 @@ def verdict(audit, *, history: tuple[Sequence[int], Sequence[float]] | None = No
     elif audit.exact_w1 > 0 and cert < 0.5 * audit.exact_w1:
         findings.append("loose")
         upper = audit.lipschitz_upper
-        up = f"Lip upper {upper:.3g}" if math.isfinite(upper) else "Lip upper unknown"
+        up = (f"Lip upper {upper:.3g}" if upper is not None and math.isfinite(upper)
+              else "Lip upper unknown")
         parts.append(f"certificate loose: certified >= {cert:.4g} only "
                      f"({100 * cert / audit.exact_w1:.0f} % of exact W1; {up}) — "
                      f"--constraint spectral bounds Lip by 1")

@@ -49,7 +49,7 @@ def _print_summary(run) -> None:
     if audit.certified_lower is not None:
         print(f"certified lower bound on exact W1: {audit.certified_lower:.4f} "
               f"(gap to exact W1 {audit.exact_w1 - audit.certified_lower:.4f})")
-    if math.isfinite(audit.normalized_estimate):
+    if audit.normalized_estimate is not None:
         print(f"gradient-normalised estimate: {audit.normalized_estimate:.4f} = estimate / "
               f"{audit.grad_norm:.3f}, the mean |grad f| along the exact OT segments "
               f"(at most exact W1, up to the sampling of t)")
