@@ -41,7 +41,16 @@ FUNNEL_COUNTS = (4, 16, 64, 256)
 FUNNEL_SETTINGS = tuple((d, k) for d in FUNNEL_DIMS for k in FUNNEL_COUNTS)
 
 _BLOCK = 2**21  # entries of the n × K distance block (16 MiB)
+MAX_APEX_ENTRIES = 2**26  # d × K coordinates of the stored apexes (512 MiB in float64)
 _TAIL = 7e-16  # Phi(-8), the chance that a point is within reach of one apex
+
+
+def check_apexes(d: int, n_funnels: int, name: str = "n_funnels") -> None:
+    """d · K at most ``MAX_APEX_ENTRIES`` (the apexes are stored); the ValueError names the
+    caller's ``name`` for K."""
+    if d * n_funnels > MAX_APEX_ENTRIES:
+        raise ValueError(f"d * {name} must be at most 2**26 (the apexes are stored), got "
+                         f"{d} * {n_funnels}; lower {name}")
 
 
 class MinFunnel:
@@ -54,9 +63,7 @@ class MinFunnel:
     def __init__(self, d: int, n_funnels: int, *, delta: float = 1.0, seed: int | None = 0):
         self.d = check_int(d, "d")
         self.n_funnels = check_int(n_funnels, "n_funnels")
-        if self.d * self.n_funnels > 2**26:
-            raise ValueError(f"d * n_funnels must be at most 2**26 (the apexes are stored), "
-                             f"got {self.d} * {self.n_funnels}")
+        check_apexes(self.d, self.n_funnels)
         self.delta = check_positive(delta, "delta")
         check_seed(seed, "seed")
         rng = np.random.default_rng(seed)

@@ -175,12 +175,10 @@ def make_toy(
                           plot_range=max(1.5, abs(theta) + 0.5))
     d = check_int(d, "d")
     if name == "funnels":
-        from otdiv.audit.funnels import MinFunnel
+        from otdiv.audit.funnels import MinFunnel, check_apexes
 
         funnels = check_int(funnels, "funnels")
-        if d * funnels > 2**26:
-            raise ValueError(f"d * funnels must be at most 2**26 (the apexes are stored), got "
-                             f"{d} * {funnels}; lower funnels")
+        check_apexes(d, funnels, "funnels")
         mf = MinFunnel(d, funnels, seed=seed)
         return ToyProblem("funnels", d, mf.sample_real, mf.sample_fake, mf.w1,
                           {"d": d, "funnels": mf.n_funnels, "seed": seed,
