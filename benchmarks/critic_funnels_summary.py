@@ -117,7 +117,8 @@ def main() -> None:
         return
     rows = collect(files, args.optimizer, precision=args.precision)
     if not rows:
-        sys.exit(f"no recipe rows with optimizer={args.optimizer} in {len(files)} files")
+        sys.exit(f"no recipe rows with optimizer={args.optimizer} and precision="
+                 f"{args.precision} at batch 256 in {len(files)} files (--batches: any batch)")
     sweep_rows = [{"settings": {"dim": d, "funnels": k, "seed": s}, "status": "ok",
                    "audit": row, "seconds": row.get("row_seconds")}
                   for (d, k, s), row in sorted(rows.items())]

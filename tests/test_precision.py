@@ -111,3 +111,69 @@ def test_benchmark_precision_with_saved_critics_is_a_one_line_error(capsys, tmp_
                            "--precision", "bfloat16", "--device", "cpu"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "--precision" in err and len(err.splitlines()) == 1
+
+
+def test_bfloat16_refuses_a_critic_autocast_would_leave_alone():
+    """autocast runs float32 passes in bfloat16 and leaves float64 ones as they are: a
+    float64 critic would train in float64 while its settings said bfloat16."""
+    toy = make_toy("translate", d=2)
+    critic = torch.nn.Linear(2, 1, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"precision.*float64"):
+        train_critic(toy.sample_real, toy.sample_fake, steps=2, critic=critic, device="cpu",
+                     precision="bfloat16")
+
+
+def _spy_precision(monkeypatch, module) -> list[str]:
+    """Record the precision every train_critic call of ``module`` receives."""
+    seen: list[str] = []
+    real = module.train_critic
+
+    def spy(*a, **k):
+        seen.append(k.get("precision", "float32"))
+        return real(*a, **k)
+
+    monkeypatch.setattr(module, "train_critic", spy)
+    return seen
+
+
+def test_otdiv_audit_trains_in_the_precision_it_is_given(monkeypatch, tmp_path):
+    import otdiv.audit.train as train_module
+    from otdiv.audit.run import run_audit
+
+    seen = _spy_precision(monkeypatch, train_module)
+    run = run_audit(toy="translate", steps=3, batch_size=16, hidden="8", n=40, repeats=1,
+                    device="cpu", out=str(tmp_path / "r"), no_progress=True, no_plots=True,
+                    precision="bfloat16")
+    assert seen == ["bfloat16"]
+    report = json.loads(run.report.read_text())
+    assert report["training"]["settings"]["precision"] == "bfloat16"
+
+
+def test_otdiv_audit_refuses_precision_for_a_saved_critic_before_any_work(tmp_path):
+    from otdiv.audit.run import run_audit
+
+    x = tmp_path / "x.npy"
+    np.save(x, np.zeros((10, 2)))
+    with pytest.raises(ValueError, match="precision applies to training"):
+        run_audit(real=str(x), fake=str(x), critic=str(tmp_path / "c.pt"), device="cpu",
+                  out=str(tmp_path / "r"), precision="bfloat16")
+    assert not (tmp_path / "r").exists()
+
+
+def test_benchmark_rows_train_in_their_precision_and_save_critics_apart(monkeypatch,
+                                                                         tmp_path):
+    import otdiv.audit
+
+    seen = _spy_precision(monkeypatch, otdiv.audit)
+    common = ["--problems", "translate:2", "--steps", "3", "--n", "40", "--n-estimate",
+              "60", "--hidden", "8", "--device", "cpu", "--json", str(tmp_path / "r.json"),
+              "--save-critics", str(tmp_path / "critics")]
+    assert benchmark_main([*common, "--precision", "bfloat16"]) == 0
+    assert benchmark_main(common) == 0
+    assert seen == ["bfloat16", "float32"]
+    assert sorted(p.name for p in (tmp_path / "critics").iterdir()) == [
+        "translate_d2_lp_s0.pt", "translate_d2_lp_s0_bfloat16.pt"]
+    seen.clear()  # both read back: each row's critic is still there
+    assert benchmark_main([*common, "--precision", "bfloat16"]) == 0
+    assert benchmark_main(common) == 0
+    assert seen == []

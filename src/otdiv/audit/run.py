@@ -189,6 +189,7 @@ def _run(s: AuditSettings, label: Label) -> AuditRun:
     from otdiv.audit import critic as critic_module
     from otdiv.audit.models import resolve_device
     from otdiv.audit.report import audit_row, table, write_json
+    from otdiv.audit.train import check_precision
     from otdiv.audit.verdict import verdict
 
     if (s.toy is None) == (s.real is None):
@@ -201,6 +202,10 @@ def _run(s: AuditSettings, label: Label) -> AuditRun:
                          f"{label('real')} and {label('fake')}")
     beta, lr, schedule, optimizer = s.recipe()
     device = resolve_device(s.device)
+    if s.critic is not None and s.precision != "float32":
+        raise ValueError(f"{label('precision')} applies to training; {label('critic')} "
+                         "audits a saved critic (float32)")
+    check_precision(s.precision, device, label("precision"))
     if device.type == "cpu":  # small MLPs: a second thread gains little and waits on a busy CPU
         import torch
 

@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
+import os
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -64,6 +65,7 @@ from otdiv.audit.models import (
     seeded_module,
 )
 from otdiv.audit.optimizers import build_optimizers, check_lr, check_optimizer
+from otdiv.audit.resume import load_state, save_state
 from otdiv.audit.subnormals import (
     AUTO_FLUSH_THREADS,
     flush_supported,
@@ -137,16 +139,19 @@ class _Heartbeat:
               flush=True)
 
 
-def check_precision(precision: object, device: torch.device) -> str:
+def check_precision(precision: object, device: torch.device, name: str = "precision") -> str:
     """One of ``PRECISIONS``, and "bfloat16" only where ``device`` has it: every CPU (with
-    AMX or AVX512-BF16 in hardware, else emulated) and CUDA GPUs that support it."""
-    precision = check_choice(precision, "precision", PRECISIONS)
+    AMX or AVX512-BF16 in hardware, else emulated) and CUDA GPUs with native bfloat16
+    (compute capability 8.0 on; an emulating GPU would be slower, not faster)."""
+    precision = check_choice(precision, name, PRECISIONS)
     if precision == "bfloat16" and device.type == "cuda":
         import torch
 
-        if not torch.cuda.is_bf16_supported():
-            raise ValueError(f"precision='bfloat16' needs a GPU with bfloat16; "
-                             f"{device} has none: use precision='float32'")
+        with torch.cuda.device(device):
+            native = torch.cuda.is_bf16_supported(including_emulation=False)
+        if not native:
+            raise ValueError(f"{name}='bfloat16' needs a GPU with native bfloat16; {device} "
+                             f"has none: use {name}='float32'")
     return precision
 
 
@@ -271,6 +276,8 @@ def train_critic(
     progress: bool | None = None,
     threads: int | str | None = "auto",
     precision: str = "float32",
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_seconds: float = 60.0,
 ) -> TrainedCritic:
     """Maximise E_P f − E_Q f over critics f under a Lipschitz ``constraint``; return f.
 
@@ -328,9 +335,18 @@ def train_critic(
             estimates in float32. On a CPU with AMX or AVX512-BF16 (Intel Sapphire Rapids
             on) and on a CUDA GPU with bfloat16 a step takes about half the time, with
             the same alignment with the transport on the MinFunnel pairs
-            (docs/critic_benchmark.md, "Half the time a sample: bfloat16"); on other CPUs
-            bfloat16 is emulated and slower. The trained critic, and every audit of it,
-            stays float32.
+            (docs/critic_benchmark.md, "Half the time a sample: bfloat16") — measured for
+            the benchmark's (1024, 256, 256) critics: 0.64 × at batch 256, 0.43–0.46 × at
+            1024–4096 (GPUs not measured here); a small critic (3 × 64) is slower in
+            bfloat16, and on other CPUs bfloat16 is emulated and slower. The trained
+            critic, and every audit of it, stays float32. Only for float32 critics.
+        checkpoint: a file for the loop's whole state (:mod:`otdiv.audit.resume`), written
+            every ``checkpoint_seconds`` (default 60) and at the last step. Given again with
+            the same settings after a stop, training goes on from the last state written,
+            and the critic returned is the one an uninterrupted run returns (bit for bit on
+            the same machine; give the same data); a state of other settings is a
+            ValueError naming ``checkpoint``. The file stays when training ends (delete it
+            once the critic is saved; ``otdiv benchmark-critics --json`` does).
 
     Sizes are checked before anything is allocated: ``steps`` <= 1e9, ``lr`` in (0, 1],
     and the memory of :func:`training_bytes` — 16 bytes per parameter plus
@@ -386,6 +402,11 @@ def train_critic(
     seed = check_seed(seed)
     dev = resolve_device(device)
     precision = check_precision(precision, dev)
+    checkpoint_seconds = check_nonnegative(checkpoint_seconds, "checkpoint_seconds")
+    if checkpoint is not None:
+        from otdiv._files import writable_file
+
+        checkpoint = writable_file(checkpoint, "checkpoint")
     src_real, src_fake = sources(real, fake)
     dim = src_real.dim
     if critic is None:
@@ -412,6 +433,10 @@ def train_critic(
     n_threads = resolve_threads(threads, dev, batch_size, sum(p.numel() for p in params),
                                 subnormals=subnormal_prone(critic))
     dtype = params[0].dtype
+    if precision == "bfloat16" and dtype != torch.float32:  # autocast leaves it as it is
+        raise ValueError(f"precision='bfloat16' runs a float32 critic's passes in bfloat16; "
+                         f"this critic's parameters are {dtype}: use precision='float32' "
+                         f"or a float32 critic")
     opts = build_optimizers(params, cfg["optimizer"], cfg["lr"], cfg["betas"])
     decays = ([torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=steps) for o in opts]
               if schedule == "cosine" else [])
@@ -444,15 +469,39 @@ def train_critic(
         result.history_penalty.append(penalty)
         return est
 
+    key = {"constraint": constraint, "steps": steps, "batch_size": batch_size,
+           "penalty_batch": penalty_batch, "optimizer": cfg["optimizer"], "lr": cfg["lr"],
+           "betas": cfg["betas"], "lambda_gp": lambda_gp, "clip": clip, "schedule": schedule,
+           "eval_every": eval_every, "eval_size": eval_size, "seed": seed, "dim": dim,
+           "precision": precision, "critic": type(critic).__name__,
+           "shapes": [list(v.shape) for v in critic.state_dict().values()]}
+    restored = None if checkpoint is None else load_state(
+        checkpoint, key, critic, opts, decays, rng, gen, dev)
     start = time.perf_counter()
-    record(0, 0.0)
+    done, before = 0, 0.0
+    if restored is None:
+        record(0, 0.0)
+    else:
+        done, before = restored.step, restored.seconds
+        eval_real, eval_fake = restored.eval_real, restored.eval_fake
+        (result.history_step, result.history_estimate,
+         result.history_penalty) = restored.history
+    result.settings["resumed_from_step"] = done
+    saved_at = time.monotonic()
+
+    def save(step: int) -> None:
+        save_state(checkpoint, key, step, before + time.perf_counter() - start, critic,
+                   opts, decays, rng, gen, eval_real, eval_fake,
+                   (result.history_step, result.history_estimate, result.history_penalty))
+
     desc = f"critic ({constraint})"
     autocast = torch.autocast(dev.type, dtype=torch.bfloat16,
                               enabled=precision == "bfloat16")
     with torch_threads(n_threads), flushed_denormals(dev) as flushed, \
             progress_reporter(steps, progress, desc) as bar:
         result.settings["subnormals_flushed"] = flushed
-        for step in range(1, steps + 1):
+        bar.update(done)
+        for step in range(done + 1, steps + 1):
             x = src_real.tensor(src_real.draw(batch_size, rng), dtype, dev)
             y = src_fake.tensor(src_fake.draw(batch_size, rng), dtype, dev)
             with autocast:  # backward runs each op in the dtype of its forward
@@ -481,7 +530,11 @@ def train_critic(
                         f"the critic's estimate became {est} at step {step}; lower lr"
                     )
                 bar.set_postfix(estimate=f"{est:.4f}", refresh=False)
+            if checkpoint is not None and (
+                    step == steps or time.monotonic() - saved_at >= checkpoint_seconds):
+                save(step)
+                saved_at = time.monotonic()
             bar.update()
-    result.seconds = time.perf_counter() - start
+    result.seconds = before + time.perf_counter() - start
     critic.eval()
     return result

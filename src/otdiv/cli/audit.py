@@ -205,9 +205,10 @@ def add_audit_arguments(audit) -> None:
                     "(docs/critic_benchmark.md)")
     tr.add_argument("--precision", choices=["float32", "bfloat16"], default="float32",
                     help="bfloat16: each training step's passes under torch.autocast "
-                    "(bfloat16 products, float32 weights): about half the time a step on "
-                    "a CPU with AMX or AVX512-BF16 and on GPUs; the audit stays float32 "
-                    "(default: float32)")
+                    "(bfloat16 products, float32 weights): 0.43-0.64 x the time a step of "
+                    "a (1024, 256, 256) critic on a CPU with AMX or AVX512-BF16, slower for "
+                    "small critics and on other CPUs; the audit and the lines sweep stay "
+                    "float32 (default: float32)")
     tr.add_argument("--save-critic", metavar="FILE", help="write the trained critic to FILE "
                     "(default: critic.pt in --out), checked before training")
     au = audit.add_argument_group("audit")

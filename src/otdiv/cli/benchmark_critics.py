@@ -50,6 +50,7 @@ from otdiv.cli.audit import MAX_STEPS
 
 PAPER = ("8gaussians", "25gaussians", "swissroll")
 REFERENCE_SEED = 20261205  # the reference draws: one stream, whatever the critics' seeds
+CHECKPOINT_SECONDS = 300.0  # --json: a row's training state saved this often (resume)
 DEFAULT_PROBLEMS = ("8gaussians,25gaussians,swissroll,translate:2,translate:16,scale:2,"
                     "scale:16,funnels:2:4,funnels:16:4")
 COLUMNS = ("problem", "constraint", "seed", "raw", "slope-corr.", "penalty-corr.",
@@ -207,14 +208,37 @@ def _reusable(record: dict, chosen: dict, args) -> bool:
     if not args.save_critics:
         return True
     path = _critic_path(args.save_critics, chosen["problem"], chosen["constraint"],
-                        chosen["seed"])
+                        chosen["seed"], chosen.get("precision"))
     return os.path.exists(path) and record.get("saved_critic_sha256") == _sha256(path)
 
 
-def _critic_path(folder: str, label: str, constraint: str, seed: int) -> str:
-    """Where --save-critics puts a row's critic and --load-critics finds it."""
-    name = f"{label.replace(' ', '_').replace('=', '')}_{constraint}_s{seed}.pt"
+def _critic_path(folder: str, label: str, constraint: str, seed: int,
+                 precision: str | None = None) -> str:
+    """Where --save-critics puts a row's critic and --load-critics finds it (a bfloat16
+    row's with a suffix of its own, so that the two precisions do not overwrite each
+    other's)."""
+    tag = "" if precision in (None, "float32") else f"_{precision}"
+    name = f"{label.replace(' ', '_').replace('=', '')}_{constraint}_s{seed}{tag}.pt"
     return os.path.join(folder, name)
+
+
+def _state_path(json_path: str, chosen: dict) -> str:
+    """Where --json keeps a row's training state while it trains (otdiv.audit.resume): a
+    folder beside the file, one state per row's settings."""
+    import hashlib
+    import json
+
+    digest = hashlib.sha1(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:16]
+    return os.path.join(f"{json_path}.training", f"{digest}.pt")
+
+
+def _drop_state(path: str) -> None:
+    """The row is written: its training state goes, and the folder once it is empty."""
+    try:
+        os.unlink(path)
+        os.rmdir(os.path.dirname(path))
+    except OSError:  # already gone, or other rows' states still there
+        pass
 
 
 def row(label: str, toy, constraint: str, seed: int, args, ref, chosen: dict
@@ -231,6 +255,10 @@ def row(label: str, toy, constraint: str, seed: int, args, ref, chosen: dict
         critic = load_critic(chosen["critic"])
         flushed = None
     else:
+        state = None
+        if args.json:  # a row stopped mid-training goes on from its last state
+            state = _state_path(args.json, chosen)
+            os.makedirs(os.path.dirname(state), exist_ok=True)
         trained = train_critic(toy.sample_real, toy.sample_fake, constraint=constraint,
                               steps=args.steps, batch_size=args.batch_size,
                               penalty_batch=args.penalty_batch,
@@ -240,7 +268,8 @@ def row(label: str, toy, constraint: str, seed: int, args, ref, chosen: dict
                               lambda_gp=args.lambda_gp, schedule=args.schedule,
                               device=args.device, seed=seed,
                               progress=False if args.no_progress else None,
-                              precision=args.precision)
+                              precision=args.precision, checkpoint=state,
+                              checkpoint_seconds=CHECKPOINT_SECONDS)
         critic, flushed = trained.critic, trained.settings["subnormals_flushed"]
     lam = chosen["lambda_gp"]
     truth = toy.w1 if ref is None else ref.value
@@ -282,7 +311,7 @@ def save(critic, record: dict, args) -> None:
     from otdiv.audit.checkpoint import save_critic
 
     path = _critic_path(args.save_critics, record["problem"], record["constraint"],
-                        record["seed"])
+                        record["seed"], record.get("precision"))
     try:
         save_critic(critic, path)
     except OSError as exc:
@@ -367,10 +396,7 @@ def _check_options(args) -> None:
     if args.load_critics and args.precision != "float32":
         raise CLIError("--precision applies to training; --load-critics audits saved "
                        "critics (float32) instead")
-    try:
-        check_precision(args.precision, resolve_device(args.device))
-    except ValueError as exc:
-        raise CLIError(f"--precision: {exc}") from None
+    check_precision(args.precision, resolve_device(args.device), "--precision")
     if args.softplus_beta:
         check_softplus_beta(args.softplus_beta, "--softplus-beta")
     if args.save_critics:  # a folder it can write in, before any row trains
@@ -453,6 +479,8 @@ def _run(args) -> int:
                 print(text, flush=True)
                 records.append(record)
                 write(records, args)  # the row first: a failed save below cannot lose it
+                if critic is not None and args.json and not args.load_critics:
+                    _drop_state(_state_path(args.json, chosen))
                 if critic is not None and args.save_critics:
                     save(critic, record, args)
                     write(records, args)
@@ -498,9 +526,10 @@ def register(sub) -> None:
                    "clip keeps the published RMSProp")
     p.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
                    help="bfloat16: each training step's passes under torch.autocast "
-                   "(bfloat16 products, float32 weights; about half the time a step on a "
-                   "CPU with AMX or AVX512-BF16 and on GPUs; docs/critic_benchmark.md); the "
-                   "audit stays float32 (default: float32)")
+                   "(bfloat16 products, float32 weights): 0.43-0.64 x the time a step of "
+                   "the benchmark's critics on a CPU with AMX or AVX512-BF16 (slower on "
+                   "other CPUs and for small critics; docs/critic_benchmark.md); the audit "
+                   "stays float32 (default: float32)")
     p.add_argument("--lambda-gp", type=float_arg(0.0), default=10.0)
     p.add_argument("--n", type=int_arg(2), default=2000,
                    help="held-out points per side of exact W1 and the envelope (default: "
@@ -523,7 +552,9 @@ def register(sub) -> None:
     p.add_argument("--json", default=None,
                    help="also write the rows to this JSON file, after every row; rows it "
                    "already holds with the same settings are read back, not run again "
-                   "(resume), and its other rows are kept")
+                   "(resume), and its other rows are kept. A row's training state is saved "
+                   "every 5 minutes in JSON.training/ (removed once the row is written), so "
+                   "a row stopped mid-training goes on from there when run again")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress on stderr (default: a bar on a terminal, else a line "
                    "every 10 s)")
