@@ -106,7 +106,7 @@ def main() -> None:
         print("| " + " | ".join([*(json.dumps(settings[k]) for k in keys), f"{train:.0f}",
                                  f"{row['seconds']:.0f}", f"{1000 * train / steps:.2f}",
                                  pct(audit.get("rel_error")),
-                                 f"{float(audit.get('grad_norm', math.nan)):.3g}",
+                                 f"{float(audit.get('grad_norm') or math.nan):.3g}",
                                  pct(audit.get("rel_error_normalized"))]) + " |")
     print(f"\nrows: {result.results}")
 

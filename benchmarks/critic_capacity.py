@@ -304,10 +304,10 @@ def wgan_errors(critic, pair: MinFunnel, rng: np.random.Generator, args,
     z = (t * x + (1 - t) * y).requires_grad_(True)
     (g,) = torch.autograd.grad(critic(z).sum(), z)
     norms = g.norm(dim=1).double().numpy()
-    flow = flow_corrected(raw, norms)[0]
+    flow = flow_corrected(raw, norms)  # None: no interpolate steeper than 1
     objective = raw - args.lam * float(np.mean(np.clip(norms - 1, 0, None) ** args.power))
-    return (f"raw {raw / pair.w1 - 1:+.1%}, flow {flow / pair.w1 - 1:+.1%}, "
-            f"objective {objective:.4f}")
+    flow_text = "none" if flow is None else f"{flow[0] / pair.w1 - 1:+.1%}"
+    return f"raw {raw / pair.w1 - 1:+.1%}, flow {flow_text}, objective {objective:.4f}"
 
 if __name__ == "__main__":
     main()

@@ -66,7 +66,8 @@ def recipe_row(row: dict, d: int, optimizer: str = "muon", batch: int | None = 2
             and row.get("lambda_gp") == 10.0 and row.get("n_estimate") == 50000
             and beta == 30.0 and (row.get("optimizer") or "adam") == optimizer
             # float32 rows record no precision (--precision came on 2026-12-06)
-            and precision in ("any", row.get("precision", "float32")))
+            and precision in ("any", row.get("precision", "float32"))
+            and row.get("rel_error_flow_corrected") not in (None, "nan"))
 
 
 def collect(files: list[str], optimizer: str = "muon", batches: bool = False,

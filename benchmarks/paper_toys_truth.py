@@ -70,6 +70,9 @@ def main() -> None:
             cells = [path.rsplit("/", 1)[-1], row["problem"], row.get("optimizer", "adam"),
                      str(row["seed"]), f"{old:.4f}", f"{ref.value:.4f}"]
             for _, key in ESTIMATES:
+                if row.get(key) in (None, "nan"):  # not defined for this critic
+                    cells += ["-", "-"]
+                    continue
                 value = float(row[key])
                 cells += [f"{100 * (value / old - 1):+.1f} %",
                           f"{100 * (value / ref.value - 1):+.1f} %"]

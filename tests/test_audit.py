@@ -733,3 +733,19 @@ def test_a_value_that_does_not_exist_is_none_never_nan(case):
     assert expected <= undefined, undefined
     if case == "opaque":
         assert audit.lipschitz_upper is None and audit.lipschitz_lower is None
+
+
+def test_a_gradient_beyond_float32_gives_its_true_norm_not_nan():
+    """‖∇f‖ of a linear critic with weights 1e20 is 1.41e20: its square overflows float32,
+    so the norms are taken in float64 (a review found inf and nan here)."""
+    lin = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        lin.weight.fill_(1e20)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 2))
+    audit = audit_critic(lin, x, x + 1.0, n=40, device="cpu", lipschitz=False)
+    values = dataclasses.asdict(audit)
+    assert not [k for k, v in values.items() if isinstance(v, float) and math.isnan(v)]
+    assert audit.grad_norm == pytest.approx(math.sqrt(2) * 1e20, rel=1e-6)
+    assert audit.normalized_estimate == pytest.approx(audit.estimate / audit.grad_norm,
+                                                      rel=1e-4)

@@ -17,6 +17,8 @@ from otdiv.cli.benchmark_critics import main as benchmark_main
 TOY = make_toy("funnels", d=3, funnels=4)
 COMMON = {"steps": 12, "batch_size": 16, "hidden": (8, 8), "softplus_beta": 30.0,
           "eval_every": 3, "eval_size": 32, "device": "cpu", "seed": 5, "progress": False}
+FAST = {"lp": 0.2, "gp": 0.05, "clip": 0.01, "spectral": 0.05}  # steep critics: the
+# penalties' interpolates (the torch generator's draws) matter from the first steps
 
 
 class _Stop(Exception):
@@ -47,15 +49,20 @@ def test_a_stopped_run_resumes_to_the_critic_of_an_uninterrupted_one(
         tmp_path, constraint, optimizer, schedule):
     if optimizer == "muon" and not hasattr(torch.optim, "Muon"):
         pytest.skip("torch.optim.Muon needs torch >= 2.9")
-    kw = {**COMMON, "constraint": constraint, "optimizer": optimizer, "schedule": schedule}
+    kw = {**COMMON, "constraint": constraint, "optimizer": optimizer, "schedule": schedule,
+          "lr": FAST[constraint]}
     whole = train_critic(TOY.sample_real, TOY.sample_fake, **kw)
+    if constraint in ("lp", "gp"):  # the penalty is active, so its generator counts
+        assert any(p > 0 for p in whole.history_penalty[1:])
     path = tmp_path / "state.pt"
     with pytest.raises(_Stop):  # stops mid-training; every step before is saved
         train_critic(_stopping_sampler(8), TOY.sample_fake, checkpoint=path,
                      checkpoint_seconds=0, **kw)
     assert path.exists()
+    saved_seconds = torch.load(path, weights_only=True)["seconds"]
     resumed = train_critic(TOY.sample_real, TOY.sample_fake, checkpoint=path, **kw)
     assert 4 <= resumed.settings["resumed_from_step"] <= 8
+    assert resumed.seconds >= saved_seconds > 0  # the time before the stop is counted
     for a, b in zip(_params(whole.critic), _params(resumed.critic), strict=True):
         assert torch.equal(a, b)
     assert resumed.history_step == whole.history_step
@@ -78,6 +85,22 @@ def test_a_state_of_other_settings_is_refused_naming_what_differs(tmp_path):
     with pytest.raises(ValueError, match=r"another run.*precision"):
         train_critic(TOY.sample_real, TOY.sample_fake, checkpoint=path, constraint="lp",
                      precision="bfloat16", **COMMON)
+    with pytest.raises(ValueError, match=r"another run.*critic"):  # ReLU, same shapes
+        train_critic(TOY.sample_real, TOY.sample_fake, checkpoint=path, constraint="lp",
+                     **{**COMMON, "softplus_beta": None})
+
+
+def test_a_state_that_cannot_be_written_costs_the_state_not_the_training(tmp_path,
+                                                                         monkeypatch):
+    def full(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(resume_module, "replaced", full)
+    with pytest.warns(RuntimeWarning, match="could not be written.*No space left"):
+        out = train_critic(TOY.sample_real, TOY.sample_fake, checkpoint=tmp_path / "s.pt",
+                           constraint="lp", **COMMON)
+    whole = train_critic(TOY.sample_real, TOY.sample_fake, constraint="lp", **COMMON)
+    assert out.history_estimate == whole.history_estimate
 
 
 @pytest.mark.parametrize("content", [b"", b"not torch", None])
@@ -118,7 +141,6 @@ def test_benchmark_rows_resume_mid_training_and_clean_up(capsys, tmp_path, monke
         saves.append(a[2])  # the step saved
         raise _Stop
 
-    monkeypatch.setattr(resume_module, "save_state", stop_after_the_first_save)
     monkeypatch.setattr("otdiv.audit.train.save_state", stop_after_the_first_save)
     monkeypatch.setattr("otdiv.cli.benchmark_critics.CHECKPOINT_SECONDS", 0.0)
     out = tmp_path / "rows.json"
@@ -127,9 +149,20 @@ def test_benchmark_rows_resume_mid_training_and_clean_up(capsys, tmp_path, monke
     states = list((tmp_path / "rows.json.training").iterdir())
     assert saves == [1] and len(states) == 1
     monkeypatch.setattr("otdiv.audit.train.save_state", real_save)
+    import otdiv.audit
+
+    real_train, resumed = otdiv.audit.train_critic, []
+
+    def spy(*a, **k):
+        out = real_train(*a, **k)
+        resumed.append(out.settings["resumed_from_step"])
+        return out
+
+    monkeypatch.setattr(otdiv.audit, "train_critic", spy)
     capsys.readouterr()
     assert benchmark_main([*common, "--json", str(out)]) == 0
+    assert resumed == [1]  # from the state, not from the start
     row = json.loads(out.read_text())[0]
     assert row["estimate"] == whole["estimate"] and row["settings"] == whole["settings"]
-    assert not (tmp_path / "rows.json.training").exists()
+    assert list((tmp_path / "rows.json.training").iterdir()) == []  # the state is gone
     assert np.isfinite(row["estimate"])

@@ -36,6 +36,7 @@ class Restored:
 
     step: int
     seconds: float
+    flushed: bool
     eval_real: torch.Tensor
     eval_fake: torch.Tensor
     history: tuple[list[int], list[float], list[float]]
@@ -46,20 +47,34 @@ def _key_text(key: dict[str, Any]) -> str:
 
 
 def save_state(path: str | os.PathLike, key: dict[str, Any], step: int, seconds: float,
-               critic: torch.nn.Module, opts: list, decays: list, rng: np.random.Generator,
-               gen: torch.Generator, eval_real: torch.Tensor, eval_fake: torch.Tensor,
-               history: tuple[list[int], list[float], list[float]]) -> None:
-    """Write the loop's state after ``step`` steps to ``path`` (whole or not at all)."""
+               flushed: bool, critic: torch.nn.Module, opts: list, decays: list,
+               rng: np.random.Generator, gen: torch.Generator, eval_real: torch.Tensor,
+               eval_fake: torch.Tensor,
+               history: tuple[list[int], list[float], list[float]]) -> bool:
+    """Write the loop's state after ``step`` steps to ``path`` (whole or not at all); True
+    when written. A file system that refuses (full, gone, read-only) costs the state, not
+    the training: a warning says so and False is returned."""
+    import warnings
+
     import torch
 
     state = {"format": FORMAT, "key": _key_text(key), "step": step, "seconds": seconds,
+             "flushed": bool(flushed),
              "critic": critic.state_dict(), "optimizers": [o.state_dict() for o in opts],
              "schedules": [d.state_dict() for d in decays],
              "rng": rng.bit_generator.state, "generator": gen.get_state(),
              "eval_real": eval_real, "eval_fake": eval_fake,
              "history": [list(h) for h in history]}
-    with replaced(path, "wb") as fh:
-        torch.save(state, fh)
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with replaced(path, "wb") as fh:
+            torch.save(state, fh)
+    except OSError as exc:
+        warnings.warn(f"checkpoint: the training state at step {step} could not be written "
+                      f"to {path} ({exc.strerror or exc}); training goes on without it",
+                      RuntimeWarning, stacklevel=3)
+        return False
+    return True
 
 
 def load_state(path: str | os.PathLike, key: dict[str, Any], critic: torch.nn.Module,
@@ -85,14 +100,20 @@ def load_state(path: str | os.PathLike, key: dict[str, Any], critic: torch.nn.Mo
         differ = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k))
         raise ValueError(f"{name}: {path} holds the training state of another run (it "
                          f"differs in {', '.join(differ)}); delete it or name another file")
-    critic.load_state_dict(state["critic"])
-    for opt, saved in zip(opts, state["optimizers"], strict=True):
-        opt.load_state_dict(saved)
-    for decay, saved in zip(decays, state["schedules"], strict=True):
-        decay.load_state_dict(saved)
-    rng.bit_generator.state = state["rng"]
-    gen.set_state(state["generator"].cpu())
+    try:
+        critic.load_state_dict(state["critic"])
+        for opt, saved in zip(opts, state["optimizers"], strict=True):
+            opt.load_state_dict(saved)
+        for decay, saved in zip(decays, state["schedules"], strict=True):
+            decay.load_state_dict(saved)
+        rng.bit_generator.state = state["rng"]
+        gen.set_state(state["generator"].cpu())
+    except (RuntimeError, ValueError, KeyError, TypeError) as exc:  # the key matched
+        raise ValueError(f"{name}: the training state {path} does not fit this run "
+                         f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); "
+                         "delete it to train from the start (a critic given as critic= may "
+                         "be partly loaded)") from None
     steps, estimates, penalties = (list(h) for h in state["history"])
-    return Restored(int(state["step"]), float(state["seconds"]),
+    return Restored(int(state["step"]), float(state["seconds"]), bool(state["flushed"]),
                     state["eval_real"].to(device), state["eval_fake"].to(device),
                     (steps, estimates, penalties))

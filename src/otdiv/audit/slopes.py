@@ -86,7 +86,7 @@ def grad_norms(critic: Callable, pts: np.ndarray, device, dtype) -> np.ndarray |
         grad = gradients(critic, pts, device, dtype)
     except RuntimeError:  # a callable outside autograd (numpy inside, no_grad, ...)
         return None
-    return to_numpy64(grad.norm(dim=1))
+    return np.linalg.norm(to_numpy64(grad), axis=1)  # in float64: no overflow of the sum
 
 
 def ctransform_slope(critic, x, y, fx, fy, interp_norms, device, dtype,
@@ -126,7 +126,7 @@ def segment_grad_norm(critic: Callable, x: np.ndarray, y: np.ndarray, plan, devi
     if weight.sum() <= 0:
         return None
     norm = grad_norms(critic, pts, device, dtype)
-    if norm is None:
+    if norm is None or not np.isfinite(norm).all():
         return None
     mean = float(np.average(norm, weights=weight))
     return mean, float(np.sqrt(np.average((norm - mean) ** 2, weights=weight)))

@@ -473,16 +473,16 @@ def train_critic(
            "penalty_batch": penalty_batch, "optimizer": cfg["optimizer"], "lr": cfg["lr"],
            "betas": cfg["betas"], "lambda_gp": lambda_gp, "clip": clip, "schedule": schedule,
            "eval_every": eval_every, "eval_size": eval_size, "seed": seed, "dim": dim,
-           "precision": precision, "critic": type(critic).__name__,
+           "precision": precision, "device": dev.type, "critic": repr(critic),
            "shapes": [list(v.shape) for v in critic.state_dict().values()]}
     restored = None if checkpoint is None else load_state(
         checkpoint, key, critic, opts, decays, rng, gen, dev)
     start = time.perf_counter()
-    done, before = 0, 0.0
+    done, before, flushed_before = 0, 0.0, True
     if restored is None:
         record(0, 0.0)
     else:
-        done, before = restored.step, restored.seconds
+        done, before, flushed_before = restored.step, restored.seconds, restored.flushed
         eval_real, eval_fake = restored.eval_real, restored.eval_fake
         (result.history_step, result.history_estimate,
          result.history_penalty) = restored.history
@@ -490,8 +490,9 @@ def train_critic(
     saved_at = time.monotonic()
 
     def save(step: int) -> None:
-        save_state(checkpoint, key, step, before + time.perf_counter() - start, critic,
-                   opts, decays, rng, gen, eval_real, eval_fake,
+        save_state(checkpoint, key, step, before + time.perf_counter() - start,
+                   result.settings["subnormals_flushed"], critic, opts, decays, rng, gen,
+                   eval_real, eval_fake,
                    (result.history_step, result.history_estimate, result.history_penalty))
 
     desc = f"critic ({constraint})"
@@ -499,7 +500,8 @@ def train_critic(
                               enabled=precision == "bfloat16")
     with torch_threads(n_threads), flushed_denormals(dev) as flushed, \
             progress_reporter(steps, progress, desc) as bar:
-        result.settings["subnormals_flushed"] = flushed
+        # flushed on every step: this run's steps and those before its resume
+        result.settings["subnormals_flushed"] = flushed and flushed_before
         bar.update(done)
         for step in range(done + 1, steps + 1):
             x = src_real.tensor(src_real.draw(batch_size, rng), dtype, dev)

@@ -222,22 +222,26 @@ def _critic_path(folder: str, label: str, constraint: str, seed: int,
     return os.path.join(folder, name)
 
 
-def _state_path(json_path: str, chosen: dict) -> str:
+def _state_path(json_path: str, chosen: dict, device: str) -> str:
     """Where --json keeps a row's training state while it trains (otdiv.audit.resume): a
-    folder beside the file, one state per row's settings."""
+    folder beside the file, one state per row's settings and device type (a GPU's
+    generator state does not fit a CPU's)."""
     import hashlib
     import json
 
-    digest = hashlib.sha1(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:16]
+    from otdiv.audit.models import resolve_device
+
+    text = json.dumps({**chosen, "device": resolve_device(device).type}, sort_keys=True)
+    digest = hashlib.sha1(text.encode()).hexdigest()[:16]
     return os.path.join(f"{json_path}.training", f"{digest}.pt")
 
 
 def _drop_state(path: str) -> None:
-    """The row is written: its training state goes, and the folder once it is empty."""
+    """The row and its critic are written: its training state goes. The folder stays (a
+    run sharing --json may be about to write its own state there)."""
     try:
         os.unlink(path)
-        os.rmdir(os.path.dirname(path))
-    except OSError:  # already gone, or other rows' states still there
+    except OSError:  # already gone
         pass
 
 
@@ -257,7 +261,7 @@ def row(label: str, toy, constraint: str, seed: int, args, ref, chosen: dict
     else:
         state = None
         if args.json:  # a row stopped mid-training goes on from its last state
-            state = _state_path(args.json, chosen)
+            state = _state_path(args.json, chosen, args.device)
             os.makedirs(os.path.dirname(state), exist_ok=True)
         trained = train_critic(toy.sample_real, toy.sample_fake, constraint=constraint,
                               steps=args.steps, batch_size=args.batch_size,
@@ -479,11 +483,11 @@ def _run(args) -> int:
                 print(text, flush=True)
                 records.append(record)
                 write(records, args)  # the row first: a failed save below cannot lose it
-                if critic is not None and args.json and not args.load_critics:
-                    _drop_state(_state_path(args.json, chosen))
                 if critic is not None and args.save_critics:
                     save(critic, record, args)
                     write(records, args)
+                if critic is not None and args.json and not args.load_critics:
+                    _drop_state(_state_path(args.json, chosen, args.device))
     if reused:
         print(f"{reused} of {total} rows read back from {args.json} (recorded with the same "
               "settings); delete it or name another file to run them again",
@@ -553,8 +557,9 @@ def register(sub) -> None:
                    help="also write the rows to this JSON file, after every row; rows it "
                    "already holds with the same settings are read back, not run again "
                    "(resume), and its other rows are kept. A row's training state is saved "
-                   "every 5 minutes in JSON.training/ (removed once the row is written), so "
-                   "a row stopped mid-training goes on from there when run again")
+                   "every 5 minutes in the folder JSON.training/ (the file removed once the "
+                   "row is written), so a row stopped mid-training goes on from there when "
+                   "run again")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress on stderr (default: a bar on a terminal, else a line "
                    "every 10 s)")
