@@ -166,3 +166,13 @@ def test_benchmark_rows_resume_mid_training_and_clean_up(capsys, tmp_path, monke
     assert row["estimate"] == whole["estimate"] and row["settings"] == whole["settings"]
     assert list((tmp_path / "rows.json.training").iterdir()) == []  # the state is gone
     assert np.isfinite(row["estimate"])
+
+
+def test_a_resumed_runs_progress_counts_from_where_it_stopped(monkeypatch, capsys):
+    import otdiv.audit.train as train_module
+
+    monkeypatch.setattr(train_module, "HEARTBEAT_SECONDS", 0.0)
+    with train_module.progress_reporter(10, None, "critic (lp)", 6) as bar:  # not a tty
+        bar.update()
+    err = capsys.readouterr().err
+    assert "critic (lp): step 7/10 (70 %)" in err and "s left" in err

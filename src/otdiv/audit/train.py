@@ -109,10 +109,11 @@ HEARTBEAT_SECONDS = 10.0  # between two heartbeat lines when stderr is not a ter
 
 class _Heartbeat:
     """A one-line progress report on stderr every ``HEARTBEAT_SECONDS`` (logs, pipes, CI):
-    ``desc: step k/N (p %), estimate e, t s elapsed, ~r s left``."""
+    ``desc: step k/N (p %), estimate e, t s elapsed, ~r s left``; ``initial`` steps were
+    done before (a resumed run): the rate counts this run's steps only."""
 
-    def __init__(self, total: int, desc: str):
-        self.total, self.desc, self.n = total, desc, 0
+    def __init__(self, total: int, desc: str, initial: int = 0):
+        self.total, self.desc, self.n, self.initial = total, desc, initial, initial
         self.postfix: dict[str, str] = {}
         self.start = self.last = time.monotonic()
 
@@ -128,11 +129,11 @@ class _Heartbeat:
     def update(self, k: int = 1) -> None:
         self.n += k
         now = time.monotonic()
-        if now - self.last < HEARTBEAT_SECONDS or self.n >= self.total:
+        if now - self.last < HEARTBEAT_SECONDS or not self.initial < self.n < self.total:
             return
         self.last = now
         elapsed = now - self.start
-        left = elapsed * (self.total - self.n) / self.n
+        left = elapsed * (self.total - self.n) / (self.n - self.initial)
         extra = "".join(f", {k} {v}" for k, v in self.postfix.items())
         print(f"{self.desc}: step {self.n}/{self.total} ({100 * self.n / self.total:.0f} %)"
               f"{extra}, {elapsed:.0f} s elapsed, ~{left:.0f} s left", file=sys.stderr,
@@ -155,17 +156,18 @@ def check_precision(precision: object, device: torch.device, name: str = "precis
     return precision
 
 
-def progress_reporter(total: int, progress: bool | None, desc: str):
+def progress_reporter(total: int, progress: bool | None, desc: str, initial: int = 0):
     """None: a tqdm bar on stderr when it is a terminal, else a heartbeat line every
-    ``HEARTBEAT_SECONDS``; True: always a tqdm bar; False: nothing."""
+    ``HEARTBEAT_SECONDS``; True: always a tqdm bar; False: nothing. ``initial``: steps done
+    before (a resumed run)."""
     from tqdm.auto import tqdm
 
     if progress is not None and not isinstance(progress, (bool, np.bool_)):
         raise TypeError(f"progress must be None, True or False, got {progress!r}")
     progress = None if progress is None else bool(progress)
     if progress is None and not sys.stderr.isatty():
-        return _Heartbeat(total, desc)
-    return tqdm(total=total, desc=desc, disable=progress is False, leave=False,
+        return _Heartbeat(total, desc, initial)
+    return tqdm(total=total, initial=initial, desc=desc, disable=progress is False, leave=False,
                 dynamic_ncols=True, file=sys.stderr)
 
 
@@ -499,10 +501,9 @@ def train_critic(
     autocast = torch.autocast(dev.type, dtype=torch.bfloat16,
                               enabled=precision == "bfloat16")
     with torch_threads(n_threads), flushed_denormals(dev) as flushed, \
-            progress_reporter(steps, progress, desc) as bar:
+            progress_reporter(steps, progress, desc, done) as bar:
         # flushed on every step: this run's steps and those before its resume
         result.settings["subnormals_flushed"] = flushed and flushed_before
-        bar.update(done)
         for step in range(done + 1, steps + 1):
             x = src_real.tensor(src_real.draw(batch_size, rng), dtype, dev)
             y = src_fake.tensor(src_fake.draw(batch_size, rng), dtype, dev)
