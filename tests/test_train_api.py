@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-import otdiv.audit.train as train_module
-from otdiv.audit.train import AUTO_ONE_THREAD_WORK, resolve_threads, train_critic
+import otdiv.audit.progress as progress_module
+import otdiv.audit.threads as threads_module
+from otdiv.audit.threads import AUTO_ONE_THREAD_WORK, resolve_threads
+from otdiv.audit.train import train_critic
 
 
 class _Spy(torch.nn.Module):
@@ -77,7 +79,7 @@ def test_auto_threads_take_one_flushed_thread_for_a_softplus_critic():
 def test_auto_threads_in_training_follow_the_critic(beta, flushed, monkeypatch):
     # past the work threshold (set to 0 here) train_critic's "auto" takes one flushed thread
     # for a Softplus(30) critic, and leaves torch's 2 threads to Softplus(1) and ReLU
-    monkeypatch.setattr(train_module, "AUTO_ONE_THREAD_WORK", 0)
+    monkeypatch.setattr(threads_module, "AUTO_ONE_THREAD_WORK", 0)
     before = torch.get_num_threads()
     torch.set_flush_denormal(False)
     try:
@@ -260,7 +262,7 @@ class _Terminal(io.StringIO):
 
 
 def test_progress_heartbeat_off_a_terminal(monkeypatch, capsys):
-    monkeypatch.setattr(train_module, "HEARTBEAT_SECONDS", 0.0)  # a line per step
+    monkeypatch.setattr(progress_module, "HEARTBEAT_SECONDS", 0.0)  # a line per step
     x = np.random.default_rng(0).normal(size=(50, 2))
     train_critic(x, x + 1, steps=6, hidden=(4,), batch_size=8, eval_every=2, device="cpu",
                  seed=0)  # progress=None: stderr is captured, not a terminal

@@ -169,10 +169,10 @@ def test_benchmark_rows_resume_mid_training_and_clean_up(capsys, tmp_path, monke
 
 
 def test_a_resumed_runs_progress_counts_from_where_it_stopped(monkeypatch, capsys):
-    import otdiv.audit.train as train_module
+    import otdiv.audit.progress as progress_module
 
-    monkeypatch.setattr(train_module, "HEARTBEAT_SECONDS", 0.0)
-    with train_module.progress_reporter(10, None, "critic (lp)", 6) as bar:  # not a tty
+    monkeypatch.setattr(progress_module, "HEARTBEAT_SECONDS", 0.0)
+    with progress_module.progress_reporter(10, None, "critic (lp)", 6) as bar:  # not a tty
         bar.update()
     err = capsys.readouterr().err
     assert "critic (lp): step 7/10 (70 %)" in err and "s left" in err

@@ -27,13 +27,10 @@ from otdiv.audit.models import (
     seeded_module,
 )
 from otdiv.audit.optimizers import check_lr
+from otdiv.audit.progress import progress_reporter
 from otdiv.audit.subnormals import flushed_denormals
-from otdiv.audit.train import (
-    check_steps,
-    progress_reporter,
-    resolve_threads,
-    torch_threads,
-)
+from otdiv.audit.threads import resolve_threads, torch_threads
+from otdiv.audit.train import check_steps
 
 if TYPE_CHECKING:
     import torch

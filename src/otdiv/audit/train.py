@@ -25,20 +25,19 @@ published runs keep it constant, but there the generator keeps moving the target
 a fixed Q a decaying rate lets the last steps average out the minibatch noise).
 docs/audit.md shows what these buy on a CPU budget.
 
-This module holds the critic's loop, its progress line and its thread count; the network
-is built in :mod:`otdiv.audit.models`, the optimisers in :mod:`otdiv.audit.optimizers`, the
-samples come from :mod:`otdiv.audit.data`, the trained critic is saved by
-:mod:`otdiv.audit.checkpoint`, and the GAN discriminator (the JSD estimate) is trained in
-:mod:`otdiv.audit.discriminator`.
+This module holds the critic's loop; the network is built in :mod:`otdiv.audit.models`, the
+optimisers in :mod:`otdiv.audit.optimizers`, the samples come from :mod:`otdiv.audit.data`,
+the progress line is :mod:`otdiv.audit.progress`, the thread count
+:mod:`otdiv.audit.threads`, a stopped loop's state :mod:`otdiv.audit.resume`, the trained
+critic is saved by :mod:`otdiv.audit.checkpoint`, and the GAN discriminator (the JSD
+estimate) is trained in :mod:`otdiv.audit.discriminator`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import numbers
 import os
-import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -65,13 +64,10 @@ from otdiv.audit.models import (
     seeded_module,
 )
 from otdiv.audit.optimizers import build_optimizers, check_lr, check_optimizer
+from otdiv.audit.progress import progress_reporter
 from otdiv.audit.resume import load_state, save_state
-from otdiv.audit.subnormals import (
-    AUTO_FLUSH_THREADS,
-    flush_supported,
-    flushed_denormals,
-    subnormal_prone,
-)
+from otdiv.audit.subnormals import flushed_denormals, subnormal_prone
+from otdiv.audit.threads import resolve_threads, torch_threads
 
 if TYPE_CHECKING:
     import torch
@@ -104,42 +100,6 @@ def check_steps(steps: object, name: str = "steps") -> int:
                     f"days at 1 ms a step), got {steps}")
 
 
-HEARTBEAT_SECONDS = 10.0  # between two heartbeat lines when stderr is not a terminal
-
-
-class _Heartbeat:
-    """A one-line progress report on stderr every ``HEARTBEAT_SECONDS`` (logs, pipes, CI):
-    ``desc: step k/N (p %), estimate e, t s elapsed, ~r s left``; ``initial`` steps were
-    done before (a resumed run): the rate counts this run's steps only."""
-
-    def __init__(self, total: int, desc: str, initial: int = 0):
-        self.total, self.desc, self.n, self.initial = total, desc, initial, initial
-        self.postfix: dict[str, str] = {}
-        self.start = self.last = time.monotonic()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        return None
-
-    def set_postfix(self, refresh: bool = False, **values) -> None:
-        self.postfix = {k: str(v) for k, v in values.items()}
-
-    def update(self, k: int = 1) -> None:
-        self.n += k
-        now = time.monotonic()
-        if now - self.last < HEARTBEAT_SECONDS or not self.initial < self.n < self.total:
-            return
-        self.last = now
-        elapsed = now - self.start
-        left = elapsed * (self.total - self.n) / (self.n - self.initial)
-        extra = "".join(f", {k} {v}" for k, v in self.postfix.items())
-        print(f"{self.desc}: step {self.n}/{self.total} ({100 * self.n / self.total:.0f} %)"
-              f"{extra}, {elapsed:.0f} s elapsed, ~{left:.0f} s left", file=sys.stderr,
-              flush=True)
-
-
 def check_precision(precision: object, device: torch.device, name: str = "precision") -> str:
     """One of ``PRECISIONS``, and "bfloat16" only where ``device`` has it: every CPU (with
     AMX or AVX512-BF16 in hardware, else emulated) and CUDA GPUs with native bfloat16
@@ -154,76 +114,6 @@ def check_precision(precision: object, device: torch.device, name: str = "precis
             raise ValueError(f"{name}='bfloat16' needs a GPU with native bfloat16; {device} "
                              f"has none: use {name}='float32'")
     return precision
-
-
-def progress_reporter(total: int, progress: bool | None, desc: str, initial: int = 0):
-    """None: a tqdm bar on stderr when it is a terminal, else a heartbeat line every
-    ``HEARTBEAT_SECONDS``; True: always a tqdm bar; False: nothing. ``initial``: steps done
-    before (a resumed run)."""
-    from tqdm.auto import tqdm
-
-    if progress is not None and not isinstance(progress, (bool, np.bool_)):
-        raise TypeError(f"progress must be None, True or False, got {progress!r}")
-    progress = None if progress is None else bool(progress)
-    if progress is None and not sys.stderr.isatty():
-        return _Heartbeat(total, desc, initial)
-    return tqdm(total=total, initial=initial, desc=desc, disable=progress is False, leave=False,
-                dynamic_ncols=True, file=sys.stderr)
-
-
-# "auto" threads: one intra-op thread while batch_size × parameters is at most this many
-# multiply-adds per layer pass (3 × 512 hidden at batch 256 is 1.4e8); torch's own setting
-# above it. Small MLPs gain nothing from a second thread, and on a busy CPU the threads
-# wait on each other (docs/benchmarks.md, "Critic training threads").
-AUTO_ONE_THREAD_WORK = 2**28
-
-
-MAX_THREADS = 4096  # torch's intra-op pool; beyond it set_num_threads overflows or stalls
-
-
-def resolve_threads(threads: object, device: torch.device, batch_size: int,
-                    n_params: int, subnormals: bool = False) -> int | None:
-    """The intra-op thread count for a training loop; None leaves torch's setting alone.
-
-    ``threads``: "auto" -> 1 on a CPU when batch_size · n_params <= ``AUTO_ONE_THREAD_WORK``,
-    or when the critic makes subnormal floats (``subnormals``: a float32 Softplus(β >= 10),
-    :func:`~otdiv.audit.subnormals.subnormal_prone`), the CPU can flush them and torch runs
-    at most ``AUTO_FLUSH_THREADS`` threads (the loop flushes on one thread only, and a
-    flushed thread outruns that many unflushed ones); else None.
-    None -> None; an int >= 1 -> itself.
-    """
-    if threads is None:
-        return None
-    if isinstance(threads, str):
-        if threads != "auto":
-            raise ValueError(f"threads must be 'auto', None or an integer >= 1, got {threads!r}")
-        if device.type != "cpu":
-            return None
-        if batch_size * n_params <= AUTO_ONE_THREAD_WORK:
-            return 1
-        import torch
-
-        if subnormals and torch.get_num_threads() <= AUTO_FLUSH_THREADS and flush_supported():
-            return 1
-        return None
-    return check_int(threads, "threads", maximum=MAX_THREADS)
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None):
-    """Run the block with ``torch.set_num_threads(n)`` and restore the count afterwards
-    (nothing changes when n is None)."""
-    import torch
-
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 # ------------------------------------------------------------------------------ critic
@@ -335,13 +225,13 @@ def train_critic(
             gradients) under ``torch.autocast(device, bfloat16)`` — the matrix products in
             bfloat16 with float32 accumulation, the weights, the optimiser and the recorded
             estimates in float32. On a CPU with AMX or AVX512-BF16 (Intel Sapphire Rapids
-            on) and on a CUDA GPU with bfloat16 a step takes about half the time, with
-            the same alignment with the transport on the MinFunnel pairs
-            (docs/critic_benchmark.md, "Half the time a sample: bfloat16") — measured for
-            the benchmark's (1024, 256, 256) critics: 0.64 × at batch 256, 0.43–0.46 × at
-            1024–4096 (GPUs not measured here); a small critic (3 × 64) is slower in
-            bfloat16, and on other CPUs bfloat16 is emulated and slower. The trained
-            critic, and every audit of it, stays float32. Only for float32 critics.
+            on) a step of the benchmark's (1024, 256, 256) critics takes 0.64 × the
+            float32 time at batch 256 and 0.43–0.46 × at 1024–4096, with the same alignment
+            with the transport on the MinFunnel pairs (docs/critic_benchmark.md, "Half the
+            time a sample: bfloat16"); a small critic (3 × 64) is slower in bfloat16, on
+            other CPUs bfloat16 is emulated and slower, and GPUs with native bfloat16 are
+            expected to gain (not measured here; one without it is refused). Only for a
+            float32 critic; the trained critic, and every audit of it, stays float32.
         checkpoint: a file for the loop's whole state (:mod:`otdiv.audit.resume`), written
             every ``checkpoint_seconds`` (default 60) and at the last step. Given again with
             the same settings after a stop, training goes on from the last state written,
