@@ -147,6 +147,7 @@ def by_batch(rows: dict) -> None:
         sys.exit("no recipe rows at any batch size")
     sizes = sorted({b for *_, b in rows})
     errors: dict[tuple[int, int], dict[int, dict[int, float]]] = {}
+    bf16 = {key for key, row in rows.items() if row.get("precision") == "bfloat16"}
     for (d, k, seed, b), row in rows.items():
         errors.setdefault((d, k), {}).setdefault(b, {})[seed] = row["rel_error_flow_corrected"]
     print("| setting | " + " | ".join(f"batch {b}" for b in sizes) + " |")
@@ -171,10 +172,13 @@ def by_batch(rows: dict) -> None:
         print("\n| setting | " + " | ".join(f"batch {b}" for b in sizes) + " |")
         print("|---|" + "---|" * len(sizes))
         for (d, k), at in sorted(beyond.items()):
-            cells = [", ".join(f"{100 * e:+.1f} % ({seed})" for seed, e in sorted(at[b].items()))
+            cells = [", ".join(f"{100 * e:+.1f} % ({seed}"
+                               + (", bf16)" if (d, k, seed, b) in bf16 else ")")
+                               for seed, e in sorted(at[b].items()))
                      if b in at else "" for b in sizes]
             print(f"| d={d} K={k} | " + " | ".join(cells) + " |")
-        print("\n(each seed's flow-corrected error, the seed in brackets)")
+        print("\n(each seed's flow-corrected error, the seed in brackets; bf16: trained with "
+              "--precision bfloat16)")
 
 
 def beside(rows: dict, other: dict, name: str, other_name: str) -> None:
