@@ -21,7 +21,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from otdiv._files import replaced
+from otdiv._files import one_line, replaced
 
 if TYPE_CHECKING:
     import numpy as np
@@ -50,10 +50,10 @@ def save_state(path: str | os.PathLike, key: dict[str, Any], step: int, seconds:
                flushed: bool, critic: torch.nn.Module, opts: list, decays: list,
                rng: np.random.Generator, gen: torch.Generator, eval_real: torch.Tensor,
                eval_fake: torch.Tensor,
-               history: tuple[list[int], list[float], list[float]]) -> bool:
-    """Write the loop's state after ``step`` steps to ``path`` (whole or not at all); True
-    when written. A file system that refuses (full, gone, read-only) costs the state, not
-    the training: a warning says so and False is returned."""
+               history: tuple[list[int], list[float], list[float]]) -> None:
+    """Write the loop's state after ``step`` steps to ``path`` (whole or not at all). A file
+    system that refuses (full, gone, read-only) costs the state, not the training: a
+    warning says so."""
     import warnings
 
     import torch
@@ -73,8 +73,6 @@ def save_state(path: str | os.PathLike, key: dict[str, Any], step: int, seconds:
         warnings.warn(f"checkpoint: the training state at step {step} could not be written "
                       f"to {path} ({exc.strerror or exc}); training goes on without it",
                       RuntimeWarning, stacklevel=3)
-        return False
-    return True
 
 
 def load_state(path: str | os.PathLike, key: dict[str, Any], critic: torch.nn.Module,
@@ -93,7 +91,7 @@ def load_state(path: str | os.PathLike, key: dict[str, Any], critic: torch.nn.Mo
             raise ValueError("not a training state of otdiv")
     except Exception as exc:  # torch raises many kinds for a damaged file
         raise ValueError(f"{name}: cannot read the training state {path} "
-                         f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); "
+                         f"({type(exc).__name__}: {one_line(exc)[:200]}); "
                          "delete it to train from the start") from None
     if state["key"] != _key_text(key):
         saved, now = json.loads(state["key"]), json.loads(_key_text(key))
@@ -110,7 +108,7 @@ def load_state(path: str | os.PathLike, key: dict[str, Any], critic: torch.nn.Mo
         gen.set_state(state["generator"].cpu())
     except (RuntimeError, ValueError, KeyError, TypeError) as exc:  # the key matched
         raise ValueError(f"{name}: the training state {path} does not fit this run "
-                         f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); "
+                         f"({type(exc).__name__}: {one_line(exc)[:200]}); "
                          "delete it to train from the start (a critic given as critic= may "
                          "be partly loaded)") from None
     steps, estimates, penalties = (list(h) for h in state["history"])

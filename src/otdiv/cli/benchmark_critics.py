@@ -245,11 +245,12 @@ def _drop_state(path: str) -> None:
         pass
 
 
-def row(label: str, toy, constraint: str, seed: int, args, ref, chosen: dict
-        ) -> tuple[str, dict, object]:
+def row(label: str, toy, constraint: str, seed: int, args, ref, chosen: dict,
+        state: str | None = None) -> tuple[str, dict, object]:
     """Train, audit, and format one row: (markdown, JSON record, critic); ``ref``: the
     problem's reference W1 (:func:`reference`), the truth where there is no closed form
-    (None: a closed form); ``chosen``: the row's :func:`settings`."""
+    (None: a closed form); ``chosen``: the row's :func:`settings`; ``state``: where its
+    training state is kept while it trains (:func:`_state_path`), or None."""
     from otdiv.audit import audit_critic, train_critic
 
     t0 = time.perf_counter()
@@ -259,9 +260,7 @@ def row(label: str, toy, constraint: str, seed: int, args, ref, chosen: dict
         critic = load_critic(chosen["critic"])
         flushed = None
     else:
-        state = None
-        if args.json:  # a row stopped mid-training goes on from its last state
-            state = _state_path(args.json, chosen, args.device)
+        if state is not None:  # a row stopped mid-training goes on from its last state
             os.makedirs(os.path.dirname(state), exist_ok=True)
         trained = train_critic(toy.sample_real, toy.sample_fake, constraint=constraint,
                               steps=args.steps, batch_size=args.batch_size,
@@ -393,14 +392,14 @@ def _check_options(args) -> None:
     from otdiv.audit.train import check_precision
 
     try:
-        resolve_device(args.device)  # its message says "device"
+        device = resolve_device(args.device)  # its message says "device"
     except ValueError as exc:
         raise CLIError(f"--device: {exc}") from None
     check_lr(args.lr, "--lr")
     if args.load_critics and args.precision != "float32":
         raise CLIError("--precision applies to training; --load-critics audits saved "
                        "critics (float32) instead")
-    check_precision(args.precision, resolve_device(args.device), "--precision")
+    check_precision(args.precision, device, "--precision")
     if args.softplus_beta:
         check_softplus_beta(args.softplus_beta, "--softplus-beta")
     if args.save_critics:  # a folder it can write in, before any row trains
@@ -463,7 +462,7 @@ def _run(args) -> int:
                 chosen = settings(label, constraint, seed, args, toy)
                 done = next((r for r in earlier if r.get("settings") == chosen
                              and _reusable(r, chosen, args)), None)
-                critic = None
+                critic = state = None
                 if done is not None:  # recorded by an earlier run with these settings
                     record, reused = done, reused + 1
                     try:
@@ -479,15 +478,18 @@ def _run(args) -> int:
                     if not args.no_progress:
                         print(f"row {len(records) + 1}/{total}: {label}, {constraint}, "
                               f"seed {seed}", file=sys.stderr, flush=True)
-                    text, record, critic = row(label, toy, constraint, seed, args, ref, chosen)
+                    state = (_state_path(args.json, chosen, args.device)
+                             if args.json and not args.load_critics else None)
+                    text, record, critic = row(label, toy, constraint, seed, args, ref,
+                                               chosen, state)
                 print(text, flush=True)
                 records.append(record)
                 write(records, args)  # the row first: a failed save below cannot lose it
                 if critic is not None and args.save_critics:
                     save(critic, record, args)
                     write(records, args)
-                if critic is not None and args.json and not args.load_critics:
-                    _drop_state(_state_path(args.json, chosen, args.device))
+                if critic is not None and state is not None:
+                    _drop_state(state)
     if reused:
         print(f"{reused} of {total} rows read back from {args.json} (recorded with the same "
               "settings); delete it or name another file to run them again",
