@@ -141,14 +141,14 @@ def test_benchmark_rows_resume_mid_training_and_clean_up(capsys, tmp_path, monke
         saves.append(a[2])  # the step saved
         raise _Stop
 
-    monkeypatch.setattr("otdiv.audit.train.save_state", stop_after_the_first_save)
+    monkeypatch.setattr("otdiv.audit.loop.save_state", stop_after_the_first_save)
     monkeypatch.setattr("otdiv.cli.benchmark_critics.CHECKPOINT_SECONDS", 0.0)
     out = tmp_path / "rows.json"
     with pytest.raises(_Stop):
         benchmark_main([*common, "--json", str(out)])
     states = list((tmp_path / "rows.json.training").iterdir())
     assert saves == [1] and len(states) == 1
-    monkeypatch.setattr("otdiv.audit.train.save_state", real_save)
+    monkeypatch.setattr("otdiv.audit.loop.save_state", real_save)
     import otdiv.audit
 
     real_train, resumed = otdiv.audit.train_critic, []

@@ -25,7 +25,8 @@ published runs keep it constant, but there the generator keeps moving the target
 a fixed Q a decaying rate lets the last steps average out the minibatch noise).
 docs/audit.md shows what these buy on a CPU budget.
 
-This module holds the critic's loop; the network is built in :mod:`otdiv.audit.models`, the
+This module checks the arguments and builds the critic; the loop itself (its state and its
+step) is :mod:`otdiv.audit.loop`, the network is built in :mod:`otdiv.audit.models`, the
 optimisers in :mod:`otdiv.audit.optimizers`, the samples come from :mod:`otdiv.audit.data`,
 the progress line is :mod:`otdiv.audit.progress`, the thread count
 :mod:`otdiv.audit.threads`, a stopped loop's state :mod:`otdiv.audit.resume`, the trained
@@ -35,15 +36,11 @@ estimate) is trained in :mod:`otdiv.audit.discriminator`.
 
 from __future__ import annotations
 
-import math
 import numbers
 import os
-import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 from otdiv._array import (
     check_choice,
@@ -53,19 +50,17 @@ from otdiv._array import (
     check_seed,
 )
 from otdiv.audit.data import Data, sources
+from otdiv.audit.loop import TrainedCritic, TrainingLoop
 from otdiv.audit.models import (
     DEFAULT_HIDDEN,
-    check_applies,
     check_softplus_beta,
     check_training_size,
     mlp_critic,
     resolve_device,
-    scores,
     seeded_module,
 )
-from otdiv.audit.optimizers import build_optimizers, check_lr, check_optimizer
+from otdiv.audit.optimizers import check_lr, check_optimizer
 from otdiv.audit.progress import progress_reporter
-from otdiv.audit.resume import load_state, save_state
 from otdiv.audit.subnormals import flushed_denormals, subnormal_prone
 from otdiv.audit.threads import resolve_threads, torch_threads
 
@@ -114,34 +109,6 @@ def check_precision(precision: object, device: torch.device, name: str = "precis
             raise ValueError(f"{name}='bfloat16' needs a GPU with native bfloat16; {device} "
                              f"has none: use {name}='float32'")
     return precision
-
-
-# ------------------------------------------------------------------------------ critic
-
-
-@dataclass
-class TrainedCritic:
-    """A trained critic and how its estimate E_P f − E_Q f evolved (on a fixed eval set).
-
-    ``history_step[k]`` is the number of steps done when ``history_estimate[k]`` (the
-    critic's estimate on ``eval_size`` fixed samples) and ``history_penalty[k]`` (the last
-    training batch's penalty, 0 for "clip" and "spectral") were recorded.
-    """
-
-    critic: torch.nn.Module
-    constraint: str
-    steps: int
-    seconds: float
-    device: str
-    history_step: list[int] = field(default_factory=list)
-    history_estimate: list[float] = field(default_factory=list)
-    history_penalty: list[float] = field(default_factory=list)
-    settings: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def estimate(self) -> float:
-        """The last recorded estimate on the evaluation set."""
-        return self.history_estimate[-1]
 
 
 def train_critic(
@@ -250,48 +217,11 @@ def train_critic(
     """
     import torch
 
-    from otdiv.gan.constraints import (
-        clip_weights_,
-        gradient_penalty,
-        spectral_normalize_,
-    )
-    from otdiv.gan.losses import wgan_critic_loss
-
-    constraint = check_choice(constraint, "constraint", CONSTRAINTS)
-    steps = check_steps(steps)
-    batch_size = check_int(batch_size, "batch_size")
-    penalty_batch = (batch_size if penalty_batch is None
-                     else _at_most(check_int(penalty_batch, "penalty_batch"), batch_size,
-                                   f"penalty_batch must be at most batch_size = {batch_size}, "
-                                   f"got {penalty_batch}"))
-    eval_size = check_int(eval_size, "eval_size")
-    if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Iterable):
-        raise TypeError(f"hidden must be a sequence of widths such as (256, 256, 256), got "
-                        f"{type(hidden).__name__}")
-    hidden = tuple(check_int(h, "hidden") for h in hidden)
-    lambda_gp = check_nonnegative(lambda_gp, "lambda_gp")
-    clip = check_positive(clip, "clip")
-    schedule = check_choice(schedule, "schedule", SCHEDULES)
-    eval_every = max(1, steps // 50) if eval_every is None else check_int(eval_every,
-                                                                          "eval_every")
-    cfg = dict(DEFAULTS[constraint])
-    if optimizer is not None:
-        cfg["optimizer"] = check_optimizer(optimizer)
-        if cfg["betas"] is None and cfg["optimizer"] != "rmsprop":
-            cfg["betas"] = (0.5, 0.9)
-    if lr is not None:
-        cfg["lr"] = check_lr(lr)
-    if betas is not None:
-        pair = () if isinstance(betas, (str, bytes)) or not isinstance(betas, Iterable) \
-            else tuple(betas)
-        if len(pair) != 2 or not all(isinstance(b, numbers.Real) and not isinstance(b, bool)
-                                     for b in pair):
-            raise TypeError(f"betas must be two real numbers, got {betas!r}")
-        if not all(0 <= float(b) < 1 for b in pair):
-            raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
-        betas = pair
-        cfg["betas"] = (float(betas[0]), float(betas[1]))
-    seed = check_seed(seed)
+    recipe = Recipe.checked(
+        constraint=constraint, steps=steps, batch_size=batch_size,
+        penalty_batch=penalty_batch, hidden=hidden, lambda_gp=lambda_gp, clip=clip,
+        schedule=schedule, eval_every=eval_every, eval_size=eval_size, optimizer=optimizer,
+        lr=lr, betas=betas, seed=seed)
     dev = resolve_device(device)
     precision = check_precision(precision, dev)
     checkpoint_seconds = check_nonnegative(checkpoint_seconds, "checkpoint_seconds")
@@ -301,15 +231,110 @@ def train_critic(
         checkpoint = writable_file(checkpoint, "checkpoint")
     src_real, src_fake = sources(real, fake)
     dim = src_real.dim
-    if critic is None:
-        check_training_size(dim, hidden, batch_size, eval_size)
-    else:
-        check_training_size(dim, (), batch_size, eval_size)  # the batches at least
-
+    check_training_size(dim, recipe.hidden if critic is None else (), recipe.batch_size,
+                        recipe.eval_size)  # with your own critic: the batches at least
     softplus_beta = check_softplus_beta(softplus_beta)
+    critic = _critic_to_train(critic, dim, recipe, softplus_beta, dev)
+    params = [p for p in critic.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("critic has no trainable parameters")
+    n_threads = resolve_threads(threads, dev, recipe.batch_size,
+                                sum(p.numel() for p in params),
+                                subnormals=subnormal_prone(critic))
+    if precision == "bfloat16" and params[0].dtype != torch.float32:  # autocast: as it is
+        raise ValueError(f"precision='bfloat16' runs a float32 critic's passes in bfloat16; "
+                         f"this critic's parameters are {params[0].dtype}: use "
+                         f"precision='float32' or a float32 critic")
+    loop = TrainingLoop(recipe, critic, params, src_real, src_fake, dev, precision,
+                        softplus_beta)
+    if checkpoint is not None:
+        loop.resume(checkpoint)
+    with torch_threads(n_threads), flushed_denormals(dev) as flushed, \
+            progress_reporter(recipe.steps, progress, f"critic ({recipe.constraint})",
+                              loop.done) as bar:
+        loop.run(bar, flushed, checkpoint, checkpoint_seconds)
+    critic.eval()
+    return loop.result
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """train_critic's checked settings: the constraint's published optimiser (``DEFAULTS``)
+    with the caller's overrides, and the loop's sizes."""
+
+    constraint: str
+    steps: int
+    batch_size: int
+    penalty_batch: int
+    hidden: tuple[int, ...]
+    lambda_gp: float
+    clip: float
+    schedule: str
+    eval_every: int
+    eval_size: int
+    optimizer: str
+    lr: float
+    betas: tuple[float, float] | None
+    kind: str | None  # the gradient penalty's kind, None for "clip" and "spectral"
+    seed: int | None
+
+    @classmethod
+    def checked(cls, *, constraint, steps, batch_size, penalty_batch, hidden, lambda_gp,
+                clip, schedule, eval_every, eval_size, optimizer, lr, betas, seed) -> Recipe:
+        """Each argument checked, in train_critic's order, before anything is built."""
+        constraint = check_choice(constraint, "constraint", CONSTRAINTS)
+        steps = check_steps(steps)
+        batch_size = check_int(batch_size, "batch_size")
+        penalty_batch = (batch_size if penalty_batch is None else _at_most(
+            check_int(penalty_batch, "penalty_batch"), batch_size,
+            f"penalty_batch must be at most batch_size = {batch_size}, got {penalty_batch}"))
+        eval_size = check_int(eval_size, "eval_size")
+        if isinstance(hidden, (str, bytes)) or not isinstance(hidden, Iterable):
+            raise TypeError(f"hidden must be a sequence of widths such as (256, 256, 256), "
+                            f"got {type(hidden).__name__}")
+        hidden = tuple(check_int(h, "hidden") for h in hidden)
+        lambda_gp = check_nonnegative(lambda_gp, "lambda_gp")
+        clip = check_positive(clip, "clip")
+        schedule = check_choice(schedule, "schedule", SCHEDULES)
+        eval_every = (max(1, steps // 50) if eval_every is None
+                      else check_int(eval_every, "eval_every"))
+        cfg = dict(DEFAULTS[constraint])
+        if optimizer is not None:
+            cfg["optimizer"] = check_optimizer(optimizer)
+            if cfg["betas"] is None and cfg["optimizer"] != "rmsprop":
+                cfg["betas"] = (0.5, 0.9)
+        if lr is not None:
+            cfg["lr"] = check_lr(lr)
+        if betas is not None:
+            cfg["betas"] = _check_betas(betas)
+        return cls(constraint, steps, batch_size, penalty_batch, hidden, lambda_gp, clip,
+                   schedule, eval_every, eval_size, cfg["optimizer"], cfg["lr"],
+                   cfg["betas"], cfg["kind"], check_seed(seed))
+
+
+def _check_betas(betas: object) -> tuple[float, float]:
+    """Two real numbers in [0, 1)."""
+    pair = () if isinstance(betas, (str, bytes)) or not isinstance(betas, Iterable) \
+        else tuple(betas)
+    if len(pair) != 2 or not all(isinstance(b, numbers.Real) and not isinstance(b, bool)
+                                 for b in pair):
+        raise TypeError(f"betas must be two real numbers, got {betas!r}")
+    if not all(0 <= float(b) < 1 for b in pair):
+        raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
+    return (float(pair[0]), float(pair[1]))
+
+
+def _critic_to_train(critic: torch.nn.Module | None, dim: int, recipe: Recipe,
+                     softplus_beta: float | None, dev: torch.device) -> torch.nn.Module:
+    """The default MLP (seeded) or the caller's module, on ``dev`` in train mode, spectrally
+    normalised for "spectral"."""
+    import torch
+
+    from otdiv.gan.constraints import spectral_normalize_
+
     if critic is None:
-        critic = seeded_module(lambda: mlp_critic(dim, hidden, softplus_beta=softplus_beta),
-                                seed)
+        critic = seeded_module(
+            lambda: mlp_critic(dim, recipe.hidden, softplus_beta=softplus_beta), recipe.seed)
     elif softplus_beta is not None:
         raise ValueError("softplus_beta shapes the default critic; it cannot be combined "
                          "with critic=")
@@ -317,117 +342,6 @@ def train_critic(
         raise TypeError(f"critic must be a torch.nn.Module to be trained, got "
                         f"{type(critic).__name__}")
     critic = critic.to(dev).train()
-    if constraint == "spectral":  # its start vectors come from torch's RNG: seed them
-        seeded_module(lambda: spectral_normalize_(critic), seed, dev)
-    params = [p for p in critic.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("critic has no trainable parameters")
-    n_threads = resolve_threads(threads, dev, batch_size, sum(p.numel() for p in params),
-                                subnormals=subnormal_prone(critic))
-    dtype = params[0].dtype
-    if precision == "bfloat16" and dtype != torch.float32:  # autocast leaves it as it is
-        raise ValueError(f"precision='bfloat16' runs a float32 critic's passes in bfloat16; "
-                         f"this critic's parameters are {dtype}: use precision='float32' "
-                         f"or a float32 critic")
-    opts = build_optimizers(params, cfg["optimizer"], cfg["lr"], cfg["betas"])
-    decays = ([torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=steps) for o in opts]
-              if schedule == "cosine" else [])
-
-    rng = np.random.default_rng(seed)
-    gen = torch.Generator(device=dev)
-    if seed is None:
-        gen.seed()
-    else:
-        gen.manual_seed(int(rng.integers(2**62)))
-
-    eval_real = src_real.tensor(src_real.fixed(eval_size, rng), dtype, dev)
-    eval_fake = src_fake.tensor(src_fake.fixed(eval_size, rng), dtype, dev)
-    check_applies(critic, dim, dtype, dev)
-    result = TrainedCritic(critic, constraint, steps, 0.0, str(dev),
-                           settings={**cfg, "lambda_gp": lambda_gp if cfg["kind"] else None,
-                                     "clip": clip if constraint == "clip" else None,
-                                     "batch_size": batch_size,
-                                     "penalty_batch": penalty_batch if cfg["kind"] else None,
-                                     "schedule": schedule, "precision": precision,
-                                     "softplus_beta": softplus_beta, "seed": seed})
-
-    def record(step: int, penalty: float) -> float:
-        critic.eval()  # spectral norm: no power iteration while evaluating
-        with torch.no_grad():
-            est = float(scores(critic, eval_real).mean() - scores(critic, eval_fake).mean())
-        critic.train()
-        result.history_step.append(step)
-        result.history_estimate.append(est)
-        result.history_penalty.append(penalty)
-        return est
-
-    key = {"constraint": constraint, "steps": steps, "batch_size": batch_size,
-           "penalty_batch": penalty_batch, "optimizer": cfg["optimizer"], "lr": cfg["lr"],
-           "betas": cfg["betas"], "lambda_gp": lambda_gp, "clip": clip, "schedule": schedule,
-           "eval_every": eval_every, "eval_size": eval_size, "seed": seed, "dim": dim,
-           "precision": precision, "device": dev.type, "critic": repr(critic),
-           "shapes": [list(v.shape) for v in critic.state_dict().values()]}
-    restored = None if checkpoint is None else load_state(
-        checkpoint, key, critic, opts, decays, rng, gen, dev)
-    start = time.perf_counter()
-    done, before, flushed_before = 0, 0.0, True
-    if restored is None:
-        record(0, 0.0)
-    else:
-        done, before, flushed_before = restored.step, restored.seconds, restored.flushed
-        eval_real, eval_fake = restored.eval_real, restored.eval_fake
-        (result.history_step, result.history_estimate,
-         result.history_penalty) = restored.history
-    result.settings["resumed_from_step"] = done
-    saved_at = time.monotonic()
-
-    def save(step: int) -> None:
-        save_state(checkpoint, key, step, before + time.perf_counter() - start,
-                   result.settings["subnormals_flushed"], critic, opts, decays, rng, gen,
-                   eval_real, eval_fake,
-                   (result.history_step, result.history_estimate, result.history_penalty))
-
-    desc = f"critic ({constraint})"
-    autocast = torch.autocast(dev.type, dtype=torch.bfloat16,
-                              enabled=precision == "bfloat16")
-    with torch_threads(n_threads), flushed_denormals(dev) as flushed, \
-            progress_reporter(steps, progress, desc, done) as bar:
-        # flushed on every step: this run's steps and those before its resume
-        result.settings["subnormals_flushed"] = flushed and flushed_before
-        for step in range(done + 1, steps + 1):
-            x = src_real.tensor(src_real.draw(batch_size, rng), dtype, dev)
-            y = src_fake.tensor(src_fake.draw(batch_size, rng), dtype, dev)
-            with autocast:  # backward runs each op in the dtype of its forward
-                if cfg["kind"] is not None:  # wgan_gp_loss, interpolates the first pairs
-                    critic_loss = wgan_critic_loss(scores(critic, x), scores(critic, y))
-                    penalty = gradient_penalty(critic, x[:penalty_batch], y[:penalty_batch],
-                                               kind=cfg["kind"], generator=gen)
-                    loss = critic_loss + lambda_gp * penalty
-                    penalty = penalty.detach()
-                else:
-                    loss = wgan_critic_loss(scores(critic, x), scores(critic, y))
-                    penalty = None
-            for opt in opts:
-                opt.zero_grad(set_to_none=True)
-            loss.backward()
-            for opt in opts:
-                opt.step()
-            for decay in decays:
-                decay.step()
-            if constraint == "clip":
-                clip_weights_(critic, clip)
-            if step % eval_every == 0 or step == steps:
-                est = record(step, 0.0 if penalty is None else float(penalty))
-                if not math.isfinite(est):
-                    raise FloatingPointError(
-                        f"the critic's estimate became {est} at step {step}; lower lr"
-                    )
-                bar.set_postfix(estimate=f"{est:.4f}", refresh=False)
-            if checkpoint is not None and (
-                    step == steps or time.monotonic() - saved_at >= checkpoint_seconds):
-                save(step)
-                saved_at = time.monotonic()
-            bar.update()
-    result.seconds = before + time.perf_counter() - start
-    critic.eval()
-    return result
+    if recipe.constraint == "spectral":  # its start vectors come from torch's RNG: seed them
+        seeded_module(lambda: spectral_normalize_(critic), recipe.seed, dev)
+    return critic
