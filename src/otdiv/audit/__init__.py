@@ -17,9 +17,11 @@ from otdiv.audit.critic import CriticAudit, audit_critic
 from otdiv.audit.discriminator import TrainedDiscriminator, train_discriminator
 from otdiv.audit.grid import SweepResult, load_grid, sweep
 from otdiv.audit.lines import LinesSweep, lines_sweep
+from otdiv.audit.loop import TrainedCritic
 from otdiv.audit.models import mlp_critic
+from otdiv.audit.recipe import CONSTRAINTS
 from otdiv.audit.toys import TOYS, ReferenceW1, ToyProblem, make_toy, reference_w1
-from otdiv.audit.train import CONSTRAINTS, TrainedCritic, train_critic
+from otdiv.audit.train import train_critic
 
 __all__ = [
     "CONSTRAINTS",

@@ -28,9 +28,9 @@ from otdiv.audit.models import (
 )
 from otdiv.audit.optimizers import check_lr
 from otdiv.audit.progress import progress_reporter
+from otdiv.audit.recipe import check_steps
 from otdiv.audit.subnormals import flushed_denormals
 from otdiv.audit.threads import resolve_threads, torch_threads
-from otdiv.audit.train import check_steps
 
 if TYPE_CHECKING:
     import torch

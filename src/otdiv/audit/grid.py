@@ -167,8 +167,8 @@ def load_grid(grid: Mapping[str, Any] | str | os.PathLike) -> list[Job]:
 def _recipe(args: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """(the ``RECIPE`` settings as this otdiv and this torch resolve them, to pass to the job;
     the recipe its training will record: the same with clip's published lr for None)."""
+    from otdiv.audit.recipe import DEFAULTS
     from otdiv.audit.settings import widths
-    from otdiv.audit.train import DEFAULTS
 
     settings = AuditSettings(**args)
     resolved = dict(zip(RECIPE[:4], settings.recipe(), strict=True))

@@ -24,7 +24,7 @@ from otdiv.audit.resume import load_state, save_state
 if TYPE_CHECKING:
     import torch
 
-    from otdiv.audit.train import Recipe
+    from otdiv.audit.recipe import Recipe
 
 
 @dataclass

@@ -188,8 +188,8 @@ def _run(s: AuditSettings, label: Label) -> AuditRun:
     from otdiv.audit import checkpoint, lines, train
     from otdiv.audit import critic as critic_module
     from otdiv.audit.models import resolve_device
+    from otdiv.audit.recipe import check_precision
     from otdiv.audit.report import audit_row, table, write_json
-    from otdiv.audit.train import check_precision
     from otdiv.audit.verdict import verdict
 
     if (s.toy is None) == (s.real is None):

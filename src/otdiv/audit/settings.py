@@ -27,8 +27,8 @@ from otdiv._array import (
 )
 from otdiv.audit.models import check_softplus_beta
 from otdiv.audit.optimizers import check_lr, check_optimizer
+from otdiv.audit.recipe import CONSTRAINTS, PRECISIONS, SCHEDULES, check_steps
 from otdiv.audit.toys import TOYS
-from otdiv.audit.train import CONSTRAINTS, PRECISIONS, SCHEDULES, check_steps
 
 DIM_TOYS = ("translate", "scale", "funnels")  # the toys of dimension ``dim`` (others: 2-D)
 MAX_REPEATS = 1000

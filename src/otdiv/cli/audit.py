@@ -13,7 +13,7 @@ import sys
 
 from otdiv.cli._common import add_command, float_arg, int_arg, one_line
 
-MAX_STEPS = 10**9  # otdiv.audit.train.MAX_STEPS (not imported: --help stays light)
+MAX_STEPS = 10**9  # otdiv.audit.recipe.MAX_STEPS (not imported: --help stays light)
 # the defaults below are AuditSettings' (tests/test_cli_audit.py checks that they agree)
 
 

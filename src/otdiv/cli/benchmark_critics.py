@@ -389,7 +389,7 @@ def _check_options(args) -> None:
     from otdiv._files import out_dir
     from otdiv.audit.models import check_softplus_beta, resolve_device
     from otdiv.audit.optimizers import check_lr
-    from otdiv.audit.train import check_precision
+    from otdiv.audit.recipe import check_precision
 
     try:
         device = resolve_device(args.device)  # its message says "device"
