@@ -5,7 +5,7 @@ The paper toys (8 and 25 Gaussians, Swiss roll) have no closed-form W1. Rows wri
 2026-12-05 took as truth exact W1 between each row's own 2000 held-out points per side
 (mean of two draws), which scatters by ±1–2 % from draw to draw; the OT-free estimates are
 read on 50,000 points and scatter far less. This script computes the reference exactly as
-the command does (:func:`otdiv.cli.benchmark_critics.reference`: mean exact W1 of
+the command does (:func:`otdiv.cli._critic_problems.reference`: mean exact W1 of
 ``--reference-repeats`` draws of ``--reference-n`` points per side, fixed seed) and prints,
 per LP row, each estimate's error against the row's old truth and against the reference:
 
@@ -26,7 +26,7 @@ from types import SimpleNamespace
 from otdiv.audit import make_toy
 from otdiv.audit.toys import reference_w1
 from otdiv.cli._common import int_arg
-from otdiv.cli.benchmark_critics import PAPER, reference
+from otdiv.cli._critic_problems import PAPER, reference
 
 ESTIMATES = (("raw", "estimate"), ("flow", "flow_corrected"), ("/G (OT)", "normalized_estimate"))
 

@@ -125,7 +125,7 @@ def test_load_critics_audits_the_saved_critics_again(capsys, tmp_path):
 
 def test_the_recommended_width_grows_with_the_dimension():
     from otdiv.audit.models import recommended_hidden
-    from otdiv.cli.benchmark_critics import hidden_for
+    from otdiv.cli._critic_problems import hidden_for
 
     assert recommended_hidden(2) == (96, 96, 96)
     assert recommended_hidden(7) == (96, 96, 96)
@@ -155,7 +155,7 @@ def test_comma_separated_widths_build_that_critic(capsys, tmp_path):
     import torch
 
     from otdiv.audit.checkpoint import load_critic
-    from otdiv.cli.benchmark_critics import hidden_for, widths_arg
+    from otdiv.cli._critic_problems import hidden_for, widths_arg
 
     assert widths_arg("12,5") == (12, 5) and hidden_for(widths_arg("12,5"), 64) == (12, 5)
     assert widths_arg("7") == 7 and hidden_for(7, 64) == (7, 7, 7)
@@ -225,7 +225,7 @@ def test_a_paper_toys_truth_is_the_reference_w1_of_large_samples(capsys, tmp_pat
     once per problem; --reference-n 0 falls back to exact W1 of the row's samples."""
     import json
 
-    from otdiv.cli.benchmark_critics import REFERENCE_SEED
+    from otdiv.cli._critic_problems import REFERENCE_SEED
 
     common = ["--problems", "8gaussians,translate:2", "--steps", "3", "--n", "50",
               "--n-estimate", "60", "--hidden", "8", "--device", "cpu", "--seeds", "0,1"]

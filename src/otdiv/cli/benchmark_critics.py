@@ -28,10 +28,11 @@ by ±1–2 % from draw to draw on the paper toys — the 25 Gaussians' mixture w
 fluctuate by √(25 / n) — which is half the 3 % the estimates are held to.
 
 ``--json FILE`` holds the rows, written after each one, each with its ``settings`` (what
-decides its numbers: :func:`settings`); a run resumes from it: a row already there with the
-same settings is read back instead of trained again (with ``--save-critics DIR``, only if
-DIR still holds the critic it audited), and rows of other settings are kept, also those
-another run writes to the same file meanwhile (:mod:`otdiv.cli._rows`). Repeated problems,
+decides its numbers: :func:`otdiv.cli._critic_files.settings`); a run resumes from it: a
+row already there with the same settings is read back instead of trained again (with
+``--save-critics DIR``, only if DIR still holds the critic it audited), and rows of other
+settings are kept, also those another run writes to the same file meanwhile
+(:mod:`otdiv.cli._rows`). Repeated problems,
 constraints or seeds run once.
 Progress goes to stderr (a bar on a terminal, a line every 10 s in a log; ``--no-progress``).
 
@@ -40,104 +41,33 @@ Also runnable as ``python -m otdiv.cli.benchmark_critics [options]``.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 
 from otdiv.cli._common import CLIError, float_arg, int_arg
+from otdiv.cli._critic_files import (
+    critic_path,
+    drop_state,
+    reusable,
+    save,
+    settings,
+    state_path,
+    write,
+)
+from otdiv.cli._critic_problems import (
+    DEFAULT_PROBLEMS,
+    problem,
+    reference,
+    widths_arg,
+)
 from otdiv.cli.audit import MAX_STEPS
 
-PAPER = ("8gaussians", "25gaussians", "swissroll")
-REFERENCE_SEED = 20261205  # the reference draws: one stream, whatever the critics' seeds
 CHECKPOINT_SECONDS = 300.0  # --json: a row's training state saved this often (resume)
-DEFAULT_PROBLEMS = ("8gaussians,25gaussians,swissroll,translate:2,translate:16,scale:2,"
-                    "scale:16,funnels:2:4,funnels:16:4")
 COLUMNS = ("problem", "constraint", "seed", "raw", "slope-corr.", "penalty-corr.",
            "c-transf.-corr.", "flow-corr.", "/G (OT)", "envelope cert.", "exact W1 (samples)",
            "population W1", "err raw", "err slope", "err penalty", "err c-transf.",
            "err flow", "err /G", "cert / exact", "pop. cert.", "pop. cert. / W1", "s")
-
-
-def problem(spec: str, args: argparse.Namespace | None = None):
-    """(label, toy) from 'name', 'translate:D', 'scale:D' or 'funnels:D:K'; with ``args``,
-    the memory of training and auditing a critic on its d-dimensional samples is checked
-    (:func:`check_sizes`) before the toy is built."""
-    from otdiv.audit import make_toy
-
-    parts = spec.strip().split(":")
-    try:
-        if parts[0] in PAPER and len(parts) == 1:
-            d, build = 2, lambda: make_toy(parts[0])
-        elif parts[0] in ("translate", "scale") and len(parts) == 2:
-            d = int(parts[1])  # the label spells d as an integer: "02" and " 2" are 2
-            build = lambda: make_toy(parts[0], d=d)  # noqa: E731
-        elif parts[0] == "funnels" and len(parts) == 3:
-            d, k = int(parts[1]), int(parts[2])
-            build = lambda: make_toy("funnels", d=d, funnels=k, seed=0)  # noqa: E731
-        else:
-            raise CLIError(f"--problems: unknown problem {spec!r}; use 8gaussians, "
-                           "25gaussians, swissroll, translate:D, scale:D or funnels:D:K")
-        if d < 1:
-            raise ValueError(f"d must be an integer >= 1, got {d}")
-    except ValueError as exc:
-        raise CLIError(f"--problems: {spec!r}: {exc}") from None
-    if args is not None:
-        check_sizes(d, args)
-    try:
-        toy = build()
-    except ValueError as exc:
-        raise CLIError(f"--problems: {spec!r}: {exc}") from None
-    label = parts[0] if parts[0] in PAPER else (
-        f"funnels d={d} K={k}" if parts[0] == "funnels" else f"{parts[0]} d={d}")
-    return label, toy
-
-
-def check_sizes(d: int, args) -> None:
-    """The memory checks train_critic and audit_critic make, for a row's d-dimensional
-    samples, before any work, naming the options (``--hidden``, ``--batch-size``, ``--n``,
-    ``--n-estimate``) and the problem's d."""
-    from otdiv.audit.critic import check_audit_size
-    from otdiv.audit.models import check_training_size
-
-    try:
-        check_training_size(d, hidden_for(args.hidden, d), args.batch_size, 2000,
-                            names={"dim": "d (--problems)", "hidden": "--hidden",
-                                   "batch_size": "--batch-size"})
-        check_audit_size(args.n, d, name="--n")  # as audit_critic: lipschitz_points 1000
-        if args.n_estimate > args.n:
-            check_audit_size(args.n, d, n_estimate=args.n_estimate, name="--n-estimate")
-    except ValueError as exc:
-        raise CLIError(str(exc)) from None
-
-
-def widths_arg(text: str) -> int | tuple[int, ...]:
-    """An argparse ``type`` for --hidden: one whole number >= 0 (the width of three layers;
-    0: Korotin et al.'s), or comma-separated widths >= 1 such as 1024,256,256 (checked as
-    ``otdiv audit --hidden`` checks them)."""
-    if "," not in text:
-        return int_arg(0)(text)
-    from otdiv.audit.settings import check_setting
-
-    try:
-        return check_setting("hidden", text)
-    except (TypeError, ValueError):
-        raise argparse.ArgumentTypeError(
-            f"expected one width or comma-separated widths >= 1 such as 1024,256,256, "
-            f"got {text!r}") from None
-
-
-def hidden_for(option: int | tuple[int, ...] | None, dim: int) -> tuple[int, ...]:
-    """--hidden: None -> the recommended widths for d (``recommended_hidden``), 0 ->
-    max(2 d, 128) (Korotin et al.), an int -> three layers of that width, a tuple -> those
-    widths."""
-    from otdiv.audit.models import recommended_hidden
-
-    if option is None:
-        return recommended_hidden(dim)
-    if isinstance(option, tuple):
-        return option
-    return (option or max(2 * dim, 128),) * 3
 
 
 def _ratio(a: float, b: float) -> str:
@@ -148,109 +78,13 @@ def _pct(v) -> str:
     return "" if v is None or v != v else f"{100 * v:+.1f} %"
 
 
-def reference(label: str, toy, args):
-    """The paper toy's reference W1 (:func:`otdiv.audit.toys.reference_w1`, --reference-n
-    points per side, --reference-repeats draws), or None: a closed form, or
-    --reference-n 0."""
-    if toy.w1 is not None or args.reference_n == 0:
-        return None
-    from otdiv.audit.toys import reference_w1
-
-    t0 = time.perf_counter()
-    ref = reference_w1(toy, n=args.reference_n, repeats=args.reference_repeats,
-                       seed=REFERENCE_SEED)
-    print(f"reference W1 of {label}: {ref.value:.4f} ± {ref.se:.4f} (mean exact W1 of "
-          f"{len(ref.values)} draws of {ref.n} points per side, ± its standard error; "
-          f"{time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
-    return ref
-
-
-def settings(label: str, constraint: str, seed: int, args, toy) -> dict:
-    """What decides a row's numbers (the device aside): the problem, constraint and seed,
-    the training settings (or the checkpoint audited: its absolute path and SHA-256), λ,
-    the audit's sizes and, for a toy without a closed form, the reference's. A row of
-    ``--json`` whose recorded settings equal these is not run again."""
-    lam = args.lambda_gp if constraint in ("gp", "lp") else None
-    common = {"problem": label, "constraint": constraint, "seed": seed, "lambda_gp": lam,
-              "n": args.n, "n_estimate": args.n_estimate, "population": args.population,
-              "reference_n": None if toy.w1 is not None else args.reference_n,
-              "reference_repeats": None if toy.w1 is not None or not args.reference_n
-              else args.reference_repeats}
-    if args.load_critics:
-        path = os.path.abspath(_critic_path(args.load_critics, label, constraint, seed))
-        return {**common, "critic": path, "critic_sha256": _sha256(path)}
-    from otdiv.audit.optimizers import recipe_optimizer
-
-    optimizer = (recipe_optimizer(constraint) if args.optimizer == "auto" or constraint == "clip"
-                 else args.optimizer)
-    return {**common, "steps": args.steps, "batch_size": args.batch_size,
-            "penalty_batch": (args.penalty_batch or args.batch_size)
-            if constraint in ("gp", "lp") else None,
-            "hidden": list(hidden_for(args.hidden, toy.dim)),
-            "softplus_beta": args.softplus_beta or None,
-            "lr": 5e-5 if constraint == "clip" else args.lr, "optimizer": optimizer,
-            "schedule": args.schedule,
-            # float32 rows carry no key: the rows written before --precision stay reusable
-            **({"precision": args.precision} if args.precision != "float32" else {})}
-
-
-def _sha256(path: str) -> str:
-    import hashlib
-    from pathlib import Path
-
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def _reusable(record: dict, chosen: dict, args) -> bool:
-    """A row read back (its settings ``chosen``) stays valid for ``--save-critics DIR``
-    only if DIR holds the critic it audited (the SHA-256 recorded when it was saved); else
-    it is trained again."""
-    if not args.save_critics:
-        return True
-    path = _critic_path(args.save_critics, chosen["problem"], chosen["constraint"],
-                        chosen["seed"], chosen.get("precision"))
-    return os.path.exists(path) and record.get("saved_critic_sha256") == _sha256(path)
-
-
-def _critic_path(folder: str, label: str, constraint: str, seed: int,
-                 precision: str | None = None) -> str:
-    """Where --save-critics puts a row's critic and --load-critics finds it (a bfloat16
-    row's with a suffix of its own, so that the two precisions do not overwrite each
-    other's)."""
-    tag = "" if precision in (None, "float32") else f"_{precision}"
-    name = f"{label.replace(' ', '_').replace('=', '')}_{constraint}_s{seed}{tag}.pt"
-    return os.path.join(folder, name)
-
-
-def _state_path(json_path: str, chosen: dict, device: str) -> str:
-    """Where --json keeps a row's training state while it trains (otdiv.audit.resume): a
-    folder beside the file, one state per row's settings and device type (a GPU's
-    generator state does not fit a CPU's)."""
-    import hashlib
-    import json
-
-    from otdiv.audit.models import resolve_device
-
-    text = json.dumps({**chosen, "device": resolve_device(device).type}, sort_keys=True)
-    digest = hashlib.sha1(text.encode()).hexdigest()[:16]
-    return os.path.join(f"{json_path}.training", f"{digest}.pt")
-
-
-def _drop_state(path: str) -> None:
-    """The row and its critic are written: its training state goes. The folder stays (a
-    run sharing --json may be about to write its own state there)."""
-    try:
-        os.unlink(path)
-    except OSError:  # already gone
-        pass
-
-
 def row(label: str, toy, constraint: str, seed: int, args, ref, chosen: dict,
         state: str | None = None) -> tuple[str, dict, object]:
     """Train, audit, and format one row: (markdown, JSON record, critic); ``ref``: the
-    problem's reference W1 (:func:`reference`), the truth where there is no closed form
-    (None: a closed form); ``chosen``: the row's :func:`settings`; ``state``: where its
-    training state is kept while it trains (:func:`_state_path`), or None."""
+    problem's reference W1 (:func:`otdiv.cli._critic_problems.reference`), the truth where
+    there is no closed form (None: a closed form); ``chosen``: the row's settings
+    (:func:`otdiv.cli._critic_files.settings`); ``state``: where its training state is kept
+    while it trains (:func:`otdiv.cli._critic_files.state_path`), or None."""
     from otdiv.audit import audit_critic, train_critic
 
     t0 = time.perf_counter()
@@ -306,31 +140,6 @@ def row(label: str, toy, constraint: str, seed: int, args, ref, chosen: dict,
         record["subnormals_flushed"] = flushed
     record["settings"] = chosen
     return line(record), record, critic
-
-
-def save(critic, record: dict, args) -> None:
-    """--save-critics: the row's critic in DIR (:mod:`otdiv.audit.checkpoint`), its SHA-256
-    in the record (what :func:`_reusable` checks on resume)."""
-    from otdiv.audit.checkpoint import save_critic
-
-    path = _critic_path(args.save_critics, record["problem"], record["constraint"],
-                        record["seed"], record.get("precision"))
-    try:
-        save_critic(critic, path)
-    except OSError as exc:
-        raise CLIError(f"--save-critics: cannot save the critic of {record['problem']}, "
-                       f"{record['constraint']}, seed {record['seed']} to {path}: "
-                       f"{exc.strerror or exc}; its row is kept") from None
-    record["saved_critic_sha256"] = _sha256(path)
-
-
-def write(records: list[dict], args) -> None:
-    """--json: this run's rows merged into the file (:func:`otdiv.cli._rows.write_rows`),
-    after every row; the file's rows of other settings stay."""
-    if args.json:
-        from otdiv.cli._rows import write_rows
-
-        write_rows(args.json, records)
 
 
 def line(record: dict) -> str:
@@ -448,7 +257,7 @@ def _run(args) -> int:
         for label, _ in problems:
             for constraint in constraints:
                 for seed in seeds:
-                    path = _critic_path(args.load_critics, label, constraint, seed)
+                    path = critic_path(args.load_critics, label, constraint, seed)
                     if not os.path.exists(path):
                         raise CLIError(f"--load-critics: no saved critic {path} for {label}, "
                                        f"{constraint}, seed {seed}")
@@ -461,7 +270,7 @@ def _run(args) -> int:
             for seed in seeds:
                 chosen = settings(label, constraint, seed, args, toy)
                 done = next((r for r in earlier if r.get("settings") == chosen
-                             and _reusable(r, chosen, args)), None)
+                             and reusable(r, chosen, args)), None)
                 critic = state = None
                 if done is not None:  # recorded by an earlier run with these settings
                     record, reused = done, reused + 1
@@ -478,7 +287,7 @@ def _run(args) -> int:
                     if not args.no_progress:
                         print(f"row {len(records) + 1}/{total}: {label}, {constraint}, "
                               f"seed {seed}", file=sys.stderr, flush=True)
-                    state = (_state_path(args.json, chosen, args.device)
+                    state = (state_path(args.json, chosen, args.device)
                              if args.json and not args.load_critics else None)
                     text, record, critic = row(label, toy, constraint, seed, args, ref,
                                                chosen, state)
@@ -489,7 +298,7 @@ def _run(args) -> int:
                     save(critic, record, args)
                     write(records, args)
                 if critic is not None and state is not None:
-                    _drop_state(state)
+                    drop_state(state)
     if reused:
         print(f"{reused} of {total} rows read back from {args.json} (recorded with the same "
               "settings); delete it or name another file to run them again",
