@@ -95,10 +95,18 @@ class TrainingLoop:
                     "shapes": [list(v.shape) for v in critic.state_dict().values()]}
         self.done, self.before, self.flushed_before = 0, 0.0, True
         self.restored = False
+        self.checkpoint, self.checkpoint_seconds = None, 0.0
+        from otdiv.gan.constraints import clip_weights_, gradient_penalty
+        from otdiv.gan.losses import wgan_critic_loss
 
-    def resume(self, checkpoint) -> None:
-        """Take the state saved in ``checkpoint``, if there is one (a ValueError naming
+        self._loss, self._penalty, self._clip = (wgan_critic_loss, gradient_penalty,
+                                                 clip_weights_)
+
+    def resume(self, checkpoint, checkpoint_seconds: float) -> None:
+        """Save the state to ``checkpoint`` every ``checkpoint_seconds`` and at the last
+        step, and take the state saved there, if there is one (a ValueError naming
         ``checkpoint`` when it was saved with other settings)."""
+        self.checkpoint, self.checkpoint_seconds = checkpoint, checkpoint_seconds
         restored = load_state(checkpoint, self.key, self.critic, self.opts, self.decays,
                               self.rng, self.gen, self.dev)
         if restored is not None:
@@ -125,20 +133,17 @@ class TrainingLoop:
 
     def step(self, autocast) -> torch.Tensor | None:
         """One optimiser step on fresh minibatches; the penalty (detached), or None."""
-        from otdiv.gan.constraints import clip_weights_, gradient_penalty
-        from otdiv.gan.losses import wgan_critic_loss
-
         r, critic = self.recipe, self.critic
         x = self.src_real.tensor(self.src_real.draw(r.batch_size, self.rng), self.dtype,
                                  self.dev)
         y = self.src_fake.tensor(self.src_fake.draw(r.batch_size, self.rng), self.dtype,
                                  self.dev)
         with autocast:  # backward runs each op in the dtype of its forward
-            loss = wgan_critic_loss(scores(critic, x), scores(critic, y))
+            loss = self._loss(scores(critic, x), scores(critic, y))
             penalty = None
             if r.kind is not None:  # wgan_gp_loss, interpolates on the first pairs
-                penalty = gradient_penalty(critic, x[:r.penalty_batch], y[:r.penalty_batch],
-                                           kind=r.kind, generator=self.gen)
+                penalty = self._penalty(critic, x[:r.penalty_batch], y[:r.penalty_batch],
+                                        kind=r.kind, generator=self.gen)
                 loss = loss + r.lambda_gp * penalty
                 penalty = penalty.detach()
         for opt in self.opts:
@@ -149,10 +154,10 @@ class TrainingLoop:
         for decay in self.decays:
             decay.step()
         if r.constraint == "clip":
-            clip_weights_(critic, r.clip)
+            self._clip(critic, r.clip)
         return penalty
 
-    def run(self, bar, flushed: bool, checkpoint, checkpoint_seconds: float) -> None:
+    def run(self, bar, flushed: bool) -> None:
         """Steps ``done + 1 .. steps``: record every ``eval_every``, save every
         ``checkpoint_seconds`` and at the last step, and count the seconds."""
         import torch
@@ -175,9 +180,9 @@ class TrainingLoop:
                     raise FloatingPointError(
                         f"the critic's estimate became {est} at step {step}; lower lr")
                 bar.set_postfix(estimate=f"{est:.4f}", refresh=False)
-            if checkpoint is not None and (
-                    step == r.steps or time.monotonic() - saved_at >= checkpoint_seconds):
-                save_state(checkpoint, self.key, step,
+            if self.checkpoint is not None and (step == r.steps or time.monotonic()
+                                                - saved_at >= self.checkpoint_seconds):
+                save_state(self.checkpoint, self.key, step,
                            self.before + time.perf_counter() - start,
                            result.settings["subnormals_flushed"], self.critic, self.opts,
                            self.decays, self.rng, self.gen, self.eval_real, self.eval_fake,

@@ -3,8 +3,8 @@
 :func:`mlp_critic` builds it, :func:`scores` reads one score per sample from any critic,
 :func:`resolve_device` picks where it runs and :func:`training_bytes` says how much memory
 training it takes (checked against ``MEMORY_BUDGET`` by :func:`check_training_size`).
-Shared by training (:mod:`otdiv.audit.train`), the audit (:mod:`otdiv.audit.critic`) and the
-checkpoint format (:mod:`otdiv.audit.checkpoint`).
+Shared by training (:mod:`otdiv.audit.train`, :mod:`otdiv.audit.loop`), the audit
+(:mod:`otdiv.audit.critic`) and the checkpoint format (:mod:`otdiv.audit.checkpoint`).
 """
 
 from __future__ import annotations

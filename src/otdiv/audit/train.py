@@ -52,7 +52,16 @@ from otdiv.audit.models import (
     seeded_module,
 )
 from otdiv.audit.progress import progress_reporter
-from otdiv.audit.recipe import Recipe, check_precision
+from otdiv.audit.recipe import (  # noqa: F401  (the names train.py held: importable here)
+    CONSTRAINTS,
+    DEFAULTS,
+    MAX_STEPS,
+    PRECISIONS,
+    SCHEDULES,
+    Recipe,
+    check_precision,
+    check_steps,
+)
 from otdiv.audit.subnormals import flushed_denormals, subnormal_prone
 from otdiv.audit.threads import resolve_threads, torch_threads
 
@@ -93,7 +102,7 @@ def train_critic(
     ``lambda_gp`` times :func:`otdiv.gradient_penalty` for "gp" (two-sided) and "lp"
     (one-sided), with :func:`otdiv.clip_weights_` after each step for "clip" and
     :func:`otdiv.spectral_normalize_` applied once for "spectral". Optimiser defaults are
-    the published ones (module docstring, ``DEFAULTS``).
+    the published ones (module docstring, :data:`otdiv.audit.recipe.DEFAULTS`).
 
     Args:
         real, fake: samples of P and Q, arrays of shape (n, d) (numpy or torch; minibatches
@@ -197,11 +206,11 @@ def train_critic(
     loop = TrainingLoop(recipe, critic, params, src_real, src_fake, dev, precision,
                         softplus_beta)
     if checkpoint is not None:
-        loop.resume(checkpoint)
+        loop.resume(checkpoint, checkpoint_seconds)
     with torch_threads(n_threads), flushed_denormals(dev) as flushed, \
             progress_reporter(recipe.steps, progress, f"critic ({recipe.constraint})",
                               loop.done) as bar:
-        loop.run(bar, flushed, checkpoint, checkpoint_seconds)
+        loop.run(bar, flushed)
     critic.eval()
     return loop.result
 

@@ -42,6 +42,7 @@ def settings(label: str, constraint: str, seed: int, args, toy) -> dict:
 
 
 def sha256(path: str) -> str:
+    """The SHA-256 of a file's bytes, in hex."""
     import hashlib
     from pathlib import Path
 
@@ -55,12 +56,12 @@ def reusable(record: dict, chosen: dict, args) -> bool:
     if not args.save_critics:
         return True
     path = critic_path(args.save_critics, chosen["problem"], chosen["constraint"],
-                        chosen["seed"], chosen.get("precision"))
+                       chosen["seed"], chosen.get("precision"))
     return os.path.exists(path) and record.get("saved_critic_sha256") == sha256(path)
 
 
 def critic_path(folder: str, label: str, constraint: str, seed: int,
-                 precision: str | None = None) -> str:
+                precision: str | None = None) -> str:
     """Where --save-critics puts a row's critic and --load-critics finds it (a bfloat16
     row's with a suffix of its own, so that the two precisions do not overwrite each
     other's)."""
@@ -98,7 +99,7 @@ def save(critic, record: dict, args) -> None:
     from otdiv.audit.checkpoint import save_critic
 
     path = critic_path(args.save_critics, record["problem"], record["constraint"],
-                        record["seed"], record.get("precision"))
+                       record["seed"], record.get("precision"))
     try:
         save_critic(critic, path)
     except OSError as exc:

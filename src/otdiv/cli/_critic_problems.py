@@ -16,6 +16,7 @@ REFERENCE_SEED = 20261205  # the reference draws: one stream, whatever the criti
 DEFAULT_PROBLEMS = ("8gaussians,25gaussians,swissroll,translate:2,translate:16,scale:2,"
                     "scale:16,funnels:2:4,funnels:16:4")
 
+
 def problem(spec: str, args: argparse.Namespace | None = None):
     """(label, toy) from 'name', 'translate:D', 'scale:D' or 'funnels:D:K'; with ``args``,
     the memory of training and auditing a critic on its d-dimensional samples is checked

@@ -32,8 +32,9 @@ decides its numbers: :func:`otdiv.cli._critic_files.settings`); a run resumes fr
 row already there with the same settings is read back instead of trained again (with
 ``--save-critics DIR``, only if DIR still holds the critic it audited), and rows of other
 settings are kept, also those another run writes to the same file meanwhile
-(:mod:`otdiv.cli._rows`). Repeated problems,
-constraints or seeds run once.
+(:mod:`otdiv.cli._rows`). Repeated problems, constraints or seeds run once. The problems
+are read by :mod:`otdiv.cli._critic_problems`, a row's files are named and written by
+:mod:`otdiv.cli._critic_files`.
 Progress goes to stderr (a bar on a terminal, a line every 10 s in a log; ``--no-progress``).
 
 Also runnable as ``python -m otdiv.cli.benchmark_critics [options]``.
