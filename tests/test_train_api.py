@@ -416,3 +416,17 @@ def test_the_same_seed_trains_the_same_critic_and_leaves_torchs_rng_alone(constr
     assert torch.equal(torch.random.get_rng_state(), before)
     assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
     assert not all(torch.equal(a, b) for a, b in zip(first, other, strict=True))
+
+
+def test_the_names_train_py_held_stay_importable_from_it():
+    # train.py's checks and constants moved to recipe.py and its loop to loop.py
+    # (2026-12-06); `from otdiv.audit.train import ...` of any of them keeps working
+    import otdiv.audit.loop as loop
+    import otdiv.audit.recipe as recipe
+    import otdiv.audit.train as train
+
+    for name in ("CONSTRAINTS", "DEFAULTS", "MAX_STEPS", "PRECISIONS", "SCHEDULES",
+                 "check_precision", "check_steps"):
+        assert getattr(train, name) is getattr(recipe, name), name
+    assert train.TrainedCritic is loop.TrainedCritic
+    assert train.train_critic is __import__("otdiv").train_critic
