@@ -159,3 +159,24 @@ def test_subclass_without_a_new_forward_keeps_its_rule():
         torch.nn.Linear(4, 3)), torch.nn.ReLU(), torch.nn.Linear(3, 1)).double()
     b = lipschitz_bounds(net, torch.randn(20, 4, dtype=torch.float64), seed=0)
     assert b.upper_method == "combettes-pesquet" and len(b.layers) == 2
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+def test_a_critic_that_scores_in_another_dtype_gets_a_lower_bound(dtype):
+    """‖x‖ computed in another precision than its float32 input: Lipschitz constant 1, its
+    gradient norm 1 wherever x ≠ 0, so the verified lower bound is 1 up to the rounding of
+    the coarser dtype (it raised "the critic computes in another dtype" before)."""
+    from otdiv.audit import audit_critic, make_toy
+
+    def critic(x):
+        return x.to(dtype).norm(dim=1)
+
+    eps = max(torch.finfo(dtype).eps, torch.finfo(torch.float32).eps)  # the coarser
+    x = torch.randn(64, 3, generator=torch.Generator().manual_seed(0)) + 3.0
+    lower = lipschitz_bounds(critic, x).lower
+    assert 1 - 8 * eps <= lower <= 1 + 8 * eps
+    toy = make_toy("translate", d=2)
+    audit = audit_critic(critic, toy.sample_real, toy.sample_fake, n=40, device="cpu",
+                         seed=0)
+    assert 1 - 8 * eps <= audit.lipschitz_lower <= 1 + 8 * eps
+    assert audit.certified_lower <= audit.exact_w1 + 1e-9

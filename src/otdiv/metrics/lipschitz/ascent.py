@@ -137,7 +137,8 @@ def _verified_max(critic, pts, norms, scale):
     exceed every nearby slope (relu(x) − x − relu(−x) ≡ 0 has autograd derivative −1 at 0).
     The 16 best candidates w are checked in float64 whenever the critic is a module (a
     float64 copy of it: the function in nearly exact arithmetic, the one that ``upper``
-    bounds), otherwise in their own dtype with machine epsilon ε. With u = ∇f(w)/‖∇f(w)‖
+    bounds), otherwise in their own dtype; ε is the machine epsilon of the coarser of the
+    points' and the scores' dtypes (a critic may score in another). With u = ∇f(w)/‖∇f(w)‖
     and w± = w ± hu as rounded, w is kept when the change of f agrees with the change its
     gradient predicts along the displacement actually made:
 
@@ -194,23 +195,24 @@ def _secant_check(f, w, scale):
     """(‖∇f(w)‖, secant slope, agreement) per row of w; see :func:`_verified_max`."""
     import torch
 
-    eps = torch.finfo(w.dtype).eps
     shape = (-1,) + (1,) * (w.ndim - 1)
     p = w.detach().requires_grad_(True)
     with torch.enable_grad():
         scores = _scores(f, p)
-        if scores.dtype != w.dtype:
-            raise RuntimeError("the critic computes in another dtype")
         (g,) = torch.autograd.grad(scores.sum(), p, allow_unused=True)
+    # a critic may score in another precision than its input's (a float64, float16 or
+    # bfloat16 result): the check is as fine as the coarser of the two
+    eps = max(torch.finfo(w.dtype).eps, torch.finfo(scores.dtype).eps)
     if g is None:
         g = torch.zeros_like(w)
+    g = g.to(w.dtype)
     gn = _row_norms(g)
     u = g / gn.clamp_min(torch.finfo(w.dtype).tiny).reshape(shape)
     size = w.flatten(1).abs().amax(dim=1).clamp_min(scale)
     h = (eps ** (1 / 3) * size).reshape(shape)
     with torch.no_grad():
         plus, minus = w + h * u, w - h * u
-        fp, fm = _scores(f, plus), _scores(f, minus)
+        fp, fm = _scores(f, plus).to(w.dtype), _scores(f, minus).to(w.dtype)
         d = plus - minus
         change = fp - fm
         predicted = (g * d).flatten(1).sum(dim=1)
