@@ -355,6 +355,11 @@ def test_audit_critic_refuses_n_beyond_the_budget():
     x = np.zeros((10, 2))
     with pytest.raises(ValueError, match=r"^n=1000000000000 needs about"):
         audit_critic(lambda t: t[:, 0], x, x, n=10**12)
+    # the argument that drives the size is the one named
+    with pytest.raises(ValueError, match=r"^lipschitz_points=1000000000 needs about"):
+        audit_critic(lambda t: t[:, 0], x, x, n=20, lipschitz_points=10**9)
+    with pytest.raises(ValueError, match=r"^n_estimate=1000000000000 needs about"):
+        audit_critic(lambda t: t[:, 0], x, x, n=20, n_estimate=10**12)
 
 
 def _bad_checkpoints(tmp_path):
