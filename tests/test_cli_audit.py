@@ -286,9 +286,12 @@ def test_funnel_seed_draws_the_apexes(seed, funnel_seed, apex_seed):
 
     s = AuditSettings(toy="funnels", dim=3, funnels=5, seed=seed,
                       funnel_seed=funnel_seed).checked()
-    sample_real = _problem(s, str).train[0]
-    np.testing.assert_array_equal(sample_real.__self__.apexes,
-                                  MinFunnel(3, 5, seed=apex_seed).apexes)
+    sample_fake = _problem(s, str).train[1]  # Q's points: moved towards the apexes
+    np.testing.assert_array_equal(sample_fake(50, np.random.default_rng(0)),
+                                  MinFunnel(3, 5, seed=apex_seed).sample_fake(
+                                      50, np.random.default_rng(0)))
+    other = MinFunnel(3, 5, seed=apex_seed + 1).sample_fake(50, np.random.default_rng(0))
+    assert not np.array_equal(sample_fake(50, np.random.default_rng(0)), other)
 
 
 def test_bad_funnel_seed_is_one_line_naming_the_option(capsys):

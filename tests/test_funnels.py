@@ -54,6 +54,67 @@ def test_arguments_are_checked():
         MinFunnel(2, 4, delta=-1.0)
     with pytest.raises(ValueError, match="n_funnels"):
         MinFunnel(2**20, 2**10)
+    # W1 = delta only where the steps are resolved and the distances representable
+    for delta in (1e-300, 1e-7, 1e7, 1e308):
+        with pytest.raises(ValueError, match=r"^delta must be in \[1e-06, 1e\+06\]"):
+            MinFunnel(2, 4, delta=delta)
+    mf = MinFunnel(2, 4)
+    rng = np.random.default_rng(0)
+    for bad in (np.zeros((3, 4)), np.zeros((2, 2, 2)), np.zeros(3), [[np.nan, 0.0]]):
+        with pytest.raises(ValueError, match=r"^z "):
+            mf.potential(bad)
+        with pytest.raises(ValueError, match=r"^z "):
+            mf.gradient(bad)
+        with pytest.raises(ValueError, match=r"^x "):
+            mf.transport(bad, rng)
+    assert mf.potential(np.ones(2)) == mf.potential(np.ones((1, 2)))  # one point as (d,)
+    for n, exc in ((-1, ValueError), (2.0, TypeError), (10**12, ValueError)):
+        with pytest.raises(exc, match=r"^n"):
+            mf.sample_real(n, rng)
+        with pytest.raises(exc, match=r"^n"):
+            mf.sample_fake(n, rng)
+    for bad_rng in (None, 0, np.random.RandomState(0)):
+        with pytest.raises(TypeError, match=r"^rng must be a numpy.random.Generator"):
+            mf.sample_fake(2, bad_rng)
+
+
+@pytest.mark.parametrize("scale", [1e-150, 1.0, 1e150, 1e160, 1e300])
+def test_the_potential_far_out_is_finite_and_exact(scale):
+    """u(z) = min_k ‖z − c_k‖ + b_k against math.dist, which does not overflow: where the
+    squares of the coordinates leave float64 (|z| ≳ 1e154) the cells are still found."""
+    import math
+
+    mf = MinFunnel(3, 16, seed=4)
+    z = np.random.default_rng(1).standard_normal((20, 3)) * scale
+    truth = [min(math.dist(p, c) + b for c, b in zip(mf.apexes, mf.offsets, strict=True))
+             for p in z]
+    np.testing.assert_allclose(mf.potential(z), truth, rtol=1e-12)
+    g = mf.gradient(z)
+    np.testing.assert_allclose(np.linalg.norm(g, axis=1), 1.0, rtol=1e-12)
+
+
+def test_toy_samplers_check_their_arguments():
+    from otdiv.audit import TOYS, make_toy
+
+    for name in TOYS:
+        toy = make_toy(name, d=3)
+        rng = np.random.default_rng(0)
+        for sampler in (toy.sample_real, toy.sample_fake):
+            assert sampler(4, rng).shape == (4, toy.dim)
+            with pytest.raises(TypeError, match=r"^rng must be a numpy.random.Generator"):
+                sampler(2, None)
+            with pytest.raises(ValueError, match=r"^n must be an integer >= 1"):
+                sampler(-1, rng)
+            with pytest.raises(ValueError, match=r"^n=1000000000000 samples of dimension"):
+                sampler(10**12, rng)
+        with pytest.raises(ValueError, match=r"^seed must be None or an integer"):
+            toy.sample(3, -1)
+        with pytest.raises(TypeError, match=r"^seed must be None or an integer"):
+            toy.sample(3, 1.5)
+        real, fake = toy.sample(3, np.random.default_rng(0))  # a Generator is a seed too
+        assert real.shape == fake.shape == (3, toy.dim)
+        with pytest.raises(ValueError, match=r"^d must be an integer >= 1"):
+            make_toy(name, d=-5)  # checked for the 2-D toys too
 
 
 def test_make_toy_serves_the_funnels():

@@ -430,3 +430,12 @@ def check_batch(x: object, name: str, why: str) -> Array:
     if not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name} contains NaN or inf; all entries must be finite")
     return x
+
+
+def check_rng(rng: object, name: str = "rng") -> np.random.Generator:
+    """A ``numpy.random.Generator`` (what samplers draw from), else a TypeError naming
+    ``name``."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"{name} must be a numpy.random.Generator (np.random.default_rng(seed)), "
+                        f"got {type(rng).__name__}")
+    return rng

@@ -33,7 +33,15 @@ import math
 
 import numpy as np
 
-from otdiv._array import check_int, check_positive, check_seed
+from otdiv._array import (
+    as_float_array,
+    as_points,
+    check_int,
+    check_positive,
+    check_rng,
+    check_seed,
+    is_tensor,
+)
 
 # the 28 (dimension, funnels) settings of the benchmark of Korotin et al. 2022
 FUNNEL_DIMS = (2, 4, 8, 16, 32, 64, 128)
@@ -43,6 +51,8 @@ FUNNEL_SETTINGS = tuple((d, k) for d in FUNNEL_DIMS for k in FUNNEL_COUNTS)
 _BLOCK = 2**21  # entries of the n × K distance block (16 MiB)
 MAX_APEX_ENTRIES = 2**26  # d × K coordinates of the stored apexes (512 MiB in float64)
 _TAIL = 7e-16  # Phi(-8), the chance that a point is within reach of one apex
+DELTA_RANGE = (1e-6, 1e6)  # W1 = delta: steps resolved to ~1e-9, distances far from overflow
+_HUGE = 1e150  # beyond this magnitude the distances are computed scaled (squares overflow)
 
 
 def check_apexes(d: int, n_funnels: int, name: str = "n_funnels") -> None:
@@ -57,7 +67,9 @@ class MinFunnel:
     """The potential u(z) = min_k ||z - c_k|| + b_k and the pair (P, Q) it transports.
 
     P = N(0, I_d); Q = the law of x moved s ~ U[delta/2, 3 delta/2] towards the apex of
-    its funnel; W1(P, Q) = delta (``w1``), to within ``w1_error``.
+    its funnel; W1(P, Q) = delta (``w1``), to within ``w1_error``. ``delta`` is in
+    ``DELTA_RANGE`` = [1e-6, 1e6]: a smaller step would be lost in the rounding of the points
+    of P it moves, a larger one put the apexes where Q is no longer P's neighbour.
     """
 
     def __init__(self, d: int, n_funnels: int, *, delta: float = 1.0, seed: int | None = 0):
@@ -65,6 +77,10 @@ class MinFunnel:
         self.n_funnels = check_int(n_funnels, "n_funnels")
         check_apexes(self.d, self.n_funnels)
         self.delta = check_positive(delta, "delta")
+        if not DELTA_RANGE[0] <= self.delta <= DELTA_RANGE[1]:
+            raise ValueError(f"delta must be in [{DELTA_RANGE[0]:g}, {DELTA_RANGE[1]:g}] (W1 = "
+                             f"delta; steps resolved against points of size ~1), got "
+                             f"{self.delta:g}")
         check_seed(seed, "seed")
         rng = np.random.default_rng(seed)
         directions = rng.standard_normal((self.n_funnels, self.d))
@@ -85,9 +101,12 @@ class MinFunnel:
         n = len(z)
         k, r, u = np.empty(n, dtype=np.intp), np.empty(n), np.empty(n)
         rows = max(1, _BLOCK // self.n_funnels)
+        big = float(np.abs(z).max(initial=0.0))
+        # a power of two, so that the scaled distances round as the unscaled ones would
+        scale = 2.0 ** math.frexp(big)[1] if big > _HUGE else 1.0
         for start in range(0, n, rows):
             # ||z - c_k|| per pair, without the |z|^2 + |c|^2 - 2<z, c> cancellation
-            dist = cdist(z[start:start + rows], self.apexes)
+            dist = cdist(z[start:start + rows] / scale, self.apexes / scale) * scale
             shifted = dist + self.offsets
             kb = np.argmin(shifted, axis=1)
             at = np.arange(len(kb))
@@ -95,22 +114,35 @@ class MinFunnel:
             u[start:start + rows] = shifted[at, kb]
         return k, r, u
 
+    def _points(self, z: object, name: str) -> np.ndarray:
+        """z as a finite float64 array of shape (n, d) (one point may be given as (d,))."""
+        if is_tensor(z):
+            z = z.detach().cpu().double().numpy()
+        arr = as_float_array(z, name)
+        if arr.ndim == 1 and arr.shape[0] == self.d:
+            arr = arr.reshape(1, self.d)
+        arr = as_points(arr, name)
+        if arr.shape[1] != self.d:
+            raise ValueError(f"{name} must have shape (n, {self.d}) (d = {self.d}), got shape "
+                             f"{tuple(arr.shape)}")
+        return arr
+
     def potential(self, z: object) -> np.ndarray:
         """u(z) = min_k ||z - c_k|| + b_k for z of shape (n, d): an optimal critic."""
-        z = np.asarray(z, dtype=np.float64).reshape(-1, self.d)
-        return self._cells(z)[2]
+        return self._cells(self._points(z, "z"))[2]
 
     def gradient(self, z: object) -> np.ndarray:
         """∇u(z) = (z − c_k) / ||z − c_k||, k the funnel attaining the minimum at z: the unit
         direction away from that apex (the transport runs against it; 0 at an apex).
         Shape (n, d)."""
-        z = np.asarray(z, dtype=np.float64).reshape(-1, self.d)
+        z = self._points(z, "z")
         k, r, _ = self._cells(z)
         return (z - self.apexes[k]) / np.where(r > 0, r, 1.0)[:, None]
 
     def transport(self, x: object, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """(y, s): each x_i moved s_i towards the apex of its funnel, and the steps s_i."""
-        x = np.asarray(x, dtype=np.float64).reshape(-1, self.d)
+        x = self._points(x, "x")
+        check_rng(rng)
         k, r, _ = self._cells(x)
         s = np.minimum(self.delta * rng.uniform(0.5, 1.5, size=len(x)), r)
         y = x + (s / np.where(r > 0, r, 1.0))[:, None] * (self.apexes[k] - x)
@@ -118,7 +150,10 @@ class MinFunnel:
 
     def sample_real(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """n points of P = N(0, I_d)."""
-        return rng.standard_normal((n, self.d))
+        from otdiv.audit.toys import check_sample_size
+
+        check_sample_size(n, self.d)
+        return check_rng(rng).standard_normal((n, self.d))
 
     def sample_fake(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """n points of Q (moved from fresh points of P)."""

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from otdiv._array import check_choice, check_int, check_positive
+from otdiv._array import check_choice, check_int, check_positive, check_rng, check_seed
 
 Sampler = Callable[[int, np.random.Generator], np.ndarray]
 
@@ -54,8 +54,34 @@ class ToyProblem:
     def sample(self, n: int, seed: int | np.random.Generator | None = None):
         """Independent samples (real, fake), each of shape (n, d)."""
         n = check_int(n, "n")
+        check_sample_size(n, self.dim)
+        if not isinstance(seed, np.random.Generator):
+            seed = check_seed(seed)
         rng = np.random.default_rng(seed)
         return self.sample_real(n, rng), self.sample_fake(n, rng)
+
+
+def check_sample_size(n: object, d: int, name: str = "n") -> int:
+    """n, a count of samples of dimension d whose float64 draw (and the one copy a sampler
+    makes, 16 n d bytes) fits the memory budget; a ValueError naming ``name`` otherwise."""
+    from otdiv.audit.models import MEMORY_BUDGET
+
+    n = check_int(n, name)
+    if 16 * n * d > MEMORY_BUDGET:
+        raise ValueError(f"{name}={n} samples of dimension {d} need about "
+                         f"{16 * n * d / 2**30:.3g} GiB, over the memory budget of "
+                         f"{MEMORY_BUDGET / 2**30:.3g} GiB; lower {name}")
+    return n
+
+
+def checked(sampler: Sampler, d: int) -> Sampler:
+    """``sampler`` with its arguments checked: n a count within the memory budget
+    (:func:`check_sample_size`), rng a ``numpy.random.Generator``."""
+    def sample(n: int, rng: np.random.Generator) -> np.ndarray:
+        return sampler(check_sample_size(n, d), check_rng(rng))
+
+    sample.__doc__ = sampler.__doc__
+    return sample
 
 
 # ------------------------------------------------------------------ the WGAN-GP toy sets
@@ -143,17 +169,20 @@ def make_toy(
 ) -> ToyProblem:
     """A toy pair (P, Q) by name; ``W1(P, Q) = sup_{Lip(f) <= 1} E_P f - E_Q f``.
 
-    name: one of ``TOYS``. ``d`` is the dimension of ``"translate"`` and ``"scale"`` (the
-    paper toys and ``"lines"`` are 2-D); ``shift`` = ||t|| for ``"translate"`` (t along
+    name: one of ``TOYS``. ``d`` is the dimension of ``"translate"``, ``"scale"`` and
+    ``"funnels"`` (the paper toys and ``"lines"`` are 2-D whatever ``d``, which is checked all
+    the same, so that a grid may fix it across toys); ``shift`` = ||t|| for ``"translate"`` (t along
     (1, ..., 1)/sqrt(d)); ``scale`` = s for ``"scale"``; ``theta`` for ``"lines"``; ``sigma``
     the noise of Q for the paper toys; ``funnels`` the number of cones of ``"funnels"``
     and ``seed`` the draw of their apexes.
     """
     check_choice(name, "name", TOYS)
+    d = check_int(d, "d")
     if name in PAPER_TOYS:
         sigma = _at_most_max(check_positive(sigma, "sigma"), "sigma")
         base = _PAPER_SAMPLERS[name]
-        return ToyProblem(name, 2, base, _convolved(base, sigma), None, {"sigma": sigma})
+        return ToyProblem(name, 2, checked(base, 2), checked(_convolved(base, sigma), 2), None,
+                          {"sigma": sigma})
     if name == "lines":
         if isinstance(theta, bool) or not isinstance(theta, numbers.Real):
             raise TypeError(f"theta must be a real number, got {type(theta).__name__}")
@@ -171,17 +200,16 @@ def make_toy(
         def fake(n, rng):
             return np.stack([np.full(n, theta), rng.random(n)], axis=1)
 
-        return ToyProblem("lines", 2, real, fake, abs(theta), {"theta": theta},
-                          plot_range=max(1.5, abs(theta) + 0.5))
-    d = check_int(d, "d")
+        return ToyProblem("lines", 2, checked(real, 2), checked(fake, 2), abs(theta),
+                          {"theta": theta}, plot_range=max(1.5, abs(theta) + 0.5))
     if name == "funnels":
         from otdiv.audit.funnels import MinFunnel, check_apexes
 
         funnels = check_int(funnels, "funnels")
         check_apexes(d, funnels, "funnels")
         mf = MinFunnel(d, funnels, seed=seed)
-        return ToyProblem("funnels", d, mf.sample_real, mf.sample_fake, mf.w1,
-                          {"d": d, "funnels": mf.n_funnels, "seed": seed,
+        return ToyProblem("funnels", d, checked(mf.sample_real, d), checked(mf.sample_fake, d),
+                          mf.w1, {"d": d, "funnels": mf.n_funnels, "seed": seed,
                            "w1_error": mf.w1_error})
     if name == "translate":
         shift = _at_most_max(check_positive(shift, "shift"), "shift")
@@ -193,7 +221,8 @@ def make_toy(
         def fake(n, rng):
             return rng.standard_normal((n, d)) + t
 
-        return ToyProblem("translate", d, real, fake, shift, {"d": d, "shift": shift})
+        return ToyProblem("translate", d, checked(real, d), checked(fake, d), shift,
+                          {"d": d, "shift": shift})
     s = _at_most_max(check_positive(scale, "scale"), "scale")
 
     def real(n, rng):
@@ -202,7 +231,8 @@ def make_toy(
     def fake(n, rng):
         return s * rng.standard_normal((n, d))
 
-    return ToyProblem("scale", d, real, fake, abs(s - 1.0) * mean_gaussian_norm(d),
+    return ToyProblem("scale", d, checked(real, d), checked(fake, d),
+                      abs(s - 1.0) * mean_gaussian_norm(d),
                       {"d": d, "scale": s})
 
 
