@@ -749,3 +749,25 @@ def test_a_gradient_beyond_float32_gives_its_true_norm_not_nan():
     assert audit.grad_norm == pytest.approx(math.sqrt(2) * 1e20, rel=1e-6)
     assert audit.normalized_estimate == pytest.approx(audit.estimate / audit.grad_norm,
                                                       rel=1e-4)
+
+
+def test_a_critic_outside_autograd_is_audited_without_lipschitz_bounds():
+    """numpy inside the critic: no gradient, so no Lipschitz bounds (None, with the reason),
+    where it raised lipschitz_bounds' ValueError; the envelope still certifies, below exact W1."""
+    def critic(x):
+        return torch.as_tensor(np.linalg.norm(x.detach().cpu().numpy(), axis=1))
+
+    toy = make_toy("scale", d=2, scale=2.0)
+    a = audit_critic(critic, toy.sample_real, toy.sample_fake, n=60, device="cpu", seed=0)
+    assert a.lipschitz_lower is None and a.lipschitz_upper is None
+    assert "cannot differentiate" in a.lipschitz_reason
+    assert a.grad_norm is None
+    assert 0 < a.certified_lower <= a.exact_w1 + 1e-9
+
+
+@pytest.mark.parametrize("lipschitz", [False, True])
+def test_a_critic_with_complex_scores_is_a_type_error(lipschitz):
+    toy = make_toy("translate", d=2)
+    with pytest.raises(TypeError, match=r"^critic must return real scores, got complex"):
+        audit_critic(lambda x: x.to(torch.complex64).sum(1), toy.sample_real,
+                     toy.sample_fake, n=20, device="cpu", lipschitz=lipschitz)

@@ -391,6 +391,8 @@ def check_scores(s: Array, n: int, name: str, *, what: str = "score", per: str =
     """
     if tensor and not is_tensor(s):
         raise TypeError(f"{name} must {verb} a torch tensor, got {type(s).__name__}")
+    if (s.is_complex() if is_tensor(s) else np.iscomplexobj(s)):
+        raise TypeError(f"{name} must {verb} real {what}s, got complex ones{detail}")
     shape = tuple(np.shape(s)) if not is_tensor(s) else tuple(s.shape)
     if len(shape) == 0 or shape[0] != n or math.prod(shape) != n:
         raise ValueError(f"{name} must {verb} one {what} per {per}, shape ({n},) or ({n}, 1); "

@@ -90,7 +90,8 @@ class CriticAudit:
         rel_error_exact: the raw estimate on the n points of exact W1 over exact_w1, − 1
             (the same samples, no sampling bias; None when exact_w1 is 0).
         lipschitz_lower, lipschitz_upper: bounds on Lip(f) (upper is inf when it cannot be
-            bounded, with ``lipschitz_reason``; both None with ``lipschitz=False``).
+            bounded, with ``lipschitz_reason``; both None with ``lipschitz=False``, and
+            when torch cannot differentiate the critic, with ``lipschitz_reason``).
         certified_lower: the best lower bound on ``exact_w1`` that holds whatever the
             critic: the larger of ``envelope_lower`` and estimate / lipschitz_upper (None
             when neither was computed).
@@ -374,7 +375,11 @@ def _audit(critic, src_real, src_fake, n, repeats, w1, lipschitz, lipschitz_poin
     reason = None
     certified = None
     est = float(np.mean(estimates))
-    if lipschitz:
+    if lipschitz and any(v is None for v in interp):
+        # as the gradient norms: None where torch cannot differentiate the critic
+        reason = ("torch cannot differentiate the critic (numpy or no_grad inside it?): no "
+                  "Lipschitz bounds; lipschitz_empirical(f, x) estimates one from secants")
+    elif lipschitz:
         from otdiv.metrics.lipschitz import lipschitz_bounds
 
         x, y = first
