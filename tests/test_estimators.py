@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from _problems import exact_w1
-from hypothesis import given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import minimize_scalar
 
@@ -290,3 +290,295 @@ def test_scores_and_gradients_in_blocks_equal_one_call(monkeypatch):
     vals = slopes.score_fn(critic, "cpu", torch.float64)(pts)
     np.testing.assert_allclose(vals, 0.5 * (pts**2).sum(1) + pts @ b.numpy(), rtol=1e-12)
     assert slopes.gradients(critic, pts[:0], "cpu", torch.float64).shape == (0, 3)
+
+
+# ------------------------------------------- the float range and inputs that are wrong
+
+BIG = np.finfo(np.float64).max
+
+
+@settings(max_examples=300, deadline=None)
+@given(log_w=st.floats(-300, 300), log_lam=st.floats(-10, 10))
+@example(log_w=math.log10(1.4142135623730951e145), log_lam=-10.0)  # raw = 1e300: was 0.0
+@example(log_w=154.6505, log_lam=1.0)                             # raw ≈ 1e308: was NaN
+@example(log_w=300.0, log_lam=10.0)
+@example(log_w=-300.0, log_lam=10.0)
+def test_penalty_correction_inverts_the_model_over_the_float_range(log_w, log_lam):
+    # raw = W (1 + W / (2λ)) for W in [1e-300, 1e300], λ in [1e-10, 1e10]: back to W
+    w, lam = 10.0**log_w, 10.0**log_lam
+    raw = w * (1.0 + w / (2.0 * lam))
+    assume(math.isfinite(raw))
+    assert penalty_corrected(raw, lam) == pytest.approx(w, rel=1e-12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.floats(5e-324, BIG), lam=st.floats(5e-324, BIG))
+@example(raw=1e308, lam=10.0)
+@example(raw=1e300, lam=1e-10)
+@example(raw=BIG, lam=5e-324)
+def test_penalty_correction_is_the_formula_to_a_few_ulp_for_every_finite_input(raw, lam):
+    import mpmath
+
+    with mpmath.workdps(60):
+        r, la = mpmath.mpf(raw), mpmath.mpf(lam)
+        true = 2 * r / (mpmath.sqrt(1 + 2 * r / la) + 1)  # λ (√(1 + 2r/λ) − 1), no cancellation
+        w = penalty_corrected(raw, lam)
+        assert math.isfinite(w) and 0 < w <= raw
+        if true >= np.finfo(np.float64).tiny:  # a normal result: relative accuracy
+            assert abs(mpmath.mpf(w) / true - 1) < 1e-14
+
+
+def test_penalty_correction_checks_its_arguments():
+    for raw in (None, "1.0", True, np.bool_(True), 1j, [1.0], np.ones(2)):
+        with pytest.raises(TypeError, match="raw"):
+            penalty_corrected(raw, 10.0)
+    for raw in (10**400, -(10**400), float("inf"), -float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="raw"):
+            penalty_corrected(raw, 10.0)
+    for lam in (float("inf"), float("nan"), -1.0, 10**400):
+        with pytest.raises(ValueError, match="lambda_gp"):
+            penalty_corrected(1.0, lam)
+    for lam in (None, "10", True):
+        with pytest.raises(TypeError, match="lambda_gp"):
+            penalty_corrected(1.0, lam)
+    # numbers of other kinds are their values
+    assert penalty_corrected(np.float32(3.0), 10) == penalty_corrected(3.0, 10.0)
+    assert penalty_corrected(np.array(3.0), 10) == penalty_corrected(3.0, 10.0)
+    assert penalty_corrected(torch.tensor(3.0, requires_grad=True), 10) == \
+        penalty_corrected(3.0, 10.0)
+    assert penalty_corrected(3, 10) == penalty_corrected(3.0, 10.0)
+    # raw <= 0, also below −λ/2 where the formula's root would be of a negative: unchanged
+    assert penalty_corrected(-100.0, 10.0) == -100.0
+    assert penalty_corrected(-5.0, 10.0) == -5.0
+
+
+BAD_RAW = [(None, TypeError), ("1.0", TypeError), (True, TypeError), (1j, TypeError),
+           (float("nan"), ValueError), (float("inf"), ValueError),
+           (-float("inf"), ValueError), (10**400, ValueError)]
+
+
+@pytest.mark.parametrize(("raw", "error"), BAD_RAW)
+def test_slope_and_flow_corrections_check_the_raw_estimate(raw, error):
+    with pytest.raises(error, match="raw"):
+        slope_corrected(raw, np.full(3, 2.0))
+    with pytest.raises(error, match="raw"):
+        flow_corrected(raw, np.full(3, 2.0))
+
+
+@pytest.mark.parametrize("fn", [slope_corrected, flow_corrected])
+def test_slope_and_flow_corrections_check_the_gradient_norms(fn):
+    with pytest.raises(ValueError, match=r"grad_norms.*negative"):
+        fn(1.0, [-1.0, 3.0])
+    with pytest.raises(ValueError, match=r"grad_norms.*negative"):
+        fn(1.0, [-np.inf, 3.0])
+    with pytest.raises(ValueError, match=r"grad_norms.*empty"):
+        fn(1.0, [])
+    for bad in (None, "1.0", ["a", "b"], np.array([1 + 1j]), torch.tensor([1 + 1j])):
+        with pytest.raises(TypeError, match="grad_norms"):
+            fn(1.0, bad)
+    # a norm torch could not compute: no estimate, as documented
+    assert fn(1.0, [2.0, np.nan]) is None
+    assert fn(1.0, [2.0, np.inf]) is None
+
+
+@pytest.mark.parametrize("fn", [slope_corrected, flow_corrected])
+def test_slope_and_flow_corrections_take_tensors_of_any_float_dtype(fn):
+    g = np.array([1.5, 2.0, 3.25, 0.5])  # exact in bfloat16
+    want = fn(3.0, g)
+    for t in (torch.tensor(g, dtype=torch.bfloat16), torch.tensor(g, dtype=torch.float16),
+              torch.tensor(g, dtype=torch.float32, requires_grad=True),
+              torch.tensor(g, requires_grad=True).reshape(2, 2) * 1.0):
+        assert fn(3.0, t) == want
+    assert fn(torch.tensor(3.0), g) == want
+
+
+@settings(max_examples=200, deadline=None)
+@given(h=st.lists(st.one_of(st.just(0.0), st.floats(1e-300, 50)), min_size=1, max_size=40),
+       e=st.integers(0, 1017), raw=st.floats(-10, 10))
+@example(h=[1.0, 1.0], e=1023, raw=1.0)  # [2^1023, 2^1023]: the mean was inf, G = inf
+def test_slope_correction_scales_with_the_norms_up_to_the_float_range(h, e, raw):
+    # norms c h, c = 2^e: G and its standard error are c times those of h (exact in
+    # floating point), the sums of c h may overflow but their mean does not
+    h = np.asarray(h)
+    base = slope_corrected(0.0, h)
+    res = slope_corrected(raw, np.ldexp(h, e))
+    if base is None:  # every h is 0
+        assert res is None
+        return
+    _, g, se = base
+    if not math.isfinite(raw / math.ldexp(g, e)):  # the estimate is beyond the floats
+        assert res is None
+        return
+    est, g_c, se_c = res
+    assert g_c == pytest.approx(math.ldexp(g, e), rel=1e-12)
+    assert math.isfinite(g_c) and g_c <= np.max(np.ldexp(h, e)) * (1 + 1e-15)
+    if len(h) > 1:
+        assert se_c == pytest.approx(math.ldexp(se, e), rel=1e-9, abs=0)
+    assert est == pytest.approx(raw / g_c, rel=1e-12, abs=0)
+
+
+def test_slope_correction_of_norms_near_the_float_range():
+    assert slope_corrected(1.0, [1e308, 1e308]) == (1e-308, 1e308, 0.0)
+    est, g, se = slope_corrected(2.0, [1e308, 1.7e308])
+    assert g == pytest.approx(1.35e308, rel=1e-15) and est == pytest.approx(2 / 1.35e308)
+    assert se == pytest.approx(0.35e308, rel=1e-12)  # std 0.7e308 / √2, over √2
+    # a raw estimate over a slope so small the quotient is beyond the float range: None
+    assert slope_corrected(1e300, [1e-300, 1e-300]) is None
+    assert slope_corrected(1.0, [7.0]) == (1.0 / 7.0, 7.0, math.inf)  # one norm: se unknown
+
+
+@settings(max_examples=100, deadline=None)
+@given(h=st.lists(st.floats(1, 50), min_size=1, max_size=40), e=st.integers(960, 1017),
+       kind=st.sampled_from(["one-sided", "two-sided"]))
+def test_flow_slope_of_norms_beyond_the_overflow_of_their_squares(h, e, kind):
+    # g = 2^e h ≫ 1: w = g − 1 ≈ g, so G_V = Σ g² / Σ g = 2^e Σ h² / Σ h; the squares
+    # overflow, the answer does not
+    h = np.asarray(h)
+    est, slope = flow_corrected(5.0, np.ldexp(h, e), kind)
+    assert slope == pytest.approx(math.ldexp(np.sum(h * h) / np.sum(h), e), rel=1e-12)
+    assert est == pytest.approx(5.0 / slope, rel=1e-12)
+
+
+def test_flow_slope_whose_quotient_overflows_is_none():
+    # two-sided, g = [0, 1 + 2^-52]: G_V = 2^-52 > 0, and 1e300 / G_V is beyond the floats
+    est, slope = flow_corrected(1.0, [0.0, 1.0 + 2.0**-52], "two-sided")
+    assert slope == pytest.approx(2.0**-52) and est == pytest.approx(2.0**52)
+    assert flow_corrected(1e300, [0.0, 1.0 + 2.0**-52], "two-sided") is None
+    with pytest.raises(ValueError, match="kind"):
+        flow_corrected(1.0, [2.0], None)
+
+
+def _cloud(seed=0, n=6, m=5, d=2):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((n, d)), rng.standard_normal((m, d)),
+            rng.standard_normal(n), rng.standard_normal(m))
+
+
+def test_ctransform_pairs_checks_its_arguments():
+    x, y, fx, fy = _cloud()
+    for slope in (0.0, -1.0, float("nan"), float("inf"), 10**400):
+        with pytest.raises(ValueError, match="slope"):
+            ctransform_pairs(x, y, fx, fy, slope)
+    for slope in (None, "1", True):
+        with pytest.raises(TypeError, match="slope"):
+            ctransform_pairs(x, y, fx, fy, slope)
+    with pytest.raises(ValueError, match="y is empty"):
+        ctransform_pairs(x, y[:0], fx, fy[:0], 1.0)
+    with pytest.raises(ValueError, match="x is empty"):
+        ctransform_pairs(x[:0], y, fx[:0], fy, 1.0)
+    with pytest.raises(ValueError, match="fx must hold one"):
+        ctransform_pairs(x, y, fx[:3], fy, 1.0)
+    with pytest.raises(ValueError, match="fy must hold one"):
+        ctransform_pairs(x, y, fx, np.ones((5, 2)), 1.0)
+    with pytest.raises(ValueError, match="x and y"):
+        ctransform_pairs(x, y[:, :1], fx, fy, 1.0)
+    bad = x.copy()
+    bad[2, 1] = np.nan
+    with pytest.raises(ValueError, match="x contains NaN"):
+        ctransform_pairs(bad, y, fx, fy, 1.0)
+    with pytest.raises(ValueError, match="fy contains NaN"):
+        ctransform_pairs(x, y, fx, np.where(fy > 0, np.inf, fy), 1.0)
+    with pytest.raises(TypeError, match="fx"):
+        ctransform_pairs(x, y, None, fy, 1.0)
+
+
+def test_ctransform_pairs_take_columns_and_tensors():
+    x, y, fx, fy = _cloud(1)
+    want = ctransform_pairs(x, y, fx, fy, 0.7)
+    for args in ((x, y, fx[:, None], fy[:, None]),
+                 (torch.tensor(x), torch.tensor(y), torch.tensor(fx, requires_grad=True),
+                  torch.tensor(fy).to(torch.float32).to(torch.float64))):
+        got = ctransform_pairs(*args, 0.7)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_ctransform_pairs_of_a_slope_so_small_the_scores_overflow():
+    # f / G beyond the floats (G subnormal): the pairs are those of f + G ‖x − y‖, that is
+    # of the scores alone — each x with the y of least score, each y with the x of most
+    x, y, fx, fy = _cloud(2, n=7, m=6)
+    fx, fy = 3 * fx, 3 * fy  # several scores of each sign
+    rows, cols = ctransform_pairs(x, y, fx, fy, 1e-320)
+    np.testing.assert_array_equal(cols[:7], np.full(7, np.argmin(fy)))
+    np.testing.assert_array_equal(rows[7:], np.full(6, np.argmax(fx)))
+
+
+def test_ctransform_pairs_whose_distances_overflow_are_an_error():
+    x, y, fx, fy = _cloud(3)
+    with pytest.raises(ValueError, match=r"overflows float64.*rescale"):
+        ctransform_pairs(x * 1e200, y, fx, fy, 1.0)
+    with pytest.raises(ValueError, match=r"overflows float64.*rescale"):
+        ctransform_pairs(x * 1e300, -y * 1e300, fx, fy, 1.0)
+
+
+def test_segment_points_check_their_arguments():
+    x, y, _, _ = _cloud()
+    rng = np.random.default_rng(0)
+    rows, cols = np.arange(4), np.array([0, 1, 2, 4])
+    for k in (0, -1):
+        with pytest.raises(ValueError, match="k must be"):
+            segment_points(x, y, rows, cols, rng, k=k)
+    for k in (1.5, None, True):
+        with pytest.raises(TypeError, match="k must be"):
+            segment_points(x, y, rows, cols, rng, k=k)
+    with pytest.raises(ValueError, match="cols holds indices"):
+        segment_points(x, y, rows, np.array([0, 1, 2, 5]), rng)
+    with pytest.raises(ValueError, match="cols holds indices"):
+        segment_points(x, y, rows, np.array([0, 1, 2, -1]), rng)  # no wrapping around
+    with pytest.raises(ValueError, match="rows holds indices"):
+        segment_points(x, y, np.array([0, 6, 1, 2]), cols, rng)
+    with pytest.raises(TypeError, match="rows"):
+        segment_points(x, y, np.array([True, False, True, True]), cols, rng)
+    with pytest.raises(TypeError, match="cols"):
+        segment_points(x, y, rows, cols.astype(float), rng)
+    with pytest.raises(ValueError, match="rows and cols"):
+        segment_points(x, y, rows, cols[:3], rng)
+    with pytest.raises(ValueError, match="rows must be a 1-D"):
+        segment_points(x, y, rows.reshape(2, 2), cols.reshape(2, 2), rng)
+    with pytest.raises(TypeError, match="rng"):
+        segment_points(x, y, rows, cols, None)
+    with pytest.raises(TypeError, match="rng"):
+        segment_points(x, y, rows, cols, 0)
+    with pytest.raises(ValueError, match="y contains NaN"):
+        segment_points(x, y * np.nan, rows, cols, rng)
+    with pytest.raises(ValueError, match=r"k=1000000000 .*memory budget"):
+        segment_points(x, y, rows, cols, rng, k=10**9)
+    with pytest.raises(ValueError, match=r"length of the segment .*overflows"):
+        segment_points(x * 1e200, y, rows, cols, rng)
+    # no segments: no points (an OT plan whose masses are all zero)
+    pts, w = segment_points(x, y, [], [], rng)
+    assert pts.shape == (0, 2) and w.shape == (0,)
+    # lists and tensors of indices are indices
+    a = segment_points(x, y, rows, cols, np.random.default_rng(1))
+    b = segment_points(x, y, list(rows), torch.tensor(cols), np.random.default_rng(1))
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_interpolates_check_their_arguments(monkeypatch):
+    from otdiv.audit import estimators
+
+    x, y, _, _ = _cloud()
+    rng = np.random.default_rng(0)
+    with pytest.raises(TypeError, match="rng"):
+        interpolates(x, y, None)
+    with pytest.raises(ValueError, match="x contains NaN"):
+        interpolates(np.where(x > 0, np.nan, x), y, rng)
+    with pytest.raises(ValueError, match="y is empty"):
+        interpolates(x, y[:0], rng)
+    for k in (0, 1.0):
+        with pytest.raises((ValueError, TypeError), match="k must be"):
+            interpolates(x, y, rng, k)
+    # the budget is MEMORY_BUDGET, about 16 k n (d + 1) bytes
+    with monkeypatch.context() as patch:
+        patch.setattr(estimators, "MEMORY_BUDGET", 16 * 100 * 6 * 3)
+        assert interpolates(x, y, rng, 100).shape == (600, 2)
+        with pytest.raises(ValueError, match=r"k=101 .*memory budget"):
+            interpolates(x, y, rng, 101)
+    with pytest.raises(ValueError, match=r"k=1000000000 .*memory budget"):
+        interpolates(x, y, rng, 10**9)  # was a loop of 10^9 draws
+    # tensors are points too; the result is numpy float64
+    a = interpolates(x, y, np.random.default_rng(4), 2)
+    b = interpolates(torch.tensor(x, requires_grad=True), torch.tensor(y),
+                     np.random.default_rng(4), 2)
+    np.testing.assert_array_equal(a, b)
