@@ -57,6 +57,7 @@ from otdiv._array import (
     check_int,
     check_nonnegative,
     check_positive,
+    check_rng,
     check_same_dim,
     check_scores,
     is_tensor,
@@ -98,13 +99,6 @@ def _grad_norms(grad_norms: object) -> np.ndarray:
     if (g < 0).any():
         raise ValueError(f"{name} has negative entries (min {g.min():.3g}); norms are >= 0")
     return g
-
-
-def _check_rng(rng: object) -> np.random.Generator:
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError("rng must be a numpy.random.Generator (np.random.default_rng(seed)), "
-                        f"got {type(rng).__name__}")
-    return rng
 
 
 def _check_index(index: object, n: int, name: str, of: str) -> np.ndarray:
@@ -188,7 +182,7 @@ def interpolates(x: np.ndarray, y: np.ndarray, rng: np.random.Generator,
     with the k n points (about 16 k n (d + 1) bytes) within ``MEMORY_BUDGET``.
     """
     x, y = _pair(x, y)
-    rng = _check_rng(rng)
+    rng = check_rng(rng)
     k = check_int(k, "k")
     _check_size(k, len(x), x.shape[1])
     out = []
@@ -327,7 +321,7 @@ def segment_points(x: np.ndarray, y: np.ndarray, rows: np.ndarray, cols: np.ndar
     if len(rows) != len(cols):
         raise ValueError(f"rows and cols must have one length (one pair each), got "
                          f"{len(rows)} and {len(cols)}")
-    rng = _check_rng(rng)
+    rng = check_rng(rng)
     k = check_int(k, "k")
     _check_size(k, len(rows), x.shape[1])
     with np.errstate(over="ignore"):
