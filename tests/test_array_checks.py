@@ -64,3 +64,17 @@ def test_output_float_for_0d_numpy_arrays_for_batches_tensors_as_they_are():
     t = torch.ones(())
     assert output(t, "torch") is t
     assert namespace("torch") is torch and namespace("numpy") is np
+
+
+def test_check_seed_states_the_range_it_keeps():
+    from otdiv._array import SEED_LIMIT, check_seed
+
+    assert SEED_LIMIT == 2**63 - 2**20
+    assert check_seed(SEED_LIMIT - 1) == SEED_LIMIT - 1
+    for bad in (SEED_LIMIT, 2**63 - 1, -1):
+        with pytest.raises(ValueError, match=r"seed must be None or an integer in "
+                                             r"\[0, 2\*\*63 - 2\*\*20\) \(at most "
+                                             rf"{SEED_LIMIT - 1}\), got {bad}"):
+            check_seed(bad)
+    with pytest.raises(TypeError, match=r"\[0, 2\*\*63 - 2\*\*20\)"):
+        check_seed(1.0, "seed")

@@ -52,7 +52,22 @@ def test_one_short_row_reports_exact_w1_of_the_audited_samples(capsys, tmp_path)
                                         (["--problems", "8gaussians", "--n", "6000000"],
                                          "--n="),
                                         (["--problems", "translate:2", "--n-estimate",
-                                          "22360000"], "--n-estimate=")])
+                                          "22360000"], "--n-estimate="),
+                                        (["--problems", "8gaussians", "--reference-n",
+                                          "1000000000"], "--reference-n=1000000000 needs"),
+                                        (["--reference-repeats", "1000000000"],
+                                         "--reference-repeats"),
+                                        (["--softplus-beta", "1e308"],
+                                         "--softplus-beta=1e+308 is too large"),
+                                        (["--softplus-beta", "3.5e38"], "--softplus-beta"),
+                                        (["--seeds", "9223372036854775807"],
+                                         "[0, 2**63 - 2**20) (at most 9223372036853727231)"),
+                                        (["--problems", "funnels:99999999999999999999:4"],
+                                         "--problems: 'funnels:99999999999999999999:4': d "),
+                                        (["--problems", "scale:4611686018427387904"],
+                                         "lower d (--problems)"),
+                                        (["--constraints", "clip,lp", "--penalty-batch",
+                                          "257"], "--penalty-batch")])
 def test_bad_arguments_are_one_line_errors(argv, word, capsys):
     try:
         code = main(argv)
@@ -515,3 +530,130 @@ def test_running_out_of_memory_is_one_line_and_other_errors_propagate(message, c
     assert otdiv_main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "out of memory" in err[0]
+
+
+def test_a_row_whose_population_bound_cannot_be_computed_keeps_its_row_and_the_rest(
+        capsys, tmp_path):
+    # 121 layers of 8 units: the critic's gradient vanishes at the samples, so the held-out
+    # bound on the population W1 cannot be computed; its cells stay empty (as the audit's
+    # own cells of such a critic do), with one note naming the row, and both rows are written
+    import json
+
+    out = tmp_path / "rows.json"
+    assert main(["--problems", "funnels:2:4", "--hidden", ",".join(["8"] * 121),
+                 "--population", "--seeds", "0,1", "--json", str(out), "--steps", "5",
+                 "--n", "20", "--n-estimate", "20", "--batch-size", "16", "--device", "cpu",
+                 "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    rows = captured.out.strip().splitlines()[2:]
+    assert len(rows) == 2
+    for text in rows:
+        cells = dict(zip(COLUMNS, (c.strip() for c in text.strip("|").split("|")),
+                         strict=True))
+        assert cells["pop. cert."] == cells["pop. cert. / W1"] == ""
+    notes = captured.err.strip().splitlines()
+    assert [n.split(":")[1].strip() for n in notes] == ["funnels d=2 K=4, lp, seed 0",
+                                                         "funnels d=2 K=4, lp, seed 1"]
+    assert all("--population" in n and "gradient vanishes" in n for n in notes)
+    records = json.loads(out.read_text())
+    assert [r["seed"] for r in records] == [0, 1]
+    assert all("gradient vanishes" in r["population_error"] and "population_value" not in r
+               for r in records)
+    # read back (resume): the same empty cells and the same note
+    assert main(["--problems", "funnels:2:4", "--hidden", ",".join(["8"] * 121),
+                 "--population", "--seeds", "0,1", "--json", str(out), "--steps", "5",
+                 "--n", "20", "--n-estimate", "20", "--batch-size", "16", "--device", "cpu",
+                 "--no-progress"]) == 0
+    again = capsys.readouterr()
+    assert again.out.strip().splitlines()[2:] == rows
+    assert again.err.count("no population bound") == 2
+
+
+def test_a_failing_row_is_named_and_the_rows_before_it_are_kept(capsys, tmp_path,
+                                                                monkeypatch):
+    import json
+
+    import otdiv.audit
+
+    train = otdiv.audit.train_critic
+
+    def diverges_on_seed_1(*args, seed, **kwargs):
+        if seed == 1:
+            raise FloatingPointError("the critic's estimate became nan at step 2; lower lr")
+        return train(*args, seed=seed, **kwargs)
+
+    monkeypatch.setattr(otdiv.audit, "train_critic", diverges_on_seed_1)
+    out = tmp_path / "rows.json"
+    assert main(_short("--seeds", "0,1", "--json", str(out))) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "translate d=2, lp, seed 1: the critic's estimate became nan" in err[0]
+    assert f"the 1 rows before it are in {out}" in err[0]
+    assert [r["seed"] for r in json.loads(out.read_text())] == [0]
+
+
+def test_clip_and_spectral_take_no_penalty_batch(capsys, tmp_path):
+    # no gradient penalty: --penalty-batch is not theirs, so not held to --batch-size
+    import json
+
+    out = tmp_path / "rows.json"
+    assert main(_short("--constraints", "clip,spectral", "--penalty-batch", "64",
+                       "--json", str(out))) == 0
+    rows = json.loads(out.read_text())
+    assert [(r["constraint"], r["penalty_batch"]) for r in rows] == [("clip", None),
+                                                                     ("spectral", None)]
+    capsys.readouterr()
+    assert main(_short("--constraints", "clip,lp", "--penalty-batch", "64")) == 2
+    err = capsys.readouterr().err
+    assert "--penalty-batch must be at most --batch-size = 8" in err
+
+
+def test_help_is_whole_sentences_without_markup_and_explains_every_option(capsys):
+    from otdiv.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    assert ":func:" not in text and ":mod:" not in text and "``" not in text
+    parser = build_parser()._subparsers._group_actions[0].choices["benchmark-critics"]
+    assert parser.description.endswith(".") and "train_critic" not in parser.description
+    for action in parser._actions:
+        assert action.help, action.option_strings
+
+
+def _saved(tmp_path, problem: str = "translate:3"):
+    folder = tmp_path / "critics"
+    assert main(["--problems", problem, "--steps", "2", "--n", "20", "--n-estimate", "20",
+                 "--hidden", "8", "--batch-size", "8", "--device", "cpu", "--no-progress",
+                 "--save-critics", str(folder)]) == 0
+    return folder
+
+
+@pytest.mark.parametrize("damage", ["directory", "garbage", "pickled module", "other d"])
+def test_load_critics_checks_every_checkpoint_before_the_first_row(damage, capsys, tmp_path):
+    import torch
+
+    folder = _saved(tmp_path)
+    # translate:2's critic is the one checked: seed 0 of translate d=3 is fine
+    target = folder / "translate_d2_lp_s0.pt"
+    if damage == "directory":
+        target.mkdir()
+    elif damage == "garbage":
+        target.write_bytes(b"garbage\n")
+    elif damage == "pickled module":
+        torch.save(torch.nn.Linear(2, 1), target)
+    else:  # a critic of d = 3 where d = 2 is audited
+        (folder / "translate_d3_lp_s0.pt").rename(target)
+        _saved(tmp_path)
+    capsys.readouterr()
+    assert main(["--problems", "translate:3,translate:2", "--n", "20", "--n-estimate", "20",
+                 "--device", "cpu", "--no-progress", "--load-critics", str(folder)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # before the table's header, before translate:3's row
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1
+    assert "--load-critics" in err[0] and "translate d=2, lp, seed 0" in err[0]
+    assert "False" not in err[0] and "trust" not in err[0]  # no advice to unpickle
+    assert {"directory": "is a directory", "garbage": "weights-only",
+            "pickled module": "pickled objects other than tensors",
+            "other d": "cannot score samples of dimension 2"}[damage] in err[0]

@@ -190,7 +190,11 @@ def _no_training(monkeypatch):
     (["--n", str(10**12)], "--n=1000000000000 needs about"),
     (["--n-estimate", str(10**12)], "--n-estimate=1000000000000 needs about"),
     (["--lr", "1e300"], "--lr must be in (0, 1]"),
-    (["--seed", str(2**70)], "--seed must be None or an integer in [0, 2**63)"),
+    (["--seed", str(2**70)], "--seed must be None or an integer in [0, 2**63 - 2**20) "
+                             "(at most 9223372036853727231), got"),
+    (["--seed", str(2**63 - 1)], "--seed must be None or an integer in [0, 2**63 - 2**20)"),
+    (["--softplus-beta", "1e308"], "--softplus-beta=1e+308 is too large: the critic "
+                                   "computes in float32"),
 ])
 def test_sizes_with_no_limit_are_refused_before_training(argv, message, tmp_path, capsys,
                                                          monkeypatch):
@@ -240,6 +244,23 @@ def test_broken_checkpoints_give_one_line_naming_the_file(tmp_path, capsys, rng)
                    str(tmp_path / "o"), "--no-plots"])
         line = _one_line(capsys.readouterr().err)
         assert rc == 2 and str(path) in line, (name, line)
+
+
+@pytest.mark.parametrize("content", [b"garbage\n", b"", "pickled"])
+def test_an_unloadable_checkpoint_is_one_line_without_advice_to_unpickle(content, tmp_path,
+                                                                          capsys, rng):
+    import pickle
+
+    np.save(tmp_path / "x.npy", rng.normal(size=(20, 2)))
+    path = tmp_path / "critic.pt"
+    # a pickle of protocol 4 also makes torch warn on stderr: kept off the one line
+    path.write_bytes(pickle.dumps(object, protocol=4) if content == "pickled" else content)
+    rc = main(["audit", "--real", str(tmp_path / "x.npy"), "--fake", str(tmp_path / "x.npy"),
+               "--critic", str(path), "--out", str(tmp_path / "o"), "--no-plots"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and str(path) in err[0]
+    assert "weights-only checkpoint" in err[0]
+    assert "False" not in err[0] and "trust" not in err[0]
 
 
 def test_hostile_inputs_as_a_command(tmp_path):

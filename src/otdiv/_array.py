@@ -233,21 +233,27 @@ def check_int(value: object, name: str, *, minimum: int = 1, maximum: int = MAX_
     return value
 
 
+SEED_LIMIT = 2**63 - 2**20  # seeds are below: headroom for derived seeds such as seed + 10_000
+SEED_RANGE = f"[0, 2**63 - 2**20) (at most {SEED_LIMIT - 1})"
+
+
 def check_seed(seed: object, name: str = "seed") -> int | None:
-    """The one seed rule: None (fresh entropy) or an integer in [0, 2**63).
+    """The one seed rule: None (fresh entropy) or an integer in [0, 2**63 - 2**20).
 
     numpy accepts wider seeds, but torch's manual_seed and the seeds otdiv derives from a
-    seed (``seed + 1``, ``[seed, 1]``) must stay within int64; a str, float or bool is a
-    TypeError and a negative or too large integer a ValueError, both naming ``name``.
+    seed (``seed + 1``, ``seed + 10_000``, ``[seed, 1]``) must stay within int64, so the
+    top 2**20 of int64 are left as headroom (``SEED_LIMIT``); a str, float or bool is a
+    TypeError and a negative or too large integer a ValueError, both naming ``name`` and
+    the range.
     """
     if seed is None:
         return None
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"{name} must be None or an integer in [0, 2**63), "
+        raise TypeError(f"{name} must be None or an integer in {SEED_RANGE}, "
                         f"got {type(seed).__name__} {seed!r}")
     seed = int(seed)
-    if not 0 <= seed < 2**63 - 2**20:  # headroom for derived seeds such as seed + 10_000
-        raise ValueError(f"{name} must be None or an integer in [0, 2**63), got {seed}")
+    if not 0 <= seed < SEED_LIMIT:
+        raise ValueError(f"{name} must be None or an integer in {SEED_RANGE}, got {seed}")
     return seed
 
 

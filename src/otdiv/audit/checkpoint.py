@@ -143,17 +143,36 @@ def critic_from_state(state: object, name: str = "critic") -> torch.nn.Sequentia
 def load_critic(path: str) -> torch.nn.Sequential:
     """Load a critic checkpoint with ``torch.load(weights_only=True)`` (no pickled code)."""
     import os
+    import warnings
 
     import torch
 
     if os.path.isdir(path):
         raise ValueError(f"critic: {path} is a directory, not a checkpoint file")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's note on the pickle protocol: the error says
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise ValueError(f"critic: no such file: {path}") from None
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ValueError(f"critic: cannot load {path} as a weights-only checkpoint: "
-                         f"{first}") from None
+                         f"{_load_error(exc)}") from None
     return critic_from_state(state, f"critic {path}")
+
+
+def _load_error(exc: BaseException) -> str:
+    """What torch.load(weights_only=True) found wrong, in one line, without its advice to
+    load with weights_only=False (which runs the file's pickled code) or to allowlist the
+    file's classes: a checkpoint of this module holds tensors and numbers only."""
+    text = str(exc).strip()
+    if "Weights only load failed" in text:
+        detail = text.split("WeightsUnpickler error:", 1)[1] if "WeightsUnpickler error:" \
+            in text else ""
+        detail = " ".join(detail.split("Check the documentation")[0].split())
+        detail = detail.split(" Please use ")[0].rstrip(".")  # the allowlisting advice
+        return ("it holds pickled objects other than tensors and numbers"
+                + (f" ({detail})" if detail else "") + ", or is no checkpoint")
+    if isinstance(exc, EOFError):
+        return "the file is empty or truncated"
+    return text.splitlines()[0] if text else type(exc).__name__

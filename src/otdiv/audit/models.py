@@ -67,14 +67,21 @@ def resolve_device(device: object) -> torch.device:
 
 
 def check_softplus_beta(value: object, name: str = "softplus_beta") -> float | None:
-    """None, or β as a float: finite, > 0, and large enough that the offset log(2)/β of
-    Softplus(β) is a float32 number (the critic's dtype)."""
+    """None, or β as a float that float32 (the critic's dtype) can carry: finite, > 0,
+    large enough that the offset log(2)/β of Softplus(β) is a float32 number, and at most
+    the largest float32, 3.4e38 (torch converts β to the dtype of the samples, so a larger
+    β cannot score them; up to it β·z may overflow to ±inf, which Softplus takes as its
+    linear part or 0, the ReLU β tends to)."""
     if value is None:
         return None
     beta = check_positive(value, name)
     if beta < np.log(2.0) / np.finfo(np.float32).max:
         raise ValueError(f"{name}={beta:g} is too small: the offset log(2)/β of Softplus(β) "
                          "overflows float32")
+    largest = float(np.finfo(np.float32).max)
+    if beta > largest:
+        raise ValueError(f"{name}={beta:g} is too large: the critic computes in float32, "
+                         f"whose largest number is {largest:.4g}")
     return beta
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from otdiv._array import (
     MAX_COUNT,
+    SEED_RANGE,
     check_choice,
     check_int,
     check_nonnegative,
@@ -219,7 +220,7 @@ def _text(value: object, name: str) -> str:
 def _seed(value: object, name: str) -> int:
     _no_text(value, name)
     if value is None:
-        raise TypeError(f"{name} must be an integer in [0, 2**63), got None")
+        raise TypeError(f"{name} must be an integer in {SEED_RANGE}, got None")
     return check_seed(value, name)
 
 

@@ -134,7 +134,7 @@ def train_critic(
         seed: seeds initialisation, minibatches, penalty interpolates and spectral
             normalisation's power-iteration start vectors, without touching torch's global
             RNG: the same seed trains the same critic (None: random; else an integer in
-            [0, 2**63)).
+            [0, 2**63 - 2**20)).
         progress: None (default): a tqdm bar on stderr when stderr is a terminal, else
             one line every 10 s (step, estimate, elapsed and remaining seconds); True: a
             tqdm bar wherever stderr goes; False: nothing.

@@ -1,6 +1,7 @@
 """``otdiv benchmark-critics``'s problems: a ``--problems`` spec to a toy pair, the memory
 its rows need (checked before any work), the critic's widths for its dimension, and the
-reference W1 of a paper toy that has no closed form.
+reference W1 of a paper toy that has no closed form (its memory also checked before any
+work).
 """
 
 from __future__ import annotations
@@ -12,6 +13,10 @@ import time
 from otdiv.cli._common import CLIError, int_arg
 
 PAPER = ("8gaussians", "25gaussians", "swissroll")
+MAX_REFERENCE_REPEATS = 1000  # as otdiv audit --repeats: a standard error needs no more
+# exact W1 of n points per side of a 2-D toy: 3.4 KiB a point measured at n = 300,000 (the
+# 25 Gaussians: 1.2 GB peak, 8 minutes a draw on one core), twice that planned
+REFERENCE_POINT_BYTES = 8192
 REFERENCE_SEED = 20261205  # the reference draws: one stream, whatever the critics' seeds
 DEFAULT_PROBLEMS = ("8gaussians,25gaussians,swissroll,translate:2,translate:16,scale:2,"
                     "scale:16,funnels:2:4,funnels:16:4")
@@ -21,6 +26,7 @@ def problem(spec: str, args: argparse.Namespace | None = None):
     """(label, toy) from 'name', 'translate:D', 'scale:D' or 'funnels:D:K'; with ``args``,
     the memory of training and auditing a critic on its d-dimensional samples is checked
     (:func:`check_sizes`) before the toy is built."""
+    from otdiv._array import MAX_COUNT
     from otdiv.audit import make_toy
 
     parts = spec.strip().split(":")
@@ -36,12 +42,14 @@ def problem(spec: str, args: argparse.Namespace | None = None):
         else:
             raise CLIError(f"--problems: unknown problem {spec!r}; use 8gaussians, "
                            "25gaussians, swissroll, translate:D, scale:D or funnels:D:K")
-        if d < 1:
-            raise ValueError(f"d must be an integer >= 1, got {d}")
+        if not 1 <= d <= MAX_COUNT:
+            raise ValueError(f"d must be an integer in [1, {MAX_COUNT}], got {d}")
     except ValueError as exc:
         raise CLIError(f"--problems: {spec!r}: {exc}") from None
     if args is not None:
         check_sizes(d, args)
+        if parts[0] in PAPER:  # the truth is a reference: its draws and exact W1
+            check_reference_size(args)
     try:
         toy = build()
     except ValueError as exc:
@@ -67,6 +75,22 @@ def check_sizes(d: int, args) -> None:
             check_audit_size(args.n, d, n_estimate=args.n_estimate, name="--n-estimate")
     except ValueError as exc:
         raise CLIError(str(exc)) from None
+
+
+def check_reference_size(args, budget: float | None = None) -> None:
+    """--reference-n against the memory budget (``otdiv.audit.models.MEMORY_BUDGET``):
+    exact W1 between --reference-n points per side of a paper toy (d = 2) is planned at
+    ``REFERENCE_POINT_BYTES`` a point (the draws, the sparse simplex's arcs and tree), so
+    at most 524,288 points per side; --reference-repeats is bounded by its parser
+    (``MAX_REFERENCE_REPEATS``)."""
+    from otdiv.audit.models import MEMORY_BUDGET
+
+    budget = MEMORY_BUDGET if budget is None else budget
+    need = REFERENCE_POINT_BYTES * args.reference_n
+    if need > budget:
+        raise CLIError(f"--reference-n={args.reference_n} needs about {need / 2**30:.3g} GiB "
+                       f"for exact W1 between that many points per side, over the memory "
+                       f"budget of {budget / 2**30:.3g} GiB; lower --reference-n")
 
 
 def widths_arg(text: str) -> int | tuple[int, ...]:

@@ -7,7 +7,10 @@ of :mod:`otdiv.audit.estimators` (slope-, penalty-, c-transform- and flow-correc
 gradient-normalised estimate (needs exact OT: a diagnostic), the envelope certificate,
 exact W1 between the samples, the population W1 (the truth, below), each estimate's error
 against it, the certificate / exact W1, with ``--population`` the held-out envelope bound
-on the population W1 (:mod:`otdiv.audit.population`), and wall seconds.
+on the population W1 (:mod:`otdiv.audit.population`; a critic that allows none, whose
+gradient vanishes say, leaves those cells empty, with a note on stderr and the reason in
+its JSON row), and wall seconds. A row that fails (training that diverges, say) ends the
+run with one line naming it; the rows before it are written.
 
 Problems: ``8gaussians``, ``25gaussians``, ``swissroll``, ``translate:D``, ``scale:D``,
 ``funnels:D:K``, ``funnels:all`` (the 28 settings of Korotin et al. 2022). Default critic:
@@ -46,7 +49,7 @@ import os
 import sys
 import time
 
-from otdiv.cli._common import CLIError, float_arg, int_arg
+from otdiv.cli._common import CLIError, float_arg, int_arg, one_line
 from otdiv.cli._critic_files import (
     critic_path,
     drop_state,
@@ -58,12 +61,14 @@ from otdiv.cli._critic_files import (
 )
 from otdiv.cli._critic_problems import (
     DEFAULT_PROBLEMS,
+    MAX_REFERENCE_REPEATS,
     problem,
     reference,
     widths_arg,
 )
 from otdiv.cli.audit import MAX_STEPS
 
+PENALTIES = ("gp", "lp")  # the constraints trained with a gradient penalty (--penalty-batch)
 CHECKPOINT_SECONDS = 300.0  # --json: a row's training state saved this often (resume)
 COLUMNS = ("problem", "constraint", "seed", "raw", "slope-corr.", "penalty-corr.",
            "c-transf.-corr.", "flow-corr.", "/G (OT)", "envelope cert.", "exact W1 (samples)",
@@ -99,7 +104,8 @@ def row(label: str, toy, constraint: str, seed: int, args, ref, chosen: dict,
             os.makedirs(os.path.dirname(state), exist_ok=True)
         trained = train_critic(toy.sample_real, toy.sample_fake, constraint=constraint,
                               steps=args.steps, batch_size=args.batch_size,
-                              penalty_batch=args.penalty_batch,
+                              penalty_batch=args.penalty_batch
+                              if constraint in PENALTIES else None,
                               hidden=tuple(chosen["hidden"]),
                               softplus_beta=chosen["softplus_beta"], lr=chosen["lr"],
                               optimizer=chosen["optimizer"],
@@ -116,12 +122,15 @@ def row(label: str, toy, constraint: str, seed: int, args, ref, chosen: dict,
                      w1=truth, lambda_gp=lam, lipschitz=False, device=args.device,
                      penalty="two-sided" if constraint == "gp" else "one-sided",
                      seed=seed + 1000)
-    pop = None
-    if args.population:
+    pop = pop_error = None
+    if args.population:  # a bound this critic does not allow leaves its cells empty
         from otdiv.audit.population import critic_population_bound
 
-        pop = critic_population_bound(critic, toy.sample_real, toy.sample_fake,
-                                      n=args.n, n_test=2 * args.n, seed=seed + 2000)
+        try:
+            pop = critic_population_bound(critic, toy.sample_real, toy.sample_fake,
+                                          n=args.n, n_test=2 * args.n, seed=seed + 2000)
+        except (ValueError, FloatingPointError) as exc:
+            pop_error = one_line(exc) or type(exc).__name__
     sec = time.perf_counter() - t0
     if args.load_critics:  # the checkpoint's training settings are not recorded in it
         record = {"problem": label, "constraint": constraint, "seed": seed,
@@ -137,10 +146,22 @@ def row(label: str, toy, constraint: str, seed: int, args, ref, chosen: dict,
     if pop is not None:
         record.update(population_value=pop.value, population_se=pop.se,
                       population_lower=pop.lower, population_scale=pop.scale)
+    if pop_error is not None:  # why the pop. cells are empty (note())
+        record["population_error"] = pop_error
     if flushed is not None:  # how it ran, not what decides its numbers: not in settings
         record["subnormals_flushed"] = flushed
     record["settings"] = chosen
     return line(record), record, critic
+
+
+def note(record: dict) -> str | None:
+    """The note printed on stderr under a row whose population bound could not be computed
+    (``--population``; the reason is the row's ``population_error``), else None."""
+    reason = record.get("population_error")
+    if reason is None:
+        return None
+    return (f"note: {record['problem']}, {record['constraint']}, seed {record['seed']}: no "
+            f"population bound (--population): {reason}; its pop. cells are empty")
 
 
 def line(record: dict) -> str:
@@ -176,8 +197,9 @@ def line(record: dict) -> str:
 
 
 def _seeds(text: str) -> list[int]:
-    """--seeds: comma-separated whole numbers in [0, 2**63), at least one, repeats once."""
-    from otdiv._array import check_seed
+    """--seeds: comma-separated whole numbers in [0, 2**63 - 2**20) (``check_seed``), at
+    least one, repeats once."""
+    from otdiv._array import SEED_RANGE, check_seed
 
     try:
         seeds = list(dict.fromkeys(int(s) for s in text.split(",") if s.strip()))
@@ -189,7 +211,8 @@ def _seeds(text: str) -> list[int]:
         try:
             check_seed(seed, "--seeds")
         except ValueError:
-            raise CLIError(f"--seeds must be whole numbers in [0, 2**63), got {seed}") from None
+            raise CLIError(f"--seeds must be whole numbers in {SEED_RANGE}, got {seed}") \
+                from None
     return seeds
 
 
@@ -218,6 +241,27 @@ def _check_options(args) -> None:
             raise CLIError(f"--save-critics: cannot write in {folder}")
 
 
+def check_saved_critic(folder: str, label: str, dim: int, constraint: str, seed: int) -> None:
+    """--load-critics: the row's checkpoint is a file that loads as a critic
+    (:func:`otdiv.audit.checkpoint.load_critic`, weights only) and scores d-dimensional
+    samples, or a one-line error naming the option and the row (a cheap check: the critic
+    is loaded again when its row runs)."""
+    path = critic_path(folder, label, constraint, seed)
+    if not os.path.exists(path):
+        raise CLIError(f"--load-critics: no saved critic {path} for {label}, {constraint}, "
+                       f"seed {seed}")
+    import torch
+
+    from otdiv.audit.checkpoint import load_critic
+    from otdiv.audit.models import check_applies
+
+    try:
+        check_applies(load_critic(path), dim, torch.float32, torch.device("cpu"))
+    except ValueError as exc:
+        raise CLIError(f"--load-critics: the saved critic of {label}, {constraint}, seed "
+                       f"{seed} (d = {dim}): {exc}") from None
+
+
 def _run(args) -> int:
     from otdiv.audit import CONSTRAINTS
 
@@ -244,8 +288,10 @@ def _run(args) -> int:
     seeds = _seeds(args.seeds)
     if args.reference_n == 1:
         raise CLIError("--reference-n must be 0 (none) or at least 2, got 1")
-    if args.penalty_batch is not None and args.penalty_batch > args.batch_size:
-        raise CLIError(f"--penalty-batch must be at most --batch-size = {args.batch_size}, "
+    if args.penalty_batch is not None and args.penalty_batch > args.batch_size and \
+            any(c in PENALTIES for c in constraints):  # clip and spectral have no penalty
+        raise CLIError(f"--penalty-batch must be at most --batch-size = {args.batch_size} "
+                       f"(the penalty's interpolates are drawn between the batch's pairs), "
                        f"got {args.penalty_batch}")
     earlier = []
     if args.json:  # readable rows and a writable place, before anything trains
@@ -254,14 +300,11 @@ def _run(args) -> int:
 
         earlier = read_rows(args.json)
         writable_file(args.json, "--json")
-    if args.load_critics:  # every checkpoint is there before the first row runs
-        for label, _ in problems:
+    if args.load_critics:  # every checkpoint is there and fits before the first row runs
+        for label, toy in problems:
             for constraint in constraints:
                 for seed in seeds:
-                    path = critic_path(args.load_critics, label, constraint, seed)
-                    if not os.path.exists(path):
-                        raise CLIError(f"--load-critics: no saved critic {path} for {label}, "
-                                       f"{constraint}, seed {seed}")
+                    check_saved_critic(args.load_critics, label, toy.dim, constraint, seed)
     print("| " + " | ".join(COLUMNS) + " |")
     print("|" + "---|" * len(COLUMNS), flush=True)
     records, total, reused = [], len(problems) * len(constraints) * len(seeds), 0
@@ -290,9 +333,17 @@ def _run(args) -> int:
                               f"seed {seed}", file=sys.stderr, flush=True)
                     state = (state_path(args.json, chosen, args.device)
                              if args.json and not args.load_critics else None)
-                    text, record, critic = row(label, toy, constraint, seed, args, ref,
-                                               chosen, state)
+                    try:
+                        text, record, critic = row(label, toy, constraint, seed, args, ref,
+                                                   chosen, state)
+                    except (ValueError, FloatingPointError) as exc:  # name the row
+                        kept = f"; the {len(records)} rows before it are in {args.json}" \
+                            if args.json and records else ""
+                        raise CLIError(f"{label}, {constraint}, seed {seed}: "
+                                       f"{one_line(exc)}{kept}") from None
                 print(text, flush=True)
+                if note(record) is not None:  # why its population cells are empty
+                    print(note(record), file=sys.stderr, flush=True)
                 records.append(record)
                 write(records, args)  # the row first: a failed save below cannot lose it
                 if critic is not None and args.save_critics:
@@ -307,16 +358,30 @@ def _run(args) -> int:
     return 0
 
 
+DESCRIPTION = (
+    "For each problem x constraint x seed: train a WGAN critic (or read one back, "
+    "--load-critics), audit it on held-out samples and print one markdown row: its raw W1 "
+    "estimate, the OT-free corrections (slope-, penalty-, c-transform- and flow-corrected), "
+    "the gradient-normalised estimate, the envelope certificate, exact W1 between the "
+    "samples, the population W1 (the closed form, or for the paper toys a reference of "
+    "large samples), each estimate's error against it and, with --population, a held-out "
+    "bound on the population W1. --json keeps the rows and resumes a run; "
+    "docs/critic_benchmark.md reads the results.")
+
+
 def register(sub) -> None:
     p = sub.add_parser("benchmark-critics",
                        help="train critics and compare their OT-free W1 estimates",
-                       description=__doc__.splitlines()[2].strip())
+                       description=DESCRIPTION)
     p.add_argument("--problems", default=DEFAULT_PROBLEMS,
                    help="comma-separated: 8gaussians, 25gaussians, swissroll, translate:D, "
                    "scale:D, funnels:D:K, funnels:all (the 28 settings of Korotin et al.) "
                    "(default: %(default)s)")
-    p.add_argument("--constraints", default="lp", help="comma-separated (default: lp)")
-    p.add_argument("--seeds", default="0", help="comma-separated (default: 0)")
+    p.add_argument("--constraints", default="lp",
+                   help="comma-separated, of clip, gp, lp (the one-sided penalty) and "
+                   "spectral (default: lp)")
+    p.add_argument("--seeds", default="0",
+                   help="comma-separated whole numbers in [0, 2**63 - 2**20) (default: 0)")
     p.add_argument("--steps", type=int_arg(1, MAX_STEPS), default=12_000,
                    help="training steps (default: %(default)s, as otdiv audit; at d >= 16 the "
                    "critic's alignment with the transport still improves beyond, "
@@ -324,8 +389,9 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int_arg(1), default=256,
                    help="samples of each side per step (default: 256)")
     p.add_argument("--penalty-batch", type=int_arg(1), default=None,
-                   help="random interpolates of the gradient penalty per step, at most "
-                   "--batch-size (default: --batch-size)")
+                   help="random interpolates of the gradient penalty per step (gp and lp; "
+                   "clip and spectral have no penalty and ignore it), at most --batch-size: "
+                   "they are drawn between the batch's pairs (default: --batch-size)")
     p.add_argument("--schedule", choices=("constant", "cosine"), default="cosine",
                    help="learning-rate schedule (default: cosine)")
     p.add_argument("--hidden", type=widths_arg, default=None,
@@ -334,8 +400,11 @@ def register(sub) -> None:
                    "d < 8, max(256, 2 d) up to 1024 from d = 8 on, first layer 1024 from "
                    "d = 16 on")
     p.add_argument("--softplus-beta", type=float_arg(0.0), default=30.0,
-                   help="β of the Softplus activation; 0 for ReLU (default: 30)")
-    p.add_argument("--lr", type=float_arg(0.0, strict=True), default=2e-3)
+                   help="β of the Softplus activation, at most 3.4e38 (the critic computes "
+                   "in float32); 0 for ReLU (default: 30)")
+    p.add_argument("--lr", type=float_arg(0.0, strict=True), default=2e-3,
+                   help="learning rate in (0, 1] (default: %(default)s, with --schedule; "
+                   "clip keeps the published 5e-5)")
     p.add_argument("--optimizer", choices=("auto", "adam", "muon"), default="auto",
                    help="muon: Muon for the hidden weight matrices, Adam for the rest; auto "
                    "(default): muon for lp (adam on torch < 2.9), adam for gp and spectral; "
@@ -346,7 +415,9 @@ def register(sub) -> None:
                    "the benchmark's critics on a CPU with AMX or AVX512-BF16 (slower on "
                    "other CPUs and for small critics; docs/critic_benchmark.md); the audit "
                    "stays float32 (default: float32)")
-    p.add_argument("--lambda-gp", type=float_arg(0.0), default=10.0)
+    p.add_argument("--lambda-gp", type=float_arg(0.0), default=10.0,
+                   help="weight λ of the gradient penalty of gp and lp, also given to the "
+                   "audit's penalty-corrected estimate (default: %(default)s)")
     p.add_argument("--n", type=int_arg(2), default=2000,
                    help="held-out points per side of exact W1 and the envelope (default: "
                    "%(default)s)")
@@ -355,15 +426,18 @@ def register(sub) -> None:
                    "penalty- and flow-corrected; default: %(default)s)")
     p.add_argument("--reference-n", type=int_arg(0), default=20_000,
                    help="the truth of the paper toys (no closed form): mean exact W1 between "
-                   "this many fresh points per side, once per problem (default: %(default)s; "
-                   "0: exact W1 of each row's --n held-out points)")
-    p.add_argument("--reference-repeats", type=int_arg(2), default=4,
-                   help="draws of the reference, for its standard error (default: "
-                   "%(default)s)")
+                   "this many fresh points per side, once per problem (default: %(default)s, "
+                   "at most 524288, the memory budget of 4 GiB; 0: exact W1 of each row's "
+                   "--n held-out points)")
+    p.add_argument("--reference-repeats", type=int_arg(2, MAX_REFERENCE_REPEATS), default=4,
+                   help=f"draws of the reference, for its standard error: 2 to "
+                   f"{MAX_REFERENCE_REPEATS} (default: %(default)s)")
     p.add_argument("--population", action="store_true",
                    help="also the held-out envelope bound on the population W1 "
                    "(otdiv.audit.population; n anchors per side and their descent paths, "
-                   "2 n validation and 2 n test points per side)")
+                   "2 n validation and 2 n test points per side); a row whose critic "
+                   "allows no bound (a vanishing gradient) leaves these cells empty, with a "
+                   "note on stderr and the reason in its JSON row (population_error)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
     p.add_argument("--json", default=None,
                    help="also write the rows to this JSON file, after every row; rows it "

@@ -115,7 +115,7 @@ def sliced_wasserstein(
             ``CHUNK_ENTRIES`` projected coordinates, 128 MiB, whatever L; (n + m) · L above
             2**40 is refused).
         seed: seed of numpy's generator for the directions (identical on CPU and GPU);
-            None or an integer in [0, 2**63). The directions are the rows of
+            None or an integer in [0, 2**63 - 2**20). The directions are the rows of
             ``np.random.default_rng(seed).standard_normal((n_projections, d))``, each
             normalised, whatever the chunking.
 
