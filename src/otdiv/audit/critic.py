@@ -250,7 +250,8 @@ def audit_critic(
             ``flow_corrected`` estimate.
         device: where the critic runs: "auto", "cpu", "cuda" or a torch.device. A module
             already on a device is moved there.
-        seed: seeds the draws (None: random; else an integer in [0, 2**63)), checked first.
+        seed: seeds the draws (None: random; else an integer in [0, 2**63 - 2**20)),
+            checked first.
 
     The module's train/eval modes are restored on return (the audit runs in eval mode), and
     ``n`` is refused with a ValueError beyond the memory budget of :func:`check_audit_size`.
@@ -281,10 +282,11 @@ def audit_critic(
         raise ValueError(f"penalty must be one of {PENALTY_KINDS}, got {penalty!r}")
     dev = resolve_device(device)
     src_real, src_fake = sources(real, fake)
-    check_audit_size(n, src_real.dim, lipschitz_points)
+    # the Lipschitz bounds take at most the first draw's 2 n points
+    used = min(lipschitz_points, 2 * n) if lipschitz else 0
+    check_audit_size(n, src_real.dim, used)
     if n_estimate > n:
-        check_audit_size(n, src_real.dim, lipschitz_points, n_estimate=n_estimate,
-                         name="n_estimate")
+        check_audit_size(n, src_real.dim, used, n_estimate=n_estimate, name="n_estimate")
     if not isinstance(critic, torch.nn.Module):
         return _audit(critic, src_real, src_fake, n, repeats, w1, lipschitz, lipschitz_points,
                       envelope, dev, seed, torch.float32, lambda_gp, penalty, n_estimate)

@@ -75,8 +75,8 @@ def _advice(constraint: str | None, short: bool) -> str:
     if constraint == "gp":
         return "use --constraint lp (with the default --softplus-beta auto)"
     if constraint == "lp":
-        return ("raise --steps (in high dimension the critic aligns with the transport "
-                "slowly: docs/critic_benchmark_history.md, \"Longer training\")")
+        return ("raise --steps (the critic aligns with the transport slowly, the more so "
+                "in high dimension: docs/critic_benchmark_history.md, \"Longer training\")")
     return "this critic is not a W1 estimate to that precision"
 
 
