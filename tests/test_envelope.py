@@ -127,3 +127,87 @@ def test_bound_never_exceeds_exact_w1_at_any_critic_scale(seed, n, m, kind, log_
     scores = bound.scale * np.abs(np.r_[fx, fy] - np.median(np.r_[fx, fy])).max()
     assert bound.value <= exact_w1(x, y) + 1e-12 * (1 + np.abs(x).max() + np.abs(y).max()) \
         + 1e-14 * scores
+
+
+def _w1(x, y):
+    """Exact W1 between the samples by otdiv.wasserstein (p = 1), which takes any magnitude."""
+    from otdiv import wasserstein
+
+    return wasserstein(x, y, p=1)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(2, 30), m=st.integers(2, 30),
+       d=st.integers(1, 3), kind=st.sampled_from(["mlp", "wild", "linear"]),
+       log_c=st.floats(-300, 300), scale=st.sampled_from([1.0, 0.1, 10.0]))
+def test_the_bound_is_homogeneous_in_points_and_scores_at_any_magnitude(seed, n, m, d, kind,
+                                                                         log_c, scale):
+    # h is positively homogeneous in (z, f): the bound of (c x, c y, c f) is c times that of
+    # (x, y, f), whatever c. Distances of points near 1e160 overflowed (a "certified" bound
+    # of inf, 1.4e160 exact) and near 1e-160 underflowed to 0 (a bound of 0)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d))
+    y = rng.standard_normal((m, d)) + rng.standard_normal(d)
+    f = _critic(kind, rng, d)
+    fx, fy = f(x), f(y)
+    c = 10.0**log_c
+    base = envelope_bound(x, y, fx, fy, scale=scale)
+    big = envelope_bound(c * x, c * y, c * fx, c * fy, scale=scale)
+    room = 1 + np.abs(x).max() + np.abs(y).max()
+    assert abs(big.value - c * base.value) <= 1e-9 * c * (abs(base.value) + room)
+    assert abs(big.from_real - c * base.from_real) <= 1e-9 * c * (abs(base.from_real) + room)
+    assert big.value <= _w1(c * x, c * y) + 1e-11 * c * room
+    searched = envelope_bound(c * x, c * y, c * fx, c * fy)
+    assert np.isfinite([searched.value, searched.from_fake, searched.from_real, searched.raw,
+                        searched.scale]).all()
+    assert searched.value <= _w1(c * x, c * y) + 1e-11 * c * room
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(2, 30), m=st.integers(2, 30),
+       kind=st.sampled_from(["mlp", "wild", "linear"]), log_f=st.floats(0, 300),
+       log_s=st.floats(-5, 300))
+def test_huge_scaled_scores_give_a_finite_valid_bound(seed, n, m, kind, log_f, log_s):
+    # s * f far beyond the distances: its rounding swamped them (a critic of scores 1e18 at
+    # s = 1 certified 2048 where W1 was 0.7), and beyond the float range it was nan
+    # (1e200 scores at scale=1e200). The bound must stay within the rounding of the
+    # distances, whatever the scores
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 2))
+    y = rng.standard_normal((m, 2)) + rng.standard_normal(2)
+    f = _critic(kind, rng, 2)
+    fx, fy = 10.0**log_f * f(x), 10.0**log_f * f(y)
+    fx, fy = fx / max(1.0, np.abs(np.r_[fx, fy]).max() / 1e300), \
+        fy / max(1.0, np.abs(np.r_[fx, fy]).max() / 1e300)  # raw = mean fx - mean fy finite
+    w1 = exact_w1(x, y)
+    room = 1e-11 * (1 + np.abs(x).max() + np.abs(y).max())
+    for scale in (10.0**log_s, "search"):
+        bound = envelope_bound(x, y, fx, fy, scale=scale)
+        assert np.isfinite([bound.value, bound.from_fake, bound.from_real]).all()
+        assert bound.value <= w1 + room
+
+
+def test_held_out_samples_need_two_points_each():
+    # one point had held_out_se = inf: an infinite number given as an answer
+    x, y = np.eye(2), np.eye(2) + 1.0
+    with pytest.raises(ValueError, match=r"held_out\[0\]"):
+        envelope_bound(x, y, [0.0, 1.0], [1.0, 2.0], held_out=(np.zeros((1, 2)), y))
+    with pytest.raises(ValueError, match=r"held_out\[1\]"):
+        envelope_bound(x, y, [0.0, 1.0], [1.0, 2.0], held_out=(x, np.ones(2)[None]))
+    b = envelope_bound(x, y, [0.0, 1.0], [1.0, 2.0], held_out=(x * 1e300, y * 1e300))
+    assert np.isfinite([b.held_out, b.held_out_se]).all()  # far points: no overflow either
+
+
+def test_results_beyond_the_float_range_are_an_error_naming_the_argument():
+    # the critic's mean difference, or the bound itself, beyond 1.8e308: a ValueError, never
+    # inf or nan (both warned of an overflow and went on)
+    x, y = np.array([[0.0], [1.0]]), np.array([[2.0], [3.0]])
+    with pytest.raises(ValueError, match="fx and fy"):
+        envelope_bound(x, y, [1.7e308, 1.7e308], [-1.7e308, -1.7e308])
+    far_x = np.array([[1e308, 0.0], [0.9e308, 1.0]])
+    far_y = -far_x
+    with pytest.raises(ValueError, match="x and y"):
+        envelope_bound(far_x, far_y, [1.0, 1.0], [0.0, 0.0], scale=1.0)
+    # points near the limit whose bound is representable are fine
+    b = envelope_bound(far_x, far_x + np.array([0.0, 1e300]), [0.0, 0.0], [1.0, 1.0])
+    assert np.isfinite(b.value) and b.value <= 1e300 * (1 + 1e-12)

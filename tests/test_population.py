@@ -210,3 +210,193 @@ def test_the_envelope_equals_brute_force_with_per_pair_distances(seed, d, n_anch
     got = envelope_values(values, anchors, z, scales, upper)
     tol = 4 * d * np.finfo(float).eps * (np.abs(want).max() + dist.max())
     np.testing.assert_allclose(got, want, rtol=0, atol=tol)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(2, 20), m=st.integers(2, 20),
+       d=st.integers(1, 4), log_c=st.floats(-300, 300), s=st.sampled_from([0.25, 1.0, 4.0]),
+       upper=st.booleans())
+def test_the_envelope_is_homogeneous_in_points_and_values_at_any_magnitude(seed, n, m, d,
+                                                                           log_c, s, upper):
+    # h_s is positively homogeneous in (a, z, v): points near 1e160 overflowed the squared
+    # distances (every value 1.8e308) and near 1e-160 underflowed them
+    rng = np.random.default_rng(seed)
+    anchors = rng.standard_normal((15, d))
+    values = rng.standard_normal(15)
+    x = rng.standard_normal((n, d))
+    y = rng.standard_normal((m, d)) + rng.standard_normal(d)
+    z = np.concatenate([x, y])
+    c = 10.0**log_c
+    room = 1 + np.abs(z).max() + np.abs(anchors).max()
+    base = envelope_values(values, anchors, z, [s], upper)
+    big = envelope_values(c * values, c * anchors, c * z, [s], upper)
+    assert np.all(np.abs(big - c * base) <= 1e-9 * c * (np.abs(base) + room))
+    # the whole supports as the test pair: value <= W1 exactly (up to rounding)
+    b = population_bound(c * anchors, c * values, (c * x[:1], c * y[:1]), (c * x, c * y),
+                         scales=[s])
+    b1 = population_bound(anchors, values, (x[:1], y[:1]), (x, y), scales=[s])
+    assert abs(b.value - c * b1.value) <= 1e-9 * c * (abs(b1.value) + room)
+    assert abs(b.se - c * b1.se) <= 1e-9 * c * (b1.se + room)
+    assert b.value <= _w1(c * x, c * y) + 1e-11 * c * room
+
+
+def _w1(x, y):
+    from otdiv import wasserstein
+
+    return wasserstein(x, y, p=1)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(2, 20), m=st.integers(2, 20),
+       log_v=st.floats(0, 300), log_s=st.floats(-2, 300), upper=st.booleans())
+def test_huge_scaled_values_give_a_finite_valid_bound(seed, n, m, log_v, log_s, upper):
+    # s v far beyond the distances: 1e300 values at s = 1e10 gave nan for value, se and
+    # lower, and at 1e18 their rounding swamped the distances
+    rng = np.random.default_rng(seed)
+    anchors = rng.standard_normal((15, 2)) * 2
+    values = rng.standard_normal(15) * 10.0**log_v
+    x = rng.standard_normal((n, 2))
+    y = rng.standard_normal((m, 2)) + rng.standard_normal(2)
+    validation = (rng.standard_normal((4, 2)), rng.standard_normal((5, 2)))
+    up = (anchors[::-1], values) if upper else None
+    b = population_bound(anchors, values, validation, (x, y), scales=[10.0**log_s, 1.0],
+                         upper=up)
+    assert np.isfinite([b.value, b.se, b.lower, b.validation]).all()
+    assert b.value <= exact_w1(x, y) + 1e-11 * (1 + np.abs(x).max() + np.abs(y).max()
+                                                + np.abs(anchors).max())
+    try:  # h_s itself: finite, or an error when s v is beyond the float range
+        h = envelope_values(values, anchors, x, [10.0**log_s], upper)
+    except ValueError as exc:
+        assert "values" in str(exc)
+        assert log_s + np.log10(np.abs(values).max()) > 307
+    else:
+        assert np.isfinite(h).all()
+
+
+def test_envelope_values_beyond_the_float_range_are_an_error():
+    anchors = np.random.default_rng(0).standard_normal((10, 2))
+    values = 1e300 * np.arange(10.0)
+    # the min-envelope is s min v + distance = the distance: fine; the max one is 9e310
+    h = envelope_values(values, anchors, anchors, [1e10])
+    np.testing.assert_allclose(h[0], np.linalg.norm(anchors - anchors[0], axis=1), rtol=1e-12)
+    with pytest.raises(ValueError, match="values"):
+        envelope_values(values, anchors, anchors, [1e10], upper=True)
+    # a bound of about 2e308 (points at +-1e308): an error, not inf
+    far_x = np.array([[1e308, 0.0], [0.9e308, 1.0]])
+    with pytest.raises(ValueError, match="anchors, validation and test"):
+        population_bound(-far_x, [0.0, 1.0], (far_x, -far_x), (far_x, -far_x))
+
+
+def test_envelope_values_checks_its_arguments():
+    a, z, v = np.zeros((3, 2)), np.ones((4, 2)), np.zeros(3)
+    with pytest.raises(ValueError, match="values"):
+        envelope_values(np.zeros(2), a, z, [1.0])  # was an array of nan
+    with pytest.raises(ValueError, match="values"):
+        envelope_values(np.array([0.0, np.nan, 0.0]), a, z, [1.0])
+    with pytest.raises(ValueError, match="z must have dimension 2"):
+        envelope_values(v, a, np.ones((4, 3)), [1.0])  # was computed silently or numpy's
+    with pytest.raises(ValueError, match="z"):
+        envelope_values(v, a, np.ones((0, 2)), [1.0])
+    with pytest.raises(ValueError, match="anchors"):
+        envelope_values(v[:0], a[:0], z, [1.0])  # was "zero-size array to reduction"
+    with pytest.raises(ValueError, match="scales"):
+        envelope_values(v, a, z, [])
+    with pytest.raises(ValueError, match="scales"):
+        envelope_values(v, a, z, [0.0])
+    with pytest.raises(TypeError, match="scales"):
+        envelope_values(v, a, z, 1.0)
+    with pytest.raises(TypeError, match="upper"):
+        envelope_values(v, a, z, [1.0], upper="no")
+
+
+def test_population_bound_checks_confidence_flags_and_the_test_pair():
+    x = np.random.default_rng(0).standard_normal((3, 2))
+    v = np.zeros(3)
+    with pytest.raises(TypeError, match="confidence"):
+        population_bound(x, v, (x, x), (x, x + 1), confidence=None)  # a bare TypeError
+    with pytest.raises(TypeError, match="confidence"):
+        population_bound(x, v, (x, x), (x, x + 1), confidence="0.9")  # was accepted
+    with pytest.raises(ValueError, match="confidence"):
+        population_bound(x, v, (x, x), (x, x + 1), confidence=0.0)
+    with pytest.raises(TypeError, match="candidates"):
+        population_bound(x, v, (x, x), (x, x + 1), candidates=None)
+    with pytest.raises(TypeError, match=r"candidates\[0\]\[2\]"):
+        population_bound(x, v, (x, x), (x, x + 1), candidates=[(x, v, "no")])
+    # a one-point test side: se was inf, lower -inf (nan at confidence 0.5)
+    with pytest.raises(ValueError, match=r"test\[0\]"):
+        population_bound(x, v, (x, x), (x[:1], x + 1), confidence=0.5)
+    with pytest.raises(ValueError, match=r"test\[1\]"):
+        population_bound(x, v, (x, x), (x, x[:1] + 1))
+    b = population_bound(x, v, (x[:1], x[:1]), (x[:2], x[:2] + 1))  # a one-point validation
+    assert np.isfinite([b.value, b.se, b.lower]).all()
+
+
+def test_descent_anchors_checks_its_callables_and_sizes():
+    x = np.zeros((3, 2))
+    e = np.array([0.6, 0.8])
+    const = lambda z: np.tile(e, (len(z), 1))  # noqa: E731
+    with pytest.raises(TypeError, match="ascent"):
+        descent_anchors(const, x, step=1.0, n_steps=1, ascent="no")  # was truthy
+    with pytest.raises(ValueError, match="grad"):
+        descent_anchors(lambda z: np.zeros((len(z), 3)), x, step=1.0, n_steps=1)
+    with pytest.raises(ValueError, match="grad"):
+        descent_anchors(lambda z: np.full(z.shape, np.nan), x, step=1.0, n_steps=1)
+    with pytest.raises(ValueError, match="score"):
+        descent_anchors(const, x, step=1.0, n_steps=1, score=lambda z: np.full(len(z), np.nan),
+                        grow=2.0)
+    with pytest.raises(ValueError, match="score"):
+        descent_anchors(const, x, step=1.0, n_steps=1, score=lambda z: np.zeros(2), grow=2.0)
+    with pytest.raises(ValueError, match="n_steps"):
+        descent_anchors(const, x, step=1.0, n_steps=10**12)  # before any step
+    with pytest.raises(ValueError, match="step"):
+        descent_anchors(const, x, step=1e308, n_steps=3)  # fixed steps beyond the range
+    # an adaptive step whose end lies beyond the float range is not taken (it was, and the
+    # paths held inf)
+    pts = descent_anchors(lambda z: -np.ones_like(z), np.array([[1e308]]), step=1e308,
+                          n_steps=3, score=lambda z: -z[:, 0], grow=2.0)
+    assert np.isfinite(pts).all() and len(pts) > 1
+
+
+def _sampler(shift):
+    return lambda n, rng: rng.standard_normal((n, 2)) + shift
+
+
+def test_critic_population_bound_checks_its_arguments_as_audit_critic_does():
+    from otdiv.audit.models import mlp_critic
+
+    real, fake = _sampler(0.0), _sampler(1.0)
+    kw = dict(n=20, n_test=20)
+    critic = mlp_critic(2, (8,))
+    with pytest.raises(ValueError, match="critic"):  # torch's "does not require grad"
+        critic_population_bound(lambda z: torch.zeros(len(z)), real, fake, **kw)
+    with pytest.raises(ValueError, match="critic cannot score samples of dimension 2"):
+        critic_population_bound(mlp_critic(3, (8,)), real, fake, **kw)  # torch's shape error
+    with pytest.raises(ValueError, match="seed"):
+        critic_population_bound(critic, real, fake, seed=-1, **kw)
+    with pytest.raises(TypeError, match="seed"):
+        critic_population_bound(critic, real, fake, seed=1.5, **kw)
+    with pytest.raises(ValueError, match="n=10000000000"):  # a raw MemoryError
+        critic_population_bound(critic, real, fake, n=10**10, n_test=20)
+    with pytest.raises(ValueError, match="fake"):  # 3 rows for 20 were accepted
+        critic_population_bound(critic, real, lambda n, rng: rng.standard_normal((3, 2)), **kw)
+    with pytest.raises(ValueError, match="real"):  # beyond the critic's float32
+        critic_population_bound(critic, lambda n, rng: np.full((n, 2), 1e39), fake, **kw)
+    with pytest.raises(ValueError, match="critic returned NaN"):  # was "values must be..."
+        critic_population_bound(lambda z: z.sum(1) + float("nan"), real, fake, **kw)
+    with pytest.raises(TypeError, match="confidence"):
+        critic_population_bound(critic, real, fake, confidence=None, **kw)
+    with pytest.raises(TypeError, match="critic"):
+        critic_population_bound(None, real, fake, **kw)
+    with pytest.raises(TypeError, match="real"):
+        critic_population_bound(critic, np.zeros((20, 2)), fake, **kw)
+
+
+def test_the_population_size_is_checked_against_the_budget():
+    from otdiv.audit.population import check_population_size, population_bytes
+
+    check_population_size(2000, 4000, 8, 2, 64)  # the defaults at d = 64
+    assert population_bytes(2000, 4000, 8, 2, 64) < 2**30
+    with pytest.raises(ValueError, match="n_test=1000000000"):
+        check_population_size(2000, 10**9, 8, 2, 2)
+    with pytest.raises(ValueError, match="n_steps=100000"):
+        check_population_size(2000, 4000, 10**5, 2, 64)

@@ -31,14 +31,23 @@ on the pairs (x_i, y_j)). A window fixed around s = 1 misses a weight-clipped cr
 whose slope is 0.002-0.006 (docs/critic_benchmark.md: 0.33 x exact W1 on funnels d = 2
 with the fixed window [1/64, 64], 0.99 x with this one).
 
-Rounding: distances are computed per pair in float64 (no ``|x|^2 + |y|^2 - 2<x, y>``
-expansion), so the envelopes are 1-Lipschitz up to a relative 1e-15 of the largest operand
-(a distance or a scaled, centred score s * f); the bound holds to that precision (for a
-critic of scores near 1e6 kept at s = 1, about 1e-10).
+Rounding and range: points and scores are taken in units of 2^e, the power of
+two just above the largest coordinate (exact, so the bound is that of the data as given:
+the envelope is positively homogeneous in (z, f)), so that no distance overflows or
+underflows whatever the data's magnitude. Distances are computed per pair in float64 (no
+``|x|^2 + |y|^2 - 2<x, y>`` expansion), so the envelopes are 1-Lipschitz up to a relative
+1e-15 of the largest operand (a distance or a scaled, centred score s * f); the bound holds
+to that precision. Scaled scores beyond 2^10 times the largest distance (a critic far
+steeper than 1 kept at s = 1, or a huge ``scale``), where that rounding would swamp the
+distances (a critic of scores 1e18 at s = 1 certified 2048 where W1 was 0.7), are first
+taken relative to their least (largest) value and capped at the largest distance: the
+envelope is the same up to a constant, and the operands stay of the size of the distances.
+A bound that still exceeds the float range (points near 1e308) is a ValueError, never inf.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -109,6 +118,84 @@ def _as_scores(s: object, n: int, name: str) -> np.ndarray:
     return arr
 
 
+STEEP = 2.0 ** 10  # scaled scores beyond STEEP x the largest distance go relative (below)
+
+
+def _exponent(*arrays: np.ndarray) -> int:
+    """e with every |entry| < 2^e (0 for all-zero arrays): dividing by 2^e is exact."""
+    top = max(float(np.max(np.abs(a))) if a.size else 0.0 for a in arrays)
+    return int(np.frexp(top)[1]) if top > 0 else 0
+
+
+def _diameter(dim: int) -> float:
+    """An upper bound on the distance between two points of coordinates in (-1, 1)."""
+    return 4.0 * math.sqrt(dim)
+
+
+def _relative(f: np.ndarray, s: float, e: int, cap: float) -> np.ndarray:
+    """min(s (f - min f) / 2^e, cap), computed without overflow (f finite, any magnitude;
+    s > 0 finite). As values of min_j (v_j + ||z - p_j||) they give min_j (s f_j / 2^e +
+    ||z - p_j||) less its constant s min f / 2^e at every z within ``cap`` of the p_j of
+    least f: a term capped is at least that p_j's."""
+    ef = _exponent(f)
+    r = np.ldexp(f, -ef)  # |r| < 1, exact
+    with np.errstate(over="ignore"):
+        return np.minimum(np.ldexp(s * (r - r.min()), ef - e), cap)
+
+
+def _start_values(f: np.ndarray, raw: np.ndarray, s: float, e: int, cap: float,
+                  lower: bool) -> np.ndarray:
+    """The values s f / 2^e an envelope starts from (``f`` the centred scores / 2^e, which may
+    hold inf when the centring overflowed; ``raw`` the scores as given), finite and at most
+    STEEP x ``cap`` in size: as they are when they are that small, else relative to their
+    least (``lower``: the min-envelope h) or largest value and capped (:func:`_relative`),
+    which leaves the envelope unchanged up to a constant on points within ``cap``."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        v = s * f
+        small = bool(np.isfinite(v).all()) and float(np.max(np.abs(v))) <= STEEP * cap
+    if small:
+        return v
+    return _relative(raw, s, e, cap) if lower else -_relative(-raw, s, e, cap)
+
+
+def _finite(values: dict[str, float], what: str) -> None:
+    """ValueError naming ``what`` when one of the results overflowed the float range."""
+    bad = [k for k, v in values.items() if v is not None and not math.isfinite(v)]
+    if bad:
+        raise ValueError(f"{what}: {', '.join(bad)} lies beyond the float64 range (the "
+                         "points reach its limit); rescale the data")
+
+
+def _mean_difference(fx: np.ndarray, fy: np.ndarray) -> float:
+    """mean fx - mean fy, without overflow of the sums (ValueError naming fx and fy when the
+    difference itself is beyond the float range)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        raw = float(fx.mean() - fy.mean())
+    if not math.isfinite(raw):
+        ef = _exponent(fx, fy)
+        with np.errstate(over="ignore"):
+            raw = float(np.ldexp(np.ldexp(fx, -ef).mean() - np.ldexp(fy, -ef).mean(), ef))
+    if not math.isfinite(raw):
+        raise ValueError("fx and fy: mean fx - mean fy lies beyond the float64 range; "
+                         "rescale the scores")
+    return raw
+
+
+def _check_held_out(held_out: object, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    if not isinstance(held_out, tuple) or len(held_out) != 2:
+        raise TypeError("held_out must be a pair (x', y') of point arrays")
+    pair = []
+    for k, z in enumerate(held_out):
+        pts = _as_points(z, f"held_out[{k}]")
+        if pts.shape[1] != dim:
+            raise ValueError(f"held_out points must have dimension {dim}")
+        if len(pts) < 2:
+            raise ValueError(f"held_out[{k}] must hold at least 2 points (its standard "
+                             f"error needs two), got {len(pts)}")
+        pair.append(pts)
+    return pair[0], pair[1]
+
+
 def envelope_bound(
     x: object, y: object, fx: object, fy: object, *, scale: float | str = "search",
     max_rounds: int = 4, held_out: tuple[object, object] | None = None,
@@ -123,15 +210,17 @@ def envelope_bound(
             (about 16 bounds of one round each, then the best with all rounds; s = 1 and
             s = 1/L_S are always candidates).
         max_rounds: c-transform rounds per envelope (>= 1); each costs O(n m d).
-        held_out: (x', y'), independent samples of P and Q on which the envelope (the
-            McShane extension min_l v_l + ||z - p_l|| of its values v on the x_i and y_j,
-            1-Lipschitz whatever v) is evaluated: a lower bound on the population W1(P, Q)
-            up to sampling error, which ``held_out_se`` states. Between samples W1 is biased
-            upwards (strongly in high dimension); this estimate is not.
+        held_out: (x', y'), independent samples of P and Q, at least 2 points each, on which
+            the envelope (the McShane extension min_l v_l + ||z - p_l|| of its values v on
+            the x_i and y_j, 1-Lipschitz whatever v) is evaluated: a lower bound on the
+            population W1(P, Q) up to sampling error, which ``held_out_se`` states. Between
+            samples W1 is biased upwards (strongly in high dimension); this estimate is not.
 
     Returns:
         An :class:`EnvelopeBound`; ``value`` is the bound (W1 with p = 1, Euclidean ground
-        distance, uniform weights).
+        distance, uniform weights). Every field is finite: data whose bound lies beyond the
+        float range (coordinates near 1e308) or scores whose mean difference does are a
+        ValueError.
     """
     x = _as_points(x, "x")
     y = _as_points(y, "y")
@@ -141,31 +230,45 @@ def envelope_bound(
     fx = _as_scores(fx, len(x), "fx")
     fy = _as_scores(fy, len(y), "fy")
     max_rounds = check_int(max_rounds, "max_rounds", minimum=1)
-    raw = float(fx.mean() - fy.mean())
-    # centre the scores: the bound is invariant to a constant, the rounding is not
-    shift = 0.5 * (np.median(fx) + np.median(fy))
-    fx, fy = fx - shift, fy - shift
     if isinstance(scale, str):
         if scale != "search":
             raise ValueError(f"scale must be a positive number or 'search', got {scale!r}")
-        scale = _search_scale(x, y, fx, fy)
     else:
         scale = check_positive(scale, "scale")
-    from_fake, r1, vx1, vy1 = _envelopes(x, y, scale * fx, scale * fy, True, max_rounds)
-    from_real, r2, vx2, vy2 = _envelopes(x, y, scale * fx, scale * fy, False, max_rounds)
+    if held_out is not None:
+        xh, yh = _check_held_out(held_out, x.shape[1])
+    raw = _mean_difference(fx, fy)
+    # in units of 2^e, the power of two above the largest coordinate: exact, and no distance
+    # overflows or underflows; the scores go with the points (the bound is homogeneous)
+    e = _exponent(x, y)
+    xs, ys = np.ldexp(x, -e), np.ldexp(y, -e)
+    cap = _diameter(x.shape[1])
+    # centre the scores: the bound is invariant to a constant, the rounding is not
+    with np.errstate(over="ignore", invalid="ignore"):
+        shift = 0.5 * (np.median(fx) + np.median(fy))
+        cx, cy = np.ldexp(fx - shift, -e), np.ldexp(fy - shift, -e)
+    scores = (cx, cy, fx, fy, e, cap)
+    if isinstance(scale, str):
+        scale = _search_scale(xs, ys, scores)
+    from_fake, r1, vx1, vy1 = _envelopes(xs, ys, scores, scale, True, max_rounds)
+    from_real, r2, vx2, vy2 = _envelopes(xs, ys, scores, scale, False, max_rounds)
     held = held_se = None
     if held_out is not None:
-        if not isinstance(held_out, tuple) or len(held_out) != 2:
-            raise TypeError("held_out must be a pair (x', y') of point arrays")
-        xh, yh = _as_points(held_out[0], "held_out[0]"), _as_points(held_out[1], "held_out[1]")
-        if xh.shape[1] != x.shape[1] or yh.shape[1] != x.shape[1]:
-            raise ValueError(f"held_out points must have dimension {x.shape[1]}")
+        # the envelope's values, in the units of all points (held-out ones included)
+        eh = max(e, _exponent(xh, yh))
         vx, vy = (vx1, vy1) if from_fake >= from_real else (vx2, vy2)
-        values, points = np.concatenate([vx, vy]), np.concatenate([x, y])
-        hx, hy = _transform(values, points, xh, +1.0), _transform(values, points, yh, +1.0)
-        held = float(hx.mean() - hy.mean())
-        held_se = float(np.sqrt(hx.var(ddof=1) / len(hx) + hy.var(ddof=1) / len(hy))) \
-            if min(len(hx), len(hy)) > 1 else float("inf")
+        values = np.ldexp(np.concatenate([vx, vy]), e - eh)
+        points = np.ldexp(np.concatenate([x, y]), -eh)
+        hx = _transform(values, points, np.ldexp(xh, -eh), +1.0)
+        hy = _transform(values, points, np.ldexp(yh, -eh), +1.0)
+        with np.errstate(over="ignore"):
+            held = float(np.ldexp(hx.mean() - hy.mean(), eh))
+            held_se = float(np.ldexp(np.sqrt(hx.var(ddof=1) / len(hx)
+                                              + hy.var(ddof=1) / len(hy)), eh))
+    with np.errstate(over="ignore"):
+        from_fake, from_real = float(np.ldexp(from_fake, e)), float(np.ldexp(from_real, e))
+    _finite({"the bound": from_fake, "the bound from the real scores": from_real,
+             "held_out": held, "held_out_se": held_se}, "x and y")
     return EnvelopeBound(value=max(from_fake, from_real), from_fake=from_fake,
                          from_real=from_real, raw=raw, rounds=max(r1, r2), scale=scale,
                          held_out=held, held_out_se=held_se)
@@ -187,18 +290,38 @@ def _sample_slope(x, y, fx, fy) -> float:
     return best
 
 
-def _search_scale(x, y, fx, fy) -> float:
+def _log_slope(x, y, scores) -> float | None:
+    """log L_S of the scores as given (:func:`_sample_slope`; the points in units of 2^e and
+    the scores with them), without overflow; None when L_S is 0 or beyond the float range."""
+    cx, cy, fx, fy, e, _ = scores
+    with np.errstate(over="ignore", invalid="ignore"):
+        slope = _sample_slope(x, y, cx, cy)
+    if 0 < slope < np.inf:
+        return float(np.log(slope))
+    if np.isfinite(cx).all() and np.isfinite(cy).all():
+        return None  # 0, or a ratio beyond the float range
+    ef = _exponent(fx, fy)  # the centred scores overflowed: the scores / 2^ef, then 2^(ef - e)
+    with np.errstate(over="ignore"):
+        slope = _sample_slope(x, y, np.ldexp(fx, -ef), np.ldexp(fy, -ef))
+    return float(np.log(slope) + (ef - e) * np.log(2.0)) if 0 < slope < np.inf else None
+
+
+_LOG_RANGE = 700.0  # |log s| of the scales searched: exp stays a normal float
+
+
+def _search_scale(x, y, scores) -> float:
     """Golden-section search of log s in [log(1/(64 L_S)), log(64/L_S)] for the best
     one-round bound (L_S from :func:`_sample_slope`; the window is centred on s = 1 when
-    L_S is 0 or not finite)."""
+    L_S is 0 or not finite, and kept within |log s| <= 700)."""
 
     def bound(log_s: float) -> float:
         s = float(np.exp(log_s))
-        return max(_envelopes(x, y, s * fx, s * fy, True, 1)[0],
-                   _envelopes(x, y, s * fx, s * fy, False, 1)[0])
+        return max(_envelopes(x, y, scores, s, True, 1)[0],
+                   _envelopes(x, y, scores, s, False, 1)[0])
 
-    slope = _sample_slope(x, y, fx, fy)
-    centre = -np.log(slope) if 0 < slope < np.inf else 0.0
+    log_slope = _log_slope(x, y, scores)
+    centre = -log_slope if log_slope is not None else 0.0
+    centre = min(max(centre, -_LOG_RANGE + np.log(64.0)), _LOG_RANGE - np.log(64.0))
     lo, hi = centre - np.log(64.0), centre + np.log(64.0)
     ratio = (np.sqrt(5.0) - 1.0) / 2.0
     a, b = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
@@ -221,14 +344,18 @@ def _search_scale(x, y, fx, fy) -> float:
     return float(np.exp(next(log_s for value, log_s in candidates if value == top)))
 
 
-def _envelopes(x, y, fx, fy, start_fake: bool, max_rounds: int):
-    """(bound, rounds, values on x, values on y) of the envelope started from fy (or fx)."""
+def _envelopes(x, y, scores, s: float, start_fake: bool, max_rounds: int):
+    """(bound, rounds, values on x, values on y) of the envelope of s * f started from fy
+    (or fx), in units of 2^e (``scores`` as :func:`envelope_bound` prepares them)."""
+    cx, cy, fx, fy, e, cap = scores
     # (hx, hy): one 1-Lipschitz function's values on the x_i and on the y_j. Where the
     # values are re-used rather than recomputed, rounding can only lower the bound.
     if start_fake:
-        hx, hy = _transform(fy, y, x, +1.0), _transform(fy, y, y, +1.0)
+        vy = _start_values(cy, fy, s, e, cap, lower=True)
+        hx, hy = _transform(vy, y, x, +1.0), _transform(vy, y, y, +1.0)
     else:
-        hx, hy = _transform(fx, x, x, -1.0), _transform(fx, x, y, -1.0)
+        vx = _start_values(cx, fx, s, e, cap, lower=False)
+        hx, hy = _transform(vx, x, x, -1.0), _transform(vx, x, y, -1.0)
     best = float(hx.mean() - hy.mean())
     best_values = hx, hy
     rounds = 1

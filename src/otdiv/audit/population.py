@@ -39,23 +39,32 @@ tight one (also 1-Lipschitz: the same bound holds for it).
 **The choice.** s (among ``scales``) and h_s or k_s are picked on a separate validation
 pair (x_v, y_v) (the largest validation value wins), so that the test samples stay
 independent of the function they evaluate.
+
+**Range.** As in :mod:`otdiv.audit.envelope`, points are taken in units of 2^e, the power of
+two above their largest coordinate (exact), so no distance overflows or underflows; scaled
+values s v beyond 2^10 times the largest distance are taken relative to their least and
+capped at it (the same envelope up to a constant, which the bound does not see), so that
+neither overflow nor rounding of huge values reaches the bound. Every field of a result is
+finite, or the call is a ValueError.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from otdiv._array import check_int, check_positive, to_numpy64
-from otdiv.audit.envelope import _as_points
+from otdiv._array import check_int, check_positive, check_scores, check_seed, to_numpy64
+from otdiv.audit.envelope import STEEP, _as_points, _diameter, _exponent, _finite, _relative
+from otdiv.audit.models import MEMORY_BUDGET
 from otdiv.audit.slopes import gradients, score_fn
 
 _CHUNK_BYTES = 64 * 2**20  # one block of distances at a time
 DEFAULT_SCALES = tuple(2.0 ** k for k in range(-2, 4))  # x (1 / the critic's slope)
+_RANGE = 2.0 ** 1000  # |s v| (in units of the points) up to which envelope_values keeps v
 
 
 @dataclass(frozen=True)
@@ -83,11 +92,15 @@ class PopulationBound:
     grow: float | None = None
 
 
-def _points(z: object, name: str, dim: int | None = None) -> np.ndarray:
-    """``envelope._as_points`` (a finite, non-empty (n, d) array), of dimension ``dim``."""
+def _points(z: object, name: str, dim: int | None = None, minimum: int = 1) -> np.ndarray:
+    """``envelope._as_points`` (a finite, non-empty (n, d) array), of dimension ``dim`` and
+    with at least ``minimum`` points."""
     arr = _as_points(z, name)
     if dim is not None and arr.shape[1] != dim:
         raise ValueError(f"{name} must have dimension {dim}, got {arr.shape[1]}")
+    if len(arr) < minimum:
+        raise ValueError(f"{name} must hold at least {minimum} points (a standard error needs "
+                         f"two), got {len(arr)}")
     return arr
 
 
@@ -99,23 +112,44 @@ def _values(values: object, n: int, name: str) -> np.ndarray:
     return arr
 
 
-def envelope_values(values: np.ndarray, anchors: np.ndarray, z: np.ndarray,
-                    scales: Sequence[float], upper: bool = False) -> np.ndarray:
-    """(len(scales), len(z)) array: h_s(z_k) = min_a (s values_a + ||z_k - a||) per scale s
-    (``upper``: k_s(z_k) = max_a (s values_a - ||z_k - a||), also 1-Lipschitz).
+def _flag(value: object, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
-    Per block of z, squared distances from one matrix product about the anchors' mean,
-    |z|^2 + |a|^2 - 2 <z, a>, whose rounding error is at most (2 d + 8) eps (|z|^2 +
-    max |a|^2); the anchors within twice that (in distance) of each minimum are then
-    re-evaluated with per-pair distances (``kernels.envelope_numba``), so the values are
-    those of per-pair float64 distances: 1-Lipschitz up to one distance's rounding."""
+
+def _scales(scales: object) -> list[float]:
+    """A non-empty sequence of finite numbers > 0."""
+    if isinstance(scales, (str, bytes)):
+        raise TypeError(f"scales must be a sequence of positive numbers, got {scales!r}")
+    try:
+        items = list(scales)
+    except TypeError:
+        raise TypeError("scales must be a sequence of positive numbers, got "
+                        f"{type(scales).__name__}") from None
+    items = [check_positive(s, "scales") for s in items]
+    if not items:
+        raise ValueError("scales must hold at least one positive number")
+    return items
+
+
+def _confidence(confidence: object) -> float:
+    confidence = check_positive(confidence, "confidence")
+    if not confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    return confidence
+
+
+def _kernel(vals: np.ndarray, anchors: np.ndarray, z: np.ndarray,
+            scales: np.ndarray) -> np.ndarray:
+    """min_a (s vals_a + ||z_k - a||), (len(scales), len(z)), finite inputs of moderate size
+    (:func:`envelope_values`)."""
     from otdiv.kernels.envelope_numba import envelope_min_block
 
-    scales = np.asarray(scales, dtype=np.float64)
-    sign = -1.0 if upper else 1.0
-    vals = np.ascontiguousarray(sign * np.asarray(values, dtype=np.float64))
+    vals = np.ascontiguousarray(vals, dtype=np.float64)
     anchors = np.ascontiguousarray(anchors, dtype=np.float64)
     z = np.ascontiguousarray(z, dtype=np.float64)
+    scales = np.ascontiguousarray(scales, dtype=np.float64)
     eps = np.finfo(np.float64).eps
     center = anchors.mean(axis=0)
     a = anchors - center
@@ -134,6 +168,63 @@ def envelope_values(values: np.ndarray, anchors: np.ndarray, z: np.ndarray,
                   + 16.0 * eps * (top + 2.0 * reach))
         envelope_min_block(ip, nz, na, margin, zb, anchors, vals, scales,
                            out[:, start:start + rows])
+    return out
+
+
+def _min_envelope(w: np.ndarray, anchors: np.ndarray, z: np.ndarray, scales: Sequence[float],
+                  e: int, limit: float) -> tuple[np.ndarray, np.ndarray]:
+    """(out, offsets): min_a (s w_a + ||z_k - a||) = offsets[i] + 2^e out[i, k] for
+    s = scales[i], with ``anchors`` and ``z`` given in units of 2^e (coordinates in (-1, 1))
+    and ``w`` as it is. A scale with s |w| / 2^e <= ``limit`` x the largest distance takes
+    w / 2^e (offset 0); a larger one takes w relative to its least value, capped at the
+    largest distance (``envelope._relative``; offset s min w, which may overflow)."""
+    cap = _diameter(anchors.shape[1])
+    scales = np.asarray(scales, dtype=np.float64)
+    with np.errstate(over="ignore", under="ignore"):
+        wn = np.ldexp(w, -e)
+        small = scales * float(np.max(np.abs(wn))) <= limit * cap
+    out = np.empty((len(scales), len(z)))
+    offsets = np.zeros(len(scales))
+    if small.any():
+        out[small] = _kernel(wn, anchors, z, scales[small])
+    for k in np.flatnonzero(~small):
+        out[k] = _kernel(_relative(w, scales[k], e, cap), anchors, z, np.ones(1))[0]
+        with np.errstate(over="ignore"):
+            offsets[k] = scales[k] * w.min()
+    return out, offsets
+
+
+def envelope_values(values: np.ndarray, anchors: np.ndarray, z: np.ndarray,
+                    scales: Sequence[float], upper: bool = False) -> np.ndarray:
+    """(len(scales), len(z)) array: h_s(z_k) = min_a (s values_a + ||z_k - a||) per scale s
+    (``upper``: k_s(z_k) = max_a (s values_a - ||z_k - a||), also 1-Lipschitz).
+
+    ``anchors`` (N, d) and ``z`` (k, d) are finite point arrays of one dimension ((n,) for
+    d = 1), ``values`` N finite numbers, ``scales`` finite numbers > 0, at least one.
+
+    Per block of z, squared distances from one matrix product about the anchors' mean,
+    |z|^2 + |a|^2 - 2 <z, a>, whose rounding error is at most (2 d + 8) eps (|z|^2 +
+    max |a|^2); the anchors within twice that (in distance) of each minimum are then
+    re-evaluated with per-pair distances (``kernels.envelope_numba``), so the values are
+    those of per-pair float64 distances: 1-Lipschitz up to one distance's rounding. Points
+    are taken in units of the power of two above their largest coordinate (exact), so no
+    distance overflows; values h_s beyond the float range are a ValueError."""
+    anchors = _points(anchors, "anchors")
+    values = _values(values, len(anchors), "values")
+    z = _points(z, "z", anchors.shape[1])
+    scales = _scales(scales)
+    upper = _flag(upper, "upper")
+    sign = -1.0 if upper else 1.0
+    e = _exponent(anchors, z)
+    out, offsets = _min_envelope(sign * values, np.ldexp(anchors, -e), np.ldexp(z, -e),
+                                 scales, e, _RANGE)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.ldexp(out, e)
+        steep = offsets != 0
+        out[steep] += offsets[steep, None]
+    if not np.isfinite(out).all():
+        raise ValueError("values: the envelope values s * values +- distances lie beyond "
+                         "the float64 range; rescale the values or the points")
     return sign * out
 
 
@@ -152,33 +243,79 @@ def descent_anchors(grad: Callable[[np.ndarray], np.ndarray], start: object, *,
     h_(t+1) = ``grow`` h_t, else the path stays and h_(t+1) = h_t / ``grow``. Along a
     straight transport ray the steps lengthen geometrically (a translation's parallel
     rays: ``step`` (grow^n - 1) / (grow - 1) in n steps); at the point where the rays meet
-    (an apex, where f stops falling) they shrink onto it. Returns the start points and the
-    steps taken, at most (n_steps + 1) n points."""
+    (an apex, where f stops falling) they shrink onto it. A step whose end is beyond the
+    float range is not taken. Returns the start points and the steps taken, at most
+    (n_steps + 1) n points.
+
+    ``grad`` must return finite gradients, ``score`` one finite value per point (ValueError
+    naming them); paths of more than ``MEMORY_BUDGET`` bytes (16 (n_steps + 1) n (d + 1))
+    are a ValueError naming n_steps."""
+    if not callable(grad):
+        raise TypeError(f"grad must be a callable z -> gradients, got {type(grad).__name__}")
+    if score is not None and not callable(score):
+        raise TypeError(f"score must be None or a callable z -> values, got "
+                        f"{type(score).__name__}")
     a = _points(start, "start")
     step = check_positive(step, "step")
     n_steps = check_int(n_steps, "n_steps", minimum=0)
     grow = check_positive(grow, "grow")
+    ascent = _flag(ascent, "ascent")
+    need = 16 * (n_steps + 1) * len(a) * (a.shape[1] + 1)
+    if need > MEMORY_BUDGET:
+        raise ValueError(f"n_steps={n_steps} needs about {need / 2**30:.3g} GiB for the paths "
+                         f"of {len(a)} points in d={a.shape[1]}, over the memory budget of "
+                         f"{MEMORY_BUDGET / 2**30:.3g} GiB; lower n_steps")
     sign = 1.0 if ascent else -1.0
     out = [a]
     h = np.full((len(a), 1), step)
-    fa = None if score is None else np.asarray(score(a), dtype=np.float64).reshape(-1)
+    fa = None if score is None else _scored(score, a)
     for _ in range(n_steps):
-        g = np.asarray(grad(a), dtype=np.float64).reshape(a.shape)
+        g = _gradient(grad, a)
         norm = np.linalg.norm(g, axis=1, keepdims=True)
         unit = np.divide(g, norm, out=np.zeros_like(g), where=norm > 0)
         if fa is None:
-            a = a + sign * step * unit
+            with np.errstate(over="ignore"):
+                a = a + sign * step * unit
+            if not np.isfinite(a).all():
+                raise ValueError(f"step={step:g}: {n_steps} steps of it leave the float64 "
+                                 "range; lower step or n_steps")
             out.append(a)
             continue
-        trial = a + sign * h * unit
-        ft = np.asarray(score(trial), dtype=np.float64).reshape(-1)
-        ok = sign * (ft - fa) >= 0.5 * h[:, 0] * norm[:, 0]
+        with np.errstate(over="ignore", invalid="ignore"):
+            trial = a + sign * h * unit
+        inside = np.isfinite(trial).all(axis=1)
+        ft = _scored(score, trial if inside.all() else np.where(inside[:, None], trial, a))
+        with np.errstate(over="ignore", invalid="ignore"):
+            ok = sign * (ft - fa) >= 0.5 * h[:, 0] * norm[:, 0]
         ok &= norm[:, 0] > 0
+        ok &= inside
         a = np.where(ok[:, None], trial, a)
         fa = np.where(ok, ft, fa)
-        h = np.where(ok[:, None], h * grow, h / grow)
+        with np.errstate(over="ignore"):
+            h = np.where(ok[:, None], h * grow, h / grow)
         out.append(trial[ok])
     return np.concatenate(out)
+
+
+def _gradient(grad: Callable, a: np.ndarray) -> np.ndarray:
+    g = np.asarray(grad(a), dtype=np.float64)
+    if g.size != a.size:
+        raise ValueError(f"grad must return one gradient per point, shape {a.shape}; got "
+                         f"shape {g.shape}")
+    g = g.reshape(a.shape)
+    if not np.isfinite(g).all():
+        raise ValueError(f"grad returned NaN or inf at {int((~np.isfinite(g)).any(1).sum())} "
+                         f"of {len(a)} points")
+    return g
+
+
+def _scored(score: Callable, z: np.ndarray) -> np.ndarray:
+    f = check_scores(np.asarray(score(z), dtype=np.float64), len(z), "score", per="point",
+                     verb="return")
+    if not np.isfinite(f).all():
+        raise ValueError(f"score returned NaN or inf at {int((~np.isfinite(f)).sum())} of "
+                         f"{len(z)} points")
+    return f
 
 
 def population_bound(anchors: object, values: object, validation: tuple[object, object],
@@ -193,20 +330,23 @@ def population_bound(anchors: object, values: object, validation: tuple[object, 
         upper: optionally (anchors', values') of a second candidate, the upper envelope
             k_s(z) = max_a (s v'_a - ||z - a||); the validation pair picks h or k too.
         candidates: further envelopes (anchors'', values'', is_upper) to pick from
-            (e.g. anchors on other paths); each is 1-Lipschitz, so the pick is free.
+            (e.g. anchors on other paths; is_upper True or False); each is 1-Lipschitz, so
+            the pick is free.
         validation: (x_v, y_v), samples of P and Q that pick s (largest mean h_s(x_v) -
             mean h_s(y_v)); they must be independent of the test pair.
         test: (x', y'), samples of P and Q independent of the anchors, values and
-            validation pair: ``value`` = mean h_s(x') - mean h_s(y').
+            validation pair, at least 2 points each (the standard error needs two):
+            ``value`` = mean h_s(x') - mean h_s(y').
         scales: candidate s (default ``DEFAULT_SCALES``, 2^-2 .. 2^3, for values of slope
             about 1; divide them by the critic's slope otherwise, as
             :func:`critic_population_bound` does).
-        confidence: level of ``lower`` = value - z se (normal approximation).
+        confidence: level of ``lower`` = value - z se (normal approximation), in (0, 1).
 
     E_P h_s - E_Q h_s <= W1(P, Q) whatever the anchors and values (h_s is 1-Lipschitz), so
     ``value`` estimates a lower bound without bias and ``lower`` is a lower confidence
     bound. For discrete P and Q, passing their whole supports (uniform weights) as the test
-    pair makes ``value`` <= W1(P, Q) exactly.
+    pair makes ``value`` <= W1(P, Q) exactly. Every field is finite: points whose bound lies
+    beyond the float range (coordinates near 1e308) are a ValueError.
     """
     from scipy.stats import norm
 
@@ -219,44 +359,82 @@ def population_bound(anchors: object, values: object, validation: tuple[object, 
             raise TypeError("upper must be a pair (anchors, values)")
         up = _points(upper[0], "upper[0]", dim)
         sides.append((1, True, up, _values(upper[1], len(up), "upper[1]")))
+    if isinstance(candidates, (str, bytes)) or not isinstance(candidates, Iterable):
+        raise TypeError("candidates must be a sequence of triples (anchors, values, is_upper), "
+                        f"got {type(candidates).__name__}")
     for k, cand in enumerate(candidates):
         if not isinstance(cand, tuple) or len(cand) != 3:
             raise TypeError("candidates must hold triples (anchors, values, is_upper)")
         pts = _points(cand[0], f"candidates[{k}][0]", dim)
-        sides.append((2 + k, bool(cand[2]), pts,
+        sides.append((2 + k, _flag(cand[2], f"candidates[{k}][2] (is_upper)"), pts,
                       _values(cand[1], len(pts), f"candidates[{k}][1]")))
     for name, pair in (("validation", validation), ("test", test)):
         if not isinstance(pair, tuple) or len(pair) != 2:
             raise TypeError(f"{name} must be a pair (x, y) of point arrays")
     xv, yv = (_points(p, f"validation[{k}]", dim) for k, p in enumerate(validation))
-    xt, yt = (_points(p, f"test[{k}]", dim) for k, p in enumerate(test))
-    confidence = float(confidence)
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
-    if scales is None:
-        scales = DEFAULT_SCALES
-    scales = [check_positive(s, "scales") for s in scales]
-    if not scales:
-        raise ValueError("scales must hold at least one positive number")
+    xt, yt = (_points(p, f"test[{k}]", dim, minimum=2) for k, p in enumerate(test))
+    confidence = _confidence(confidence)
+    scales = list(DEFAULT_SCALES) if scales is None else _scales(scales)
+    # every point in units of 2^e (exact): no distance overflows or underflows
+    e = _exponent(xv, yv, xt, yt, *(pts for _, _, pts, _ in sides))
+    zv = np.ldexp(np.concatenate([xv, yv]), -e)
     best = None
     for choice, side, pts, vals in sides:
-        vals = vals - np.median(vals)  # the bound is invariant to a constant
-        hv = envelope_values(vals, pts, np.concatenate([xv, yv]), scales, side)
+        with np.errstate(over="ignore", invalid="ignore"):
+            centred = vals - np.median(vals)  # the bound is invariant to a constant
+        if not np.isfinite(centred).all():
+            centred = vals
+        sign = -1.0 if side else 1.0
+        # (the offsets of huge values are constants per scale: the differences drop them)
+        hv = sign * _min_envelope(sign * centred, np.ldexp(pts, -e), zv, scales, e, STEEP)[0]
         val = hv[:, :len(xv)].mean(axis=1) - hv[:, len(xv):].mean(axis=1)
         k = int(np.argmax(val))
         if best is None or val[k] > best[0]:
-            best = (float(val[k]), scales[k], side, pts, vals, choice)
+            best = (float(val[k]), scales[k], side, pts, centred, choice)
     validation_value, s, side, pts, vals, choice = best
-    ht = envelope_values(vals, pts, np.concatenate([xt, yt]), [s], side)[0]
+    sign = -1.0 if side else 1.0
+    ht = sign * _min_envelope(sign * vals, np.ldexp(pts, -e),
+                              np.ldexp(np.concatenate([xt, yt]), -e), [s], e, STEEP)[0][0]
     hx, hy = ht[:len(xt)], ht[len(xt):]
-    value = float(hx.mean() - hy.mean())
-    var = (hx.var(ddof=1) / len(hx) if len(hx) > 1 else math.inf) + \
-        (hy.var(ddof=1) / len(hy) if len(hy) > 1 else math.inf)
-    se = float(math.sqrt(var))
-    lower = value - float(norm.ppf(confidence)) * se
+    with np.errstate(over="ignore"):
+        value = float(np.ldexp(hx.mean() - hy.mean(), e))
+        se = float(np.ldexp(math.sqrt(hx.var(ddof=1) / len(hx) + hy.var(ddof=1) / len(hy)),
+                            e))
+        lower = value - float(norm.ppf(confidence)) * se
+        validation_value = float(np.ldexp(validation_value, e))
+    _finite({"value": value, "se": se, "lower": lower, "validation": validation_value},
+            "anchors, validation and test")
     return PopulationBound(value=value, se=se, lower=lower, confidence=confidence, scale=s,
                            validation=validation_value, n_anchors=len(pts),
                            envelope="max" if side else "min", choice=choice)
+
+
+def population_bytes(n: int, n_test: int, n_steps: int, n_grow: int, dim: int) -> int:
+    """Bytes :func:`critic_population_bound` plans to hold: 8 (d + 1) a point (float64
+    coordinates and a score) for the 2 n (n_steps + 1) points of each of its 2 n_grow path
+    sets, three times (built step by step, joined, centred in the envelope), 8 n for the
+    samples, their gradients and scores, 8 n_test for the validation and test pairs and
+    their joined copies, and two blocks of distances of the envelope (64 MiB each)."""
+    paths = 2 * n_grow * 2 * n * (n_steps + 1)
+    return 8 * (dim + 1) * (3 * paths + 8 * n + 8 * n_test) + 2 * _CHUNK_BYTES
+
+
+def check_population_size(n: int, n_test: int, n_steps: int, n_grow: int, dim: int, *,
+                          budget: float = MEMORY_BUDGET) -> None:
+    """ValueError naming the argument that drives it (n, n_test, n_steps or grow) when
+    :func:`population_bytes` exceeds ``budget`` bytes (the idiom of
+    :func:`otdiv.audit.models.check_training_size`)."""
+    need = population_bytes(n, n_test, n_steps, n_grow, dim)
+    if need <= budget:
+        return
+    reduced = {"n": (1, n_test, n_steps, n_grow), "n_test": (n, 2, n_steps, n_grow),
+               "n_steps": (n, n_test, 0, n_grow), "grow": (n, n_test, n_steps, 1)}
+    name = min(reduced, key=lambda k: population_bytes(*reduced[k], dim))
+    value = {"n": n, "n_test": n_test, "n_steps": n_steps,
+             "grow": f"{n_grow} factors"}[name]
+    raise ValueError(f"{name}={value} needs about {need / 2**30:.3g} GiB for the population "
+                     f"bound in d={dim} (n={n}, n_test={n_test}, n_steps={n_steps}), over the "
+                     f"memory budget of {budget / 2**30:.3g} GiB; lower {name}")
 
 
 def critic_population_bound(critic: Callable, real: Callable, fake: Callable, *,
@@ -278,37 +456,85 @@ def critic_population_bound(critic: Callable, real: Callable, fake: Callable, *,
     near the samples and reaches 255 W down parallel rays (docs/critic_benchmark.md:
     translate d = 64, 0.73 -> 1.00 x W1). The critic is called on float32 tensors
     (its parameters' dtype) on its parameters' device; the envelope is float64 numpy.
+
+    The arguments are checked before any work, as :func:`~otdiv.audit.audit_critic` checks
+    its own: ``seed`` (None or an integer in [0, 2**63)), the critic (a callable; a module
+    must score d-dimensional samples, ``models.check_applies``), the samplers (every draw of
+    shape (n, d) and finite, ``data.Source``; within the critic's float range), and the
+    sizes against the memory budget (:func:`check_population_size`). A critic that torch
+    cannot differentiate, or whose scores or gradients are NaN or inf, is a ValueError
+    naming it.
     """
     import torch
 
+    from otdiv.audit.data import check_range, sources
+    from otdiv.audit.models import check_applies
+
+    seed = check_seed(seed)
+    if not callable(critic):
+        raise TypeError(f"critic must be an nn.Module or a callable, got {type(critic).__name__}")
+    for name, sampler in (("real", real), ("fake", fake)):
+        if not callable(sampler):
+            raise TypeError(f"{name} must be a sampler {name}(n, rng) -> (n, d) array, got "
+                            f"{type(sampler).__name__}")
     n = check_int(n, "n", minimum=1)
     n_test = check_int(n_test, "n_test", minimum=2)
     step = check_positive(step, "step")
+    n_steps = check_int(n_steps, "n_steps", minimum=0)
     grows = [grow] if np.ndim(grow) == 0 else list(grow)
     if not grows:
         raise ValueError("grow must hold at least one factor")
     grows = [check_positive(g, "grow") for g in grows]
+    confidence = _confidence(confidence)
+    src_real, src_fake = sources(real, fake)  # each sampler probed once, on its own rng
+    check_population_size(n, n_test, n_steps, len(grows), src_real.dim)
     rng = np.random.default_rng(seed)
     params = list(critic.parameters()) if isinstance(critic, torch.nn.Module) else []
-    dtype = params[0].dtype if params else torch.float32
+    dtype = params[0].dtype if params and params[0].is_floating_point() else torch.float32
     device = params[0].device if params else torch.device("cpu")
+    if isinstance(critic, torch.nn.Module):
+        check_applies(critic, src_real.dim, dtype, device)
 
-    scores = score_fn(critic, device, dtype)  # both in blocks of slopes.ROWS points
+    score_block = score_fn(critic, device, dtype)  # both in blocks of slopes.ROWS points
+
+    def scores(z: np.ndarray) -> np.ndarray:
+        f = score_block(z)
+        if not np.isfinite(f).all():
+            raise ValueError(f"critic returned NaN or inf scores at "
+                             f"{int((~np.isfinite(f)).sum())} of {len(z)} points")
+        return f
 
     def grad(z: np.ndarray) -> np.ndarray:
-        return to_numpy64(gradients(critic, z, device, dtype))
+        try:
+            g = to_numpy64(gradients(critic, z, device, dtype))
+        except RuntimeError as exc:
+            if isinstance(exc, torch.cuda.OutOfMemoryError):
+                raise
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ValueError("critic cannot be differentiated by torch, and the population "
+                             f"bound follows its gradient: {first}") from None
+        if not np.isfinite(g).all():
+            raise ValueError(f"critic has NaN or inf gradients at "
+                             f"{int((~np.isfinite(g)).any(1).sum())} of {len(z)} points")
+        return g
 
-    x = _points(real(n, rng), "real(n, rng)")
-    y = _points(fake(n, rng), "fake(n, rng)", x.shape[1])
-    validation = (real(n_test, rng), fake(n_test, rng))
-    test = (real(n_test, rng), fake(n_test, rng))
+    def draw(src, k: int) -> np.ndarray:
+        return check_range(src.draw(k, rng), src.name, dtype)
+
+    x, y = draw(src_real, n), draw(src_fake, n)
+    validation = (draw(src_real, n_test), draw(src_fake, n_test))
+    test = (draw(src_real, n_test), draw(src_fake, n_test))
     start = np.concatenate([x, y])
     slope = float(np.mean(np.linalg.norm(grad(start), axis=1)))
     if not (math.isfinite(slope) and slope > 0):
         raise ValueError("the critic's gradient vanishes (or is not finite) at the samples")
     fs = scores(start)
-    w = abs(float(fs[:n].mean() - fs[n:].mean())) / slope
-    length = step * w if w > 0 else step
+    with np.errstate(over="ignore", invalid="ignore"):
+        w = abs(float(fs[:n].mean() - fs[n:].mean())) / slope
+        length = step * w if w > 0 else step
+    if not math.isfinite(length):
+        raise ValueError("critic: the unit of its descent paths, step x |mean f(x) - mean "
+                         "f(y)| / mean ||grad f||, lies beyond the float64 range")
     envelopes = []
     for g in grows:
         adaptive = {} if g == 1.0 else {"score": scores, "grow": g}
