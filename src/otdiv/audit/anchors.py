@@ -1,0 +1,117 @@
+"""Anchors for the population envelope: paths down (or up) a critic's gradient.
+
+The envelope h_s(z) = min_a (s f(a) + ||z - a||) of :mod:`otdiv.audit.population` is close to
+s f(z) at a held-out point z only when some anchor a lies downstream of z along the
+transport, s f(z) - s f(a) = ||z - a||. :func:`descent_anchors` walks each sample down the
+critic's gradient at unit speed, a_(t+1) = a_t - h_t grad f(a_t) / ||grad f(a_t)||, with
+fixed or adaptive steps h_t, so that the paths run along the transport rays (and meet where
+they converge: the apexes of a MinFunnel pair).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from otdiv._array import check_int, check_positive, check_scores
+from otdiv.audit.envelope import _as_points
+from otdiv.audit.models import MEMORY_BUDGET
+
+__all__ = ["descent_anchors"]
+
+
+def _flag(value: object, name: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def descent_anchors(grad: Callable[[np.ndarray], np.ndarray], start: object, *,
+                    step: float, n_steps: int, ascent: bool = False,
+                    score: Callable[[np.ndarray], np.ndarray] | None = None,
+                    grow: float = 1.0) -> np.ndarray:
+    """The start points and ``n_steps`` unit-speed steps down a critic's gradient from each:
+    a_(t+1) = a_t - h_t grad(a_t) / ||grad(a_t)|| (up it with ``ascent``; a point where
+    the gradient vanishes stays). ``grad(z)`` returns the gradients, (n, d).
+
+    Fixed steps (``score`` None): h_t = ``step``; returns ((n_steps + 1) n, d) points.
+    Adaptive steps (``score(z)``, the critic's values, given): h_0 = ``step``, and a step
+    is taken only if the critic falls by at least half its slope along it,
+    f(a_t) - f(a_(t+1)) >= h_t ||grad(a_t)|| / 2 (rises, with ``ascent``); then
+    h_(t+1) = ``grow`` h_t, else the path stays and h_(t+1) = h_t / ``grow``. Along a
+    straight transport ray the steps lengthen geometrically (a translation's parallel
+    rays: ``step`` (grow^n - 1) / (grow - 1) in n steps); at the point where the rays meet
+    (an apex, where f stops falling) they shrink onto it. A step whose end is beyond the
+    float range is not taken. Returns the start points and the steps taken, at most
+    (n_steps + 1) n points.
+
+    ``grad`` must return finite gradients, ``score`` one finite value per point (ValueError
+    naming them); paths of more than ``MEMORY_BUDGET`` bytes (16 (n_steps + 1) n (d + 1))
+    are a ValueError naming n_steps."""
+    if not callable(grad):
+        raise TypeError(f"grad must be a callable z -> gradients, got {type(grad).__name__}")
+    if score is not None and not callable(score):
+        raise TypeError(f"score must be None or a callable z -> values, got "
+                        f"{type(score).__name__}")
+    a = _as_points(start, "start")
+    step = check_positive(step, "step")
+    n_steps = check_int(n_steps, "n_steps", minimum=0)
+    grow = check_positive(grow, "grow")
+    ascent = _flag(ascent, "ascent")
+    need = 16 * (n_steps + 1) * len(a) * (a.shape[1] + 1)
+    if need > MEMORY_BUDGET:
+        raise ValueError(f"n_steps={n_steps} needs about {need / 2**30:.3g} GiB for the paths "
+                         f"of {len(a)} points in d={a.shape[1]}, over the memory budget of "
+                         f"{MEMORY_BUDGET / 2**30:.3g} GiB; lower n_steps")
+    sign = 1.0 if ascent else -1.0
+    out = [a]
+    h = np.full((len(a), 1), step)
+    fa = None if score is None else _scored(score, a)
+    for _ in range(n_steps):
+        g = _gradient(grad, a)
+        norm = np.linalg.norm(g, axis=1, keepdims=True)
+        unit = np.divide(g, norm, out=np.zeros_like(g), where=norm > 0)
+        if fa is None:
+            with np.errstate(over="ignore"):
+                a = a + sign * step * unit
+            if not np.isfinite(a).all():
+                raise ValueError(f"step={step:g}: {n_steps} steps of it leave the float64 "
+                                 "range; lower step or n_steps")
+            out.append(a)
+            continue
+        with np.errstate(over="ignore", invalid="ignore"):
+            trial = a + sign * h * unit
+        inside = np.isfinite(trial).all(axis=1)
+        ft = _scored(score, trial if inside.all() else np.where(inside[:, None], trial, a))
+        with np.errstate(over="ignore", invalid="ignore"):
+            ok = sign * (ft - fa) >= 0.5 * h[:, 0] * norm[:, 0]
+        ok &= norm[:, 0] > 0
+        ok &= inside
+        a = np.where(ok[:, None], trial, a)
+        fa = np.where(ok, ft, fa)
+        with np.errstate(over="ignore"):
+            h = np.where(ok[:, None], h * grow, h / grow)
+        out.append(trial[ok])
+    return np.concatenate(out)
+
+
+def _gradient(grad: Callable, a: np.ndarray) -> np.ndarray:
+    g = np.asarray(grad(a), dtype=np.float64)
+    if g.size != a.size:
+        raise ValueError(f"grad must return one gradient per point, shape {a.shape}; got "
+                         f"shape {g.shape}")
+    g = g.reshape(a.shape)
+    if not np.isfinite(g).all():
+        raise ValueError(f"grad returned NaN or inf at {int((~np.isfinite(g)).any(1).sum())} "
+                         f"of {len(a)} points")
+    return g
+
+
+def _scored(score: Callable, z: np.ndarray) -> np.ndarray:
+    f = check_scores(np.asarray(score(z), dtype=np.float64), len(z), "score", per="point",
+                     verb="return")
+    if not np.isfinite(f).all():
+        raise ValueError(f"score returned NaN or inf at {int((~np.isfinite(f)).sum())} of "
+                         f"{len(z)} points")
+    return f
