@@ -503,12 +503,12 @@ def test_ctransform_pairs_of_a_slope_so_small_the_scores_overflow():
     np.testing.assert_array_equal(rows[7:], np.full(6, np.argmax(fx)))
 
 
-def test_ctransform_pairs_whose_distances_overflow_are_an_error():
-    x, y, fx, fy = _cloud(3)
-    with pytest.raises(ValueError, match=r"overflows float64.*rescale"):
-        ctransform_pairs(x * 1e200, y, fx, fy, 1.0)
-    with pytest.raises(ValueError, match=r"overflows float64.*rescale"):
-        ctransform_pairs(x * 1e300, -y * 1e300, fx, fy, 1.0)
+def test_ctransform_pairs_whose_distances_overflow_are_found_in_units_of_2e():
+    # the distance 3.4e308 is beyond float64, its argmins are not: x pairs with the nearer y
+    far, near = np.array([[1.7e308, 0.0]]), np.array([[-1.7e308, 0.0], [0.0, 1.0]])
+    rows, cols = ctransform_pairs(far, near, [0.0], [0.0, 0.0], 1.0)
+    np.testing.assert_array_equal(rows, [0, 0, 0])
+    np.testing.assert_array_equal(cols, [1, 0, 1])
 
 
 def test_segment_points_check_their_arguments():
@@ -544,7 +544,7 @@ def test_segment_points_check_their_arguments():
     with pytest.raises(ValueError, match=r"k=1000000000 .*memory budget"):
         segment_points(x, y, rows, cols, rng, k=10**9)
     with pytest.raises(ValueError, match=r"length of the segment .*overflows"):
-        segment_points(x * 1e200, y, rows, cols, rng)
+        segment_points(np.array([[1.7e308, 0.0]]), np.array([[-1.7e308, 0.0]]), [0], [0], rng)
     # no segments: no points (an OT plan whose masses are all zero)
     pts, w = segment_points(x, y, [], [], rng)
     assert pts.shape == (0, 2) and w.shape == (0,)
@@ -582,3 +582,48 @@ def test_interpolates_check_their_arguments(monkeypatch):
     b = interpolates(torch.tensor(x, requires_grad=True), torch.tensor(y),
                      np.random.default_rng(4), 2)
     np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("k", [0, 200, 500, 1000, -200])
+def test_pairs_and_segments_scale_exactly_with_the_points(k):
+    """(c x, c y, c f) for c = 2^k has the same c-transform pairs and c times the segment
+    lengths: where the squares of the distances leave float64 (|x| ≳ 1e154) too, which
+    raised an overflow before."""
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((30, 3)), rng.standard_normal((25, 3)) + 1.0
+    fx, fy = x[:, 0] * 1.3, y[:, 0] * 1.3
+    c = 2.0 ** k
+    rows, cols = ctransform_pairs(x, y, fx, fy, 1.3)
+    rows_c, cols_c = ctransform_pairs(c * x, c * y, c * fx, c * fy, 1.3)
+    np.testing.assert_array_equal(rows, rows_c)
+    np.testing.assert_array_equal(cols, cols_c)
+    pts, w = segment_points(x, y, rows, cols, np.random.default_rng(0), 3)
+    pts_c, w_c = segment_points(c * x, c * y, rows, cols, np.random.default_rng(0), 3)
+    np.testing.assert_allclose(w_c, c * w, rtol=1e-15)
+    np.testing.assert_allclose(pts_c, c * pts, rtol=1e-15)
+
+
+def test_an_audit_of_points_near_1e160_is_finite_and_certified():
+    import dataclasses
+    import math
+
+    import torch
+
+    from otdiv.audit import audit_critic
+
+    class Linear(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.tensor([1.0, 0.0], dtype=torch.float64))
+
+        def forward(self, z):
+            return z @ self.w
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 2))
+    a = audit_critic(Linear(), x * 1e160, (x + 1.0) * 1e160, n=30, repeats=1, device="cpu",
+                     seed=0)
+    for name, value in dataclasses.asdict(a).items():
+        if isinstance(value, float) and name != "lipschitz_upper":  # inf: not an MLP
+            assert math.isfinite(value), name
+    assert 0 < a.certified_lower <= a.exact_w1 * (1 + 1e-9)

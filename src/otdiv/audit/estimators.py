@@ -251,8 +251,8 @@ def ctransform_pairs(x: np.ndarray, y: np.ndarray, fx: np.ndarray, fy: np.ndarra
     ``x`` (n, d), ``y`` (m, d): finite, non-empty, one d; ``fx``, ``fy``: one finite critic
     value per point, shape (n,) or (n, 1) (numpy or tensors); ``slope`` = G a finite number
     > 0. Where f/G overflows (G < 1) the same pairs come from f + G ‖x − y‖, G times the
-    objective; a c-transform whose optimum overflows float64 (as the distances do from
-    ~1e154 on) is a ValueError.
+    objective. Points beyond 1e150 are taken in units of a power of two (the same pairs);
+    a c-transform whose optimum still overflows float64 is a ValueError.
     """
     from scipy.spatial.distance import cdist
 
@@ -268,6 +268,12 @@ def ctransform_pairs(x: np.ndarray, y: np.ndarray, fx: np.ndarray, fy: np.ndarra
     if not (np.isfinite(gx).all() and np.isfinite(gy).all()):
         # only for slope < 1: the argmins of slope (f / slope + ‖x − y‖) = f + slope ‖x − y‖
         gx, gy, scale = fx, fy, slope
+    big = max(float(np.abs(x).max()), float(np.abs(y).max()))
+    if big > 1e150:  # the distances' squares overflow: points and values in units of 2^e
+        unit = 2.0 ** min(math.frexp(big)[1], 1023)  # exact, and the same argmins
+        xs, ys, gx, gy = x / unit, y / unit, gx / unit, gy / unit
+    else:
+        xs, ys = x, y
     rows_x = max(1, (64 * 2**20) // (8 * len(y)))
     partner_of_x = np.empty(len(x), dtype=np.int64)
     partner_of_y_val = np.full(len(y), -np.inf)
@@ -276,7 +282,7 @@ def ctransform_pairs(x: np.ndarray, y: np.ndarray, fx: np.ndarray, fy: np.ndarra
         # an entry that overflows to +inf (−inf below) exceeds (falls below) every finite one,
         # so argmin (argmax) is right unless its optimum overflowed too: checked below
         with np.errstate(over="ignore"):
-            dist = cdist(x[start:start + rows_x], y)  # (b, m)
+            dist = cdist(xs[start:start + rows_x], ys)  # (b, m)
             if scale is not None:
                 dist = dist * scale
             h = gy[None, :] + dist
@@ -312,8 +318,8 @@ def segment_points(x: np.ndarray, y: np.ndarray, rows: np.ndarray, cols: np.ndar
     ``x`` (n, d), ``y`` (m, d): finite, non-empty, one d; ``rows``, ``cols``: 1-D integer
     indices into x and y of one length (may be empty); ``rng`` a numpy Generator; ``k`` ≥ 1,
     with the k · len(rows) points (about 16 k len(rows) (d + 1) bytes) within
-    ``MEMORY_BUDGET``. A segment whose length overflows float64 (points ~1e154 apart and
-    more) is a ValueError.
+    ``MEMORY_BUDGET``. A segment longer than float64 can hold (points ~1e308 apart) is a
+    ValueError.
     """
     x, y = _pair(x, y)
     rows = _check_index(rows, len(x), "rows", "x")
@@ -326,7 +332,10 @@ def segment_points(x: np.ndarray, y: np.ndarray, rows: np.ndarray, cols: np.ndar
     _check_size(k, len(rows), x.shape[1])
     with np.errstate(over="ignore"):
         seg = x[rows] - y[cols]
-        length = np.linalg.norm(seg, axis=1)
+        big = float(np.abs(seg).max(initial=0.0))
+        # beyond 1e150 the squares overflow: the norm in units of a power of two (exact)
+        unit = 2.0 ** min(math.frexp(big)[1], 1023) if math.isfinite(big) and big > 1e150 else 1.0
+        length = np.linalg.norm(seg / unit, axis=1) * unit
     if not np.isfinite(length).all():
         i = int(np.argmin(np.isfinite(length)))
         top = max(np.abs(x).max(), np.abs(y).max())

@@ -103,7 +103,7 @@ class MinFunnel:
         rows = max(1, _BLOCK // self.n_funnels)
         big = float(np.abs(z).max(initial=0.0))
         # a power of two, so that the scaled distances round as the unscaled ones would
-        scale = 2.0 ** math.frexp(big)[1] if big > _HUGE else 1.0
+        scale = 2.0 ** min(math.frexp(big)[1], 1023) if big > _HUGE else 1.0
         for start in range(0, n, rows):
             # ||z - c_k|| per pair, without the |z|^2 + |c|^2 - 2<z, c> cancellation
             dist = cdist(z[start:start + rows] / scale, self.apexes / scale) * scale
