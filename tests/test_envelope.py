@@ -211,3 +211,20 @@ def test_results_beyond_the_float_range_are_an_error_naming_the_argument():
     # points near the limit whose bound is representable are fine
     b = envelope_bound(far_x, far_x + np.array([0.0, 1e300]), [0.0, 0.0], [1.0, 1.0])
     assert np.isfinite(b.value) and b.value <= 1e300 * (1 + 1e-12)
+
+
+def test_scores_may_be_tensors_of_any_float_dtype_with_a_graph():
+    """A critic's scores straight from torch (requires_grad, bfloat16) give the bound of
+    their float64 values, where numpy() raised on a tensor with a graph."""
+    import torch
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((20, 2))
+    y = x + 1.0
+    fx = torch.tensor(x[:, 0], requires_grad=True)
+    fy = torch.tensor(y[:, 0]).bfloat16()
+    got = envelope_bound(x, y, fx, fy).value
+    want = envelope_bound(x, y, x[:, 0], fy.double().numpy()).value
+    assert got == want
+    with pytest.raises(TypeError, match=r"^fx must be real"):
+        envelope_bound(x, y, torch.tensor(x[:, 0]).to(torch.complex64), y[:, 0])

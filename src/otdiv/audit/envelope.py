@@ -52,7 +52,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from otdiv._array import check_int, check_positive
+from otdiv._array import (
+    as_float_array,
+    as_points,
+    check_int,
+    check_positive,
+    check_scores,
+    to_numpy64,
+)
 
 _CHUNK_BYTES = 64 * 2**20  # one block of distances at a time
 
@@ -97,25 +104,15 @@ def _transform(values: np.ndarray, source: np.ndarray, target: np.ndarray,
 
 
 def _as_points(z: object, name: str) -> np.ndarray:
-    arr = np.asarray(z, dtype=np.float64)
-    if arr.ndim == 1:
-        arr = arr[:, None]
-    if arr.ndim != 2 or len(arr) == 0:
-        raise ValueError(f"{name} must be a non-empty array of shape (n, d), got shape "
-                         f"{np.shape(z)}")
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or inf")
-    return arr
+    """A finite, non-empty point cloud as float64 numpy, shape (n, d) ((n,) is (n, 1));
+    arrays or tensors (detached)."""
+    return to_numpy64(as_points(z, name))
 
 
 def _as_scores(s: object, n: int, name: str) -> np.ndarray:
-    arr = np.asarray(s, dtype=np.float64).reshape(-1)
-    if arr.shape != (n,):
-        raise ValueError(f"{name} must hold one score per point ({n}), got shape "
-                         f"{np.shape(s)}")
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or inf")
-    return arr
+    """n finite scores as float64 numpy, shape (n,) from (n,) or (n, 1); arrays or tensors
+    (detached, of any float dtype)."""
+    return to_numpy64(check_scores(as_float_array(s, name), n, name, per="point"))
 
 
 STEEP = 2.0 ** 10  # scaled scores beyond STEEP x the largest distance go relative (below)
