@@ -42,6 +42,7 @@ from otdiv._array import (
     check_seed,
     is_tensor,
 )
+from otdiv.audit.models import check_sample_size
 
 # the 28 (dimension, funnels) settings of the benchmark of Korotin et al. 2022
 FUNNEL_DIMS = (2, 4, 8, 16, 32, 64, 128)
@@ -150,8 +151,6 @@ class MinFunnel:
 
     def sample_real(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """n points of P = N(0, I_d)."""
-        from otdiv.audit.toys import check_sample_size
-
         check_sample_size(n, self.d)
         return check_rng(rng).standard_normal((n, self.d))
 

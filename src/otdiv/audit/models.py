@@ -193,6 +193,17 @@ def check_training_size(dim: int, hidden: Sequence[int], batch_size: int, eval_s
 
 
 
+def check_sample_size(n: object, d: int, name: str = "n") -> int:
+    """n, a count of samples of dimension d whose float64 draw (and the one copy a sampler
+    makes, 16 n d bytes) fits the memory budget; a ValueError naming ``name`` otherwise."""
+    n = check_int(n, name)
+    if 16 * n * d > MEMORY_BUDGET:
+        raise ValueError(f"{name}={n} samples of dimension {d} need about "
+                         f"{16 * n * d / 2**30:.3g} GiB, over the memory budget of "
+                         f"{MEMORY_BUDGET / 2**30:.3g} GiB; lower {name}")
+    return n
+
+
 def seeded_module(build: Callable[[], torch.nn.Module], seed: int | None,
                   device: torch.device | None = None):
     """Build a module with a seeded initialisation, leaving torch's global RNG untouched

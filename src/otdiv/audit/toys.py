@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from otdiv._array import check_choice, check_int, check_positive, check_rng, check_seed
+from otdiv.audit.models import check_sample_size
 
 Sampler = Callable[[int, np.random.Generator], np.ndarray]
 
@@ -59,19 +60,6 @@ class ToyProblem:
             seed = check_seed(seed)
         rng = np.random.default_rng(seed)
         return self.sample_real(n, rng), self.sample_fake(n, rng)
-
-
-def check_sample_size(n: object, d: int, name: str = "n") -> int:
-    """n, a count of samples of dimension d whose float64 draw (and the one copy a sampler
-    makes, 16 n d bytes) fits the memory budget; a ValueError naming ``name`` otherwise."""
-    from otdiv.audit.models import MEMORY_BUDGET
-
-    n = check_int(n, name)
-    if 16 * n * d > MEMORY_BUDGET:
-        raise ValueError(f"{name}={n} samples of dimension {d} need about "
-                         f"{16 * n * d / 2**30:.3g} GiB, over the memory budget of "
-                         f"{MEMORY_BUDGET / 2**30:.3g} GiB; lower {name}")
-    return n
 
 
 def checked(sampler: Sampler, d: int) -> Sampler:
