@@ -67,7 +67,9 @@ def test_one_short_row_reports_exact_w1_of_the_audited_samples(capsys, tmp_path)
                                         (["--problems", "scale:4611686018427387904"],
                                          "lower d (--problems)"),
                                         (["--constraints", "clip,lp", "--penalty-batch",
-                                          "257"], "--penalty-batch")])
+                                          "257"], "--penalty-batch"),
+                                        (["--problems", "funnels:128:4", "--population",
+                                          "--n", "20000"], "--n=20000 (--population) needs")])
 def test_bad_arguments_are_one_line_errors(argv, word, capsys):
     try:
         code = main(argv)

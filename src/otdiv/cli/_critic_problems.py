@@ -60,21 +60,31 @@ def problem(spec: str, args: argparse.Namespace | None = None):
 
 
 def check_sizes(d: int, args) -> None:
-    """The memory checks train_critic and audit_critic make, for a row's d-dimensional
-    samples, before any work, naming the options (``--hidden``, ``--batch-size``, ``--n``,
-    ``--n-estimate``) and the problem's d."""
+    """The memory checks train_critic, audit_critic and (with ``--population``)
+    critic_population_bound make, for a row's d-dimensional samples, before any work,
+    naming the options (``--hidden``, ``--batch-size``, ``--n``, ``--n-estimate``) and the
+    problem's d."""
     from otdiv.audit.critic import check_audit_size
     from otdiv.audit.models import check_training_size
+    from otdiv.audit.population import check_population_size
 
+    lipschitz_points = min(1000, 2 * args.n)  # as audit_critic: at most the first draw
     try:
         check_training_size(d, hidden_for(args.hidden, d), args.batch_size, 2000,
                             names={"dim": "d (--problems)", "hidden": "--hidden",
                                    "batch_size": "--batch-size"})
-        check_audit_size(args.n, d, name="--n")  # as audit_critic: lipschitz_points 1000
+        check_audit_size(args.n, d, lipschitz_points, name="--n")
         if args.n_estimate > args.n:
-            check_audit_size(args.n, d, n_estimate=args.n_estimate, name="--n-estimate")
+            check_audit_size(args.n, d, lipschitz_points, n_estimate=args.n_estimate,
+                             name="--n-estimate")
     except ValueError as exc:
         raise CLIError(str(exc)) from None
+    if getattr(args, "population", False):
+        try:  # n anchors a side and n_test = 2 n, the run's call (8 steps, two grows)
+            check_population_size(args.n, 2 * args.n, 8, 2, d)
+        except ValueError as exc:
+            why = str(exc)[str(exc).index(" needs"):str(exc).rindex("; lower")]
+            raise CLIError(f"--n={args.n} (--population){why}; lower --n") from None
 
 
 def check_reference_size(args, budget: float | None = None) -> None:
