@@ -180,3 +180,15 @@ def test_a_critic_that_scores_in_another_dtype_gets_a_lower_bound(dtype):
                          seed=0)
     assert 1 - 8 * eps <= audit.lipschitz_lower <= 1 + 8 * eps
     assert audit.certified_lower <= audit.exact_w1 + 1e-9
+
+
+def test_a_coarse_critic_s_rounding_does_not_pass_a_kink_gradient():
+    """relu(z) − z − relu(−z) ≡ 0 has autograd derivative −1 at 0; in bfloat16 with an
+    offset of 10, the rounding allowance of the secant check would have passed it: the
+    lower bound of a constant function must be 0 (review of the coarser-precision check)."""
+    def critic(x):
+        z = x[:, 0]
+        return (torch.relu(z) - z - torch.relu(-z)).to(torch.bfloat16) + 10
+
+    x = torch.zeros(8, 2)
+    assert lipschitz_bounds(critic, x).lower == 0.0

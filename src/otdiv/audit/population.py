@@ -250,8 +250,9 @@ def population_bound(anchors: object, values: object, validation: tuple[object, 
     E_P h_s - E_Q h_s <= W1(P, Q) whatever the anchors and values (h_s is 1-Lipschitz), so
     ``value`` estimates a lower bound without bias and ``lower`` is a lower confidence
     bound. For discrete P and Q, passing their whole supports (uniform weights) as the test
-    pair makes ``value`` <= W1(P, Q) exactly. Every field is finite: points whose bound lies
-    beyond the float range (coordinates near 1e308) are a ValueError.
+    pair makes ``value`` <= W1(P, Q) exactly (a one-point support, a Dirac, given twice: its
+    standard error is then 0, where one point has none). Every field is finite: points
+    whose bound lies beyond the float range (coordinates near 1e308) are a ValueError.
     """
     from scipy.stats import norm
 
@@ -363,7 +364,7 @@ def critic_population_bound(critic: Callable, real: Callable, fake: Callable, *,
     (its parameters' dtype) on its parameters' device; the envelope is float64 numpy.
 
     The arguments are checked before any work, as :func:`~otdiv.audit.audit_critic` checks
-    its own: ``seed`` (None or an integer in [0, 2**63)), the critic (a callable; a module
+    its own: ``seed`` (None or an integer in [0, 2**63 - 2**20)), the critic (a callable; a module
     must score d-dimensional samples, ``models.check_applies``), the samplers (every draw of
     shape (n, d) and finite, ``data.Source``; within the critic's float range), and the
     sizes against the memory budget (:func:`check_population_size`). A critic that torch

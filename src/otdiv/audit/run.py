@@ -169,9 +169,10 @@ def _check_sizes(s: AuditSettings, label: Label, dim: int, hidden: tuple[int, ..
     if train:
         check_training_size(dim, hidden, s.batch_size, EVAL_SIZE, names={
             k: label(k) for k in ("dim", "hidden", "batch_size")})
-    check_audit_size(s.n, dim, name=label("n"))
+    used = min(1000, 2 * s.n)  # the Lipschitz points audit_critic takes (its default 1000)
+    check_audit_size(s.n, dim, used, name=label("n"))
     if s.n_estimate is not None:
-        check_audit_size(s.n, dim, n_estimate=s.n_estimate, name=label("n_estimate"))
+        check_audit_size(s.n, dim, used, n_estimate=s.n_estimate, name=label("n_estimate"))
 
 
 def _training_record(trained, hidden: tuple[int, ...]) -> dict[str, Any]:

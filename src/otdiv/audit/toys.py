@@ -62,14 +62,16 @@ class ToyProblem:
         return self.sample_real(n, rng), self.sample_fake(n, rng)
 
 
-def checked(sampler: Sampler, d: int) -> Sampler:
+class checked:  # a function to its callers; a class so that it pickles
     """``sampler`` with its arguments checked: n a count within the memory budget
-    (:func:`check_sample_size`), rng a ``numpy.random.Generator``."""
-    def sample(n: int, rng: np.random.Generator) -> np.ndarray:
-        return sampler(check_sample_size(n, d), check_rng(rng))
+    (:func:`~otdiv.audit.models.check_sample_size`), rng a ``numpy.random.Generator``."""
 
-    sample.__doc__ = sampler.__doc__
-    return sample
+    def __init__(self, sampler: Sampler, d: int) -> None:
+        self.sampler, self.d = sampler, d
+        self.__doc__ = sampler.__doc__
+
+    def __call__(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        return self.sampler(check_sample_size(n, self.d), check_rng(rng))
 
 
 # ------------------------------------------------------------------ the WGAN-GP toy sets

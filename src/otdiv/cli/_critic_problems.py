@@ -68,15 +68,14 @@ def check_sizes(d: int, args) -> None:
     from otdiv.audit.models import check_training_size
     from otdiv.audit.population import check_population_size
 
-    lipschitz_points = min(1000, 2 * args.n)  # as audit_critic: at most the first draw
     try:
         check_training_size(d, hidden_for(args.hidden, d), args.batch_size, 2000,
                             names={"dim": "d (--problems)", "hidden": "--hidden",
                                    "batch_size": "--batch-size"})
-        check_audit_size(args.n, d, lipschitz_points, name="--n")
+        # the rows audit with lipschitz=False: no Lipschitz points
+        check_audit_size(args.n, d, 0, name="--n")
         if args.n_estimate > args.n:
-            check_audit_size(args.n, d, lipschitz_points, n_estimate=args.n_estimate,
-                             name="--n-estimate")
+            check_audit_size(args.n, d, 0, n_estimate=args.n_estimate, name="--n-estimate")
     except ValueError as exc:
         raise CLIError(str(exc)) from None
     if getattr(args, "population", False):

@@ -219,6 +219,8 @@ def _secant_check(f, w, scale):
         dist = _row_norms(d)
         sec = torch.where(dist > 0, change.abs() / dist.clamp_min(torch.finfo(w.dtype).tiny),
                           torch.zeros_like(dist))
-        ok = (change - predicted).abs() <= 1e-3 * predicted.abs() + 4 * eps * (fp.abs()
-                                                                                + fm.abs())
+        rounding = 4 * eps * (fp.abs() + fm.abs())
+        ok = (change - predicted).abs() <= 1e-3 * predicted.abs() + rounding
+        if eps > torch.finfo(w.dtype).eps:  # scores coarser than the points: the rounding
+            ok &= predicted.abs() >= 100 * rounding  # must not hide the change it judges
     return gn, sec, ok
