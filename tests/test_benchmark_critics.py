@@ -52,7 +52,7 @@ def test_one_short_row_reports_exact_w1_of_the_audited_samples(capsys, tmp_path)
                                         (["--problems", "8gaussians", "--n", "6000000"],
                                          "--n="),
                                         (["--problems", "translate:2", "--n-estimate",
-                                          "22360000"], "--n-estimate="),
+                                          "30000000"], "--n-estimate="),
                                         (["--problems", "8gaussians", "--reference-n",
                                           "1000000000"], "--reference-n=1000000000 needs"),
                                         (["--reference-repeats", "1000000000"],
