@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from otdiv._array import check_int, check_positive, check_scores
+from otdiv._array import check_callable, check_int, check_positive, check_scores
 from otdiv.audit.envelope import _as_points
 from otdiv.audit.models import MEMORY_BUDGET
 
@@ -49,11 +49,9 @@ def descent_anchors(grad: Callable[[np.ndarray], np.ndarray], start: object, *,
     ``grad`` must return finite gradients, ``score`` one finite value per point (ValueError
     naming them); paths of more than ``MEMORY_BUDGET`` bytes (16 (n_steps + 1) n (d + 1))
     are a ValueError naming n_steps."""
-    if not callable(grad):
-        raise TypeError(f"grad must be a callable z -> gradients, got {type(grad).__name__}")
-    if score is not None and not callable(score):
-        raise TypeError(f"score must be None or a callable z -> values, got "
-                        f"{type(score).__name__}")
+    check_callable(grad, "grad", " (z -> gradients)")
+    if score is not None:
+        check_callable(score, "score", " or None (z -> values)")
     a = _as_points(start, "start")
     step = check_positive(step, "step")
     n_steps = check_int(n_steps, "n_steps", minimum=0)

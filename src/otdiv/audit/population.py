@@ -57,7 +57,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from otdiv._array import check_int, check_positive, check_seed, to_numpy64
+from otdiv._array import check_callable, check_int, check_positive, check_seed, to_numpy64
 from otdiv.audit.anchors import _flag, descent_anchors
 from otdiv.audit.envelope import STEEP, _as_points, _diameter, _exponent, _finite, _relative
 from otdiv.audit.models import MEMORY_BUDGET
@@ -377,12 +377,9 @@ def critic_population_bound(critic: Callable, real: Callable, fake: Callable, *,
     from otdiv.audit.models import check_applies
 
     seed = check_seed(seed)
-    if not callable(critic):
-        raise TypeError(f"critic must be an nn.Module or a callable, got {type(critic).__name__}")
+    check_callable(critic, "critic", " (an nn.Module or a function)")
     for name, sampler in (("real", real), ("fake", fake)):
-        if not callable(sampler):
-            raise TypeError(f"{name} must be a sampler {name}(n, rng) -> (n, d) array, got "
-                            f"{type(sampler).__name__}")
+        check_callable(sampler, name, f" (a sampler {name}(n, rng) -> (n, d) array)")
     n = check_int(n, "n", minimum=1)
     n_test = check_int(n_test, "n_test", minimum=2)
     step = check_positive(step, "step")
