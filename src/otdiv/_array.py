@@ -218,6 +218,14 @@ def check_nonnegative(value: object, name: str) -> float:
     return value
 
 
+def check_flag(value: object, name: str) -> bool:
+    """True or False (a Python or numpy bool), else a TypeError naming ``name``: 1, "yes" and
+    None are not flags."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 MAX_COUNT = 2**62  # counts (iterations, sizes) live in int64 inside numba, torch and POT
 
 
@@ -309,6 +317,22 @@ def broadcast_pair(x: Array, y: Array, names: Sequence[str] = ("x", "y")) -> tup
             f"{names[0]} and {names[1]} must have broadcastable shapes, got "
             f"{names[0]}.shape={tuple(x.shape)} and {names[1]}.shape={tuple(y.shape)}"
         ) from None
+
+
+def pow2_exponent(*arrays: Array) -> int:
+    """e with every |entry| < 2^e (0 when all entries are 0 or there are none), for numpy
+    arrays, tensors and floats of finite entries: dividing by 2^e is exact, so a problem
+    computed in units of 2^e has the same argmins and rounds as the unscaled one would."""
+    top = 0.0
+    for a in arrays:
+        if is_tensor(a):
+            a = a.detach()
+            peak = float(a.abs().max()) if a.numel() else 0.0
+        else:
+            a = np.asarray(a)
+            peak = float(np.max(np.abs(a))) if a.size else 0.0
+        top = max(top, peak)
+    return math.frexp(top)[1] if top > 0 else 0
 
 
 def times_pow2(x: Array, e: int) -> Array:

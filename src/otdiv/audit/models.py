@@ -152,6 +152,16 @@ def check_applies(critic: torch.nn.Module, dim: int, dtype, device) -> None:
 MEMORY_BUDGET = 4 * 2**30  # bytes train_critic and audit_critic may plan to use
 
 
+def check_budget(need: float, name: str, value: object, what: str,
+                 budget: float = MEMORY_BUDGET) -> None:
+    """The one memory-budget error: ValueError "``name``=``value`` needs about X GiB ``what``,
+    over the memory budget of Y GiB; lower ``name``" when ``need`` bytes exceed ``budget``
+    (``name``: the argument, or command-line option, whose reduction is the remedy)."""
+    if need > budget:
+        raise ValueError(f"{name}={value} needs about {need / 2**30:.3g} GiB {what}, over the "
+                         f"memory budget of {budget / 2**30:.3g} GiB; lower {name}")
+
+
 def training_bytes(dim: int, hidden: Sequence[int], batch_size: int,
                    eval_size: int) -> tuple[int, int]:
     """(parameter bytes, per-step bytes) of training an MLP d → hidden → 1.
@@ -186,10 +196,8 @@ def check_training_size(dim: int, hidden: Sequence[int], batch_size: int, eval_s
     name = min(reduced, key=lambda k: sum(training_bytes(*reduced[k])))
     value = {"dim": dim, "hidden": ",".join(map(str, hidden)), "batch_size": batch_size,
              "eval_size": eval_size}[name]
-    raise ValueError(
-        f"{names[name]}={value} needs about {(param_bytes + step_bytes) / 2**30:.3g} GiB to "
-        f"train (d={dim}, hidden {tuple(hidden)}, batch {batch_size}), over the memory "
-        f"budget of {budget / 2**30:.3g} GiB; lower {names[name]}")
+    check_budget(param_bytes + step_bytes, names[name], value,
+                 f"to train (d={dim}, hidden {tuple(hidden)}, batch {batch_size})", budget)
 
 
 
@@ -197,10 +205,7 @@ def check_sample_size(n: object, d: int, name: str = "n") -> int:
     """n, a count of samples of dimension d whose float64 draw (and the one copy a sampler
     makes, 16 n d bytes) fits the memory budget; a ValueError naming ``name`` otherwise."""
     n = check_int(n, name)
-    if 16 * n * d > MEMORY_BUDGET:
-        raise ValueError(f"{name}={n} samples of dimension {d} need about "
-                         f"{16 * n * d / 2**30:.3g} GiB, over the memory budget of "
-                         f"{MEMORY_BUDGET / 2**30:.3g} GiB; lower {name}")
+    check_budget(16 * n * d, name, n, f"for samples of dimension {d}")
     return n
 
 
