@@ -35,11 +35,11 @@ from _harness import machine
 
 from otdiv.audit import lines_sweep, make_toy, sweep
 from otdiv.audit.report import audit_row, table
+from otdiv.audit.toys import PAPER_TOYS
 
 PROBLEMS = [("8gaussians", 2), ("25gaussians", 2), ("swissroll", 2),
             ("translate", 2), ("translate", 16), ("translate", 64),
             ("scale", 2), ("scale", 16), ("scale", 64)]
-PAPER = ("8gaussians", "25gaussians", "swissroll")
 
 
 def hidden_widths(d: int, width: int, first_per_dim: int) -> tuple[int, int, int]:
@@ -87,7 +87,7 @@ def grids(problems: list[tuple[str, int]], constraints: list[str], args) -> dict
     """One grid ``toy x constraint`` per group of problems that share their fixed settings."""
     groups: dict[str, dict] = {}
     for name, d in problems:
-        paper = name in PAPER
+        paper = name in PAPER_TOYS
         hidden = hidden_widths(2 if paper else d, args.hidden, args.first_per_dim)
         fixed = {"dim": d, "hidden": list(hidden),
                  "steps": args.wide_steps if hidden[0] > 256 else args.steps,
@@ -162,7 +162,7 @@ def main() -> None:
     for constraint in constraints:
         for name, d in problems:
             row = rows.get((name, d, constraint))
-            label = name if name in PAPER else f"{name} d={d}"
+            label = name if name in PAPER_TOYS else f"{name} d={d}"
             if row is None or row["status"] != "ok":
                 failed.append(f"{label} {constraint}: {row and row['error']}")
                 continue

@@ -5,8 +5,9 @@ The paper toys (8 and 25 Gaussians, Swiss roll) have no closed-form W1. Rows wri
 2026-12-05 took as truth exact W1 between each row's own 2000 held-out points per side
 (mean of two draws), which scatters by ±1–2 % from draw to draw; the OT-free estimates are
 read on 50,000 points and scatter far less. This script computes the reference exactly as
-the command does (:func:`otdiv.cli._critic_problems.reference`: mean exact W1 of
-``--reference-repeats`` draws of ``--reference-n`` points per side, fixed seed) and prints,
+the command does (:func:`otdiv.audit.toys.reference_w1`: mean exact W1 of
+``--reference-repeats`` draws of ``--reference-n`` points per side, seed
+``otdiv.audit.toys.REFERENCE_SEED``) and prints,
 per LP row, each estimate's error against the row's old truth and against the reference:
 
     python benchmarks/paper_toys_truth.py benchmarks/results/critic_muon_seed0_mixed.json ...
@@ -21,12 +22,9 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from types import SimpleNamespace
 
 from otdiv.audit import make_toy
-from otdiv.audit.toys import reference_w1
-from otdiv.cli._common import int_arg
-from otdiv.cli._critic_problems import PAPER, reference
+from otdiv.audit.toys import PAPER_TOYS, REFERENCE_SEED, reference_w1
 
 ESTIMATES = (("raw", "estimate"), ("flow", "flow_corrected"), ("/G (OT)", "normalized_estimate"))
 
@@ -34,16 +32,16 @@ ESTIMATES = (("raw", "estimate"), ("flow", "flow_corrected"), ("/G (OT)", "norma
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="*", help="JSON rows of otdiv benchmark-critics --json")
-    parser.add_argument("--reference-n", type=int_arg(2), default=20_000)
-    parser.add_argument("--reference-repeats", type=int_arg(2), default=4)
+    parser.add_argument("--reference-n", type=int, default=20_000)
+    parser.add_argument("--reference-repeats", type=int, default=4)
     parser.add_argument("--scatter", default=None, metavar="N1,N2,...",
                         help="also the scatter of exact W1 between samples at these n")
-    parser.add_argument("--draws", type=int_arg(2), default=4, help="draws per n of --scatter")
+    parser.add_argument("--draws", type=int, default=4, help="draws per n of --scatter")
     args = parser.parse_args()
     if args.scatter:
         print("| toy | n per side | draws | mean exact W1 | sd of a draw | sd / mean | s |\n"
               "|---|---|---|---|---|---|---|")
-        for name in PAPER:
+        for name in PAPER_TOYS:
             for n in (int(v) for v in args.scatter.split(",")):
                 t0 = time.perf_counter()
                 ref = reference_w1(make_toy(name), n=n, repeats=args.draws, seed=n)
@@ -59,12 +57,12 @@ def main() -> None:
     print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
     for path in args.files:
         for row in json.load(open(path)):
-            if row["problem"] not in PAPER or row.get("constraint") != "lp":
+            if row["problem"] not in PAPER_TOYS or row.get("constraint") != "lp":
                 continue
             if row["problem"] not in refs:
-                toy = make_toy(row["problem"])
-                refs[row["problem"]] = reference(row["problem"], toy, SimpleNamespace(
-                    reference_n=args.reference_n, reference_repeats=args.reference_repeats))
+                refs[row["problem"]] = reference_w1(
+                    make_toy(row["problem"]), n=args.reference_n,
+                    repeats=args.reference_repeats, seed=REFERENCE_SEED)
             ref = refs[row["problem"]]
             old = row["exact_w1"]  # the truth of the rows before the reference
             cells = [path.rsplit("/", 1)[-1], row["problem"], row.get("optimizer", "adam"),

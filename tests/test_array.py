@@ -107,3 +107,34 @@ def test_numpy_returns_python_float_and_integers_are_accepted():
     assert value == 2.0
     ti = wasserstein(torch.tensor([0, 1]), torch.tensor([2, 3]))
     assert ti.dtype == torch.get_default_dtype()
+
+
+@pytest.mark.parametrize("kind", ["numpy", "torch", "float"])
+@pytest.mark.parametrize("top", [0.0, 5e-324, 2.0**-1022, 0.5, 1.0, 3.0, 1e160, 2.0**1023,
+                                 1.7976931348623157e308])
+def test_pow2_exponent_is_the_least_e_with_every_entry_below_2_to_the_e(kind, top):
+    """Checked against the definition with exact integer arithmetic: |entry| < 2^e, and
+    (for a nonzero entry) 2^(e-1) <= max |entry|; 0 for all zeros."""
+    from fractions import Fraction
+
+    from otdiv._array import pow2_exponent
+
+    values = [-top, top / 3, 0.0]
+    arg = {"numpy": lambda: np.array(values),
+           "torch": lambda: torch.tensor(values, dtype=torch.float64, requires_grad=True),
+           "float": lambda: top}[kind]()
+    e = pow2_exponent(arg, np.zeros(0))
+    if top == 0:
+        assert e == 0
+        return
+    assert Fraction(top) < Fraction(2) ** e
+    assert Fraction(2) ** (e - 1) <= Fraction(top)
+
+
+def test_check_flag_takes_bools_only():
+    from otdiv._array import check_flag
+
+    assert check_flag(True, "x") is True and check_flag(np.bool_(False), "x") is False
+    for bad in (1, 0, "yes", None, 1.0):
+        with pytest.raises(TypeError, match=r"^x must be True or False"):
+            check_flag(bad, "x")

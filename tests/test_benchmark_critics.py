@@ -242,7 +242,7 @@ def test_a_paper_toys_truth_is_the_reference_w1_of_large_samples(capsys, tmp_pat
     once per problem; --reference-n 0 falls back to exact W1 of the row's samples."""
     import json
 
-    from otdiv.cli._critic_problems import REFERENCE_SEED
+    from otdiv.audit.toys import REFERENCE_SEED
 
     common = ["--problems", "8gaussians,translate:2", "--steps", "3", "--n", "50",
               "--n-estimate", "60", "--hidden", "8", "--device", "cpu", "--seeds", "0,1"]

@@ -556,7 +556,7 @@ def test_segment_points_check_their_arguments():
 
 
 def test_interpolates_check_their_arguments(monkeypatch):
-    from otdiv.audit import estimators
+    from otdiv.audit import models
 
     x, y, _, _ = _cloud()
     rng = np.random.default_rng(0)
@@ -571,7 +571,7 @@ def test_interpolates_check_their_arguments(monkeypatch):
             interpolates(x, y, rng, k)
     # the budget is MEMORY_BUDGET, about 16 k n (d + 1) bytes
     with monkeypatch.context() as patch:
-        patch.setattr(estimators, "MEMORY_BUDGET", 16 * 100 * 6 * 3)
+        patch.setattr(models, "MEMORY_BUDGET", 16 * 100 * 6 * 3)
         assert interpolates(x, y, rng, 100).shape == (600, 2)
         with pytest.raises(ValueError, match=r"k=101 .*memory budget"):
             interpolates(x, y, rng, 101)
@@ -627,3 +627,56 @@ def test_an_audit_of_points_near_1e160_is_finite_and_certified():
         if isinstance(value, float) and name != "lipschitz_upper":  # inf: not an MLP
             assert math.isfinite(value), name
     assert 0 < a.certified_lower <= a.exact_w1 * (1 + 1e-9)
+
+
+def test_the_audits_spreads_are_homogeneous_up_to_1e160():
+    """estimate_std and exact_w1_std of a linear critic scale with the data: at 1e160 they
+    are 1e160 × those of the unscaled audit (np.std squared them into inf)."""
+    import torch
+
+    class Linear(torch.nn.Module):  # float64, to score points near 1e160
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.tensor([1.0, 0.0], dtype=torch.float64))
+
+        def forward(self, z):
+            return z @ self.w
+
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((60, 2)), rng.standard_normal((60, 2)) + 1.0
+    kw = dict(n=30, repeats=3, device="cpu", seed=0, lipschitz=False, envelope=False)
+    one = audit_critic(Linear(), x, y, **kw)
+    big = audit_critic(Linear(), x * 1e160, y * 1e160, **kw)
+    assert one.estimate_std > 0 and one.exact_w1_std > 0
+    assert big.estimate_std == pytest.approx(1e160 * one.estimate_std, rel=1e-12)
+    assert big.exact_w1_std == pytest.approx(1e160 * one.exact_w1_std, rel=1e-9)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(-1.0, 1.0, allow_nan=False), min_size=1, max_size=8),
+       st.integers(-1070, 1023))
+def test_mean_std_is_the_exact_mean_and_std_at_any_magnitude(mantissas, e):
+    """Against exact rational arithmetic: (mean, std with ddof 1) of v · 2^e, within a few
+    ulps of the exact values rounded, for every e where the entries are normal floats or
+    subnormal — where np.mean and np.std overflow (2^1000 squared) or underflow."""
+    from fractions import Fraction
+
+    from otdiv.audit.estimators import mean_std
+
+    v = np.ldexp(np.array(mantissas), e)
+    assume(np.isfinite(v).all())
+    exact = [Fraction(float(a)) for a in v]
+    m = sum(exact) / len(exact)
+    mean, std = mean_std(v)
+    top = max(abs(a) for a in exact)
+    # the scaled computation rounds like the plain one: a few ulps of the largest entry
+    slack = float(top) * 2.0**-52 * 8 * len(v) + 2.0**-1074
+    assert abs(Fraction(mean) - m) <= Fraction(slack)
+    if len(v) == 1:
+        assert std == 0.0
+        return
+    var = sum((a - m) ** 2 for a in exact) / (len(exact) - 1)
+    k = math.frexp(float(top))[1]  # the sqrt in units of 2^k: no over- or underflow
+    truth = math.ldexp(math.sqrt(float(var / Fraction(4) ** k)), k)
+    assert math.isfinite(std)
+    assert abs(std - truth) <= slack + 1e-12 * truth

@@ -46,18 +46,19 @@ from typing import Any
 
 import numpy as np
 
-from otdiv._array import check_int, check_nonnegative, check_positive, check_seed
+from otdiv._array import check_flag, check_int, check_nonnegative, check_positive, check_seed
 from otdiv.audit.data import Data, check_pair, check_range, sources
 from otdiv.audit.envelope import envelope_bound
 from otdiv.audit.estimators import (
     PENALTY_KINDS,
     flow_corrected,
     interpolates,
+    mean_std,
     penalty_corrected,
     slope_corrected,
 )
 from otdiv.audit.lines import LinesSweep, lines_sweep
-from otdiv.audit.models import MEMORY_BUDGET, check_applies, resolve_device
+from otdiv.audit.models import MEMORY_BUDGET, check_applies, check_budget, resolve_device
 from otdiv.audit.slopes import ctransform_slope, grad_norms, score_fn, segment_grad_norm
 
 # LinesSweep, lines_sweep (now otdiv.audit.lines) and check_pair (now otdiv.audit.data) are
@@ -268,10 +269,7 @@ def audit_critic(
     n_estimate = n if n_estimate is None else max(n, check_int(n_estimate, "n_estimate"))
     repeats = check_int(repeats, "repeats")
     lipschitz_points = check_int(lipschitz_points, "lipschitz_points", minimum=2)
-    for flag, name in ((lipschitz, "lipschitz"), (envelope, "envelope")):
-        if not isinstance(flag, (bool, np.bool_)):
-            raise TypeError(f"{name} must be True or False, got {flag!r}")
-    lipschitz, envelope = bool(lipschitz), bool(envelope)
+    lipschitz, envelope = check_flag(lipschitz, "lipschitz"), check_flag(envelope, "envelope")
     if isinstance(w1, bool):
         raise TypeError("w1 must be a number >= 0 or None, got a bool")
     if w1 is not None:
@@ -316,11 +314,7 @@ def check_audit_size(n: int, dim: int, lipschitz_points: int = 1000, *, n_estima
     2 n: audit_critic's charge), so lowering n is the remedy the error names (``name``: n, or
     n_estimate when it is given)."""
     need = 256 * (n + lipschitz_points) * (dim + 1) + 64 * n_estimate * (dim + 1)
-    if need > budget:
-        value = n_estimate if n_estimate else n
-        raise ValueError(f"{name}={value} needs about {need / 2**30:.3g} GiB to audit in "
-                         f"d={dim}, over the memory budget of {budget / 2**30:.3g} GiB; "
-                         f"lower {name}")
+    check_budget(need, name, n_estimate if n_estimate else n, f"to audit in d={dim}", budget)
 
 
 def _audit(critic, src_real, src_fake, n, repeats, w1, lipschitz, lipschitz_points, envelope,
@@ -425,8 +419,8 @@ def _audit(critic, src_real, src_fake, n, repeats, w1, lipschitz, lipschitz_poin
     ray_est = None if ray_g is None else mean_of([e / r for e, r in
                                                    zip(on_ot, rays, strict=True)])
 
-    def spread(v: Sequence[float]) -> float:
-        return float(np.std(v, ddof=1)) if len(v) > 1 else 0.0
+    def spread(v: Sequence[float]) -> float:  # no overflow of the squares (points near 1e160)
+        return mean_std(v)[1]
 
     return CriticAudit(
         estimate=est, estimate_std=spread(estimates), exact_w1=ex, exact_w1_std=spread(exact),

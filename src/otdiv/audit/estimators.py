@@ -61,9 +61,10 @@ from otdiv._array import (
     check_same_dim,
     check_scores,
     is_tensor,
+    pow2_exponent,
     to_numpy64,
 )
-from otdiv.audit.models import MEMORY_BUDGET
+from otdiv.audit.models import check_budget
 
 
 def _check_real(value: object, name: str) -> float:
@@ -124,12 +125,8 @@ def _check_index(index: object, n: int, name: str, of: str) -> np.ndarray:
 
 def _check_size(k: int, count: int, dim: int) -> None:
     """ValueError naming k when k · count points in d dimensions, about 16 k count (d + 1)
-    bytes at the peak (the points, a copy, the draws), exceed ``MEMORY_BUDGET``."""
-    need = 16 * k * count * (dim + 1)
-    if need > MEMORY_BUDGET:
-        raise ValueError(f"k={k} needs about {need / 2**30:.3g} GiB for the k x {count} points "
-                         f"in d={dim}, over the memory budget of {MEMORY_BUDGET / 2**30:.3g} "
-                         "GiB; lower k")
+    bytes at the peak (the points, a copy, the draws), exceed the memory budget."""
+    check_budget(16 * k * count * (dim + 1), "k", k, f"for the k x {count} points in d={dim}")
 
 
 def _pair(x: object, y: object) -> tuple[np.ndarray, np.ndarray]:
@@ -193,22 +190,33 @@ def interpolates(x: np.ndarray, y: np.ndarray, rng: np.random.Generator,
     return np.concatenate(out)
 
 
-def _mean_std(g: np.ndarray) -> tuple[float, float]:
-    """(mean, std with ddof 1; 0 for one entry) of finite g ≥ 0, without overflow or
-    underflow: those of g / 2^e (e: the largest entry's exponent, so g / 2^e < 1), scaled
-    back — exact scalings, the plain mean and std wherever those neither overflow nor
-    underflow."""
-    top = float(g.max())
+def mean_std(values: object) -> tuple[float, float]:
+    """(mean, standard deviation with ddof 1; 0 for one entry) of finite numbers of any
+    magnitude, without overflow or underflow:
+
+        mean = 2^e · mean(v / 2^e),   std = 2^e · std(v / 2^e),
+
+    e the exponent with every |v_i| < 2^e (:func:`otdiv._array.pow2_exponent`). Scaling by a
+    power of two is exact, so these are the plain mean and std wherever those neither
+    overflow nor underflow (the squares of 1e160 do), and the std is inf only when the
+    spread itself is beyond the float range."""
+    g = np.asarray(values, dtype=np.float64).reshape(-1)
+    top = float(np.max(np.abs(g)))
     if top == 0:
         return 0.0, 0.0
-    e = math.frexp(top)[1]
+    e = pow2_exponent(g)
     s = np.ldexp(g, -e)
     m = float(s.mean())
     try:
         mean = math.ldexp(m, e)
-    except OverflowError:  # a mean rounded above the largest entry, 2^e itself
-        mean = top
-    std = math.ldexp(float(s.std(ddof=1)), e) if len(g) > 1 else 0.0  # < 0.71 · 2^e
+    except OverflowError:  # a mean rounded to ±2^e, beyond the largest entry
+        mean = math.copysign(top, m)
+    if len(g) < 2:
+        return mean, 0.0
+    try:
+        std = math.ldexp(float(s.std(ddof=1)), e)
+    except OverflowError:  # a spread beyond the float range (entries near ±1.8e308)
+        std = math.inf
     return mean, std
 
 
@@ -229,7 +237,7 @@ def slope_corrected(raw: float, grad_norms: np.ndarray
     g = _grad_norms(grad_norms)
     if not np.isfinite(g).all():
         return None
-    mean, std = _mean_std(g)
+    mean, std = mean_std(g)
     if not mean > 0:
         return None
     estimate = raw / mean  # inf when it overflows
@@ -270,7 +278,7 @@ def ctransform_pairs(x: np.ndarray, y: np.ndarray, fx: np.ndarray, fy: np.ndarra
         gx, gy, scale = fx, fy, slope
     big = max(float(np.abs(x).max()), float(np.abs(y).max()))
     if big > 1e150:  # the distances' squares overflow: points and values in units of 2^e
-        unit = 2.0 ** min(math.frexp(big)[1], 1023)  # exact, and the same argmins
+        unit = 2.0 ** min(pow2_exponent(big), 1023)  # exact, and the same argmins
         xs, ys, gx, gy = x / unit, y / unit, gx / unit, gy / unit
     else:
         xs, ys = x, y
@@ -334,7 +342,7 @@ def segment_points(x: np.ndarray, y: np.ndarray, rows: np.ndarray, cols: np.ndar
         seg = x[rows] - y[cols]
         big = float(np.abs(seg).max(initial=0.0))
         # beyond 1e150 the squares overflow: the norm in units of a power of two (exact)
-        unit = 2.0 ** min(math.frexp(big)[1], 1023) if math.isfinite(big) and big > 1e150 else 1.0
+        unit = 2.0 ** min(pow2_exponent(big), 1023) if math.isfinite(big) and big > 1e150 else 1.0
         length = np.linalg.norm(seg / unit, axis=1) * unit
     if not np.isfinite(length).all():
         i = int(np.argmin(np.isfinite(length)))
@@ -374,7 +382,7 @@ def flow_corrected(raw: float, grad_norms: np.ndarray,
             return None
         slope = flux / mass
     else:  # norms near the float range: G_V = 2^e E[g' w'] / E[abs(w')], g' = g / 2^e
-        e = math.frexp(float(g.max()))[1]
+        e = pow2_exponent(g)
         gs, ws = np.ldexp(g, -e), np.ldexp(w, -e)
         ratio = float(np.mean(gs * ws)) / float(np.mean(np.abs(ws)))  # |ratio| ≤ max g'
         slope = math.ldexp(min(ratio, float(gs.max())), e)

@@ -40,7 +40,8 @@ from otdiv._array import (
     check_positive,
     check_rng,
     check_seed,
-    is_tensor,
+    pow2_exponent,
+    to_numpy64,
 )
 from otdiv.audit.models import check_sample_size
 
@@ -104,7 +105,7 @@ class MinFunnel:
         rows = max(1, _BLOCK // self.n_funnels)
         big = float(np.abs(z).max(initial=0.0))
         # a power of two, so that the scaled distances round as the unscaled ones would
-        scale = 2.0 ** min(math.frexp(big)[1], 1023) if big > _HUGE else 1.0
+        scale = 2.0 ** min(pow2_exponent(big), 1023) if big > _HUGE else 1.0
         for start in range(0, n, rows):
             # ||z - c_k|| per pair, without the |z|^2 + |c|^2 - 2<z, c> cancellation
             dist = cdist(z[start:start + rows] / scale, self.apexes / scale) * scale
@@ -117,12 +118,10 @@ class MinFunnel:
 
     def _points(self, z: object, name: str) -> np.ndarray:
         """z as a finite float64 array of shape (n, d) (one point may be given as (d,))."""
-        if is_tensor(z):
-            z = z.detach().cpu().double().numpy()
         arr = as_float_array(z, name)
         if arr.ndim == 1 and arr.shape[0] == self.d:
             arr = arr.reshape(1, self.d)
-        arr = as_points(arr, name)
+        arr = to_numpy64(as_points(arr, name))
         if arr.shape[1] != self.d:
             raise ValueError(f"{name} must have shape (n, {self.d}) (d = {self.d}), got shape "
                              f"{tuple(arr.shape)}")

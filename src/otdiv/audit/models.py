@@ -153,10 +153,12 @@ MEMORY_BUDGET = 4 * 2**30  # bytes train_critic and audit_critic may plan to use
 
 
 def check_budget(need: float, name: str, value: object, what: str,
-                 budget: float = MEMORY_BUDGET) -> None:
+                 budget: float | None = None) -> None:
     """The one memory-budget error: ValueError "``name``=``value`` needs about X GiB ``what``,
     over the memory budget of Y GiB; lower ``name``" when ``need`` bytes exceed ``budget``
-    (``name``: the argument, or command-line option, whose reduction is the remedy)."""
+    (default: ``MEMORY_BUDGET``, read at the call; ``name``: the argument, or command-line
+    option, whose reduction is the remedy)."""
+    budget = MEMORY_BUDGET if budget is None else budget
     if need > budget:
         raise ValueError(f"{name}={value} needs about {need / 2**30:.3g} GiB {what}, over the "
                          f"memory budget of {budget / 2**30:.3g} GiB; lower {name}")

@@ -34,6 +34,7 @@ Sampler = Callable[[int, np.random.Generator], np.ndarray]
 
 TOYS = ("8gaussians", "25gaussians", "swissroll", "translate", "scale", "lines", "funnels")
 PAPER_TOYS = ("8gaussians", "25gaussians", "swissroll")
+REFERENCE_SEED = 20261205  # the reference draws of the paper toys (``otdiv benchmark-critics``)
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,13 @@ import argparse
 import sys
 import time
 
+from otdiv.audit.toys import PAPER_TOYS, REFERENCE_SEED
 from otdiv.cli._common import CLIError, int_arg
 
-PAPER = ("8gaussians", "25gaussians", "swissroll")
 MAX_REFERENCE_REPEATS = 1000  # as otdiv audit --repeats: a standard error needs no more
 # exact W1 of n points per side of a 2-D toy: 3.4 KiB a point measured at n = 300,000 (the
 # 25 Gaussians: 1.2 GB peak, 8 minutes a draw on one core), twice that planned
 REFERENCE_POINT_BYTES = 8192
-REFERENCE_SEED = 20261205  # the reference draws: one stream, whatever the critics' seeds
 DEFAULT_PROBLEMS = ("8gaussians,25gaussians,swissroll,translate:2,translate:16,scale:2,"
                     "scale:16,funnels:2:4,funnels:16:4")
 
@@ -31,7 +30,7 @@ def problem(spec: str, args: argparse.Namespace | None = None):
 
     parts = spec.strip().split(":")
     try:
-        if parts[0] in PAPER and len(parts) == 1:
+        if parts[0] in PAPER_TOYS and len(parts) == 1:
             d, build = 2, lambda: make_toy(parts[0])
         elif parts[0] in ("translate", "scale") and len(parts) == 2:
             d = int(parts[1])  # the label spells d as an integer: "02" and " 2" are 2
@@ -48,13 +47,13 @@ def problem(spec: str, args: argparse.Namespace | None = None):
         raise CLIError(f"--problems: {spec!r}: {exc}") from None
     if args is not None:
         check_sizes(d, args)
-        if parts[0] in PAPER:  # the truth is a reference: its draws and exact W1
+        if parts[0] in PAPER_TOYS:  # the truth is a reference: its draws and exact W1
             check_reference_size(args)
     try:
         toy = build()
     except ValueError as exc:
         raise CLIError(f"--problems: {spec!r}: {exc}") from None
-    label = parts[0] if parts[0] in PAPER else (
+    label = parts[0] if parts[0] in PAPER_TOYS else (
         f"funnels d={d} K={k}" if parts[0] == "funnels" else f"{parts[0]} d={d}")
     return label, toy
 
@@ -92,14 +91,14 @@ def check_reference_size(args, budget: float | None = None) -> None:
     ``REFERENCE_POINT_BYTES`` a point (the draws, the sparse simplex's arcs and tree), so
     at most 524,288 points per side; --reference-repeats is bounded by its parser
     (``MAX_REFERENCE_REPEATS``)."""
-    from otdiv.audit.models import MEMORY_BUDGET
+    from otdiv.audit.models import MEMORY_BUDGET, check_budget
 
-    budget = MEMORY_BUDGET if budget is None else budget
-    need = REFERENCE_POINT_BYTES * args.reference_n
-    if need > budget:
-        raise CLIError(f"--reference-n={args.reference_n} needs about {need / 2**30:.3g} GiB "
-                       f"for exact W1 between that many points per side, over the memory "
-                       f"budget of {budget / 2**30:.3g} GiB; lower --reference-n")
+    try:
+        check_budget(REFERENCE_POINT_BYTES * args.reference_n, "--reference-n",
+                     args.reference_n, "for exact W1 between that many points per side",
+                     MEMORY_BUDGET if budget is None else budget)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
 
 
 def widths_arg(text: str) -> int | tuple[int, ...]:

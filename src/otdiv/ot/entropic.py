@@ -10,11 +10,10 @@ torch value carries the envelope-theorem gradients (∂/∂a = f, ∂/∂b = g, 
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 
-from otdiv._array import to_numpy64
+from otdiv._array import pow2_exponent, to_numpy64
 from otdiv.ot.envelope import matrix_value, plan_cost_value
 from otdiv.ot.geometry import DENSE_BUDGET, geometry
 from otdiv.ot.results import (
@@ -70,12 +69,6 @@ def _times_pow2(v, e: float):
     return v
 
 
-def _coordinate_exponent(x, y) -> int:
-    """k with max |coordinate| < 2^k (0 when all coordinates are 0): dividing by 2^k is exact."""
-    peak = max(float(abs(v).max()) for v in (x, y))
-    return math.frexp(peak)[1] if peak > 0 else 0
-
-
 def clouds(x, y, a, b, kind, *, eps, p, **options) -> TransportResult:
     """OT_eps between validated clouds (value differentiable on the torch path).
 
@@ -87,8 +80,7 @@ def clouds(x, y, a, b, kind, *, eps, p, **options) -> TransportResult:
     OT_eps(x, y) = 2^(kp) · OT_{eps / 2^(kp)}(x', y'). The solver sees coordinates below 1 in
     magnitude, so no cost over- or underflows whatever the scale of the data (1e±300).
     """
-    k = _coordinate_exponent(x if kind == "numpy" else x.detach(),
-                             y if kind == "numpy" else y.detach())
+    k = pow2_exponent(x, y)  # max |coordinate| < 2^k: dividing by 2^k is exact
     if k == 0:
         return _clouds_unit(x, y, a, b, kind, eps=eps, p=p, **options)
     scale = k * p  # C = 2^scale · C'
