@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 
 from otdiv._array import check_callable, check_int, check_positive, check_scores
-from otdiv.audit.envelope import _as_points
+from otdiv.audit.envelope_units import points64
 from otdiv.audit.models import MEMORY_BUDGET
 
 __all__ = ["descent_anchors"]
@@ -52,7 +52,7 @@ def descent_anchors(grad: Callable[[np.ndarray], np.ndarray], start: object, *,
     check_callable(grad, "grad", " (z -> gradients)")
     if score is not None:
         check_callable(score, "score", " or None (z -> values)")
-    a = _as_points(start, "start")
+    a = points64(start, "start")
     step = check_positive(step, "step")
     n_steps = check_int(n_steps, "n_steps", minimum=0)
     grow = check_positive(grow, "grow")

@@ -52,13 +52,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from otdiv._array import (
-    as_float_array,
-    as_points,
-    check_int,
-    check_positive,
-    check_scores,
-    to_numpy64,
+from otdiv._array import check_int, check_positive, pow2_exponent
+from otdiv.audit.envelope_units import (
+    STEEP,
+    check_finite_results,
+    points64,
+    relative_values,
+    unit_diameter,
+    values64,
 )
 
 _CHUNK_BYTES = 64 * 2**20  # one block of distances at a time
@@ -103,64 +104,21 @@ def _transform(values: np.ndarray, source: np.ndarray, target: np.ndarray,
     return out
 
 
-def _as_points(z: object, name: str) -> np.ndarray:
-    """A finite, non-empty point cloud as float64 numpy, shape (n, d) ((n,) is (n, 1));
-    arrays or tensors (detached)."""
-    return to_numpy64(as_points(z, name))
-
-
-def _as_scores(s: object, n: int, name: str) -> np.ndarray:
-    """n finite scores as float64 numpy, shape (n,) from (n,) or (n, 1); arrays or tensors
-    (detached, of any float dtype)."""
-    return to_numpy64(check_scores(as_float_array(s, name), n, name, per="point"))
-
-
-STEEP = 2.0 ** 10  # scaled scores beyond STEEP x the largest distance go relative (below)
-
-
-def _exponent(*arrays: np.ndarray) -> int:
-    """e with every |entry| < 2^e (0 for all-zero arrays): dividing by 2^e is exact."""
-    top = max(float(np.max(np.abs(a))) if a.size else 0.0 for a in arrays)
-    return int(np.frexp(top)[1]) if top > 0 else 0
-
-
-def _diameter(dim: int) -> float:
-    """An upper bound on the distance between two points of coordinates in (-1, 1)."""
-    return 4.0 * math.sqrt(dim)
-
-
-def _relative(f: np.ndarray, s: float, e: int, cap: float) -> np.ndarray:
-    """min(s (f - min f) / 2^e, cap), computed without overflow (f finite, any magnitude;
-    s > 0 finite). As values of min_j (v_j + ||z - p_j||) they give min_j (s f_j / 2^e +
-    ||z - p_j||) less its constant s min f / 2^e at every z within ``cap`` of the p_j of
-    least f: a term capped is at least that p_j's."""
-    ef = _exponent(f)
-    r = np.ldexp(f, -ef)  # |r| < 1, exact
-    with np.errstate(over="ignore"):
-        return np.minimum(np.ldexp(s * (r - r.min()), ef - e), cap)
-
-
 def _start_values(f: np.ndarray, raw: np.ndarray, s: float, e: int, cap: float,
                   lower: bool) -> np.ndarray:
     """The values s f / 2^e an envelope starts from (``f`` the centred scores / 2^e, which may
     hold inf when the centring overflowed; ``raw`` the scores as given), finite and at most
     STEEP x ``cap`` in size: as they are when they are that small, else relative to their
-    least (``lower``: the min-envelope h) or largest value and capped (:func:`_relative`),
-    which leaves the envelope unchanged up to a constant on points within ``cap``."""
+    least (``lower``: the min-envelope h) or largest value and capped
+    (``envelope_units.relative_values``), which leaves the envelope unchanged up to a
+    constant on points within ``cap``."""
     with np.errstate(over="ignore", invalid="ignore"):
         v = s * f
         small = bool(np.isfinite(v).all()) and float(np.max(np.abs(v))) <= STEEP * cap
     if small:
         return v
-    return _relative(raw, s, e, cap) if lower else -_relative(-raw, s, e, cap)
-
-
-def _finite(values: dict[str, float], what: str) -> None:
-    """ValueError naming ``what`` when one of the results overflowed the float range."""
-    bad = [k for k, v in values.items() if v is not None and not math.isfinite(v)]
-    if bad:
-        raise ValueError(f"{what}: {', '.join(bad)} lies beyond the float64 range (the "
-                         "points reach its limit); rescale the data")
+    return (relative_values(raw, s, e, cap) if lower
+            else -relative_values(-raw, s, e, cap))
 
 
 def _mean_difference(fx: np.ndarray, fy: np.ndarray) -> float:
@@ -169,7 +127,7 @@ def _mean_difference(fx: np.ndarray, fy: np.ndarray) -> float:
     with np.errstate(over="ignore", invalid="ignore"):
         raw = float(fx.mean() - fy.mean())
     if not math.isfinite(raw):
-        ef = _exponent(fx, fy)
+        ef = pow2_exponent(fx, fy)
         with np.errstate(over="ignore"):
             raw = float(np.ldexp(np.ldexp(fx, -ef).mean() - np.ldexp(fy, -ef).mean(), ef))
     if not math.isfinite(raw):
@@ -183,7 +141,7 @@ def _check_held_out(held_out: object, dim: int) -> tuple[np.ndarray, np.ndarray]
         raise TypeError("held_out must be a pair (x', y') of point arrays")
     pair = []
     for k, z in enumerate(held_out):
-        pts = _as_points(z, f"held_out[{k}]")
+        pts = points64(z, f"held_out[{k}]")
         if pts.shape[1] != dim:
             raise ValueError(f"held_out points must have dimension {dim}")
         if len(pts) < 2:
@@ -219,13 +177,13 @@ def envelope_bound(
         float range (coordinates near 1e308) or scores whose mean difference does are a
         ValueError.
     """
-    x = _as_points(x, "x")
-    y = _as_points(y, "y")
+    x = points64(x, "x")
+    y = points64(y, "y")
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x and y must have the same dimension, got {x.shape[1]} and "
                          f"{y.shape[1]}")
-    fx = _as_scores(fx, len(x), "fx")
-    fy = _as_scores(fy, len(y), "fy")
+    fx = values64(fx, len(x), "fx", what="score")
+    fy = values64(fy, len(y), "fy", what="score")
     max_rounds = check_int(max_rounds, "max_rounds", minimum=1)
     if isinstance(scale, str):
         if scale != "search":
@@ -237,9 +195,9 @@ def envelope_bound(
     raw = _mean_difference(fx, fy)
     # in units of 2^e, the power of two above the largest coordinate: exact, and no distance
     # overflows or underflows; the scores go with the points (the bound is homogeneous)
-    e = _exponent(x, y)
+    e = pow2_exponent(x, y)
     xs, ys = np.ldexp(x, -e), np.ldexp(y, -e)
-    cap = _diameter(x.shape[1])
+    cap = unit_diameter(x.shape[1])
     # centre the scores: the bound is invariant to a constant, the rounding is not
     with np.errstate(over="ignore", invalid="ignore"):
         shift = 0.5 * (np.median(fx) + np.median(fy))
@@ -252,7 +210,7 @@ def envelope_bound(
     held = held_se = None
     if held_out is not None:
         # the envelope's values, in the units of all points (held-out ones included)
-        eh = max(e, _exponent(xh, yh))
+        eh = max(e, pow2_exponent(xh, yh))
         vx, vy = (vx1, vy1) if from_fake >= from_real else (vx2, vy2)
         values = np.ldexp(np.concatenate([vx, vy]), e - eh)
         points = np.ldexp(np.concatenate([x, y]), -eh)
@@ -264,8 +222,8 @@ def envelope_bound(
                                               + hy.var(ddof=1) / len(hy)), eh))
     with np.errstate(over="ignore"):
         from_fake, from_real = float(np.ldexp(from_fake, e)), float(np.ldexp(from_real, e))
-    _finite({"the bound": from_fake, "the bound from the real scores": from_real,
-             "held_out": held, "held_out_se": held_se}, "x and y")
+    check_finite_results({"the bound": from_fake, "the bound from the real scores": from_real,
+                          "held_out": held, "held_out_se": held_se}, "x and y")
     return EnvelopeBound(value=max(from_fake, from_real), from_fake=from_fake,
                          from_real=from_real, raw=raw, rounds=max(r1, r2), scale=scale,
                          held_out=held, held_out_se=held_se)
@@ -297,7 +255,7 @@ def _log_slope(x, y, scores) -> float | None:
         return float(np.log(slope))
     if np.isfinite(cx).all() and np.isfinite(cy).all():
         return None  # 0, or a ratio beyond the float range
-    ef = _exponent(fx, fy)  # the centred scores overflowed: the scores / 2^ef, then 2^(ef - e)
+    ef = pow2_exponent(fx, fy)  # the centred scores overflowed: the scores / 2^ef, then 2^(ef - e)
     with np.errstate(over="ignore"):
         slope = _sample_slope(x, y, np.ldexp(fx, -ef), np.ldexp(fy, -ef))
     return float(np.log(slope) + (ef - e) * np.log(2.0)) if 0 < slope < np.inf else None

@@ -57,9 +57,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from otdiv._array import check_callable, check_int, check_positive, check_seed, to_numpy64
+from otdiv._array import (
+    check_callable,
+    check_int,
+    check_positive,
+    check_seed,
+    pow2_exponent,
+    to_numpy64,
+)
 from otdiv.audit.anchors import _flag, descent_anchors
-from otdiv.audit.envelope import STEEP, _as_points, _diameter, _exponent, _finite, _relative
+from otdiv.audit.envelope_units import (
+    STEEP,
+    check_finite_results,
+    points64,
+    relative_values,
+    unit_diameter,
+)
 from otdiv.audit.models import MEMORY_BUDGET
 from otdiv.audit.slopes import gradients, score_fn
 
@@ -94,9 +107,9 @@ class PopulationBound:
 
 
 def _points(z: object, name: str, dim: int | None = None, minimum: int = 1) -> np.ndarray:
-    """``envelope._as_points`` (a finite, non-empty (n, d) array), of dimension ``dim`` and
-    with at least ``minimum`` points."""
-    arr = _as_points(z, name)
+    """``envelope_units.points64`` (a finite, non-empty (n, d) array), of dimension ``dim``
+    and with at least ``minimum`` points."""
+    arr = points64(z, name)
     if dim is not None and arr.shape[1] != dim:
         raise ValueError(f"{name} must have dimension {dim}, got {arr.shape[1]}")
     if len(arr) < minimum:
@@ -172,8 +185,9 @@ def _min_envelope(w: np.ndarray, anchors: np.ndarray, z: np.ndarray, scales: Seq
     s = scales[i], with ``anchors`` and ``z`` given in units of 2^e (coordinates in (-1, 1))
     and ``w`` as it is. A scale with s |w| / 2^e <= ``limit`` x the largest distance takes
     w / 2^e (offset 0); a larger one takes w relative to its least value, capped at the
-    largest distance (``envelope._relative``; offset s min w, which may overflow)."""
-    cap = _diameter(anchors.shape[1])
+    largest distance (``envelope_units.relative_values``; offset s min w, which may
+    overflow)."""
+    cap = unit_diameter(anchors.shape[1])
     scales = np.asarray(scales, dtype=np.float64)
     with np.errstate(over="ignore", under="ignore"):
         wn = np.ldexp(w, -e)
@@ -183,7 +197,7 @@ def _min_envelope(w: np.ndarray, anchors: np.ndarray, z: np.ndarray, scales: Seq
     if small.any():
         out[small] = _kernel(wn, anchors, z, scales[small])
     for k in np.flatnonzero(~small):
-        out[k] = _kernel(_relative(w, scales[k], e, cap), anchors, z, np.ones(1))[0]
+        out[k] = _kernel(relative_values(w, scales[k], e, cap), anchors, z, np.ones(1))[0]
         with np.errstate(over="ignore"):
             offsets[k] = scales[k] * w.min()
     return out, offsets
@@ -210,7 +224,7 @@ def envelope_values(values: np.ndarray, anchors: np.ndarray, z: np.ndarray,
     scales = _scales(scales)
     upper = _flag(upper, "upper")
     sign = -1.0 if upper else 1.0
-    e = _exponent(anchors, z)
+    e = pow2_exponent(anchors, z)
     out, offsets = _min_envelope(sign * values, np.ldexp(anchors, -e), np.ldexp(z, -e),
                                  scales, e, _RANGE)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -282,7 +296,7 @@ def population_bound(anchors: object, values: object, validation: tuple[object, 
     confidence = _confidence(confidence)
     scales = list(DEFAULT_SCALES) if scales is None else _scales(scales)
     # every point in units of 2^e (exact): no distance overflows or underflows
-    e = _exponent(xv, yv, xt, yt, *(pts for _, _, pts, _ in sides))
+    e = pow2_exponent(xv, yv, xt, yt, *(pts for _, _, pts, _ in sides))
     zv = np.ldexp(np.concatenate([xv, yv]), -e)
     best = None
     for choice, side, pts, vals in sides:
@@ -308,8 +322,8 @@ def population_bound(anchors: object, values: object, validation: tuple[object, 
                             e))
         lower = value - float(norm.ppf(confidence)) * se
         validation_value = float(np.ldexp(validation_value, e))
-    _finite({"value": value, "se": se, "lower": lower, "validation": validation_value},
-            "anchors, validation and test")
+    check_finite_results({"value": value, "se": se, "lower": lower,
+                          "validation": validation_value}, "anchors, validation and test")
     return PopulationBound(value=value, se=se, lower=lower, confidence=confidence, scale=s,
                            validation=validation_value, n_anchors=len(pts),
                            envelope="max" if side else "min", choice=choice)
