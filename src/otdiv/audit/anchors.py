@@ -14,17 +14,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from otdiv._array import check_callable, check_int, check_positive, check_scores
+from otdiv._array import check_callable, check_flag, check_int, check_positive, check_scores
 from otdiv.audit.envelope_units import points64
 from otdiv.audit.models import MEMORY_BUDGET
 
 __all__ = ["descent_anchors"]
-
-
-def _flag(value: object, name: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
 
 
 def descent_anchors(grad: Callable[[np.ndarray], np.ndarray], start: object, *,
@@ -56,7 +50,7 @@ def descent_anchors(grad: Callable[[np.ndarray], np.ndarray], start: object, *,
     step = check_positive(step, "step")
     n_steps = check_int(n_steps, "n_steps", minimum=0)
     grow = check_positive(grow, "grow")
-    ascent = _flag(ascent, "ascent")
+    ascent = check_flag(ascent, "ascent")
     need = 16 * (n_steps + 1) * len(a) * (a.shape[1] + 1)
     if need > MEMORY_BUDGET:
         raise ValueError(f"n_steps={n_steps} needs about {need / 2**30:.3g} GiB for the paths "

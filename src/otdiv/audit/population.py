@@ -59,13 +59,14 @@ import numpy as np
 
 from otdiv._array import (
     check_callable,
+    check_flag,
     check_int,
     check_positive,
     check_seed,
     pow2_exponent,
     to_numpy64,
 )
-from otdiv.audit.anchors import _flag, descent_anchors
+from otdiv.audit.anchors import descent_anchors
 from otdiv.audit.envelope_units import (
     STEEP,
     check_finite_results,
@@ -222,7 +223,7 @@ def envelope_values(values: np.ndarray, anchors: np.ndarray, z: np.ndarray,
     values = _values(values, len(anchors), "values")
     z = _points(z, "z", anchors.shape[1])
     scales = _scales(scales)
-    upper = _flag(upper, "upper")
+    upper = check_flag(upper, "upper")
     sign = -1.0 if upper else 1.0
     e = pow2_exponent(anchors, z)
     out, offsets = _min_envelope(sign * values, np.ldexp(anchors, -e), np.ldexp(z, -e),
@@ -286,7 +287,7 @@ def population_bound(anchors: object, values: object, validation: tuple[object, 
         if not isinstance(cand, tuple) or len(cand) != 3:
             raise TypeError("candidates must hold triples (anchors, values, is_upper)")
         pts = _points(cand[0], f"candidates[{k}][0]", dim)
-        sides.append((2 + k, _flag(cand[2], f"candidates[{k}][2] (is_upper)"), pts,
+        sides.append((2 + k, check_flag(cand[2], f"candidates[{k}][2] (is_upper)"), pts,
                       _values(cand[1], len(pts), f"candidates[{k}][1]")))
     for name, pair in (("validation", validation), ("test", test)):
         if not isinstance(pair, tuple) or len(pair) != 2:
