@@ -16,7 +16,7 @@ import numpy as np
 
 from otdiv._array import check_callable, check_flag, check_int, check_positive, check_scores
 from otdiv.audit.envelope_units import points64
-from otdiv.audit.models import MEMORY_BUDGET
+from otdiv.audit.models import check_budget
 
 __all__ = ["descent_anchors"]
 
@@ -41,7 +41,7 @@ def descent_anchors(grad: Callable[[np.ndarray], np.ndarray], start: object, *,
     (n_steps + 1) n points.
 
     ``grad`` must return finite gradients, ``score`` one finite value per point (ValueError
-    naming them); paths of more than ``MEMORY_BUDGET`` bytes (16 (n_steps + 1) n (d + 1))
+    naming them); paths of more than ``models.MEMORY_BUDGET`` bytes (16 (n_steps + 1) n (d + 1))
     are a ValueError naming n_steps."""
     check_callable(grad, "grad", " (z -> gradients)")
     if score is not None:
@@ -51,11 +51,8 @@ def descent_anchors(grad: Callable[[np.ndarray], np.ndarray], start: object, *,
     n_steps = check_int(n_steps, "n_steps", minimum=0)
     grow = check_positive(grow, "grow")
     ascent = check_flag(ascent, "ascent")
-    need = 16 * (n_steps + 1) * len(a) * (a.shape[1] + 1)
-    if need > MEMORY_BUDGET:
-        raise ValueError(f"n_steps={n_steps} needs about {need / 2**30:.3g} GiB for the paths "
-                         f"of {len(a)} points in d={a.shape[1]}, over the memory budget of "
-                         f"{MEMORY_BUDGET / 2**30:.3g} GiB; lower n_steps")
+    check_budget(16 * (n_steps + 1) * len(a) * (a.shape[1] + 1), "n_steps", n_steps,
+                 f"for the paths of {len(a)} points in d={a.shape[1]}")
     sign = 1.0 if ascent else -1.0
     out = [a]
     h = np.full((len(a), 1), step)

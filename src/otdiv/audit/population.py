@@ -74,7 +74,7 @@ from otdiv.audit.envelope_units import (
     relative_values,
     unit_diameter,
 )
-from otdiv.audit.models import MEMORY_BUDGET
+from otdiv.audit.models import MEMORY_BUDGET, check_budget
 from otdiv.audit.slopes import gradients, score_fn
 
 _CHUNK_BYTES = 64 * 2**20  # one block of distances at a time
@@ -342,9 +342,10 @@ def population_bytes(n: int, n_test: int, n_steps: int, n_grow: int, dim: int) -
 
 def check_population_size(n: int, n_test: int, n_steps: int, n_grow: int, dim: int, *,
                           budget: float = MEMORY_BUDGET) -> None:
-    """ValueError naming the argument that drives it (n, n_test, n_steps or grow) when
-    :func:`population_bytes` exceeds ``budget`` bytes (the idiom of
-    :func:`otdiv.audit.models.check_training_size`)."""
+    """ValueError naming the argument that drives it (n, n_test, n_steps or grow: the one
+    whose reduction saves the most) when :func:`population_bytes` exceeds ``budget`` bytes
+    (the idiom of :func:`otdiv.audit.models.check_training_size`; the message is
+    :func:`otdiv.audit.models.check_budget`'s)."""
     need = population_bytes(n, n_test, n_steps, n_grow, dim)
     if need <= budget:
         return
@@ -353,9 +354,8 @@ def check_population_size(n: int, n_test: int, n_steps: int, n_grow: int, dim: i
     name = min(reduced, key=lambda k: population_bytes(*reduced[k], dim))
     value = {"n": n, "n_test": n_test, "n_steps": n_steps,
              "grow": f"{n_grow} factors"}[name]
-    raise ValueError(f"{name}={value} needs about {need / 2**30:.3g} GiB for the population "
-                     f"bound in d={dim} (n={n}, n_test={n_test}, n_steps={n_steps}), over the "
-                     f"memory budget of {budget / 2**30:.3g} GiB; lower {name}")
+    check_budget(need, name, value, f"for the population bound in d={dim} (n={n}, "
+                 f"n_test={n_test}, n_steps={n_steps})", budget)
 
 
 def critic_population_bound(critic: Callable, real: Callable, fake: Callable, *,
