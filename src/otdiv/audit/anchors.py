@@ -14,7 +14,16 @@ from collections.abc import Callable
 
 import numpy as np
 
-from otdiv._array import check_callable, check_flag, check_int, check_positive, check_scores
+from otdiv._array import (
+    as_float_array,
+    check_callable,
+    check_flag,
+    check_int,
+    check_positive,
+    check_scores,
+    is_tensor,
+    to_numpy64,
+)
 from otdiv.audit.envelope_units import points64
 from otdiv.audit.models import check_budget
 
@@ -27,7 +36,8 @@ def descent_anchors(grad: Callable[[np.ndarray], np.ndarray], start: object, *,
                     grow: float = 1.0) -> np.ndarray:
     """The start points and ``n_steps`` unit-speed steps down a critic's gradient from each:
     a_(t+1) = a_t - h_t grad(a_t) / ||grad(a_t)|| (up it with ``ascent``; a point where
-    the gradient vanishes stays). ``grad(z)`` returns the gradients, (n, d).
+    the gradient vanishes stays). ``grad(z)`` returns the gradients, of exactly the points'
+    shape (n, d).
 
     Fixed steps (``score`` None): h_t = ``step``; returns ((n_steps + 1) n, d) points.
     Adaptive steps (``score(z)``, the critic's values, given): h_0 = ``step``, and a step
@@ -40,9 +50,12 @@ def descent_anchors(grad: Callable[[np.ndarray], np.ndarray], start: object, *,
     float range is not taken. Returns the start points and the steps taken, at most
     (n_steps + 1) n points.
 
-    ``grad`` must return finite gradients, ``score`` one finite value per point (ValueError
-    naming them); paths of more than ``models.MEMORY_BUDGET`` bytes (16 (n_steps + 1) n (d + 1))
-    are a ValueError naming n_steps."""
+    ``grad`` and ``score`` may return arrays or tensors (of any real dtype). ``grad`` must
+    return finite gradients of shape (n, d), ``score`` one finite value per point, shape
+    (n,) or (n, 1): another shape, NaN or inf are a ValueError and complex values a
+    TypeError, naming them (a transposed (d, n) gradient is never reshaped). Paths of more
+    than ``models.MEMORY_BUDGET`` bytes (16 (n_steps + 1) n (d + 1)) are a ValueError
+    naming n_steps."""
     check_callable(grad, "grad", " (z -> gradients)")
     if score is not None:
         check_callable(score, "score", " or None (z -> values)")
@@ -85,22 +98,37 @@ def descent_anchors(grad: Callable[[np.ndarray], np.ndarray], start: object, *,
     return np.concatenate(out)
 
 
+def _returned(value: object, name: str) -> np.ndarray:
+    """What the callable ``name`` returned, as float64 numpy of its own shape with its NaN and
+    inf kept (the caller counts them): arrays, lists or tensors (detached, any real dtype).
+    Complex values, and anything but numbers, are a TypeError naming ``name``
+    (``otdiv._array.as_float_array``)."""
+    if is_tensor(value) and not value.is_complex():
+        value = to_numpy64(value)
+    return as_float_array(value, name, finite=False)
+
+
 def _gradient(grad: Callable, a: np.ndarray) -> np.ndarray:
-    g = np.asarray(grad(a), dtype=np.float64)
-    if g.size != a.size:
-        raise ValueError(f"grad must return one gradient per point, shape {a.shape}; got "
-                         f"shape {g.shape}")
-    g = g.reshape(a.shape)
-    if not np.isfinite(g).all():
-        raise ValueError(f"grad returned NaN or inf at {int((~np.isfinite(g)).any(1).sum())} "
-                         f"of {len(a)} points")
+    """grad(a): exactly the points' shape (n, d), finite. A (d, n) or flat return is a
+    ValueError naming both shapes (never reshaped: that would pair gradients with the wrong
+    points), NaN or inf one saying at how many points, complex a TypeError."""
+    g = _returned(grad(a), "grad")
+    if g.shape != a.shape:
+        raise ValueError(f"grad must return one gradient per point, the points' shape "
+                         f"{a.shape}; got shape {g.shape}")
+    bad = ~np.isfinite(g).all(axis=1)
+    if bad.any():
+        raise ValueError(f"grad returned NaN or inf at {int(bad.sum())} of {len(a)} points")
     return g
 
 
 def _scored(score: Callable, z: np.ndarray) -> np.ndarray:
-    f = check_scores(np.asarray(score(z), dtype=np.float64), len(z), "score", per="point",
+    """score(z): one finite value per point, shape (n,) or (n, 1) (``check_scores``, the one
+    score rule: another shape is a ValueError, complex values a TypeError, both naming
+    ``score``; NaN or inf a ValueError saying at how many points)."""
+    f = check_scores(_returned(score(z), "score"), len(z), "score", per="point",
                      verb="return")
-    if not np.isfinite(f).all():
-        raise ValueError(f"score returned NaN or inf at {int((~np.isfinite(f)).sum())} of "
-                         f"{len(z)} points")
+    bad = ~np.isfinite(f)
+    if bad.any():
+        raise ValueError(f"score returned NaN or inf at {int(bad.sum())} of {len(z)} points")
     return f

@@ -73,6 +73,7 @@ from otdiv.audit.envelope_units import (
     points64,
     relative_values,
     unit_diameter,
+    values64,
 )
 from otdiv.audit.models import MEMORY_BUDGET, check_budget
 from otdiv.audit.slopes import gradients, score_fn
@@ -120,11 +121,9 @@ def _points(z: object, name: str, dim: int | None = None, minimum: int = 1) -> n
 
 
 def _values(values: object, n: int, name: str) -> np.ndarray:
-    arr = np.asarray(values, dtype=np.float64).reshape(-1)
-    if arr.shape != (n,) or not np.isfinite(arr).all():
-        raise ValueError(f"{name} must be {n} finite numbers, one per anchor, got shape "
-                         f"{np.shape(values)}")
-    return arr
+    """n finite values, one per anchor, shape (n,) or (n, 1) (``envelope_units.values64``:
+    another shape such as (1, n), NaN or inf are a ValueError, complex values a TypeError)."""
+    return values64(values, n, name, per="anchor")
 
 
 def _scales(scales: object) -> list[float]:
@@ -210,7 +209,8 @@ def envelope_values(values: np.ndarray, anchors: np.ndarray, z: np.ndarray,
     (``upper``: k_s(z_k) = max_a (s values_a - ||z_k - a||), also 1-Lipschitz).
 
     ``anchors`` (N, d) and ``z`` (k, d) are finite point arrays of one dimension ((n,) for
-    d = 1), ``values`` N finite numbers, ``scales`` finite numbers > 0, at least one.
+    d = 1), ``values`` N finite real numbers, shape (N,) or (N, 1) (a (1, N) row is a
+    ValueError), ``scales`` finite numbers > 0, at least one.
 
     Per block of z, squared distances from one matrix product about the anchors' mean,
     |z|^2 + |a|^2 - 2 <z, a>, whose rounding error is at most (2 d + 8) eps (|z|^2 +
@@ -246,7 +246,8 @@ def population_bound(anchors: object, values: object, validation: tuple[object, 
     """Lower bound on W1(P, Q): the envelope h_s(z) = min_a (s v_a + ||z - a||) on test samples.
 
     Args:
-        anchors: (N, d) points; values: N numbers v_a (a critic's scores at the anchors).
+        anchors: (N, d) points; values: N finite real numbers v_a (a critic's scores at
+            the anchors), shape (N,) or (N, 1); arrays or tensors.
         upper: optionally (anchors', values') of a second candidate, the upper envelope
             k_s(z) = max_a (s v'_a - ||z - a||); the validation pair picks h or k too.
         candidates: further envelopes (anchors'', values'', is_upper) to pick from
