@@ -104,3 +104,29 @@ def test_sphinx_builds_without_warnings(tmp_path):
                            str(ROOT / "docs"), str(tmp_path / "html")],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
+
+
+def test_the_audit_modules_import_only_those_above_them_in_architecture_md():
+    """docs/architecture.md lists otdiv/audit's modules so that each imports only those above
+    it: every module of the package is listed, and no import (at the top or inside a
+    function) reaches down the list."""
+    import ast
+
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    block = text[text.index("otdiv/audit/ "):text.index("otdiv/testing/ ")]
+    order = []
+    for line in block.splitlines()[1:]:
+        entry = re.match(r"  (\S.*?)(?:\s{2,}|$)", line)  # the name column of an entry
+        if entry and not line.startswith("   "):
+            order += re.findall(r"(\w+)\.py", entry.group(1))
+    package = ROOT / "src" / "otdiv" / "audit"
+    modules = {p.stem for p in package.glob("*.py")} - {"__init__"}
+    assert set(order) == modules, (set(order) ^ modules)
+    rank = {m: i for i, m in enumerate(order)}
+    for name in order:
+        tree = ast.parse((package / f"{name}.py").read_text())
+        for node in ast.walk(tree):
+            targets = [node.module] if isinstance(node, ast.ImportFrom) and node.module else \
+                [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            for target in (t.split(".")[2] for t in targets if t.startswith("otdiv.audit.")):
+                assert rank[target] < rank[name], f"{name}.py imports {target}.py, listed below it"

@@ -54,6 +54,7 @@ import numpy as np
 
 from otdiv._array import check_int, check_positive, pow2_exponent
 from otdiv.audit.envelope_units import (
+    CHUNK_BYTES,
     STEEP,
     check_finite_results,
     points64,
@@ -61,8 +62,6 @@ from otdiv.audit.envelope_units import (
     unit_diameter,
     values64,
 )
-
-_CHUNK_BYTES = 64 * 2**20  # one block of distances at a time
 
 
 @dataclass(frozen=True)
@@ -93,7 +92,7 @@ def _transform(values: np.ndarray, source: np.ndarray, target: np.ndarray,
     """min_j (values_j + ||t - s_j||) (sign=+1) or max_j (values_j - ||t - s_j||) (sign=-1)."""
     from scipy.spatial.distance import cdist
 
-    rows = max(1, _CHUNK_BYTES // (8 * max(1, len(source))))
+    rows = max(1, CHUNK_BYTES // (8 * max(1, len(source))))
     out = np.empty(len(target))
     for start in range(0, len(target), rows):
         dist = cdist(target[start:start + rows], source)
@@ -234,7 +233,7 @@ def _sample_slope(x, y, fx, fy) -> float:
     there are none or the scores are constant)."""
     from scipy.spatial.distance import cdist
 
-    rows = max(1, _CHUNK_BYTES // (8 * len(y)))
+    rows = max(1, CHUNK_BYTES // (8 * len(y)))
     best = 0.0
     for start in range(0, len(x), rows):
         dist = cdist(x[start:start + rows], y)

@@ -25,10 +25,11 @@ import numpy as np
 
 from otdiv._array import as_float_array, as_points, check_scores, pow2_exponent, to_numpy64
 
-__all__ = ["STEEP", "check_finite_results", "points64", "relative_values", "unit_diameter",
-           "values64"]
+__all__ = ["CHUNK_BYTES", "STEEP", "check_finite_results", "points64", "relative_values",
+           "unit_diameter", "values64"]
 
 STEEP = 2.0 ** 10  # values s v beyond STEEP x the largest distance go relative (below)
+CHUNK_BYTES = 64 * 2**20  # the envelopes take their distances one block of this size at a time
 
 
 def points64(z: object, name: str) -> np.ndarray:

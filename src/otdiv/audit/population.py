@@ -68,6 +68,7 @@ from otdiv._array import (
 )
 from otdiv.audit.anchors import descent_anchors
 from otdiv.audit.envelope_units import (
+    CHUNK_BYTES,
     STEEP,
     check_finite_results,
     points64,
@@ -78,7 +79,6 @@ from otdiv.audit.envelope_units import (
 from otdiv.audit.models import MEMORY_BUDGET, check_budget
 from otdiv.audit.slopes import gradients, score_fn
 
-_CHUNK_BYTES = 64 * 2**20  # one block of distances at a time
 DEFAULT_SCALES = tuple(2.0 ** k for k in range(-2, 4))  # x (1 / the critic's slope)
 _RANGE = 2.0 ** 1000  # |s v| (in units of the points) up to which envelope_values keeps v
 
@@ -165,7 +165,7 @@ def _kernel(vals: np.ndarray, anchors: np.ndarray, z: np.ndarray,
     na_max = float(na.max())
     top = float(np.abs(scales).max() * np.abs(vals).max())
     out = np.empty((len(scales), len(z)))
-    rows = max(1, _CHUNK_BYTES // (8 * len(anchors)))
+    rows = max(1, CHUNK_BYTES // (8 * len(anchors)))
     for start in range(0, len(z), rows):
         zb = z[start:start + rows]
         c = zb - center
@@ -338,7 +338,7 @@ def population_bytes(n: int, n_test: int, n_steps: int, n_grow: int, dim: int) -
     samples, their gradients and scores, 8 n_test for the validation and test pairs and
     their joined copies, and two blocks of distances of the envelope (64 MiB each)."""
     paths = 2 * n_grow * 2 * n * (n_steps + 1)
-    return 8 * (dim + 1) * (3 * paths + 8 * n + 8 * n_test) + 2 * _CHUNK_BYTES
+    return 8 * (dim + 1) * (3 * paths + 8 * n + 8 * n_test) + 2 * CHUNK_BYTES
 
 
 def check_population_size(n: int, n_test: int, n_steps: int, n_grow: int, dim: int, *,
