@@ -192,3 +192,30 @@ def test_a_coarse_critic_s_rounding_does_not_pass_a_kink_gradient():
 
     x = torch.zeros(8, 2)
     assert lipschitz_bounds(critic, x).lower == 0.0
+
+
+@pytest.mark.parametrize(("dtype", "offset"), [(torch.float32, 1e5), (torch.float32, 1e7),
+                                               (torch.float16, 1e3), (torch.bfloat16, 1e5)])
+def test_a_kink_gradient_hidden_in_the_rounding_of_large_scores_is_refused(offset, dtype):
+    """relu(z) − z − relu(−z) + offset is constant: its Lipschitz lower bound is 0. Scored in
+    float32 near 1e5 (or coarser), the change the secant check judges is below the scores'
+    rounding and its allowance passed autograd's derivative −1 at 0 as a verified slope; the
+    gradient must now agree with its neighbours' (0 on both sides)."""
+    def critic(x):
+        z = x[:, 0]
+        return (torch.relu(z) - z - torch.relu(-z)).to(dtype) + offset
+
+    x = torch.zeros(8, 2)
+    assert lipschitz_bounds(critic, x).lower == 0.0
+
+
+def test_a_smooth_critic_with_large_scores_keeps_its_gradient():
+    """The neighbours' test passes a smooth critic whose secants the rounding hides:
+    sin(z) + 1e5 in float32 at z = 0.3 has the lower bound |cos 0.3| (its gradient)."""
+    def critic(x):
+        return torch.sin(x[:, 0]) + 1e5
+
+    x = torch.full((8, 1), 0.3)
+    b = lipschitz_bounds(critic, x, n_interpolates=0, ascent_steps=0, seed=0)
+    assert b.lower_method == "gradient"
+    assert b.lower == pytest.approx(math.cos(0.3), rel=1e-6)
