@@ -10,7 +10,6 @@ import argparse
 import sys
 import time
 
-from otdiv.audit.toys import PAPER_TOYS, REFERENCE_SEED
 from otdiv.cli._common import CLIError, int_arg
 
 MAX_REFERENCE_REPEATS = 1000  # as otdiv audit --repeats: a standard error needs no more
@@ -27,6 +26,7 @@ def problem(spec: str, args: argparse.Namespace | None = None):
     (:func:`check_sizes`) before the toy is built."""
     from otdiv._array import MAX_COUNT
     from otdiv.audit import make_toy
+    from otdiv.audit.toys import PAPER_TOYS
 
     parts = spec.strip().split(":")
     try:
@@ -136,7 +136,7 @@ def reference(label: str, toy, args):
     --reference-n 0."""
     if toy.w1 is not None or args.reference_n == 0:
         return None
-    from otdiv.audit.toys import reference_w1
+    from otdiv.audit.toys import REFERENCE_SEED, reference_w1
 
     t0 = time.perf_counter()
     ref = reference_w1(toy, n=args.reference_n, repeats=args.reference_repeats,
