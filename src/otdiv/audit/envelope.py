@@ -138,16 +138,7 @@ def _mean_difference(fx: np.ndarray, fy: np.ndarray) -> float:
 def _check_held_out(held_out: object, dim: int) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(held_out, tuple) or len(held_out) != 2:
         raise TypeError("held_out must be a pair (x', y') of point arrays")
-    pair = []
-    for k, z in enumerate(held_out):
-        pts = points64(z, f"held_out[{k}]")
-        if pts.shape[1] != dim:
-            raise ValueError(f"held_out points must have dimension {dim}")
-        if len(pts) < 2:
-            raise ValueError(f"held_out[{k}] must hold at least 2 points (its standard "
-                             f"error needs two), got {len(pts)}")
-        pair.append(pts)
-    return pair[0], pair[1]
+    return tuple(points64(z, f"held_out[{k}]", dim, minimum=2) for k, z in enumerate(held_out))
 
 
 def envelope_bound(

@@ -32,11 +32,18 @@ STEEP = 2.0 ** 10  # values s v beyond STEEP x the largest distance go relative 
 CHUNK_BYTES = 64 * 2**20  # the envelopes take their distances one block of this size at a time
 
 
-def points64(z: object, name: str) -> np.ndarray:
+def points64(z: object, name: str, dim: int | None = None, minimum: int = 1) -> np.ndarray:
     """A finite, non-empty point cloud as float64 numpy, shape (n, d) ((n,) is (n, 1));
-    arrays or tensors (detached): ``to_numpy64(as_points(z, name))``, whose errors name
-    ``name``."""
-    return to_numpy64(as_points(z, name))
+    arrays or tensors (detached): ``to_numpy64(as_points(z, name))``, of dimension ``dim``
+    (when given) and with at least ``minimum`` points (2 where a standard error is taken);
+    the ValueErrors name ``name``."""
+    arr = to_numpy64(as_points(z, name))
+    if dim is not None and arr.shape[1] != dim:
+        raise ValueError(f"{name} must have dimension {dim}, got {arr.shape[1]}")
+    if len(arr) < minimum:
+        raise ValueError(f"{name} must hold at least {minimum} points (a standard error needs "
+                         f"two), got {len(arr)}")
+    return arr
 
 
 def values64(v: object, n: int, name: str, *, what: str = "value",

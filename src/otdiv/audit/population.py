@@ -108,18 +108,6 @@ class PopulationBound:
     grow: float | None = None
 
 
-def _points(z: object, name: str, dim: int | None = None, minimum: int = 1) -> np.ndarray:
-    """``envelope_units.points64`` (a finite, non-empty (n, d) array), of dimension ``dim``
-    and with at least ``minimum`` points."""
-    arr = points64(z, name)
-    if dim is not None and arr.shape[1] != dim:
-        raise ValueError(f"{name} must have dimension {dim}, got {arr.shape[1]}")
-    if len(arr) < minimum:
-        raise ValueError(f"{name} must hold at least {minimum} points (a standard error needs "
-                         f"two), got {len(arr)}")
-    return arr
-
-
 def _values(values: object, n: int, name: str) -> np.ndarray:
     """n finite values, one per anchor, shape (n,) or (n, 1) (``envelope_units.values64``:
     another shape such as (1, n), NaN or inf are a ValueError, complex values a TypeError)."""
@@ -219,9 +207,9 @@ def envelope_values(values: np.ndarray, anchors: np.ndarray, z: np.ndarray,
     those of per-pair float64 distances: 1-Lipschitz up to one distance's rounding. Points
     are taken in units of the power of two above their largest coordinate (exact), so no
     distance overflows; values h_s beyond the float range are a ValueError."""
-    anchors = _points(anchors, "anchors")
+    anchors = points64(anchors, "anchors")
     values = _values(values, len(anchors), "values")
-    z = _points(z, "z", anchors.shape[1])
+    z = points64(z, "z", anchors.shape[1])
     scales = _scales(scales)
     upper = check_flag(upper, "upper")
     sign = -1.0 if upper else 1.0
@@ -272,14 +260,14 @@ def population_bound(anchors: object, values: object, validation: tuple[object, 
     """
     from scipy.stats import norm
 
-    anchors = _points(anchors, "anchors")
+    anchors = points64(anchors, "anchors")
     dim = anchors.shape[1]
     values = _values(values, len(anchors), "values")
     sides = [(0, False, anchors, values)]
     if upper is not None:
         if not isinstance(upper, tuple) or len(upper) != 2:
             raise TypeError("upper must be a pair (anchors, values)")
-        up = _points(upper[0], "upper[0]", dim)
+        up = points64(upper[0], "upper[0]", dim)
         sides.append((1, True, up, _values(upper[1], len(up), "upper[1]")))
     if isinstance(candidates, (str, bytes)) or not isinstance(candidates, Iterable):
         raise TypeError("candidates must be a sequence of triples (anchors, values, is_upper), "
@@ -287,14 +275,14 @@ def population_bound(anchors: object, values: object, validation: tuple[object, 
     for k, cand in enumerate(candidates):
         if not isinstance(cand, tuple) or len(cand) != 3:
             raise TypeError("candidates must hold triples (anchors, values, is_upper)")
-        pts = _points(cand[0], f"candidates[{k}][0]", dim)
+        pts = points64(cand[0], f"candidates[{k}][0]", dim)
         sides.append((2 + k, check_flag(cand[2], f"candidates[{k}][2] (is_upper)"), pts,
                       _values(cand[1], len(pts), f"candidates[{k}][1]")))
     for name, pair in (("validation", validation), ("test", test)):
         if not isinstance(pair, tuple) or len(pair) != 2:
             raise TypeError(f"{name} must be a pair (x, y) of point arrays")
-    xv, yv = (_points(p, f"validation[{k}]", dim) for k, p in enumerate(validation))
-    xt, yt = (_points(p, f"test[{k}]", dim, minimum=2) for k, p in enumerate(test))
+    xv, yv = (points64(p, f"validation[{k}]", dim) for k, p in enumerate(validation))
+    xt, yt = (points64(p, f"test[{k}]", dim, minimum=2) for k, p in enumerate(test))
     confidence = _confidence(confidence)
     scales = list(DEFAULT_SCALES) if scales is None else _scales(scales)
     # every point in units of 2^e (exact): no distance overflows or underflows
