@@ -26,17 +26,27 @@ import time
 from otdiv.audit import make_toy
 from otdiv.audit.toys import PAPER_TOYS, REFERENCE_SEED, reference_w1
 
+
+def at_least(minimum: int):
+    """An argparse type: a whole number >= minimum (a standard error needs two draws)."""
+    def parse(text: str) -> int:
+        if not text.isdigit() or int(text) < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}")
+        return int(text)
+    return parse
+
+
 ESTIMATES = (("raw", "estimate"), ("flow", "flow_corrected"), ("/G (OT)", "normalized_estimate"))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="*", help="JSON rows of otdiv benchmark-critics --json")
-    parser.add_argument("--reference-n", type=int, default=20_000)
-    parser.add_argument("--reference-repeats", type=int, default=4)
+    parser.add_argument("--reference-n", type=at_least(2), default=20_000)
+    parser.add_argument("--reference-repeats", type=at_least(2), default=4)
     parser.add_argument("--scatter", default=None, metavar="N1,N2,...",
                         help="also the scatter of exact W1 between samples at these n")
-    parser.add_argument("--draws", type=int, default=4, help="draws per n of --scatter")
+    parser.add_argument("--draws", type=at_least(2), default=4, help="draws per n of --scatter")
     args = parser.parse_args()
     if args.scatter:
         print("| toy | n per side | draws | mean exact W1 | sd of a draw | sd / mean | s |\n"

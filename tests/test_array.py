@@ -138,3 +138,11 @@ def test_check_flag_takes_bools_only():
     for bad in (1, 0, "yes", None, 1.0):
         with pytest.raises(TypeError, match=r"^x must be True or False"):
             check_flag(bad, "x")
+
+
+def test_pow2_exponent_reads_integers_and_bools_as_float64():
+    """abs(-2**63) overflows int64 and bool tensors have no abs: both are read as float64."""
+    from otdiv._array import pow2_exponent
+
+    assert pow2_exponent(np.array([-2**63])) == 64 == pow2_exponent(torch.tensor([-2**63]))
+    assert pow2_exponent(torch.tensor([True, False])) == 1 == pow2_exponent(np.array([True]))

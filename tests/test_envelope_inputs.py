@@ -131,3 +131,26 @@ def test_the_population_size_error_states_the_budget_given():
                                          r"paths of 3 points in d=2, over the memory budget "
                                          r"of 4 GiB; lower n_steps$"):
         descent_anchors(_grad, X, step=1.0, n_steps=10**12)
+
+
+def test_a_flat_gradient_is_taken_where_it_is_unambiguous():
+    """(n,) gradients for points of dimension 1 and (d,) for a single point pair with the
+    points one way only: taken, as start and the scores take (n,) (review)."""
+    line = np.array([0.0, 1.0, 2.5])
+    flat = descent_anchors(lambda z: np.cos(z[:, 0]), line, step=0.1, n_steps=1)
+    col = descent_anchors(lambda z: np.cos(z), line[:, None], step=0.1, n_steps=1)
+    np.testing.assert_array_equal(flat, col)
+    one = np.array([[0.5, -1.0]])
+    np.testing.assert_array_equal(
+        descent_anchors(lambda z: 2 * z[0], one, step=0.1, n_steps=2),
+        descent_anchors(lambda z: 2 * z, one, step=0.1, n_steps=2))
+
+
+def test_an_integer_tensor_is_read_in_float64():
+    """Integer tensors go to float64 directly: through torch's float32 16777217 was rounded
+    (review)."""
+    from otdiv.audit.funnels import MinFunnel
+
+    pair = MinFunnel(3, 4)
+    big = [[16777217, 0, 0]]
+    assert pair.potential(torch.tensor(big)) == pair.potential(np.array(big, dtype=float))

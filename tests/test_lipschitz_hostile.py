@@ -219,3 +219,29 @@ def test_a_smooth_critic_with_large_scores_keeps_its_gradient():
     b = lipschitz_bounds(critic, x, n_interpolates=0, ascent_steps=0, seed=0)
     assert b.lower_method == "gradient"
     assert b.lower == pytest.approx(math.cos(0.3), rel=1e-6)
+
+
+def test_a_relu_network_with_large_scores_keeps_a_verified_slope():
+    """A deep ReLU network has kinks within the check's step of every candidate; scored in
+    float32 near 1e6, the rounding hides the change over that step, the neighbours'
+    gradients differ and the step-h secant net of the rounding is 0. The longer secants see
+    past the rounding: a positive slope of f, at most the network's certified upper bound
+    (review: 0 before the longer steps)."""
+    torch.manual_seed(0)
+    layers = [torch.nn.Linear(2, 512), torch.nn.ReLU()]
+    for _ in range(5):
+        layers += [torch.nn.Linear(512, 512), torch.nn.ReLU()]
+    net = torch.nn.Sequential(*layers, torch.nn.Linear(512, 1))
+    with torch.no_grad():
+        for m in net:
+            if isinstance(m, torch.nn.Linear):
+                m.weight *= 3.0
+                m.bias *= 3.0
+    torch.manual_seed(7)
+    x = torch.randn(512, 2)
+    with torch.no_grad():
+        offset = 1e5 * float(net(x).abs().mean() + net(x).std())
+    plain = lipschitz_bounds(lambda z: net(z).squeeze(-1), x, seed=0)  # 15.4, by its gradient
+    b = lipschitz_bounds(lambda z: net(z).squeeze(-1) + offset, x, seed=0)
+    assert b.lower_method == "secant"
+    assert 0.1 * plain.lower < b.lower <= lipschitz_bounds(net, x[:2], seed=0).upper

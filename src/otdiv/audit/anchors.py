@@ -15,14 +15,12 @@ from collections.abc import Callable
 import numpy as np
 
 from otdiv._array import (
-    as_float_array,
+    as_numpy64,
     check_callable,
     check_flag,
     check_int,
     check_positive,
     check_scores,
-    is_tensor,
-    to_numpy64,
 )
 from otdiv.audit.envelope_units import points64
 from otdiv.audit.models import check_budget
@@ -36,8 +34,8 @@ def descent_anchors(grad: Callable[[np.ndarray], np.ndarray], start: object, *,
                     grow: float = 1.0) -> np.ndarray:
     """The start points and ``n_steps`` unit-speed steps down a critic's gradient from each:
     a_(t+1) = a_t - h_t grad(a_t) / ||grad(a_t)|| (up it with ``ascent``; a point where
-    the gradient vanishes stays). ``grad(z)`` returns the gradients, of exactly the points'
-    shape (n, d).
+    the gradient vanishes stays). ``grad(z)`` returns the gradients, of the points'
+    shape (n, d) ((n,) when d = 1).
 
     Fixed steps (``score`` None): h_t = ``step``; returns ((n_steps + 1) n, d) points.
     Adaptive steps (``score(z)``, the critic's values, given): h_0 = ``step``, and a step
@@ -98,21 +96,14 @@ def descent_anchors(grad: Callable[[np.ndarray], np.ndarray], start: object, *,
     return np.concatenate(out)
 
 
-def _returned(value: object, name: str) -> np.ndarray:
-    """What the callable ``name`` returned, as float64 numpy of its own shape with its NaN and
-    inf kept (the caller counts them): arrays, lists or tensors (detached, any real dtype).
-    Complex values, and anything but numbers, are a TypeError naming ``name``
-    (``otdiv._array.as_float_array``)."""
-    if is_tensor(value) and not value.is_complex():
-        value = to_numpy64(value)
-    return as_float_array(value, name, finite=False)
-
-
 def _gradient(grad: Callable, a: np.ndarray) -> np.ndarray:
-    """grad(a): exactly the points' shape (n, d), finite. A (d, n) or flat return is a
-    ValueError naming both shapes (never reshaped: that would pair gradients with the wrong
-    points), NaN or inf one saying at how many points, complex a TypeError."""
-    g = _returned(grad(a), "grad")
+    """grad(a): the points' shape (n, d) — or (n,) when d = 1, (d,) for one point, where a
+    flat return is unambiguous — finite. A (d, n) or other flat return is a ValueError
+    naming both shapes (never reshaped: that would pair gradients with the wrong points),
+    NaN or inf one saying at how many points, complex a TypeError."""
+    g = as_numpy64(grad(a), "grad", finite=False)
+    if g.ndim == 1 and g.size == a.size and 1 in a.shape:  # (n,) for d = 1, (d,) for one point
+        g = g.reshape(a.shape)
     if g.shape != a.shape:
         raise ValueError(f"grad must return one gradient per point, the points' shape "
                          f"{a.shape}; got shape {g.shape}")
@@ -126,7 +117,7 @@ def _scored(score: Callable, z: np.ndarray) -> np.ndarray:
     """score(z): one finite value per point, shape (n,) or (n, 1) (``check_scores``, the one
     score rule: another shape is a ValueError, complex values a TypeError, both naming
     ``score``; NaN or inf a ValueError saying at how many points)."""
-    f = check_scores(_returned(score(z), "score"), len(z), "score", per="point",
+    f = check_scores(as_numpy64(score(z), "score", finite=False), len(z), "score", per="point",
                      verb="return")
     bad = ~np.isfinite(f)
     if bad.any():

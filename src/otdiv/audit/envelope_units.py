@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from otdiv._array import as_float_array, as_points, check_scores, pow2_exponent, to_numpy64
+from otdiv._array import as_numpy64, as_points, check_scores, pow2_exponent
 
 __all__ = ["CHUNK_BYTES", "STEEP", "check_finite_results", "points64", "relative_values",
            "unit_diameter", "values64"]
@@ -34,10 +34,11 @@ CHUNK_BYTES = 64 * 2**20  # the envelopes take their distances one block of this
 
 def points64(z: object, name: str, dim: int | None = None, minimum: int = 1) -> np.ndarray:
     """A finite, non-empty point cloud as float64 numpy, shape (n, d) ((n,) is (n, 1));
-    arrays or tensors (detached): ``to_numpy64(as_points(z, name))``, of dimension ``dim``
+    arrays or tensors (detached, of any real dtype): ``as_points`` of
+    ``otdiv._array.as_numpy64``, of dimension ``dim``
     (when given) and with at least ``minimum`` points (2 where a standard error is taken);
     the ValueErrors name ``name``."""
-    arr = to_numpy64(as_points(z, name))
+    arr = as_points(as_numpy64(z, name), name)
     if dim is not None and arr.shape[1] != dim:
         raise ValueError(f"{name} must have dimension {dim}, got {arr.shape[1]}")
     if len(arr) < minimum:
@@ -51,8 +52,8 @@ def values64(v: object, n: int, name: str, *, what: str = "value",
     """n finite values (one ``what`` per ``per``) as float64 numpy, shape (n,) from (n,) or
     (n, 1); arrays or tensors (detached, of any real dtype). Complex values are a TypeError,
     NaN or inf and any other shape (such as (1, n)) a ValueError, each naming ``name``
-    (``otdiv._array.as_float_array`` and ``check_scores``, the one score rule)."""
-    return to_numpy64(check_scores(as_float_array(v, name), n, name, what=what, per=per))
+    (``otdiv._array.as_numpy64`` and ``check_scores``, the one score rule)."""
+    return check_scores(as_numpy64(v, name), n, name, what=what, per=per)
 
 
 def unit_diameter(dim: int) -> float:

@@ -52,6 +52,7 @@ import numpy as np
 from otdiv._array import (
     _as_float,
     as_float_array,
+    as_numpy64,
     as_points,
     check_choice,
     check_int,
@@ -61,6 +62,7 @@ from otdiv._array import (
     check_same_dim,
     check_scores,
     is_tensor,
+    mean_std,
     pow2_exponent,
     to_numpy64,
 )
@@ -87,14 +89,7 @@ def _grad_norms(grad_norms: object) -> np.ndarray:
     without a graph, is detached and copied); NaN and inf are kept (the callers return None
     for them), an empty, complex, non-numeric or negative input is an error."""
     name = "grad_norms"
-    if is_tensor(grad_norms):
-        if grad_norms.is_complex():
-            raise TypeError(f"{name} must be real, got a complex tensor of dtype "
-                            f"{grad_norms.dtype}")
-        g = to_numpy64(grad_norms)
-    else:
-        g = as_float_array(grad_norms, name, finite=False)
-    g = np.reshape(g, -1)
+    g = np.reshape(as_numpy64(grad_norms, name, finite=False), -1)
     if len(g) == 0:
         raise ValueError(f"{name} is empty; it needs at least one gradient norm")
     if (g < 0).any():
@@ -190,36 +185,6 @@ def interpolates(x: np.ndarray, y: np.ndarray, rng: np.random.Generator,
     return np.concatenate(out)
 
 
-def mean_std(values: object) -> tuple[float, float]:
-    """(mean, standard deviation with ddof 1; 0 for one entry) of finite numbers of any
-    magnitude, without overflow or underflow:
-
-        mean = 2^e · mean(v / 2^e),   std = 2^e · std(v / 2^e),
-
-    e the exponent with every |v_i| < 2^e (:func:`otdiv._array.pow2_exponent`). Scaling by a
-    power of two is exact, so these are the plain mean and std wherever those neither
-    overflow nor underflow (the squares of 1e160 do), and the std is inf only when the
-    spread itself is beyond the float range."""
-    g = np.asarray(values, dtype=np.float64).reshape(-1)
-    top = float(np.max(np.abs(g)))
-    if top == 0:
-        return 0.0, 0.0
-    e = pow2_exponent(g)
-    s = np.ldexp(g, -e)
-    m = float(s.mean())
-    try:
-        mean = math.ldexp(m, e)
-    except OverflowError:  # a mean rounded to ±2^e, beyond the largest entry
-        mean = math.copysign(top, m)
-    if len(g) < 2:
-        return mean, 0.0
-    try:
-        std = math.ldexp(float(s.std(ddof=1)), e)
-    except OverflowError:  # a spread beyond the float range (entries near ±1.8e308)
-        std = math.inf
-    return mean, std
-
-
 def slope_corrected(raw: float, grad_norms: np.ndarray
                     ) -> tuple[float, float, float] | None:
     """(raw / G, G, standard error of G): G = mean ‖∇f(x̂)‖ over the penalty's interpolates.
@@ -237,7 +202,7 @@ def slope_corrected(raw: float, grad_norms: np.ndarray
     g = _grad_norms(grad_norms)
     if not np.isfinite(g).all():
         return None
-    mean, std = mean_std(g)
+    mean, std = mean_std(g, "grad_norms")
     if not mean > 0:
         return None
     estimate = raw / mean  # inf when it overflows

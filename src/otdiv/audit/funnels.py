@@ -34,14 +34,13 @@ import math
 import numpy as np
 
 from otdiv._array import (
-    as_float_array,
+    as_numpy64,
     as_points,
     check_int,
     check_positive,
     check_rng,
     check_seed,
     pow2_exponent,
-    to_numpy64,
 )
 from otdiv.audit.models import check_sample_size
 
@@ -118,10 +117,10 @@ class MinFunnel:
 
     def _points(self, z: object, name: str) -> np.ndarray:
         """z as a finite float64 array of shape (n, d) (one point may be given as (d,))."""
-        arr = as_float_array(z, name)
+        arr = as_numpy64(z, name)
         if arr.ndim == 1 and arr.shape[0] == self.d:
             arr = arr.reshape(1, self.d)
-        arr = to_numpy64(as_points(arr, name))
+        arr = as_points(arr, name)
         if arr.shape[1] != self.d:
             raise ValueError(f"{name} must have shape (n, {self.d}) (d = {self.d}), got shape "
                              f"{tuple(arr.shape)}")

@@ -342,9 +342,9 @@ def summarize(rows: list[dict[str, Any]], grid_keys: list[str]) -> tuple[str, li
 def plot_rel_error(groups: list, path: Path) -> Path:
     """Each setting's relative errors (one dot per seed; raw, flow-corrected (no exact OT)
     and / G (exact OT)) with their mean."""
-    from otdiv.audit.report import _figure
+    from otdiv.audit.report import figure
 
-    fig = _figure(7.0, 1.2 + 0.35 * len(groups))
+    fig = figure(7.0, 1.2 + 0.35 * len(groups))
     ax = fig.add_subplot(111)
     for y, (_, group) in enumerate(groups):
         ok = [r["audit"] for r in group if r["status"] == "ok"]

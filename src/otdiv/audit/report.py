@@ -102,7 +102,8 @@ def write_json(path: str | Path, payload: dict[str, Any]) -> Path:
     return path
 
 
-def _figure(width: float = 6.0, height: float = 4.5):
+def figure(width: float = 6.0, height: float = 4.5):
+    """A matplotlib Figure of the audit's plots (Agg canvas: no display, no pyplot state)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -128,7 +129,7 @@ def plot_level_sets(critic, real: np.ndarray, fake: np.ndarray, path: str | Path
     device = p.device if p is not None else "cpu"
     with torch.no_grad():
         z = scores(critic, torch.as_tensor(pts, dtype=dtype).to(device)).cpu().double().numpy()
-    fig = _figure(5.5, 5.0)
+    fig = figure(5.5, 5.0)
     ax = fig.add_subplot()
     cs = ax.contourf(gx, gy, z.reshape(gx.shape), levels=20, cmap="viridis", alpha=0.85)
     fig.colorbar(cs, ax=ax, label="critic f(x)")
@@ -148,7 +149,7 @@ def plot_history(trained, path: str | Path, *, exact_w1: float | None = None,
                  exact_std: float | None = None, closed_form: float | None = None,
                  title: str = "") -> Path:
     """The critic's estimate over training against exact W1 (band: ± its sampling spread)."""
-    fig = _figure()
+    fig = figure()
     ax = fig.add_subplot()
     ax.plot(trained.history_step, trained.history_estimate, lw=1.5,
             label=f"critic estimate ({trained.constraint})")
@@ -169,7 +170,7 @@ def plot_history(trained, path: str | Path, *, exact_w1: float | None = None,
 
 def plot_lines_sweep(sweep, path: str | Path) -> Path:
     """W1 estimate and JSD estimate against theta for the parallel lines."""
-    fig = _figure()
+    fig = figure()
     ax = fig.add_subplot()
     theta = np.asarray(sweep.theta)
     order = np.argsort(theta)

@@ -21,6 +21,7 @@ from otdiv._array import (
     common_dtype,
     namespace,
     output,
+    pow2_exponent,
     times_pow2,
     to_numpy64,
 )
@@ -68,9 +69,8 @@ def _prepare_samples(x, y, k, *, need_x: int, need_y: int):
     # (and torch's norms) inside the float range: coordinates of 1e±200 in float64 or 1e±30
     # in float32 would otherwise overflow to inf or underflow to a false repeat.
     xn, yn = to_numpy64(x), to_numpy64(y)
-    top = max(float(np.abs(xn).max()), float(np.abs(yn).max()))
-    if top > 0:
-        e = -math.frexp(top)[1]  # top · 2^e in [0.5, 1)
+    e = -pow2_exponent(xn, yn)  # every coordinate · 2^e in (-1, 1), the largest ≥ 1/2
+    if e != 0:
         xn, yn = times_pow2(xn, e), times_pow2(yn, e)
         x, y = (times_pow2(x, e), times_pow2(y, e)) if kind == "torch" else (xn, yn)
     return kind, x, y, xn, yn, k

@@ -16,9 +16,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
-from otdiv._array import check_callable
+from otdiv._array import check_callable, check_flag
 from otdiv.testing._report import (
     _check_tolerances,
     _fail,
@@ -153,8 +151,7 @@ def assert_divergence(
     if not samples:
         raise ValueError(f"{check} needs at least one sample")
     check_callable(div, "div")
-    if not isinstance(symmetric, (bool, np.bool_)):
-        raise TypeError(f"symmetric must be a bool, got {type(symmetric).__name__}")
+    symmetric = check_flag(symmetric, "symmetric")
     if upper is not None:
         upper = _real(upper, "upper")
         if math.isnan(upper):

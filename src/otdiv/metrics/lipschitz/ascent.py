@@ -221,25 +221,60 @@ def _secant_check(f, w, scale):
         d = plus - minus
         change = fp - fm
         predicted = (g * d).flatten(1).sum(dim=1)
-        dist = _row_norms(d)
         rounding = 4 * eps * (fp.abs() + fm.abs())
-        # a secant net of the scores' rounding: a slope f has whatever the rounding did
-        sec = torch.where(dist > 0, (change.abs() - rounding).clamp_min(0)
-                          / dist.clamp_min(torch.finfo(w.dtype).tiny), torch.zeros_like(dist))
+        sec = _net_secant(change, rounding, _row_norms(d))
         ok = (change - predicted).abs() <= 1e-3 * predicted.abs() + rounding
-    # where the rounding hides the change it judges (scores near 1e5 in float32, or scores
-    # coarser than the points), the gradient must agree with its neighbours' instead
+    # where the rounding hides the change it judges (float32 scores near 1e5 for slopes near 1,
+    # or scores coarser than the points), the gradient must agree with its neighbours'
+    # instead, and the secant is taken over a step long enough to see past the rounding
     blind = predicted.abs() < 100 * rounding
     if bool(blind.any()):
-        ok = torch.where(blind, _agrees_with_neighbours(f, g, plus, minus), ok)
+        agree, sides = _agrees_with_neighbours(f, g, plus, minus)
+        ok = torch.where(blind, agree, ok)
+        gn = torch.where(blind & agree, torch.minimum(gn, sides), gn)
+        sec = torch.where(blind, torch.maximum(sec, _wide_secant(f, w, u, h, size, eps)), sec)
     return gn, sec, ok
 
 
+def _net_secant(change, rounding, dist):
+    """(|change| − rounding)₊ / dist, 0 where dist is 0 or a score was not finite: a slope of
+    f whatever rounding within the allowance did."""
+    import torch
+
+    tiny = torch.finfo(dist.dtype).tiny
+    sec = (change.abs() - rounding).clamp_min(0) / dist.clamp_min(tiny)
+    return torch.where((dist > 0) & torch.isfinite(sec), sec, torch.zeros_like(sec))
+
+
+def _wide_secant(f, w, u, h, size, eps):
+    """The largest net secant over w ± 4^k h·u, k = 1, 2, … while 4^k h ≤ 2^10 × the point's
+    size, per row: where the rounding hides the change over the check's own step h, a longer
+    one sees past it (each is a slope of f; the longest that the critic still bends little
+    over gives the most)."""
+    import torch
+
+    shape = (-1,) + (1,) * (w.ndim - 1)
+    best = torch.zeros(len(w), dtype=w.dtype, device=w.device)
+    step = h.flatten()
+    with torch.no_grad():
+        while True:
+            step = 4 * step
+            if bool((step > 2**10 * size).all()):
+                return best
+            plus, minus = w + step.reshape(shape) * u, w - step.reshape(shape) * u
+            fp, fm = _scores(f, plus).to(w.dtype), _scores(f, minus).to(w.dtype)
+            sec = _net_secant(fp - fm, 4 * eps * (fp.abs() + fm.abs()), _row_norms(plus - minus))
+            best = torch.maximum(best, torch.where(step <= 2**10 * size, sec, 0.0))
+
+
 def _agrees_with_neighbours(f, g, plus, minus):
-    """Per row: ‖(∇f(w₊) + ∇f(w₋))/2 − ∇f(w)‖ ≤ 10⁻² ‖∇f(w)‖ — a test of the gradient that
-    the scores' offset cannot blur (a gradient carries no constant). For a critic smooth on
-    a length ℓ ≥ 13 h the central average is within (h/ℓ)²/2 < 3·10⁻³ of ∇f(w); at a kink
-    autograd's derivative (−1 for relu(x) − x − relu(−x) at 0) differs from both sides'."""
+    """(agreement, neighbours' norm) per row: ‖(∇f(w₊) + ∇f(w₋))/2 − ∇f(w)‖ ≤ 10⁻² ‖∇f(w)‖,
+    and max(‖∇f(w₊)‖, ‖∇f(w₋)‖). A test of the gradient that the scores' offset cannot blur (a
+    gradient carries no constant): for a critic smooth on a length ℓ ≥ 13 h the central
+    average is within (h/ℓ)²/2 < 3·10⁻³ of ∇f(w); at a kink autograd's derivative (−1 for
+    relu(x) − x − relu(−x) at 0) differs from both sides' (0). An artefact within the 1 %
+    passes, so the caller keeps min(‖∇f(w)‖, the neighbours' norm): the gradients at w±,
+    points off the kink, are derivatives of f."""
     import torch
 
     sides = []
@@ -249,4 +284,5 @@ def _agrees_with_neighbours(f, g, plus, minus):
             (gz,) = torch.autograd.grad(_scores(f, p).sum(), p, allow_unused=True)
         sides.append(torch.zeros_like(z) if gz is None else gz.to(z.dtype))
     gap = _row_norms((sides[0] + sides[1]) / 2 - g)
-    return gap <= 1e-2 * _row_norms(g)
+    side_norm = torch.maximum(_row_norms(sides[0]), _row_norms(sides[1]))
+    return gap <= 1e-2 * _row_norms(g), side_norm
