@@ -607,22 +607,12 @@ def test_an_audit_of_points_near_1e160_is_finite_and_certified():
     import dataclasses
     import math
 
-    import torch
-
     from otdiv.audit import audit_critic
-
-    class Linear(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.w = torch.nn.Parameter(torch.tensor([1.0, 0.0], dtype=torch.float64))
-
-        def forward(self, z):
-            return z @ self.w
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((40, 2))
-    a = audit_critic(Linear(), x * 1e160, (x + 1.0) * 1e160, n=30, repeats=1, device="cpu",
-                     seed=0)
+    a = audit_critic(Linear([1.0, 0.0]), x * 1e160, (x + 1.0) * 1e160, n=30, repeats=1,
+                     device="cpu", seed=0)
     for name, value in dataclasses.asdict(a).items():
         if isinstance(value, float) and name != "lipschitz_upper":  # inf: not an MLP
             assert math.isfinite(value), name
@@ -632,21 +622,11 @@ def test_an_audit_of_points_near_1e160_is_finite_and_certified():
 def test_the_audits_spreads_are_homogeneous_up_to_1e160():
     """estimate_std and exact_w1_std of a linear critic scale with the data: at 1e160 they
     are 1e160 × those of the unscaled audit (np.std squared them into inf)."""
-    import torch
-
-    class Linear(torch.nn.Module):  # float64, to score points near 1e160
-        def __init__(self):
-            super().__init__()
-            self.w = torch.nn.Parameter(torch.tensor([1.0, 0.0], dtype=torch.float64))
-
-        def forward(self, z):
-            return z @ self.w
-
     rng = np.random.default_rng(1)
     x, y = rng.standard_normal((60, 2)), rng.standard_normal((60, 2)) + 1.0
     kw = dict(n=30, repeats=3, device="cpu", seed=0, lipschitz=False, envelope=False)
-    one = audit_critic(Linear(), x, y, **kw)
-    big = audit_critic(Linear(), x * 1e160, y * 1e160, **kw)
+    one = audit_critic(Linear([1.0, 0.0]), x, y, **kw)
+    big = audit_critic(Linear([1.0, 0.0]), x * 1e160, y * 1e160, **kw)
     assert one.estimate_std > 0 and one.exact_w1_std > 0
     assert big.estimate_std == pytest.approx(1e160 * one.estimate_std, rel=1e-12)
     assert big.exact_w1_std == pytest.approx(1e160 * one.exact_w1_std, rel=1e-9)
