@@ -117,7 +117,7 @@ def test_pow2_exponent_is_the_least_e_with_every_entry_below_2_to_the_e(kind, to
     (for a nonzero entry) 2^(e-1) <= max |entry|; 0 for all zeros."""
     from fractions import Fraction
 
-    from otdiv._array import pow2_exponent
+    from otdiv._scaling import pow2_exponent
 
     values = [-top, top / 3, 0.0]
     arg = {"numpy": lambda: np.array(values),
@@ -142,7 +142,7 @@ def test_check_flag_takes_bools_only():
 
 def test_pow2_exponent_reads_integers_and_bools_as_float64():
     """abs(-2**63) overflows int64 and bool tensors have no abs: both are read as float64."""
-    from otdiv._array import pow2_exponent
+    from otdiv._scaling import pow2_exponent
 
     assert pow2_exponent(np.array([-2**63])) == 64 == pow2_exponent(torch.tensor([-2**63]))
     assert pow2_exponent(torch.tensor([True, False])) == 1 == pow2_exponent(np.array([True]))

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from otdiv._array import broadcast_pair, check_scores, namespace, output, times_pow2
+from otdiv._array import broadcast_pair, check_scores, namespace, output
+from otdiv._scaling import times_pow2
 
 
 @pytest.mark.parametrize("shape", [(5,), (5, 1)])

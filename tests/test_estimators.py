@@ -641,7 +641,7 @@ def test_mean_std_is_the_exact_mean_and_std_at_any_magnitude(mantissas, e):
     subnormal — where np.mean and np.std overflow (2^1000 squared) or underflow."""
     from fractions import Fraction
 
-    from otdiv._array import mean_std
+    from otdiv._scaling import mean_std
 
     v = np.ldexp(np.array(mantissas), e)
     assume(np.isfinite(v).all())
@@ -663,7 +663,7 @@ def test_mean_std_is_the_exact_mean_and_std_at_any_magnitude(mantissas, e):
 
 
 def test_mean_std_checks_its_values():
-    from otdiv._array import mean_std
+    from otdiv._scaling import mean_std
 
     assert mean_std(torch.tensor([1.0, 3.0], requires_grad=True)) == (2.0, math.sqrt(2.0))
     for bad, exc in (([], ValueError), ([[1.0, 2.0]], ValueError), ([1.0, np.nan], ValueError),

@@ -46,14 +46,8 @@ from typing import Any
 
 import numpy as np
 
-from otdiv._array import (
-    check_flag,
-    check_int,
-    check_nonnegative,
-    check_positive,
-    check_seed,
-    mean_std,
-)
+from otdiv._array import check_flag, check_int, check_nonnegative, check_positive, check_seed
+from otdiv._scaling import mean_std
 from otdiv.audit.data import Data, check_pair, check_range, sources
 from otdiv.audit.envelope import envelope_bound
 from otdiv.audit.estimators import (

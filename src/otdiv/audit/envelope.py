@@ -52,7 +52,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from otdiv._array import check_int, check_positive, pow2_exponent
+from otdiv._array import check_int, check_positive
+from otdiv._scaling import pow2_exponent
 from otdiv.audit.envelope_units import (
     CHUNK_BYTES,
     STEEP,

@@ -6,7 +6,7 @@ anchor points) share them:
 
 * the points p_j and z and the values v_j as float64 numpy (:func:`points64`,
   :func:`values64`), checked by the library's rules (``otdiv._array``);
-* the unit: points are divided by 2^e, e = ``otdiv._array.pow2_exponent`` of their
+* the unit: points are divided by 2^e, e = ``otdiv._scaling.pow2_exponent`` of their
   coordinates (exact), so that every coordinate lies in (-1, 1), no distance overflows or
   underflows, and two points are at most :func:`unit_diameter` apart;
 * steep values: values s v_j beyond ``STEEP`` times that diameter would swamp the distances
@@ -23,7 +23,8 @@ import math
 
 import numpy as np
 
-from otdiv._array import as_numpy64, as_points, check_scores, pow2_exponent
+from otdiv._array import as_numpy64, as_points, check_scores
+from otdiv._scaling import pow2_exponent
 
 __all__ = ["CHUNK_BYTES", "STEEP", "check_finite_results", "points64", "relative_values",
            "unit_diameter", "values64"]

@@ -62,10 +62,9 @@ from otdiv._array import (
     check_same_dim,
     check_scores,
     is_tensor,
-    mean_std,
-    pow2_exponent,
     to_numpy64,
 )
+from otdiv._scaling import mean_std, pow2_exponent
 from otdiv.audit.models import check_budget
 
 

@@ -33,15 +33,8 @@ import math
 
 import numpy as np
 
-from otdiv._array import (
-    as_numpy64,
-    as_points,
-    check_int,
-    check_positive,
-    check_rng,
-    check_seed,
-    pow2_exponent,
-)
+from otdiv._array import as_numpy64, as_points, check_int, check_positive, check_rng, check_seed
+from otdiv._scaling import pow2_exponent
 from otdiv.audit.models import check_sample_size
 
 # the 28 (dimension, funnels) settings of the benchmark of Korotin et al. 2022

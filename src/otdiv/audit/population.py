@@ -63,9 +63,9 @@ from otdiv._array import (
     check_int,
     check_positive,
     check_seed,
-    pow2_exponent,
     to_numpy64,
 )
+from otdiv._scaling import pow2_exponent
 from otdiv.audit.anchors import descent_anchors
 from otdiv.audit.envelope_units import (
     CHUNK_BYTES,

@@ -21,10 +21,9 @@ from otdiv._array import (
     common_dtype,
     namespace,
     output,
-    pow2_exponent,
-    times_pow2,
     to_numpy64,
 )
+from otdiv._scaling import pow2_exponent, times_pow2
 
 LOG2 = math.log(2.0)
 

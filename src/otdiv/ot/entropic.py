@@ -13,7 +13,8 @@ import dataclasses
 
 import numpy as np
 
-from otdiv._array import pow2_exponent, to_numpy64
+from otdiv._array import to_numpy64
+from otdiv._scaling import pow2_exponent
 from otdiv.ot.envelope import matrix_value, plan_cost_value
 from otdiv.ot.geometry import DENSE_BUDGET, geometry
 from otdiv.ot.results import (
