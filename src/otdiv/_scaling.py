@@ -67,7 +67,7 @@ def mean_std(values: object, name: str = "values") -> tuple[float, float]:
     top = float(np.max(np.abs(g)))
     if top == 0:
         return 0.0, 0.0
-    e = pow2_exponent(g)
+    e = math.frexp(top)[1]  # pow2_exponent(g)
     s = np.ldexp(g, -e)
     m = float(s.mean())
     try:

@@ -151,12 +151,14 @@ def _verified_max(critic, pts, norms, scale):
     first bounds the truncation of the central difference, (h/ℓ)²/6 for a critic that bends
     on a length ℓ ≥ 13 h. Comparing with ∇f·(w₊ − w₋) rather than 2h‖∇f‖ makes the rounding
     of w ± hu itself harmless. The secants judge only changes larger than the rounding:
-    where |∇f(w)·(w₊ − w₋)| < 100 · 4ε(|f(w₊)| + |f(w₋)|) (scores near 1e5 in float32, whose
-    kinks' changes the rounding hides), w is kept when its gradient agrees with the mean of
-    its neighbours' ∇f(w±) to 1 % instead (:func:`_agrees_with_neighbours`). The
-    value returned is ‖∇f(w)‖ in the precision of the check; if no candidate passes, the best
-    secant net of the rounding, (|f(w₊) − f(w₋)| − 4ε(|f(w₊)| + |f(w₋)|))₊ / ‖w₊ − w₋‖ (a slope
-    of f whatever the rounding did), is.
+    where |∇f(w)·(w₊ − w₋)| < 100 · 4ε(|f(w₊)| + |f(w₋)|) (float32 scores above about
+    100 ‖∇f‖ × the point's size, whose kinks' changes the rounding hides), w is kept when its
+    gradient agrees with the mean of its neighbours' ∇f(w±) to 1 % instead, its value capped
+    at their larger norm (:func:`_agrees_with_neighbours`). The value returned is ‖∇f(w)‖ in
+    the precision of the check; if no candidate passes, the best secant net of the rounding,
+    (|f(w₊) − f(w₋)| − 4ε(|f(w₊)| + |f(w₋)|))₊ / ‖w₊ − w₋‖, is — for blind rows also over
+    longer steps (:func:`_wide_secant`) — a slope of f if its scores are within 4ε|f| of the
+    function it computes exactly.
     """
     import torch
 
