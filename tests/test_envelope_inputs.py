@@ -125,11 +125,13 @@ def test_values_of_another_shape_or_complex_are_errors():
 def test_the_population_size_error_states_the_budget_given():
     with pytest.raises(ValueError, match=r"^n=1000 needs about 0\.141 GiB for the population "
                                          r"bound in d=8 \(n=1000, n_test=1000, n_steps=8\), "
-                                         r"over the memory budget of 0\.000931 GiB; lower n$"):
+                                         r"over the memory budget of 0\.000931 GiB; lower n "
+                                         r"\(or raise the budget: OTDIV_MEMORY_BUDGET_GIB\)$"):
         check_population_size(1000, 1000, 8, 2, 8, budget=1e6)
     with pytest.raises(ValueError, match=r"^n_steps=1000000000000 needs about .* GiB for the "
                                          r"paths of 3 points in d=2, over the memory budget "
-                                         r"of 4 GiB; lower n_steps$"):
+                                         r"of 4 GiB; lower n_steps \(or raise the budget: "
+                                         r"OTDIV_MEMORY_BUDGET_GIB\)$"):
         descent_anchors(_grad, X, step=1.0, n_steps=10**12)
 
 
@@ -154,3 +156,24 @@ def test_an_integer_tensor_is_read_in_float64():
     pair = MinFunnel(3, 4)
     big = [[16777217, 0, 0]]
     assert pair.potential(torch.tensor(big)) == pair.potential(np.array(big, dtype=float))
+
+
+def test_the_memory_budget_is_raised_by_the_environment(monkeypatch):
+    """OTDIV_MEMORY_BUDGET_GIB raises (or lowers) the 4 GiB guard for a bigger machine; a
+    value that is no positive number of GiB is a ValueError naming the variable."""
+    from otdiv.audit.models import check_training_size, memory_budget
+
+    big = (128, (4096, 256, 256), 16384, 2000)  # about 7 GiB: the d = 128 row of a GPU
+    with pytest.raises(ValueError, match=r"^batch_size=16384 needs about 7\.03 GiB .* "
+                                         r"lower batch_size \(or raise the budget"):
+        check_training_size(*big)
+    monkeypatch.setenv("OTDIV_MEMORY_BUDGET_GIB", "16")
+    assert memory_budget() == 16 * 2**30
+    check_training_size(*big)
+    monkeypatch.setenv("OTDIV_MEMORY_BUDGET_GIB", "0.5")
+    with pytest.raises(ValueError, match=r"^n=100000000 needs .* budget of 0\.5 GiB"):
+        check_population_size(10**8, 2, 0, 1, 2)
+    for bad in ("-1", "lots", "nan", "inf", "0"):
+        monkeypatch.setenv("OTDIV_MEMORY_BUDGET_GIB", bad)
+        with pytest.raises(ValueError, match=r"^OTDIV_MEMORY_BUDGET_GIB must be a number"):
+            memory_budget()

@@ -58,7 +58,7 @@ from otdiv.audit.estimators import (
     slope_corrected,
 )
 from otdiv.audit.lines import LinesSweep, lines_sweep
-from otdiv.audit.models import MEMORY_BUDGET, check_applies, check_budget, resolve_device
+from otdiv.audit.models import check_applies, check_budget, resolve_device
 from otdiv.audit.slopes import ctransform_slope, grad_norms, score_fn, segment_grad_norm
 
 # LinesSweep, lines_sweep (now otdiv.audit.lines) and check_pair (now otdiv.audit.data) are
@@ -304,7 +304,7 @@ def audit_critic(
 
 
 def check_audit_size(n: int, dim: int, lipschitz_points: int = 1000, *, n_estimate: int = 0,
-                     budget: float = MEMORY_BUDGET, name: str = "n") -> None:
+                     budget: float | None = None, name: str = "n") -> None:
     """ValueError when an audit of n points per side in dimension d would plan more than
     ``budget`` bytes: 256 · (n + lipschitz_points) · (d + 1) bytes (the float64 draws, the 4
     gradient probes of each of the ≤ 2n coupling segments with their gradients, the scores)

@@ -2,7 +2,7 @@
 
 :func:`mlp_critic` builds it, :func:`scores` reads one score per sample from any critic,
 :func:`resolve_device` picks where it runs and :func:`training_bytes` says how much memory
-training it takes (checked against ``MEMORY_BUDGET`` by :func:`check_training_size`).
+training it takes (checked against :func:`memory_budget` by :func:`check_training_size`).
 Shared by training (:mod:`otdiv.audit.train`, :mod:`otdiv.audit.loop`), the audit
 (:mod:`otdiv.audit.critic`) and the checkpoint format (:mod:`otdiv.audit.checkpoint`).
 """
@@ -10,6 +10,8 @@ Shared by training (:mod:`otdiv.audit.train`, :mod:`otdiv.audit.loop`), the audi
 from __future__ import annotations
 
 import itertools
+import math
+import os
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -149,19 +151,39 @@ def check_applies(critic: torch.nn.Module, dim: int, dtype, device) -> None:
             module.train(training)
 
 
-MEMORY_BUDGET = 4 * 2**30  # bytes train_critic and audit_critic may plan to use
+MEMORY_BUDGET = 4 * 2**30  # bytes train_critic and audit_critic may plan to use (default)
+BUDGET_VARIABLE = "OTDIV_MEMORY_BUDGET_GIB"  # the environment's override, in GiB
+
+
+def memory_budget() -> float:
+    """The bytes train_critic, audit_critic, the population bound and the benchmark may plan
+    to use: ``MEMORY_BUDGET`` (4 GiB, a guard against a mistyped size), or the environment
+    variable ``OTDIV_MEMORY_BUDGET_GIB`` (a number of GiB > 0) on a machine or GPU with more
+    memory. Read at each call."""
+    text = os.environ.get(BUDGET_VARIABLE)
+    if text is None or not text.strip():
+        return float(MEMORY_BUDGET)
+    try:
+        gib = float(text)
+    except ValueError:
+        gib = math.nan
+    if not (math.isfinite(gib) and 0 < gib <= 2**40):
+        raise ValueError(f"{BUDGET_VARIABLE} must be a number of GiB in (0, 2**40], got "
+                         f"{text!r}")
+    return gib * 2**30
 
 
 def check_budget(need: float, name: str, value: object, what: str,
                  budget: float | None = None) -> None:
     """The one memory-budget error: ValueError "``name``=``value`` needs about X GiB ``what``,
     over the memory budget of Y GiB; lower ``name``" when ``need`` bytes exceed ``budget``
-    (default: ``MEMORY_BUDGET``, read at the call; ``name``: the argument, or command-line
-    option, whose reduction is the remedy)."""
-    budget = MEMORY_BUDGET if budget is None else budget
+    (default: :func:`memory_budget`, read at the call; ``name``: the argument, or
+    command-line option, whose reduction is the remedy)."""
+    budget = memory_budget() if budget is None else budget
     if need > budget:
         raise ValueError(f"{name}={value} needs about {need / 2**30:.3g} GiB {what}, over the "
-                         f"memory budget of {budget / 2**30:.3g} GiB; lower {name}")
+                         f"memory budget of {budget / 2**30:.3g} GiB; lower {name} (or raise "
+                         f"the budget: {BUDGET_VARIABLE})")
 
 
 def training_bytes(dim: int, hidden: Sequence[int], batch_size: int,
@@ -180,7 +202,7 @@ def training_bytes(dim: int, hidden: Sequence[int], batch_size: int,
 
 
 def check_training_size(dim: int, hidden: Sequence[int], batch_size: int, eval_size: int,
-                        *, budget: float = MEMORY_BUDGET,
+                        *, budget: float | None = None,
                         names: dict[str, str] | None = None) -> None:
     """ValueError, naming the argument that drives it, when the estimate of
     :func:`training_bytes` exceeds ``budget`` bytes (``names`` renames the arguments,
@@ -188,6 +210,7 @@ def check_training_size(dim: int, hidden: Sequence[int], batch_size: int, eval_s
     names = {"dim": "d", "hidden": "hidden", "batch_size": "batch_size",
              "eval_size": "eval_size", **(names or {})}
     param_bytes, step_bytes = training_bytes(dim, hidden, batch_size, eval_size)
+    budget = memory_budget() if budget is None else budget
     if param_bytes + step_bytes <= budget:
         return
     # name the argument whose reduction to 1 saves the most

@@ -76,7 +76,7 @@ from otdiv.audit.envelope_units import (
     unit_diameter,
     values64,
 )
-from otdiv.audit.models import MEMORY_BUDGET, check_budget
+from otdiv.audit.models import check_budget, memory_budget
 from otdiv.audit.slopes import gradients, score_fn
 
 DEFAULT_SCALES = tuple(2.0 ** k for k in range(-2, 4))  # x (1 / the critic's slope)
@@ -330,12 +330,13 @@ def population_bytes(n: int, n_test: int, n_steps: int, n_grow: int, dim: int) -
 
 
 def check_population_size(n: int, n_test: int, n_steps: int, n_grow: int, dim: int, *,
-                          budget: float = MEMORY_BUDGET) -> None:
+                          budget: float | None = None) -> None:
     """ValueError naming the argument that drives it (n, n_test, n_steps or grow: the one
     whose reduction saves the most) when :func:`population_bytes` exceeds ``budget`` bytes
     (the idiom of :func:`otdiv.audit.models.check_training_size`; the message is
     :func:`otdiv.audit.models.check_budget`'s)."""
     need = population_bytes(n, n_test, n_steps, n_grow, dim)
+    budget = memory_budget() if budget is None else budget
     if need <= budget:
         return
     reduced = {"n": (1, n_test, n_steps, n_grow), "n_test": (n, 2, n_steps, n_grow),

@@ -86,17 +86,17 @@ def check_sizes(d: int, args) -> None:
 
 
 def check_reference_size(args, budget: float | None = None) -> None:
-    """--reference-n against the memory budget (``otdiv.audit.models.MEMORY_BUDGET``):
+    """--reference-n against the memory budget (``otdiv.audit.models.memory_budget``):
     exact W1 between --reference-n points per side of a paper toy (d = 2) is planned at
     ``REFERENCE_POINT_BYTES`` a point (the draws, the sparse simplex's arcs and tree), so
     at most 524,288 points per side; --reference-repeats is bounded by its parser
     (``MAX_REFERENCE_REPEATS``)."""
-    from otdiv.audit.models import MEMORY_BUDGET, check_budget
+    from otdiv.audit.models import check_budget
 
     try:
         check_budget(REFERENCE_POINT_BYTES * args.reference_n, "--reference-n",
                      args.reference_n, "for exact W1 between that many points per side",
-                     MEMORY_BUDGET if budget is None else budget)
+                     budget)
     except ValueError as exc:
         raise CLIError(str(exc)) from None
 
