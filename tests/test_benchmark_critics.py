@@ -69,7 +69,9 @@ def test_one_short_row_reports_exact_w1_of_the_audited_samples(capsys, tmp_path)
                                         (["--constraints", "clip,lp", "--penalty-batch",
                                           "257"], "--penalty-batch"),
                                         (["--problems", "funnels:128:4", "--population",
-                                          "--n", "20000"], "--n=20000 (--population) needs")])
+                                          "--n", "20000"],
+                                         "n_steps=8), over the memory budget of 4 GiB; lower --n "
+                                         "(or raise the budget: OTDIV_MEMORY_BUDGET_GIB)")])
 def test_bad_arguments_are_one_line_errors(argv, word, capsys):
     try:
         code = main(argv)

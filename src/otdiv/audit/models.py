@@ -176,7 +176,8 @@ def memory_budget() -> float:
 def check_budget(need: float, name: str, value: object, what: str,
                  budget: float | None = None) -> None:
     """The one memory-budget error: ValueError "``name``=``value`` needs about X GiB ``what``,
-    over the memory budget of Y GiB; lower ``name``" when ``need`` bytes exceed ``budget``
+    over the memory budget of Y GiB; lower ``name`` (or raise the budget:
+    OTDIV_MEMORY_BUDGET_GIB)" when ``need`` bytes exceed ``budget``
     (default: :func:`memory_budget`, read at the call; ``name``: the argument, or
     command-line option, whose reduction is the remedy)."""
     budget = memory_budget() if budget is None else budget

@@ -81,8 +81,9 @@ def check_sizes(d: int, args) -> None:
         try:  # n anchors a side and n_test = 2 n, the run's call (8 steps, two grows)
             check_population_size(args.n, 2 * args.n, 8, 2, d)
         except ValueError as exc:
-            why = str(exc)[str(exc).index(" needs"):str(exc).rindex("; lower")]
-            raise CLIError(f"--n={args.n} (--population){why}; lower --n") from None
+            text = str(exc)
+            why, hint = text[text.index(" needs"):text.rindex("; lower")], text[text.rindex(" ("):]
+            raise CLIError(f"--n={args.n} (--population){why}; lower --n{hint}") from None
 
 
 def check_reference_size(args, budget: float | None = None) -> None:
