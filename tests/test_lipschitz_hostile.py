@@ -245,3 +245,13 @@ def test_a_relu_network_with_large_scores_keeps_a_verified_slope():
     b = lipschitz_bounds(lambda z: net(z).squeeze(-1) + offset, x, seed=0)
     assert b.lower_method == "secant"
     assert 0.1 * plain.lower < b.lower <= lipschitz_bounds(net, x[:2], seed=0).upper
+
+
+def test_the_longer_secants_end_where_the_step_underflows():
+    """Points near 1e-320: the check's step h underflows to 0, the candidate is blind (its
+    change 0 against the rounding of f = 1) and the longer secants 4^k h stayed 0 — a loop
+    that never ended (reread of this session's change). A constant has lower bound 0."""
+    x = torch.tensor([[1e-320], [2e-320], [1e-320], [3e-320]], dtype=torch.float64)
+    b = lipschitz_bounds(lambda z: z[:, 0] * 0 + 1.0, x, n_interpolates=0, ascent_steps=0,
+                         seed=0)
+    assert b.lower == 0.0

@@ -259,14 +259,17 @@ def _wide_secant(f, w, u, h, size, eps):
     best = torch.zeros(len(w), dtype=w.dtype, device=w.device)
     step = h.flatten()
     with torch.no_grad():
-        while True:
+        # 4^k h passes 2^10 size within 16 steps (h ≥ ε^{1/3} size, float16's ε included);
+        # the bound also ends the loop where h underflowed to 0 (points near 1e-320)
+        for _ in range(16):
             step = 4 * step
             if bool((step > 2**10 * size).all()):
-                return best
+                break
             plus, minus = w + step.reshape(shape) * u, w - step.reshape(shape) * u
             fp, fm = _scores(f, plus).to(w.dtype), _scores(f, minus).to(w.dtype)
             sec = _net_secant(fp - fm, 4 * eps * (fp.abs() + fm.abs()), _row_norms(plus - minus))
             best = torch.maximum(best, torch.where(step <= 2**10 * size, sec, 0.0))
+    return best
 
 
 def _agrees_with_neighbours(f, g, plus, minus):
